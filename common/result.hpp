@@ -1,0 +1,64 @@
+// Errors are values: every fallible function returns Result<T>. An Error carries a stable
+// machine-readable code ("<module>.<what>", never reworded once released), a human message,
+// the errno when one caused it, and a chain of context added as it travels up.
+#pragma once
+
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace ballast {
+
+struct Error {
+  std::string code;                  // stable, e.g. "config.unknown-key"
+  std::string message;               // what went wrong, for a person
+  int sys_errno = 0;                 // errno that caused it, 0 when none
+  std::vector<std::string> context;  // innermost first: "reading /etc/x", "loading config"
+
+  // "outer: inner: message (errno text) [code]" — one line, for logs and CLI errors.
+  std::string describe() const;
+};
+
+template <class T>
+using Result = tl::expected<T, Error>;
+using Status = Result<void>;
+
+inline tl::unexpected<Error> fail(std::string code, std::string message) {
+  return tl::unexpected<Error>(Error{std::move(code), std::move(message), 0, {}});
+}
+
+inline tl::unexpected<Error> fail_errno(std::string code, int err, std::string message) {
+  return tl::unexpected<Error>(Error{std::move(code), std::move(message), err, {}});
+}
+
+// Adds a context line to the error of a failed result; passes success through.
+template <class T>
+Result<T> with_context(Result<T> r, const std::string& context) {
+  if (!r) r.error().context.push_back(context);
+  return r;
+}
+
+inline Status ok() { return {}; }
+
+}  // namespace ballast
+
+// Unwraps a Result or returns its error from the enclosing function (GNU statement expression,
+// supported by both g++ and clang).
+#define BALLAST_TRY(expr)                                                      \
+  ({                                                                           \
+    auto&& ballast_try_result_ = (expr);                                       \
+    if (!ballast_try_result_)                                                  \
+      return ::tl::unexpected<::ballast::Error>(std::move(ballast_try_result_.error())); \
+    std::move(*ballast_try_result_);                                           \
+  })
+
+// Returns the error of a failed Status (or any Result whose value is unused).
+#define BALLAST_CHECK(expr)                                                    \
+  do {                                                                         \
+    auto&& ballast_check_result_ = (expr);                                     \
+    if (!ballast_check_result_)                                                \
+      return ::tl::unexpected<::ballast::Error>(std::move(ballast_check_result_.error())); \
+  } while (0)
