@@ -1,0 +1,92 @@
+#include "repository/http.hpp"
+
+#include <curl/curl.h>
+
+#include <mutex>
+
+namespace ballast::repository {
+
+namespace {
+
+void global_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct Sink {
+  std::string* body;
+  uint64_t max_bytes;
+  bool too_large = false;
+};
+
+size_t write_cb(char* ptr, size_t size, size_t nmemb, void* userdata) {
+  auto* sink = static_cast<Sink*>(userdata);
+  size_t n = size * nmemb;
+  if (sink->body->size() + n > sink->max_bytes) {
+    sink->too_large = true;
+    return 0;  // aborts the transfer
+  }
+  sink->body->append(ptr, n);
+  return n;
+}
+
+class CurlHttpClient final : public HttpClient {
+ public:
+  explicit CurlHttpClient(HttpSettings s) : settings_(std::move(s)) { global_init_once(); }
+
+  Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) override {
+    CURL* curl = curl_easy_init();
+    if (!curl) return fail("http.init", "cannot initialise libcurl");
+    struct Cleanup {
+      CURL* c;
+      ~Cleanup() { curl_easy_cleanup(c); }
+    } cleanup{curl};
+    HttpResponse resp;
+    Sink sink{&resp.body, max_bytes};
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http,file");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(settings_.connect_timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(settings_.low_speed_limit));
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(settings_.low_speed_time.count()));
+    if (settings_.max_bandwidth)
+      curl_easy_setopt(curl, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(settings_.max_bandwidth));
+    if (!settings_.ca_bundle.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_bundle.c_str());
+    if (!settings_.client_cert.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, settings_.client_cert.c_str());
+    if (!settings_.client_key.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, settings_.client_key.c_str());
+    CURLcode rc = curl_easy_perform(curl);
+    if (sink.too_large)
+      return fail("http.too-large", url + " is larger than the allowed " + std::to_string(max_bytes) + " bytes");
+    if (rc == CURLE_FILE_COULDNT_READ_FILE) return fail("http.not-found", url + ": not found");
+    if (rc != CURLE_OK) return fail("http.transfer", url + ": " + curl_easy_strerror(rc));
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
+    if (url.rfind("file:", 0) == 0) resp.status = 200;
+    if (resp.status == 404) return fail("http.not-found", url + ": 404 not found");
+    if (resp.status < 200 || resp.status > 299)
+      return fail("http.status", url + ": HTTP status " + std::to_string(resp.status));
+    return resp;
+  }
+
+ private:
+  HttpSettings settings_;
+};
+
+}  // namespace
+
+std::unique_ptr<HttpClient> make_curl_http_client(const HttpSettings& settings) {
+  return std::make_unique<CurlHttpClient>(settings);
+}
+
+Result<HttpResponse> FakeHttpClient::get(const std::string& url, uint64_t max_bytes) {
+  requests.push_back(url);
+  auto it = files.find(url);
+  if (it == files.end()) return fail("http.not-found", url + ": 404 not found");
+  if (it->second.size() > max_bytes)
+    return fail("http.too-large", url + " is larger than the allowed " + std::to_string(max_bytes) + " bytes");
+  return HttpResponse{200, it->second};
+}
+
+}  // namespace ballast::repository

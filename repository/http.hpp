@@ -1,0 +1,51 @@
+// HTTP behind an interface (real: libcurl, https and file://; fake: in memory) so the TUF
+// client and the fetcher are tested without a network, and against real servers in integration.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/result.hpp"
+
+namespace ballast::repository {
+
+struct HttpSettings {
+  std::string ca_bundle;    // PEM file; empty: system store
+  std::string client_cert;  // PEM; empty: none
+  std::string client_key;
+  std::chrono::milliseconds connect_timeout{15000};
+  uint64_t low_speed_limit = 1024;              // bytes/s …
+  std::chrono::seconds low_speed_time{30};      // … for this long counts as stalled
+  uint64_t max_bandwidth = 0;                   // bytes/s, 0 = unlimited
+  int retries = 5;                              // attempts after the first, with backoff
+};
+
+struct HttpResponse {
+  long status = 0;  // 200 for file://
+  std::string body;
+};
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  // GETs `url` whole. More than `max_bytes` is an error ("http.too-large") and the transfer is
+  // aborted as soon as it is exceeded: never more bytes than the metadata allows.
+  // 404 is an error with code "http.not-found"; other non-2xx are "http.status".
+  virtual Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) = 0;
+};
+
+// libcurl; https, http and file:// URLs.
+std::unique_ptr<HttpClient> make_curl_http_client(const HttpSettings& settings = {});
+
+// In-memory server for unit tests: url → body (404 when absent); records every request.
+class FakeHttpClient final : public HttpClient {
+ public:
+  std::map<std::string, std::string> files;
+  std::vector<std::string> requests;
+  Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) override;
+};
+
+}  // namespace ballast::repository
