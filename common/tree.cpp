@@ -153,9 +153,27 @@ static Status copy_file_data(int src, int dst, const std::string& name) {
   for (;;) {
     ssize_t n = ::copy_file_range(src, nullptr, dst, nullptr, 1 << 30, 0);
     if (n == 0) return ok();
+    if (n > 0) continue;
+    if (errno == EINTR) continue;
+    if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) break;
+    return fail_errno("tree.copy", errno, "cannot copy " + name);
+  }
+  // Across filesystems (older kernels refuse copy_file_range there): plain copy from here on.
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    ssize_t n = ::read(src, buf.data(), buf.size());
+    if (n == 0) return ok();
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail_errno("tree.copy", errno, "cannot copy " + name);
+      return fail_errno("tree.copy", errno, "cannot read " + name);
+    }
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = ::write(dst, buf.data() + off, static_cast<size_t>(n - off));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return fail_errno("tree.copy", errno, "cannot write " + name);
+      }
+      off += w;
     }
   }
 }

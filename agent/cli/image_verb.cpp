@@ -1,0 +1,51 @@
+// `ballast image build`: the build side's image builder.
+#include <iostream>
+
+#include "agent/cli/verb.hpp"
+#include "images/builder.hpp"
+
+namespace ballast::cli {
+namespace {
+
+struct ImageBuildArgs {
+  std::string definition;
+  images::BuildOptions opts;
+  int64_t epoch = -1;
+};
+
+int build(const GlobalOptions& g, ImageBuildArgs& a) {
+  auto def = images::load_definition(a.definition);
+  if (!def) return report_error(def.error());
+  if (a.epoch >= 0) a.opts.source_date_epoch = a.epoch;
+  a.opts.ballast_binary = "/proc/self/exe";
+  a.opts.units_dir = BALLAST_UNITS_DIR;
+  auto built = images::build_image(*def, a.opts);
+  if (!built) return report_error(built.error());
+  if (g.json) {
+    print_json({{"path", built->path}, {"name", built->name}, {"version", built->version},
+                {"kernel_version", built->kernel_version}, {"source_date_epoch", built->source_date_epoch}});
+  } else {
+    std::cout << "built " << built->name << " " << built->version << " (kernel " << built->kernel_version
+              << ") into read-only subvolume " << built->path << "\n";
+  }
+  return 0;
+}
+
+void setup(VerbContext& ctx) {
+  auto* image = ctx.app.add_subcommand("image", "Build OS images from definitions (build side)");
+  image->require_subcommand(1);
+  static ImageBuildArgs args;
+  auto* b = image->add_subcommand("build", "Build a definition into a new read-only Btrfs subvolume");
+  b->add_option("definition", args.definition, "Image definition (images/NAME.toml)")->required();
+  b->add_option("--version", args.opts.version, "IMAGE_VERSION of the build")->required();
+  b->add_option("--output", args.opts.output, "Subvolume to create (on Btrfs; must not exist)")->required();
+  b->add_option("--source-date-epoch", args.epoch,
+                "Timestamp of every file (default: $SOURCE_DATE_EPOCH, else the definition's mtime)");
+  b->add_option("--cache-dir", args.opts.cache_dir, "Cache of debootstrap results (default /var/cache/ballast/images)");
+  b->callback([&ctx] { ctx.action = [&g = ctx.global] { return build(g, args); }; });
+}
+
+BALLAST_REGISTER_VERB(500, setup);
+
+}  // namespace
+}  // namespace ballast::cli

@@ -1,0 +1,332 @@
+#include "images/builder.hpp"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <openssl/sha.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <regex>
+#include <sstream>
+
+#include "common/config.hpp"
+#include "common/file.hpp"
+#include "common/log.hpp"
+#include "common/process.hpp"
+#include "common/tree.hpp"
+#include "snapshot/subvolume.hpp"
+
+namespace ballast::images {
+
+namespace {
+
+std::string parent_of(const std::string& p) {
+  auto slash = p.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+std::string base_of(const std::string& p) { return p.substr(p.find_last_of('/') + 1); }
+
+Status write_in(const std::string& root, const std::string& rel, std::string_view content, mode_t mode,
+                uid_t uid = 0, gid_t gid = 0) {
+  auto rootfd = BALLAST_TRY(open_dir(root));
+  std::string dir = parent_of(rel[0] == '/' ? rel.substr(1) : rel);
+  std::string name = base_of(rel);
+  if (dir != "." && dir != "/") BALLAST_CHECK(make_dirs(path_join(root, dir)));
+  auto dirfd = BALLAST_TRY(open_beneath(rootfd.get(), dir == "/" ? "." : dir, O_RDONLY | O_DIRECTORY));
+  BALLAST_CHECK(with_context(write_file_atomic_at(dirfd.get(), name, content, mode), rel));
+  if (::fchownat(dirfd.get(), name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail_errno("image.chown", errno, "cannot set owner of " + rel);
+  return ok();
+}
+
+Status symlink_in(const std::string& root, const std::string& rel, const std::string& target) {
+  std::string path = path_join(root, rel);
+  BALLAST_CHECK(make_dirs(parent_of(path)));
+  (void)remove_if_exists(path);
+  if (::symlink(target.c_str(), path.c_str()) != 0) return fail_errno("image.symlink", errno, "cannot create " + rel);
+  return ok();
+}
+
+Status busybox_base(const BaseSpec& base, const std::string& root, const std::string& name) {
+  for (const char* d : {"usr/bin", "usr/lib", "etc", "proc", "sys", "dev", "run", "var", "efi", "home", "mnt"})
+    BALLAST_CHECK(make_dirs(path_join(root, d)));
+  for (auto [d, mode] : {std::pair{"tmp", 01777}, std::pair{"root", 0700}}) {
+    if (::mkdir(path_join(root, d).c_str(), static_cast<mode_t>(mode)) != 0)
+      return fail_errno("image.mkdir", errno, std::string("cannot create /") + d);
+    ::chmod(path_join(root, d).c_str(), static_cast<mode_t>(mode));
+  }
+  for (auto [link, target] : {std::pair{"bin", "usr/bin"}, std::pair{"sbin", "usr/bin"}, std::pair{"lib", "usr/lib"},
+                              std::pair{"lib64", "usr/lib"}, std::pair{"usr/sbin", "bin"}})
+    BALLAST_CHECK(symlink_in(root, link, target));
+  auto binary = BALLAST_TRY(with_context(read_file(base.busybox, 16 << 20), "reading the busybox binary (apt-get install busybox-static)"));
+  BALLAST_CHECK(write_in(root, "/usr/bin/busybox", binary, 0755));
+  auto list = BALLAST_TRY(run_checked({base.busybox, "--list"}));
+  std::istringstream applets(list.out);
+  std::string applet;
+  std::vector<std::string> names;
+  while (std::getline(applets, applet))
+    if (!applet.empty() && applet != "busybox" && applet.find('/') == std::string::npos) names.push_back(applet);
+  std::sort(names.begin(), names.end());
+  for (const auto& a : names) BALLAST_CHECK(symlink_in(root, "usr/bin/" + a, "busybox"));
+  BALLAST_CHECK(write_in(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0644));
+  BALLAST_CHECK(write_in(root, "/etc/group", "root:x:0:\n", 0644));
+  BALLAST_CHECK(write_in(root, "/etc/shadow", "root:*:0:0:99999:7:::\n", 0640));
+  BALLAST_CHECK(write_in(root, "/etc/hostname", name + "\n", 0644));
+  return ok();
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : md) {
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  }
+  return out;
+}
+
+Status extract_tarball(const std::string& tarball, const std::string& root) {
+  return with_context(run_checked({"tar", "--extract", "--file", tarball, "--directory", root, "--numeric-owner",
+                                   "--preserve-permissions", "--xattrs", "--xattrs-include=*"})
+                          .map([](const ProcessResult&) {}),
+                      "unpacking " + tarball);
+}
+
+// debootstrap is slow (minutes); its result is cached as a tarball keyed by every input.
+Status debootstrap_base(const BaseSpec& base, const std::string& root, const std::string& cache_dir) {
+  std::vector<std::string> packages = base.packages;
+  std::sort(packages.begin(), packages.end());
+  std::string key = base.suite + "\n" + base.variant + "\n" + base.mirror + "\n";
+  for (const auto& p : packages) key += p + ",";
+  std::string cached = path_join(cache_dir, "debootstrap-" + sha256_hex(key).substr(0, 16) + ".tar");
+  if (!path_exists(cached)) {
+    BALLAST_CHECK(make_dirs(cache_dir));
+    auto tmp = BALLAST_TRY(make_temp_dir("ballast-debootstrap"));
+    std::vector<std::string> argv = {"debootstrap", "--variant=" + base.variant};
+    if (!packages.empty()) {
+      std::string inc = "--include=";
+      for (size_t i = 0; i < packages.size(); ++i) inc += (i ? "," : "") + packages[i];
+      argv.push_back(inc);
+    }
+    argv.insert(argv.end(), {base.suite, path_join(tmp, "root"), base.mirror});
+    log::info("running debootstrap " + base.suite + " (cached afterwards in " + cached + ")");
+    auto st = run_checked(argv, SpawnOptions{.timeout = std::chrono::minutes(30)});
+    if (st) {
+      st = run_checked({"tar", "--create", "--file", cached + ".tmp", "--directory", path_join(tmp, "root"),
+                        "--numeric-owner", "--xattrs", "--xattrs-include=*", "--sort=name", "."});
+    }
+    (void)remove_tree(tmp);
+    if (!st) {
+      (void)remove_if_exists(cached + ".tmp");
+      return tl::unexpected(with_context(std::move(st), "building the debootstrap base").error());
+    }
+    if (::rename((cached + ".tmp").c_str(), cached.c_str()) != 0)
+      return fail_errno("image.cache", errno, "cannot store " + cached);
+  }
+  return extract_tarball(cached, root);
+}
+
+// Finds the kernel in the tree and moves it (and its initrd) to /usr/lib/modules/<kver>/.
+Result<std::string> normalise_kernel(const KernelSpec& k, const std::string& root) {
+  if (k.stand_in) {
+    std::string dir = "/usr/lib/modules/" + k.version;
+    BALLAST_CHECK(write_in(root, dir + "/vmlinuz",
+                           "ballast stand-in kernel " + k.version + ": for sandbox hosts that never boot it\n", 0644));
+    BALLAST_CHECK(write_in(root, dir + "/initrd.img", "ballast stand-in initrd " + k.version + "\n", 0644));
+    return k.version;
+  }
+  std::vector<std::string> versions;
+  if (!k.version.empty()) versions.push_back(k.version);
+  else if (auto mods = list_dir(path_join(root, "usr/lib/modules"))) versions = *mods;
+  if (versions.empty()) {
+    if (auto boot = list_dir(path_join(root, "boot")))
+      for (const auto& f : *boot)
+        if (f.rfind("vmlinuz-", 0) == 0) versions.push_back(f.substr(8));
+  }
+  if (versions.empty())
+    return fail("image.no-kernel", "no kernel in the image: install one in the base, or set [kernel] stand_in = true");
+  if (versions.size() > 1 && k.version.empty())
+    return fail("image.many-kernels", "several kernels in the image; choose one with [kernel] version");
+  std::string kver = versions.front();
+  std::string dir = path_join(root, "usr/lib/modules/" + kver);
+  BALLAST_CHECK(make_dirs(dir));
+  for (auto [name, boot_name] : {std::pair{"vmlinuz", "vmlinuz-"}, std::pair{"initrd.img", "initrd.img-"}}) {
+    std::string target = path_join(dir, name);
+    std::string in_boot = path_join(root, "boot/" + std::string(boot_name) + kver);
+    if (path_exists(in_boot)) {
+      (void)remove_if_exists(target);
+      if (::rename(in_boot.c_str(), target.c_str()) != 0)
+        return fail_errno("image.kernel", errno, "cannot move " + in_boot);
+    }
+    if (!path_exists(target)) return fail("image.no-kernel", "kernel " + kver + " has no " + name);
+  }
+  return kver;
+}
+
+Status enable_service(const std::string& root, const std::string& unit) {
+  std::string unit_path;
+  for (const char* d : {"usr/lib/systemd/system/", "lib/systemd/system/", "etc/systemd/system/"})
+    if (path_exists(path_join(root, d + unit))) {
+      unit_path = std::string("/") + d + unit;
+      break;
+    }
+  if (unit_path.empty()) return fail("image.no-unit", "cannot enable " + unit + ": no such unit in the image");
+  auto text = BALLAST_TRY(read_file(path_join(root, unit_path)));
+  std::istringstream in(text);
+  std::string line;
+  std::vector<std::string> targets;
+  bool install = false;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] == '[') install = line.rfind("[Install]", 0) == 0;
+    if (install && line.rfind("WantedBy=", 0) == 0) {
+      std::istringstream ws(line.substr(9));
+      std::string t;
+      while (ws >> t) targets.push_back(t);
+    }
+  }
+  if (targets.empty()) return fail("image.no-unit", "cannot enable " + unit + ": its [Install] section has no WantedBy=");
+  for (const auto& t : targets) BALLAST_CHECK(symlink_in(root, "etc/systemd/system/" + t + ".wants/" + unit, unit_path));
+  return ok();
+}
+
+// Post-order so that directory times are set after their children stopped changing them.
+Status set_times(int dirfd, const struct timespec& when) {
+  struct timespec times[2] = {when, when};
+  for (const auto& name : BALLAST_TRY(tree::entries_of(dirfd))) {
+    auto st = BALLAST_TRY(tree::lstat_at(dirfd, name));
+    if (S_ISDIR(st.st_mode)) {
+      auto sub = BALLAST_TRY(tree::open_entry(dirfd, name, O_RDONLY | O_DIRECTORY));
+      BALLAST_CHECK(set_times(sub.get(), when));
+    }
+    if (::utimensat(dirfd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+      return fail_errno("image.times", errno, "cannot set times of " + name);
+  }
+  return ok();
+}
+
+std::string os_release_text(const ImageDefinition& def, const std::string& version) {
+  std::map<std::string, std::string> fields = {{"NAME", "ballast " + def.name}, {"ID", "ballast"}};
+  for (const auto& [k, v] : def.os_release) fields[k] = v;
+  fields["IMAGE_ID"] = def.name;
+  fields["IMAGE_VERSION"] = version;
+  std::string out;
+  for (const auto& [k, v] : fields) {
+    std::string quoted;
+    for (char c : v) {
+      if (c == '"' || c == '\\' || c == '$' || c == '`') quoted += '\\';
+      quoted += c;
+    }
+    out += k + "=\"" + quoted + "\"\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+Status validate_version(const std::string& version) {
+  static const std::regex re("[0-9A-Za-z][0-9A-Za-z._~^-]{0,63}");
+  if (!std::regex_match(version, re))
+    return fail("image.bad-version", "version \"" + version + "\" must be 1-64 characters of 0-9 A-Z a-z . _ ~ ^ -, "
+                                     "starting with a letter or digit ('+' is reserved for boot counters)");
+  return ok();
+}
+
+Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& opts) {
+  BALLAST_CHECK(validate_version(opts.version));
+  if (opts.output.empty()) return fail("image.output", "no output path given");
+  if (path_exists(opts.output)) return fail("image.output-exists", opts.output + " already exists");
+  std::string parent = parent_of(opts.output);
+  struct statfs sfs;
+  if (::statfs(parent.c_str(), &sfs) != 0) return fail_errno("image.output", errno, "cannot reach " + parent);
+  if (sfs.f_type != BTRFS_SUPER_MAGIC) return fail("image.not-btrfs", parent + " is not on a Btrfs filesystem");
+
+  int64_t epoch = 0;
+  if (opts.source_date_epoch) epoch = *opts.source_date_epoch;
+  else if (const char* env = std::getenv("SOURCE_DATE_EPOCH"); env && *env) epoch = std::atoll(env);
+  else {
+    struct stat st;
+    if (::stat(def.file.c_str(), &st) == 0) epoch = st.st_mtim.tv_sec;
+  }
+
+  std::string partial = path_join(parent, "." + base_of(opts.output) + ".partial-" + std::to_string(::getpid()));
+  BALLAST_CHECK(snapshot::create_subvolume(partial));
+  snapshot::SubvolumeGuard guard(partial);
+
+  switch (def.base.kind) {
+    case BaseKind::busybox: BALLAST_CHECK(with_context(busybox_base(def.base, partial, def.name), "busybox base")); break;
+    case BaseKind::debootstrap: BALLAST_CHECK(debootstrap_base(def.base, partial, opts.cache_dir)); break;
+    case BaseKind::tarball: BALLAST_CHECK(extract_tarball(def.base.path, partial)); break;
+    case BaseKind::directory: {
+      auto src = BALLAST_TRY(open_dir(def.base.path));
+      auto dst = BALLAST_TRY(open_dir(partial));
+      BALLAST_CHECK(with_context(tree::overlay_tree(src.get(), dst.get()), "copying base " + def.base.path));
+      break;
+    }
+  }
+  for (const auto& overlay : def.overlays) {
+    auto src = BALLAST_TRY(open_dir(overlay));
+    auto dst = BALLAST_TRY(open_dir(partial));
+    BALLAST_CHECK(with_context(tree::overlay_tree(src.get(), dst.get()), "laying overlay " + overlay));
+  }
+  for (const auto& f : def.files) {
+    std::string content = f.content;
+    if (!f.source.empty()) content = BALLAST_TRY(read_file(f.source, 256 << 20));
+    BALLAST_CHECK(write_in(partial, f.path, content, f.mode, f.uid, f.gid));
+  }
+  BALLAST_CHECK(write_in(partial, "/usr/lib/os-release", os_release_text(def, opts.version), 0644));
+  BALLAST_CHECK(symlink_in(partial, "etc/os-release", "../usr/lib/os-release"));
+
+  std::string kver = BALLAST_TRY(normalise_kernel(def.kernel, partial));
+  if (!def.kernel.cmdline.empty()) BALLAST_CHECK(write_in(partial, "/usr/lib/kernel/cmdline", def.kernel.cmdline + "\n", 0644));
+
+  if (!def.root_json.empty()) {
+    auto root = BALLAST_TRY(read_file(def.root_json, 1 << 20));
+    BALLAST_CHECK(write_in(partial, "/usr/lib/ballast/root.json", root, 0644));
+  }
+  if (!def.config.empty()) {
+    auto text = BALLAST_TRY(read_file(def.config, 1 << 20));
+    Config check;
+    BALLAST_CHECK(with_context(check.merge_text(text, def.config), "checking the embedded configuration"));
+    BALLAST_CHECK(write_in(partial, "/usr/lib/ballast/config.d/50-image.toml", text, 0644));
+  }
+  if (def.install_ballast) {
+    if (opts.ballast_binary.empty()) return fail("image.no-binary", "[ballast] install needs the ballast binary");
+    auto bin = BALLAST_TRY(read_file(opts.ballast_binary, 256 << 20));
+    BALLAST_CHECK(write_in(partial, "/usr/bin/ballast", bin, 0755));
+    if (!opts.units_dir.empty()) {
+      for (const auto& unit : BALLAST_TRY(list_dir(opts.units_dir))) {
+        auto dot = unit.rfind('.');
+        std::string ext = dot == std::string::npos ? "" : unit.substr(dot);
+        std::string dest = ext == ".conf" && unit.find("dbus") != std::string::npos ? "/usr/share/dbus-1/system.d/"
+                           : ext == ".conf"                                       ? "/usr/lib/tmpfiles.d/"
+                                                                                  : "/usr/lib/systemd/system/";
+        if (ext != ".service" && ext != ".timer" && ext != ".target" && ext != ".conf") continue;
+        auto text = BALLAST_TRY(read_file(path_join(opts.units_dir, unit)));
+        BALLAST_CHECK(write_in(partial, dest + unit, text, 0644));
+      }
+    }
+  }
+  for (const auto& unit : def.enable_services) BALLAST_CHECK(enable_service(partial, unit));
+
+  {
+    auto rootfd = BALLAST_TRY(open_dir(partial));
+    BALLAST_CHECK(set_times(rootfd.get(), timespec{epoch, 0}));
+    struct timespec times[2] = {{epoch, 0}, {epoch, 0}};
+    ::utimensat(AT_FDCWD, partial.c_str(), times, 0);
+    if (::syncfs(rootfd.get()) != 0) return fail_errno("image.sync", errno, "cannot flush " + partial);
+  }
+  BALLAST_CHECK(snapshot::set_read_only(partial, true));
+  if (::rename(partial.c_str(), opts.output.c_str()) != 0)
+    return fail_errno("image.rename", errno, "cannot move the image into " + opts.output);
+  guard.commit();
+  return BuiltImage{opts.output, def.name, opts.version, kver, epoch};
+}
+
+}  // namespace ballast::images

@@ -1,0 +1,38 @@
+// `ballast image build`: an image definition → a new read-only Btrfs subvolume holding the OS
+// tree, with /usr/lib/os-release (IMAGE_ID, IMAGE_VERSION), the kernel and initrd normalised to
+// /usr/lib/modules/<kver>/{vmlinuz,initrd.img}, and the requested services enabled.
+// Reproducible where the base allows: every timestamp is SOURCE_DATE_EPOCH, inputs are sorted.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/result.hpp"
+#include "images/definition.hpp"
+
+namespace ballast::images {
+
+struct BuildOptions {
+  std::string version;                      // IMAGE_VERSION; no '/', whitespace or '+'
+  std::string output;                       // the subvolume to create; must not exist
+  std::optional<int64_t> source_date_epoch; // default: $SOURCE_DATE_EPOCH, else the definition's mtime
+  std::string cache_dir = "/var/cache/ballast/images";  // debootstrap results, keyed by their inputs
+  std::string ballast_binary;               // with [ballast] install: the binary to copy
+  std::string units_dir;                    // with [ballast] install: unit files to copy
+};
+
+struct BuiltImage {
+  std::string path;
+  std::string name;
+  std::string version;
+  std::string kernel_version;
+  int64_t source_date_epoch = 0;
+};
+
+Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& opts);
+
+// Versions name slots, entries and files: [0-9A-Za-z._~^-], starting with an alphanumeric.
+Status validate_version(const std::string& version);
+
+}  // namespace ballast::images

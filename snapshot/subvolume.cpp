@@ -1,0 +1,88 @@
+#include "snapshot/subvolume.hpp"
+
+#include <btrfsutil.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "common/log.hpp"
+
+namespace ballast::snapshot {
+
+namespace {
+
+tl::unexpected<Error> util_error(const std::string& code, enum btrfs_util_error err, const std::string& what) {
+  return fail_errno(code, errno, what + ": " + btrfs_util_strerror(err));
+}
+
+}  // namespace
+
+Status create_subvolume(const std::string& path) {
+  auto err = btrfs_util_create_subvolume(path.c_str(), 0, nullptr, nullptr);
+  if (err != BTRFS_UTIL_OK) return util_error("subvolume.create", err, "cannot create subvolume " + path);
+  return ok();
+}
+
+Status snapshot_subvolume(const std::string& source, const std::string& dest, bool read_only) {
+  int flags = read_only ? BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY : 0;
+  auto err = btrfs_util_create_snapshot(source.c_str(), dest.c_str(), flags, nullptr, nullptr);
+  if (err != BTRFS_UTIL_OK)
+    return util_error("subvolume.snapshot", err, "cannot snapshot " + source + " to " + dest);
+  return ok();
+}
+
+Status set_read_only(const std::string& path, bool read_only) {
+  auto err = btrfs_util_set_subvolume_read_only(path.c_str(), read_only);
+  if (err != BTRFS_UTIL_OK) return util_error("subvolume.read-only", err, "cannot change read-only flag of " + path);
+  return ok();
+}
+
+Result<bool> is_read_only(const std::string& path) {
+  bool ro = false;
+  auto err = btrfs_util_get_subvolume_read_only(path.c_str(), &ro);
+  if (err != BTRFS_UTIL_OK) return util_error("subvolume.read-only", err, "cannot read read-only flag of " + path);
+  return ro;
+}
+
+Result<bool> is_subvolume(const std::string& path) {
+  auto err = btrfs_util_is_subvolume(path.c_str());
+  if (err == BTRFS_UTIL_OK) return true;
+  if (err == BTRFS_UTIL_ERROR_NOT_SUBVOLUME || err == BTRFS_UTIL_ERROR_NOT_BTRFS) return false;
+  return util_error("subvolume.query", err, "cannot tell whether " + path + " is a subvolume");
+}
+
+Status delete_subvolume(const std::string& path) {
+  // Nested subvolumes (a deployment's /etc) must go first; a read-only one cannot be deleted
+  // by path walk, so clear the flag on each before deleting.
+  struct btrfs_util_subvolume_iterator* it = nullptr;
+  auto err = btrfs_util_create_subvolume_iterator(path.c_str(), 0, BTRFS_UTIL_SUBVOLUME_ITERATOR_POST_ORDER, &it);
+  if (err != BTRFS_UTIL_OK) return util_error("subvolume.delete", err, "cannot list subvolumes below " + path);
+  std::vector<std::string> nested;
+  for (;;) {
+    char* child = nullptr;
+    err = btrfs_util_subvolume_iterator_next(it, &child, nullptr);
+    if (err == BTRFS_UTIL_ERROR_STOP_ITERATION) break;
+    if (err != BTRFS_UTIL_OK) {
+      btrfs_util_destroy_subvolume_iterator(it);
+      return util_error("subvolume.delete", err, "cannot list subvolumes below " + path);
+    }
+    nested.push_back(path + "/" + child);
+    free(child);
+  }
+  btrfs_util_destroy_subvolume_iterator(it);
+  nested.push_back(path);
+  for (const auto& p : nested) {
+    (void)btrfs_util_set_subvolume_read_only(p.c_str(), false);
+    err = btrfs_util_delete_subvolume(p.c_str(), 0);
+    if (err != BTRFS_UTIL_OK) return util_error("subvolume.delete", err, "cannot delete subvolume " + p);
+  }
+  return ok();
+}
+
+SubvolumeGuard::~SubvolumeGuard() {
+  if (committed_ || path_.empty()) return;
+  if (auto st = delete_subvolume(path_); !st)
+    log::warning("could not remove partial subvolume " + path_ + ": " + st.error().describe());
+}
+
+}  // namespace ballast::snapshot
