@@ -1,0 +1,64 @@
+// Boot Loader Specification Type #1 entries as ballast writes them:
+//   $BOOT/loader/entries/ballast-<version>[+LEFT[-DONE]].conf
+// with the boot-counting suffix of systemd's Automatic Boot Assessment in the file name.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace ballast::boot {
+
+inline constexpr std::string_view kEntryPrefix = "ballast-";
+inline constexpr std::string_view kSortKey = "ballast";
+
+// The boot-counting part of a file name. Absent: the entry is not counted (good).
+struct BootCounter {
+  int left = 0;
+  int done = 0;
+  bool operator==(const BootCounter&) const = default;
+};
+
+// A file name split into its parts: "<stem>[+LEFT[-DONE]].conf".
+struct EntryName {
+  std::string stem;                    // "ballast-2.0"
+  std::optional<BootCounter> counter;  // +LEFT-DONE
+};
+
+// Parses any BLS file name; counters of any width ("+003-0001") are accepted. Fails for names
+// not ending in ".conf" and for a malformed or overflowing counter.
+Result<EntryName> parse_entry_name(std::string_view file_name);
+
+// "<stem>+LEFT-DONE.conf", numbers written in plain decimal without padding; DONE is always
+// written once a counter exists so every counted name has the same shape.
+std::string format_entry_name(const std::string& stem, const std::optional<BootCounter>& counter);
+
+// The version part of a ballast entry stem ("ballast-2.0" → "2.0"); nullopt for other entries.
+std::optional<std::string> version_of_stem(std::string_view stem);
+
+// Versions become file names and kernel command-line words: letters, digits and . _ ~ ^ - only,
+// no leading '.' or '-', at most 128 bytes. '+' is refused since it starts the boot counter.
+Status validate_version(std::string_view version);
+
+// The fields of a Type #1 entry that ballast reads and writes.
+struct EntryFile {
+  std::string title;
+  std::string version;
+  std::string sort_key;
+  std::string machine_id;
+  std::string linux_path;
+  std::vector<std::string> initrd_paths;
+  std::string options;  // several `options` lines are joined with a space
+  std::vector<std::pair<std::string, std::string>> other;  // keys ballast does not interpret, kept
+};
+
+// Parses the text of an entry: "key value" lines, '#' comments, blank lines. A line without a
+// value, a NUL byte, or an entry without `linux` is an error (boot.bad-entry).
+Result<EntryFile> parse_entry(std::string_view text);
+std::string format_entry(const EntryFile& entry);
+
+}  // namespace ballast::boot

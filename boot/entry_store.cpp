@@ -1,0 +1,268 @@
+#include "boot/entry_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+#include <random>
+
+#include "common/file.hpp"
+#include "common/log.hpp"
+
+namespace ballast::boot {
+namespace {
+
+// Which of two files of the same version is the later state when no journal says so. A
+// decrement by systemd-boot or a bad mark leaves fewer tries; between a counted and an
+// uncounted name the counted one wins, since keeping a trial is safe (a health check blesses
+// it again) while keeping a wrongly blessed name could boot a broken kernel forever.
+bool later_state(const BootEntry& a, const BootEntry& b) {
+  if (a.has_counter != b.has_counter) return a.has_counter;
+  if (!a.has_counter) return false;
+  if (a.tries_left != b.tries_left) return a.tries_left < b.tries_left;
+  return a.tries_done > b.tries_done;
+}
+
+Result<std::optional<std::pair<std::string, std::string>>> read_journal(const std::string& path) {
+  auto text = read_file(path, 4096);
+  if (!text) {
+    if (text.error().sys_errno == ENOENT) return std::optional<std::pair<std::string, std::string>>();
+    return tl::unexpected(text.error());
+  }
+  auto nl = text->find('\n');
+  auto nl2 = nl == std::string::npos ? nl : text->find('\n', nl + 1);
+  if (nl2 == std::string::npos) return std::optional<std::pair<std::string, std::string>>();  // torn: ignore
+  return std::optional(std::pair(text->substr(0, nl), text->substr(nl + 1, nl2 - nl - 1)));
+}
+
+uint64_t round_up(uint64_t n, uint64_t block) { return block ? (n + block - 1) / block * block : n; }
+
+Status copy_file_atomic(const std::string& src, const std::string& dir, const std::string& name) {
+  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return fail_errno("boot.read-kernel", errno, "cannot open " + src);
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string tmp = path_join(dir, "." + name + ".tmp" + std::to_string(rng() % 1000000000));
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!out) return fail_errno("boot.write", errno, "cannot create " + tmp);
+  auto failed = [&](int err, const std::string& what) {
+    ::unlink(tmp.c_str());
+    return fail_errno(err == ENOSPC ? "boot.esp-full" : "boot.write", err, what);
+  };
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return failed(errno, "cannot read " + src);
+    if (n == 0) break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = ::write(out.get(), buf.data() + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return failed(errno, "cannot write " + tmp);
+      off += w;
+    }
+  }
+  if (::fsync(out.get()) != 0) return failed(errno, "cannot sync " + tmp);
+  out.reset();
+  if (::rename(tmp.c_str(), path_join(dir, name).c_str()) != 0) return failed(errno, "cannot rename " + tmp);
+  return fsync_dir(dir);
+}
+
+Result<uint64_t> regular_file_size(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return fail_errno("boot.read-kernel", errno, "cannot read " + path);
+  if (!S_ISREG(st.st_mode)) return fail("boot.read-kernel", path + " is not a regular file");
+  return static_cast<uint64_t>(st.st_size);
+}
+
+bool has_line_break(const std::string& s) { return s.find_first_of("\n\r", 0) != std::string::npos || s.find('\0') != std::string::npos; }
+
+}  // namespace
+
+std::optional<std::string> cmdline_version(std::string_view cmdline) {
+  constexpr std::string_view key = "ballast.version=";
+  std::optional<std::string> found;
+  size_t i = 0;
+  while (i < cmdline.size()) {
+    while (i < cmdline.size() && (cmdline[i] == ' ' || cmdline[i] == '\n' || cmdline[i] == '\t')) ++i;
+    size_t end = i;
+    while (end < cmdline.size() && cmdline[end] != ' ' && cmdline[end] != '\n' && cmdline[end] != '\t') ++end;
+    std::string_view word = cmdline.substr(i, end - i);
+    // The kernel lets a later word override an earlier one; do the same.
+    if (word.substr(0, key.size()) == key) found = std::string(word.substr(key.size()));
+    i = end;
+  }
+  return found;
+}
+
+EntryStore::EntryStore(BootPaths paths) : paths_(std::move(paths)) {}
+
+std::string EntryStore::entries_dir() const { return path_join(paths_.esp_path, "loader/entries"); }
+std::string EntryStore::journal_path() const { return path_join(paths_.esp_path, "ballast/rename-pending"); }
+
+Result<EntryStore::Scanned> EntryStore::scan() {
+  Scanned out;
+  std::string dir = entries_dir();
+  if (!path_exists(dir)) return out;
+  auto names = BALLAST_TRY(with_context(list_dir(dir), "listing boot entries"));
+  auto journal = BALLAST_TRY(read_journal(journal_path()));
+  std::map<std::string, std::vector<BootEntry>> by_version;
+  for (const auto& name : names) {
+    if (name.rfind(".", 0) == 0 && name.find(".tmp") != std::string::npos &&
+        name.rfind(std::string(".") + std::string(kEntryPrefix), 0) == 0) {
+      out.temp_files.push_back(name);
+      continue;
+    }
+    auto parsed = parse_entry_name(name);
+    if (!parsed) continue;
+    auto version = version_of_stem(parsed->stem);
+    if (!version) continue;
+    auto text = read_file(path_join(dir, name), 1 << 20);
+    if (!text) return with_context(Result<Scanned>(tl::unexpected(text.error())), "reading boot entry " + name);
+    auto content = parse_entry(*text);
+    if (!content) {
+      log::warning("ignoring malformed boot entry " + name + ": " + content.error().describe());
+      continue;
+    }
+    BootEntry e;
+    e.version = *version;
+    e.id = name;
+    e.has_counter = parsed->counter.has_value();
+    e.tries_left = parsed->counter ? parsed->counter->left : 0;
+    e.tries_done = parsed->counter ? parsed->counter->done : 0;
+    e.state = state_of(parsed->counter);
+    e.title = content->title;
+    e.options = content->options;
+    e.linux_path = content->linux_path;
+    e.initrd_path = content->initrd_paths.empty() ? "" : content->initrd_paths.front();
+    by_version[e.version].push_back(std::move(e));
+  }
+  for (auto& [version, files] : by_version) {
+    size_t win = 0;
+    for (size_t i = 1; i < files.size(); ++i) {
+      bool journal_says = journal && files[i].id == journal->second;
+      bool journal_against = journal && files[win].id == journal->second;
+      if (journal_says || (!journal_against && later_state(files[i], files[win]))) win = i;
+    }
+    for (size_t i = 0; i < files.size(); ++i)
+      if (i != win) out.losers.push_back(files[i].id);
+    out.entries.push_back(std::move(files[win]));
+  }
+  sort_boot_order(out.entries);
+  return out;
+}
+
+Result<std::vector<BootEntry>> EntryStore::load() {
+  auto s = BALLAST_TRY(scan());
+  return std::move(s.entries);
+}
+
+Status EntryStore::recover() {
+  std::string dir = entries_dir();
+  auto journal = BALLAST_TRY(read_journal(journal_path()));
+  if (journal && path_exists(path_join(dir, journal->first)) && !path_exists(path_join(dir, journal->second))) {
+    // The rename itself never happened: do it now.
+    if (::rename(path_join(dir, journal->first).c_str(), path_join(dir, journal->second).c_str()) != 0)
+      return fail_errno("boot.write", errno, "cannot finish renaming " + journal->first);
+    log::notice("finished an interrupted rename of boot entry " + journal->first + " to " + journal->second);
+  }
+  auto s = BALLAST_TRY(scan());
+  for (const auto& name : s.losers) {
+    log::notice("removing boot entry " + name + " left by an interrupted rename");
+    if (::unlink(path_join(dir, name).c_str()) != 0 && errno != ENOENT)
+      return fail_errno("boot.write", errno, "cannot remove duplicate entry " + name);
+  }
+  for (const auto& name : s.temp_files) ::unlink(path_join(dir, name).c_str());
+  if (!s.losers.empty() || journal) BALLAST_CHECK(fsync_dir(dir));
+  if (path_exists(journal_path())) BALLAST_CHECK(remove_if_exists(journal_path()));
+  return ok();
+}
+
+Result<BootEntry> EntryStore::find(const std::string& version) {
+  auto all = BALLAST_TRY(load());
+  for (auto& e : all)
+    if (e.version == version) return std::move(e);
+  return fail("boot.no-entry", "no boot entry for version " + version);
+}
+
+Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> counter) {
+  BALLAST_CHECK(validate_version(spec.version));
+  if (spec.kernel_path.empty()) return fail("boot.usage", "no kernel given");
+  if (has_line_break(spec.options) || has_line_break(spec.title))
+    return fail("boot.usage", "title and options must be a single line");
+  uint64_t kernel_size = BALLAST_TRY(regular_file_size(spec.kernel_path));
+  uint64_t initrd_size = spec.initrd_path.empty() ? 0 : BALLAST_TRY(regular_file_size(spec.initrd_path));
+  BALLAST_CHECK(recover());
+  if (find(spec.version)) return fail("boot.exists", "a boot entry for version " + spec.version + " exists already");
+
+  EntryFile entry;
+  entry.title = spec.title.empty() ? "ballast " + spec.version : spec.title;
+  entry.version = spec.version;
+  entry.sort_key = std::string(kSortKey);
+  entry.machine_id = paths_.machine_id;
+  std::string rel_dir = "/ballast/" + spec.version;
+  entry.linux_path = rel_dir + "/vmlinuz";
+  if (!spec.initrd_path.empty()) entry.initrd_paths.push_back(rel_dir + "/initrd.img");
+  entry.options = spec.options;
+  std::string text = format_entry(entry);
+
+  struct statvfs sv {};
+  if (::statvfs(paths_.esp_path.c_str(), &sv) != 0)
+    return fail_errno("boot.esp", errno, "cannot inspect the ESP at " + paths_.esp_path);
+  uint64_t block = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+  uint64_t free_bytes = static_cast<uint64_t>(sv.f_bavail) * block;
+  // Whole blocks per file, plus one each for the entry, the kernel directory and the journal.
+  uint64_t need = round_up(kernel_size, block) + round_up(initrd_size, block) + 3 * block;
+  if (need > free_bytes)
+    return fail("boot.esp-full", "the ESP at " + paths_.esp_path + " has " + std::to_string(free_bytes) +
+                                     " bytes free; installing " + spec.version + " needs " + std::to_string(need) +
+                                     " bytes (kernel " + std::to_string(kernel_size) + ", initrd " +
+                                     std::to_string(initrd_size) + ")");
+
+  std::string kdir = path_join(paths_.esp_path, "ballast/" + spec.version);
+  bool created = !path_exists(kdir);
+  BALLAST_CHECK(make_dirs(kdir));
+  auto undo = [&](Error e) -> Status {
+    if (created) (void)remove_tree(kdir);
+    return tl::unexpected(std::move(e));
+  };
+  if (auto st = copy_file_atomic(spec.kernel_path, kdir, "vmlinuz"); !st) return undo(st.error());
+  if (!spec.initrd_path.empty())
+    if (auto st = copy_file_atomic(spec.initrd_path, kdir, "initrd.img"); !st) return undo(st.error());
+  BALLAST_CHECK(make_dirs(entries_dir()));
+  std::string name = format_entry_name(std::string(kEntryPrefix) + spec.version, counter);
+  if (auto st = write_file_atomic(path_join(entries_dir(), name), text); !st) {
+    Error e = st.error();
+    if (e.sys_errno == ENOSPC) e.code = "boot.esp-full";
+    return undo(e);
+  }
+  return ok();
+}
+
+Status EntryStore::set_counter(const std::string& version, std::optional<BootCounter> counter) {
+  auto e = BALLAST_TRY(find(version));
+  std::string to = format_entry_name(std::string(kEntryPrefix) + version, counter);
+  if (to == e.id) return ok();
+  std::string dir = entries_dir();
+  BALLAST_CHECK(make_dirs(path_join(paths_.esp_path, "ballast")));
+  // FAT renames are not atomic: a crash can leave both names. The journal says which one won.
+  BALLAST_CHECK(write_file_atomic(journal_path(), e.id + "\n" + to + "\n"));
+  if (::rename(path_join(dir, e.id).c_str(), path_join(dir, to).c_str()) != 0)
+    return fail_errno("boot.write", errno, "cannot rename boot entry " + e.id + " to " + to);
+  BALLAST_CHECK(fsync_dir(dir));
+  return remove_if_exists(journal_path());
+}
+
+Status EntryStore::remove(const std::string& version) {
+  BALLAST_CHECK(validate_version(version));
+  BALLAST_CHECK(recover());
+  auto e = BALLAST_TRY(find(version));
+  if (::unlink(path_join(entries_dir(), e.id).c_str()) != 0)
+    return fail_errno("boot.write", errno, "cannot remove boot entry " + e.id);
+  BALLAST_CHECK(fsync_dir(entries_dir()));
+  return with_context(remove_tree(path_join(paths_.esp_path, "ballast/" + version)), "removing kernel files of " + version);
+}
+
+}  // namespace ballast::boot

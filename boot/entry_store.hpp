@@ -1,0 +1,49 @@
+// Ballast's entries and kernel files on $BOOT (the ESP for systemd-boot, /boot for GRUB):
+// scanning, crash-safe renames of the boot counter, kernel copies with a free-space check.
+// Shared by the loader backends; not part of the public interface.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "boot/boot_control.hpp"
+
+namespace ballast::boot {
+
+class EntryStore {
+ public:
+  explicit EntryStore(BootPaths paths);
+
+  // Ballast's entries in boot order. Duplicates of one version (a rename cut short) are
+  // resolved the way recover() would, without writing anything.
+  Result<std::vector<BootEntry>> load();
+  // Finishes or rolls forward a rename cut short, removes duplicates and stale temp files.
+  Status recover();
+  Result<BootEntry> find(const std::string& version);
+  // Copies kernel (+ initrd) to $BOOT/ballast/<v>/, then writes the entry named with `counter`.
+  Status install(const KernelSpec& spec, std::optional<BootCounter> counter);
+  // Renames the entry of `version` to carry `counter` (nullopt: none), journaled.
+  Status set_counter(const std::string& version, std::optional<BootCounter> counter);
+  // Removes the entry (first) and then its kernel files.
+  Status remove(const std::string& version);
+
+  std::string entries_dir() const;
+  std::string journal_path() const;
+  const BootPaths& paths() const { return paths_; }
+
+ private:
+  struct Scanned {
+    std::vector<BootEntry> entries;       // one per version, the winner of any duplicates
+    std::vector<std::string> losers;      // file names of duplicates to delete
+    std::vector<std::string> temp_files;  // leftovers of atomic writes
+  };
+  Result<Scanned> scan();
+
+  BootPaths paths_;
+};
+
+// Reads `ballast.version=` from a kernel command line.
+std::optional<std::string> cmdline_version(std::string_view cmdline);
+
+}  // namespace ballast::boot

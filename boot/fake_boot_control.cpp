@@ -1,0 +1,125 @@
+#include "boot/boot_control.hpp"
+
+namespace ballast::boot {
+
+Status FakeBootControl::take_failure() {
+  if (!next_failure_) return ok();
+  Error e = std::move(*next_failure_);
+  next_failure_.reset();
+  return tl::unexpected(std::move(e));
+}
+
+BootEntry* FakeBootControl::find(const std::string& version) {
+  for (auto& e : entries_)
+    if (e.version == version) return &e;
+  return nullptr;
+}
+
+void FakeBootControl::rename(BootEntry& e, std::optional<BootCounter> c) {
+  e.has_counter = c.has_value();
+  e.tries_left = c ? c->left : 0;
+  e.tries_done = c ? c->done : 0;
+  e.state = state_of(c);
+  e.id = format_entry_name(std::string(kEntryPrefix) + e.version, c);
+}
+
+void FakeBootControl::set_file_size(const std::string& path, uint64_t bytes) { sizes_.emplace_back(path, bytes); }
+
+Result<std::string> FakeBootControl::booted_version() {
+  if (booted_.empty()) return fail("boot.unknown-booted", "no ballast version has booted");
+  return booted_;
+}
+
+Result<std::vector<BootEntry>> FakeBootControl::entries() {
+  auto out = entries_;
+  sort_boot_order(out);
+  return out;
+}
+
+Status FakeBootControl::install(const KernelSpec& spec) {
+  BALLAST_CHECK(take_failure());
+  BALLAST_CHECK(validate_version(spec.version));
+  if (find(spec.version)) return fail("boot.exists", "an entry for version " + spec.version + " exists already");
+  if (esp_free_) {
+    uint64_t need = 0;
+    for (const auto& [p, n] : sizes_)
+      if (p == spec.kernel_path || p == spec.initrd_path) need += n;
+    if (need > *esp_free_)
+      return fail("boot.esp-full", "the ESP has " + std::to_string(*esp_free_) + " bytes free; installing " +
+                                       spec.version + " needs " + std::to_string(need) + " bytes");
+    *esp_free_ -= need;
+  }
+  BootEntry e;
+  e.version = spec.version;
+  e.title = spec.title.empty() ? "ballast " + spec.version : spec.title;
+  e.options = spec.options;
+  e.linux_path = "/ballast/" + spec.version + "/vmlinuz";
+  if (!spec.initrd_path.empty()) e.initrd_path = "/ballast/" + spec.version + "/initrd.img";
+  rename(e, BootCounter{spec.tries > 0 ? spec.tries : default_tries_, 0});
+  entries_.push_back(std::move(e));
+  return ok();
+}
+
+Status FakeBootControl::bless(const std::string& version) {
+  BALLAST_CHECK(take_failure());
+  auto* e = find(version);
+  if (!e) return fail("boot.no-entry", "no boot entry for version " + version);
+  rename(*e, std::nullopt);
+  return ok();
+}
+
+Status FakeBootControl::mark_bad(const std::string& version) {
+  BALLAST_CHECK(take_failure());
+  auto* e = find(version);
+  if (!e) return fail("boot.no-entry", "no boot entry for version " + version);
+  rename(*e, BootCounter{0, e->tries_done});
+  return ok();
+}
+
+Status FakeBootControl::prefer(const std::string& version) {
+  BALLAST_CHECK(take_failure());
+  auto* target = find(version);
+  if (!target) return fail("boot.no-entry", "no boot entry for version " + version);
+  if (target->state == EntryState::bad)
+    return fail("boot.entry-bad", "version " + version + " is marked bad; bless it first");
+  auto ordered = entries_;
+  sort_boot_order(ordered);
+  for (const auto& e : ordered) {
+    if (e.version == version) break;
+    auto* ahead = find(e.version);
+    if (ahead->state != EntryState::bad) rename(*ahead, BootCounter{0, ahead->tries_done});
+  }
+  oneshot_.clear();
+  return ok();
+}
+
+Status FakeBootControl::set_oneshot(const std::string& version) {
+  BALLAST_CHECK(take_failure());
+  auto* e = find(version);
+  if (!e) return fail("boot.no-entry", "no boot entry for version " + version);
+  oneshot_ = e->id;
+  return ok();
+}
+
+Status FakeBootControl::remove(const std::string& version) {
+  BALLAST_CHECK(take_failure());
+  if (version == booted_) return fail("boot.busy", "version " + version + " is the booted one");
+  auto before = entries_.size();
+  std::erase_if(entries_, [&](const BootEntry& e) { return e.version == version; });
+  if (entries_.size() == before) return fail("boot.no-entry", "no boot entry for version " + version);
+  return ok();
+}
+
+Result<std::string> FakeBootControl::simulate_reboot() {
+  auto ordered = entries_;
+  sort_boot_order(ordered);
+  auto pick = select_boot_entry(ordered, oneshot_, "");
+  oneshot_.clear();
+  if (!pick) return fail("boot.no-entry", "nothing to boot");
+  auto* e = find(ordered[*pick].version);
+  if (e->has_counter && e->tries_left > 0) rename(*e, BootCounter{e->tries_left - 1, e->tries_done + 1});
+  booted_ = e->version;
+  return booted_;
+}
+
+}  // namespace ballast::boot

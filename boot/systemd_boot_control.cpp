@@ -1,0 +1,167 @@
+// systemd-boot: boot counting lives in the entry file names (Automatic Boot Assessment), the
+// order comes from sort-key + version, and EFI variables carry one-shot and default choices.
+#include <fnmatch.h>
+#include <strings.h>
+
+#include "boot/boot_control.hpp"
+#include "boot/efivars.hpp"
+#include "boot/entry_store.hpp"
+#include "common/file.hpp"
+
+namespace ballast::boot {
+namespace {
+
+// Strips ".conf" and a "+LEFT[-DONE]" counter from an entry id as the loader reports it.
+std::optional<std::string> version_of_entry_id(const std::string& id) {
+  std::string name = id;
+  if (name.size() < 5 || strcasecmp(name.c_str() + name.size() - 5, ".conf") != 0) name += ".conf";
+  auto parsed = parse_entry_name(name);
+  if (!parsed) return std::nullopt;
+  std::string stem = parsed->stem;
+  if (stem.size() <= kEntryPrefix.size() || strncasecmp(stem.c_str(), kEntryPrefix.data(), kEntryPrefix.size()) != 0)
+    return std::nullopt;
+  return stem.substr(kEntryPrefix.size());
+}
+
+class SystemdBootControl final : public BootControl {
+ public:
+  explicit SystemdBootControl(const BootPaths& paths) : store_(paths), efi_(make_efivarfs(paths.efivars_path)) {}
+
+  Result<std::string> booted_version() override {
+    auto cmdline = read_file(store_.paths().cmdline_path, 1 << 20);
+    std::optional<std::string> from_cmdline;
+    if (cmdline) from_cmdline = cmdline_version(*cmdline);
+    else if (cmdline.error().sys_errno != ENOENT) return tl::unexpected(cmdline.error());
+    auto selected = BALLAST_TRY(efi_->read_string("LoaderEntrySelected"));
+    std::optional<std::string> from_loader;
+    if (selected) from_loader = version_of_entry_id(*selected);
+    if (from_cmdline && from_loader && strcasecmp(from_cmdline->c_str(), from_loader->c_str()) != 0)
+      return fail("boot.booted-mismatch", "the kernel command line says ballast.version=" + *from_cmdline +
+                                              " but the loader booted entry " + *selected);
+    if (from_cmdline) return *from_cmdline;
+    if (from_loader) return *from_loader;
+    return fail("boot.unknown-booted", "no ballast.version= on " + store_.paths().cmdline_path +
+                                           " and LoaderEntrySelected names no ballast entry");
+  }
+
+  Result<std::vector<BootEntry>> entries() override { return store_.load(); }
+
+  Status install(const KernelSpec& spec) override {
+    int tries = spec.tries > 0 ? spec.tries : store_.paths().default_tries;
+    if (tries < 1 || tries > 99) return fail("boot.usage", "tries must be between 1 and 99");
+    BALLAST_CHECK(store_.install(spec, BootCounter{tries, 0}));
+    // A default (loader.conf or LoaderEntryDefault) naming a ballast entry would outrank the
+    // order that puts the trial first; once it names a counted entry the loader boots that one
+    // even when exhausted. The order alone decides between ballast's entries.
+    BALLAST_CHECK(drop_loader_conf_default());
+    return drop_variable_if_ballast("LoaderEntryDefault", "");
+  }
+
+  Status bless(const std::string& version) override {
+    BALLAST_CHECK(store_.recover());
+    return store_.set_counter(version, std::nullopt);
+  }
+
+  Status mark_bad(const std::string& version) override {
+    BALLAST_CHECK(store_.recover());
+    auto e = BALLAST_TRY(store_.find(version));
+    BALLAST_CHECK(store_.set_counter(version, BootCounter{0, e.tries_done}));
+    BALLAST_CHECK(drop_variable_if_ballast("LoaderEntryDefault", version));
+    return drop_variable_if_ballast("LoaderEntryOneShot", version);
+  }
+
+  Status prefer(const std::string& version) override {
+    BALLAST_CHECK(store_.recover());
+    auto all = BALLAST_TRY(store_.load());
+    bool found = false;
+    for (const auto& e : all) {
+      if (e.version != version) continue;
+      found = true;
+      if (e.state == EntryState::bad)
+        return fail("boot.entry-bad", "version " + version + " is marked bad; bless it first");
+    }
+    if (!found) return fail("boot.no-entry", "no boot entry for version " + version);
+    for (const auto& e : all) {
+      if (e.version == version) break;
+      if (e.state != EntryState::bad) BALLAST_CHECK(store_.set_counter(e.version, BootCounter{0, e.tries_done}));
+    }
+    BALLAST_CHECK(drop_loader_conf_default());
+    BALLAST_CHECK(drop_variable_if_ballast("LoaderEntryOneShot", ""));
+    return drop_variable_if_ballast("LoaderEntryDefault", "");
+  }
+
+  Status set_oneshot(const std::string& version) override {
+    BALLAST_CHECK(store_.recover());
+    auto e = BALLAST_TRY(store_.find(version));
+    return efi_->write_string("LoaderEntryOneShot", e.id);
+  }
+
+  Status remove(const std::string& version) override {
+    BALLAST_CHECK(validate_version(version));
+    if (auto booted = booted_version(); booted && *booted == version)
+      return fail("boot.busy", "version " + version + " is the booted one");
+    BALLAST_CHECK(store_.remove(version));
+    BALLAST_CHECK(drop_variable_if_ballast("LoaderEntryOneShot", version));
+    return drop_variable_if_ballast("LoaderEntryDefault", version);
+  }
+
+ private:
+  // Deletes the variable when it names a ballast entry (of `only_version`, when given).
+  Status drop_variable_if_ballast(const std::string& name, const std::string& only_version) {
+    auto value = efi_->read_string(name);
+    if (!value || !*value) return ok();  // no EFI variables here: nothing can name an entry
+    auto v = version_of_entry_id(**value);
+    if (!v || (!only_version.empty() && strcasecmp(v->c_str(), only_version.c_str()) != 0)) return ok();
+    return efi_->remove(name);
+  }
+
+  // loader.conf's `default` is a glob over entry ids; drop it when it matches one of ours.
+  Status drop_loader_conf_default() {
+    auto all = BALLAST_TRY(store_.load());
+    std::string path = path_join(store_.paths().esp_path, "loader/loader.conf");
+    auto text = read_file(path, 1 << 20);
+    if (!text) return ok();
+    std::string out;
+    bool changed = false;
+    size_t i = 0;
+    while (i < text->size()) {
+      size_t nl = text->find('\n', i);
+      std::string line = text->substr(i, nl == std::string::npos ? std::string::npos : nl - i + 1);
+      i = nl == std::string::npos ? text->size() : nl + 1;
+      std::string_view l = line;
+      while (!l.empty() && (l.front() == ' ' || l.front() == '\t')) l.remove_prefix(1);
+      if (l.substr(0, 7) == "default" && l.size() > 7 && (l[7] == ' ' || l[7] == '\t')) {
+        std::string_view value = l.substr(8);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        std::string pattern(value);
+        while (!pattern.empty() && (pattern.back() == '\n' || pattern.back() == '\r' || pattern.back() == ' '))
+          pattern.pop_back();
+        bool names_ours = false;
+        // Loaders differ on whether an id keeps its counter and ".conf"; try every form.
+        for (const auto& e : all) {
+          std::string stem = std::string(kEntryPrefix) + e.version;
+          for (const std::string& id : {e.id, stem + ".conf", stem})
+            names_ours = names_ours || ::fnmatch(pattern.c_str(), id.c_str(), FNM_CASEFOLD) == 0;
+        }
+        if (names_ours) {
+          changed = true;
+          continue;
+        }
+      }
+      out += line;
+    }
+    if (!changed) return ok();
+    return with_context(write_file_atomic(path, out), "removing a default that names ballast entries");
+  }
+
+  EntryStore store_;
+  std::unique_ptr<EfiVariables> efi_;
+};
+
+}  // namespace
+
+std::unique_ptr<BootControl> make_systemd_boot_control(const BootPaths& paths) {
+  return std::make_unique<SystemdBootControl>(paths);
+}
+
+}  // namespace ballast::boot
