@@ -1,0 +1,24 @@
+// Retention: keep the booted version, the staged one, the previous good one (the rollback), and
+// any slot a planned delta needs as parent; fill up to `keep` with the newest others; delete the
+// rest — deployment, slot, boot entry and kernel files together. Never the booted version.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/host/status.hpp"
+
+namespace ballast::host {
+
+struct RetentionPlan {
+  std::vector<std::string> keep;    // newest first
+  std::vector<std::string> remove;  // newest first
+};
+
+RetentionPlan plan_retention(const HostStatus& status, int keep, const std::set<std::string>& needed_parents);
+
+// Applies a plan: for each version to remove, its boot entry (and kernel files), deployment and slot.
+Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot, const RetentionPlan& plan);
+
+}  // namespace ballast::host

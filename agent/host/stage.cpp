@@ -1,0 +1,183 @@
+#include "agent/host/stage.hpp"
+
+#include <signal.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "common/file.hpp"
+#include "common/log.hpp"
+#include "images/builder.hpp"
+#include "snapshot/receive.hpp"
+#include "snapshot/subvolume.hpp"
+
+namespace ballast::host {
+
+namespace {
+
+constexpr const char* kJournal = "stage.json";
+
+Status journal(const StageContext& ctx, const std::string& version, const std::string& step) {
+  BALLAST_CHECK(make_dirs(ctx.state_dir));
+  nlohmann::json j{{"version", version}, {"step", step}};
+  BALLAST_CHECK(write_file_atomic(path_join(ctx.state_dir, kJournal), j.dump() + "\n", 0644));
+  if (const char* fault = std::getenv("BALLAST_FAULT_AT"); fault && step == fault) {
+    log::warning("fault injection: killing the process at step " + step);
+    ::raise(SIGKILL);
+  }
+  return ok();
+}
+
+Result<bool> slot_is_complete(const snapshot::HostLayout& host, const std::string& version) {
+  std::string slot = host.slot(version);
+  if (!path_exists(slot)) return false;
+  if (!BALLAST_TRY(snapshot::is_read_only(slot))) return false;
+  return BALLAST_TRY(snapshot::image_version_of(slot)) == version;
+}
+
+Result<std::string> kernel_version_in(const std::string& tree) {
+  auto mods = list_dir(tree + "/usr/lib/modules");
+  if (!mods) return fail("stage.no-kernel", "the image has no /usr/lib/modules");
+  std::vector<std::string> with_kernel;
+  for (const auto& k : *mods)
+    if (path_exists(tree + "/usr/lib/modules/" + k + "/vmlinuz")) with_kernel.push_back(k);
+  if (with_kernel.size() != 1)
+    return fail("stage.no-kernel", "the image must hold exactly one /usr/lib/modules/<kver>/vmlinuz, found " +
+                                       std::to_string(with_kernel.size()));
+  return with_kernel.front();
+}
+
+Status check_space(const StageContext& ctx, const StageRequest& req) {
+  if (req.needed_bytes == 0) return ok();
+  struct statvfs vfs;
+  if (::statvfs(ctx.host.sysroot().c_str(), &vfs) != 0)
+    return fail_errno("stage.space", errno, "cannot read free space of " + ctx.host.sysroot());
+  uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  // Metadata and the deployment's /etc copy come on top of the stream's data.
+  uint64_t needed = req.needed_bytes + req.needed_bytes / 10 + (64ull << 20);
+  if (free_bytes < needed)
+    return fail("stage.no-space", "the Btrfs filesystem has " + std::to_string(free_bytes >> 20) + " MiB free; staging " +
+                                      req.version + " needs about " + std::to_string(needed >> 20) + " MiB");
+  return ok();
+}
+
+Status receive_into_slot(const StageContext& ctx, const StageRequest& req) {
+  std::string landing = path_join(ctx.host.partial_dir(), "receive-" + req.version);
+  BALLAST_CHECK(make_dirs(landing));
+  auto stream = BALLAST_TRY(req.open_stream());
+  snapshot::ReceiveOptions ro;
+  ro.dest_dir = landing;
+  ro.partial_dir = ctx.host.partial_dir();
+  for (const auto& s : BALLAST_TRY(snapshot::list_slots(ctx.host))) ro.clone_sources.push_back(ctx.host.slot(s));
+  ro.progress = req.progress;
+  auto received = snapshot::receive(*stream, ro);
+  if (!received) {
+    (void)remove_tree(landing);
+    return tl::unexpected(received.error());
+  }
+  snapshot::SubvolumeGuard guard(received->path);
+
+  BALLAST_CHECK(journal(ctx, req.version, "check"));
+  if (received->received_uuid.empty() || !BALLAST_TRY(snapshot::is_read_only(received->path)))
+    return fail("stage.bad-image", "the received subvolume is not read-only with a received UUID");
+  std::string image_version = BALLAST_TRY(snapshot::image_version_of(received->path));
+  if (image_version != req.version)
+    return fail("stage.bad-image", "the stream holds IMAGE_VERSION \"" + image_version + "\", not release " + req.version);
+
+  BALLAST_CHECK(journal(ctx, req.version, "slot"));
+  if (path_exists(ctx.host.slot(req.version))) BALLAST_CHECK(snapshot::delete_subvolume(ctx.host.slot(req.version)));
+  if (::rename(received->path.c_str(), ctx.host.slot(req.version).c_str()) != 0)
+    return fail_errno("stage.slot", errno, "cannot move the received image into slot " + req.version);
+  guard.commit();
+  (void)remove_tree(landing);
+  return fsync_dir(ctx.host.slots_dir());
+}
+
+}  // namespace
+
+Result<std::pair<std::string, std::string>> read_stage_journal(const std::string& state_dir) {
+  auto text = read_file(path_join(state_dir, kJournal), 64 << 10);
+  if (!text) {
+    if (text.error().code == "io.not-found") return std::pair<std::string, std::string>{};
+    return tl::unexpected(text.error());
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j["version"].is_string() || !j["step"].is_string())
+    return fail("stage.journal", "the stage journal " + path_join(state_dir, kJournal) + " is unreadable");
+  return std::pair<std::string, std::string>{j["version"], j["step"]};
+}
+
+Result<std::vector<std::string>> recover_stage(const StageContext& ctx) {
+  BALLAST_CHECK(snapshot::ensure_layout(ctx.host));
+  auto removed = BALLAST_TRY(snapshot::clean_partial(ctx.host));
+  auto [version, step] = BALLAST_TRY(read_stage_journal(ctx.state_dir));
+  if (!removed.empty() || (!step.empty() && step != "staged"))
+    log::notice("recovered from an interrupted stage of " + version + " at step " + step + "; removed " +
+                std::to_string(removed.size()) + " partial item(s)");
+  return removed;
+}
+
+Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& req) {
+  BALLAST_CHECK(images::validate_version(req.version));
+  BALLAST_CHECK(recover_stage(ctx));
+  if (!ctx.booted_version.empty() && req.version == ctx.booted_version)
+    return fail("stage.booted", "version " + req.version + " is the booted one");
+  StageResult result;
+  result.version = req.version;
+
+  BALLAST_CHECK(journal(ctx, req.version, "receive"));
+  if (BALLAST_TRY(slot_is_complete(ctx.host, req.version))) {
+    result.resumed.push_back("receive");
+  } else {
+    BALLAST_CHECK(check_space(ctx, req));
+    BALLAST_CHECK(with_context(receive_into_slot(ctx, req), "staging " + req.version));
+  }
+
+  BALLAST_CHECK(journal(ctx, req.version, "deploy"));
+  if (path_exists(ctx.host.deployment(req.version))) {
+    result.resumed.push_back("deploy");
+  } else {
+    snapshot::DeploymentOptions d;
+    d.version = req.version;
+    if (!ctx.booted_version.empty() && path_exists(ctx.host.deployment(ctx.booted_version)) &&
+        path_exists(ctx.host.slot(ctx.booted_version)))
+      d.previous = ctx.booted_version;
+    std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
+    d.var_fstab = "UUID=" + fs_uuid + " /var btrfs subvol=@var 0 0";
+    d.esp_fstab = req.esp_fstab;
+    BALLAST_CHECK(with_context(snapshot::create_deployment(ctx.host, d), "deploying " + req.version));
+  }
+
+  BALLAST_CHECK(journal(ctx, req.version, "boot-entry"));
+  std::string deployment = ctx.host.deployment(req.version);
+  result.kernel_version = BALLAST_TRY(kernel_version_in(deployment));
+  std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
+  result.entry_options = "root=UUID=" + fs_uuid + " rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(req.version) +
+                         " ro ballast.version=" + req.version;
+  if (auto extra = read_file(deployment + "/usr/lib/kernel/cmdline", 4096)) {
+    std::string e = *extra;
+    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
+    if (!e.empty()) result.entry_options += " " + e;
+  }
+  bool have_entry = false;
+  for (const auto& e : BALLAST_TRY(ctx.boot.entries()))
+    if (e.version == req.version) have_entry = true;
+  if (have_entry) {
+    result.resumed.push_back("boot-entry");
+  } else {
+    boot::KernelSpec k;
+    k.version = req.version;
+    k.kernel_path = deployment + "/usr/lib/modules/" + result.kernel_version + "/vmlinuz";
+    std::string initrd = deployment + "/usr/lib/modules/" + result.kernel_version + "/initrd.img";
+    k.initrd_path = path_exists(initrd) ? initrd : "";
+    k.options = result.entry_options;
+    k.tries = req.tries;
+    BALLAST_CHECK(with_context(ctx.boot.install(k), "writing the boot entry of " + req.version));
+  }
+  BALLAST_CHECK(journal(ctx, req.version, "staged"));
+  return result;
+}
+
+}  // namespace ballast::host

@@ -1,0 +1,56 @@
+// Staging a release on the host, as one journaled transaction:
+//   receive → check → slot → deploy → boot-entry → staged
+// Each step's name is written atomically to <state>/stage.json before the step runs. Steps are
+// idempotent and skip what is already complete, so after a crash anywhere the next run cleans
+// @ballast/partial and resumes; a trial boot entry is written only for a complete deployment.
+// Setting BALLAST_FAULT_AT=<step> makes the process SIGKILL itself right after journaling that
+// step (the crash-safety tests use it).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "boot/boot_control.hpp"
+#include "common/byte_source.hpp"
+#include "common/result.hpp"
+#include "snapshot/host_layout.hpp"
+
+namespace ballast::host {
+
+inline constexpr const char* kStageSteps[] = {"receive", "check", "slot", "deploy", "boot-entry", "staged"};
+
+struct StageRequest {
+  std::string version;
+  // The stream of the release: full, or a delta whose parent is one of our slots.
+  std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;
+  uint64_t needed_bytes = 0;     // uncompressed stream size from the manifest; 0: unknown
+  int tries = 0;                 // 0: the boot backend's default
+  std::string esp_fstab;         // fstab line for the ESP (by UUID); empty: none
+  std::function<void(uint64_t)> progress;
+};
+
+struct StageContext {
+  snapshot::HostLayout host;
+  boot::BootControl& boot;
+  std::string state_dir;
+  std::string booted_version;    // whose /etc local changes are carried; empty on a fresh host
+};
+
+struct StageResult {
+  std::string version;
+  std::string kernel_version;
+  std::string entry_options;
+  std::vector<std::string> resumed;  // steps found already complete
+};
+
+// Undoes what an interrupted stage left: cleans @ballast/partial. Reads the journal only to report.
+Result<std::vector<std::string>> recover_stage(const StageContext& ctx);
+
+Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& req);
+
+// The journal as last written (`{"version":…,"step":…}`), or empty when no stage ever ran.
+Result<std::pair<std::string, std::string>> read_stage_journal(const std::string& state_dir);
+
+}  // namespace ballast::host

@@ -1,0 +1,164 @@
+#include "snapshot/host_layout.hpp"
+
+#include <fcntl.h>
+#include <linux/btrfs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <set>
+#include <sstream>
+
+#include "common/file.hpp"
+#include "common/tree.hpp"
+#include "snapshot/etc_merge.hpp"
+#include "snapshot/subvolume.hpp"
+
+namespace ballast::snapshot {
+
+Status ensure_layout(const HostLayout& host) {
+  for (const auto& d : {host.slots_dir(), host.deploy_dir(), host.partial_dir()}) BALLAST_CHECK(make_dirs(d));
+  if (!path_exists(host.var())) BALLAST_CHECK(create_subvolume(host.var()));
+  return ok();
+}
+
+Result<std::vector<std::string>> clean_partial(const HostLayout& host) {
+  std::vector<std::string> removed;
+  auto names = list_dir(host.partial_dir());
+  if (!names) return names.error().code == "io.not-found" ? removed : Result<std::vector<std::string>>(tl::unexpected(names.error()));
+  for (const auto& n : *names) {
+    std::string p = path_join(host.partial_dir(), n);
+    if (BALLAST_TRY(is_subvolume(p))) {
+      BALLAST_CHECK(delete_subvolume(p));
+    } else {
+      // A plain directory may hold subvolumes a receive created inside it.
+      for (const auto& inner : list_dir(p).value_or(std::vector<std::string>{}))
+        if (is_subvolume(path_join(p, inner)).value_or(false)) BALLAST_CHECK(delete_subvolume(path_join(p, inner)));
+      BALLAST_CHECK(remove_tree(p));
+    }
+    removed.push_back(n);
+  }
+  return removed;
+}
+
+static Result<std::vector<std::string>> list_or_empty(const std::string& dir) {
+  auto names = list_dir(dir);
+  if (!names && names.error().code == "io.not-found") return std::vector<std::string>{};
+  return names;
+}
+
+Result<std::vector<std::string>> list_slots(const HostLayout& host) { return list_or_empty(host.slots_dir()); }
+Result<std::vector<std::string>> list_deployments(const HostLayout& host) { return list_or_empty(host.deploy_dir()); }
+
+Result<std::string> filesystem_uuid(const std::string& path) {
+  auto fd = BALLAST_TRY(open_dir(path));
+  struct btrfs_ioctl_fs_info_args info {};
+  if (::ioctl(fd.get(), BTRFS_IOC_FS_INFO, &info) != 0)
+    return fail_errno("host.fs-uuid", errno, "cannot read the Btrfs filesystem UUID of " + path);
+  char out[37];
+  const unsigned char* u = info.fsid;
+  std::snprintf(out, sizeof(out), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+  return std::string(out);
+}
+
+Result<std::string> image_version_of(const std::string& tree) {
+  auto dir = BALLAST_TRY(open_dir(tree));
+  auto text = read_file_at(dir.get(), "usr/lib/os-release", 64 << 10);
+  if (!text) return text.error().sys_errno == ENOENT ? std::string() : Result<std::string>(tl::unexpected(text.error()));
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("IMAGE_VERSION=", 0) != 0) continue;
+    std::string v = line.substr(14);
+    if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front()) v = v.substr(1, v.size() - 2);
+    return v;
+  }
+  return std::string();
+}
+
+namespace {
+
+// Replaces the fstab lines for the mount points we manage and keeps everything else.
+std::string with_fstab_lines(const std::string& fstab, const std::vector<std::string>& lines) {
+  std::set<std::string> managed;
+  for (const auto& l : lines) {
+    std::istringstream ls(l);
+    std::string spec, mp;
+    ls >> spec >> mp;
+    managed.insert(mp);
+  }
+  std::string out;
+  std::istringstream in(fstab);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string spec, mp;
+    ls >> spec >> mp;
+    if (!spec.empty() && spec[0] != '#' && managed.count(mp)) continue;
+    out += line + "\n";
+  }
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+}  // namespace
+
+Status create_deployment(const HostLayout& host, const DeploymentOptions& opts) {
+  const std::string slot = host.slot(opts.version);
+  const std::string final_path = host.deployment(opts.version);
+  if (path_exists(final_path)) return fail("host.deployment-exists", "deployment " + opts.version + " already exists");
+  if (!BALLAST_TRY(is_subvolume(slot))) return fail("host.no-slot", "no slot " + opts.version + " to deploy");
+  std::string work = path_join(host.partial_dir(), "deploy-" + opts.version);
+  if (path_exists(work)) BALLAST_CHECK(delete_subvolume(work));
+
+  BALLAST_CHECK(snapshot_subvolume(slot, work, false));
+  SubvolumeGuard guard(work);
+
+  // The image's /etc becomes a nested subvolume so it stays writable inside a read-only deployment.
+  const std::string etc_subvol = work + "/.etc-subvolume";
+  BALLAST_CHECK(create_subvolume(etc_subvol));
+  {
+    auto workfd = BALLAST_TRY(open_dir(work));
+    auto etcfd = BALLAST_TRY(open_dir(etc_subvol));
+    if (path_exists(work + "/etc")) {
+      auto image_etc = BALLAST_TRY(tree::open_entry(workfd.get(), "etc", O_RDONLY | O_DIRECTORY));
+      BALLAST_CHECK(with_context(tree::overlay_tree(image_etc.get(), etcfd.get()), "copying the image's /etc"));
+      image_etc.reset();
+      BALLAST_CHECK(tree::remove_entry(workfd.get(), "etc"));
+    }
+    if (::renameat(workfd.get(), ".etc-subvolume", workfd.get(), "etc") != 0)
+      return fail_errno("host.deploy", errno, "cannot put /etc in place in " + work);
+  }
+  if (!opts.previous.empty()) {
+    auto report = BALLAST_TRY(merge_etc(host.slot(opts.previous) + "/etc", host.deployment(opts.previous) + "/etc", work + "/etc"));
+    (void)report;
+  }
+  std::vector<std::string> lines;
+  if (!opts.var_fstab.empty()) lines.push_back(opts.var_fstab);
+  if (!opts.esp_fstab.empty()) lines.push_back(opts.esp_fstab);
+  if (!lines.empty()) {
+    std::string fstab = read_file(work + "/etc/fstab").value_or("");
+    BALLAST_CHECK(write_file_atomic(work + "/etc/fstab", with_fstab_lines(fstab, lines)));
+  }
+  {
+    auto workfd = BALLAST_TRY(open_dir(work));
+    if (::syncfs(workfd.get()) != 0) return fail_errno("host.deploy", errno, "cannot flush " + work);
+  }
+  BALLAST_CHECK(set_read_only(work, true));
+  if (::rename(work.c_str(), final_path.c_str()) != 0)
+    return fail_errno("host.deploy", errno, "cannot move deployment " + opts.version + " into place");
+  guard.commit();
+  return fsync_dir(host.deploy_dir());
+}
+
+Status delete_deployment(const HostLayout& host, const std::string& version) {
+  if (!path_exists(host.deployment(version))) return ok();
+  return delete_subvolume(host.deployment(version));
+}
+
+Status delete_slot(const HostLayout& host, const std::string& version) {
+  if (!path_exists(host.slot(version))) return ok();
+  return delete_subvolume(host.slot(version));
+}
+
+}  // namespace ballast::snapshot

@@ -1,0 +1,67 @@
+// The host's Btrfs layout (DESIGN.md "The host"): where slots, deployments and partial work live,
+// and the subvolume-level operations on them. Paths are below `sysroot`, the top level (subvolid 5).
+//
+//   @ballast/slots/<v>       read-only, received: the pristine image, parent of future deltas
+//   @ballast/deploy/<v>      read-only snapshot of the slot: what boots
+//   @ballast/deploy/<v>/etc  a nested writable subvolume: the deployment's /etc
+//   @ballast/partial/…       work in progress; anything here at start-up is garbage
+//   @var                     persistent /var
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace ballast::snapshot {
+
+class HostLayout {
+ public:
+  explicit HostLayout(std::string sysroot) : sysroot_(std::move(sysroot)) {}
+  const std::string& sysroot() const { return sysroot_; }
+  std::string root() const { return sysroot_ + "/@ballast"; }
+  std::string slots_dir() const { return root() + "/slots"; }
+  std::string deploy_dir() const { return root() + "/deploy"; }
+  std::string partial_dir() const { return root() + "/partial"; }
+  std::string var() const { return sysroot_ + "/@var"; }
+  std::string slot(const std::string& version) const { return slots_dir() + "/" + version; }
+  std::string deployment(const std::string& version) const { return deploy_dir() + "/" + version; }
+  // The subvolume path of a deployment relative to the top level, for rootflags=subvol=.
+  static std::string deployment_subvol(const std::string& version) { return "@ballast/deploy/" + version; }
+
+ private:
+  std::string sysroot_;
+};
+
+// Creates @ballast/{slots,deploy,partial} and the @var subvolume when missing.
+Status ensure_layout(const HostLayout& host);
+
+// Deletes everything under @ballast/partial (left by an interrupted stage). Returns what it removed.
+Result<std::vector<std::string>> clean_partial(const HostLayout& host);
+
+Result<std::vector<std::string>> list_slots(const HostLayout& host);
+Result<std::vector<std::string>> list_deployments(const HostLayout& host);
+
+// The filesystem UUID of the Btrfs filesystem holding `path`.
+Result<std::string> filesystem_uuid(const std::string& path);
+
+// IMAGE_VERSION from a tree's /usr/lib/os-release (empty when absent).
+Result<std::string> image_version_of(const std::string& tree);
+
+struct DeploymentOptions {
+  std::string version;
+  std::string previous;      // the booted version whose /etc changes are carried; empty: none
+  std::string var_fstab;     // line for /var, written into the deployment's /etc/fstab
+  std::string esp_fstab;     // line for the ESP
+};
+
+// Snapshots slots/<v> into deploy/<v> with a nested writable /etc subvolume holding the image's
+// /etc merged with the previous deployment's local changes, fstab lines added, then makes the
+// deployment read-only. Built under partial/ and renamed into place last: all or nothing.
+Status create_deployment(const HostLayout& host, const DeploymentOptions& opts);
+
+// Deletes a deployment (with its nested /etc) and/or a slot; missing ones are fine.
+Status delete_deployment(const HostLayout& host, const std::string& version);
+Status delete_slot(const HostLayout& host, const std::string& version);
+
+}  // namespace ballast::snapshot
