@@ -205,7 +205,11 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
   std::string rel_dir = "/ballast/" + spec.version;
   entry.linux_path = rel_dir + "/vmlinuz";
   if (!spec.initrd_path.empty()) entry.initrd_paths.push_back(rel_dir + "/initrd.img");
-  entry.options = spec.options;
+  // The booted version is read back from the kernel command line, so every entry names its own.
+  auto named = cmdline_version(spec.options);
+  if (named && *named != spec.version)
+    return fail("boot.usage", "options say ballast.version=" + *named + " for version " + spec.version);
+  entry.options = named ? spec.options : (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version;
   std::string text = format_entry(entry);
 
   struct statvfs sv {};

@@ -52,7 +52,7 @@ Status FakeBootControl::install(const KernelSpec& spec) {
   BootEntry e;
   e.version = spec.version;
   e.title = spec.title.empty() ? "ballast " + spec.version : spec.title;
-  e.options = spec.options;
+  e.options = (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version;
   e.linux_path = "/ballast/" + spec.version + "/vmlinuz";
   if (!spec.initrd_path.empty()) e.initrd_path = "/ballast/" + spec.version + "/initrd.img";
   rename(e, BootCounter{spec.tries > 0 ? spec.tries : default_tries_, 0});

@@ -15,8 +15,6 @@ int compare_rest(std::string_view a, std::string_view b) { return sign(a.compare
 }  // namespace
 
 int compare_versions(std::string_view a, std::string_view b) {
-  // The specification treats an empty version specially: plain byte comparison.
-  if (a.empty() || b.empty()) return compare_rest(a, b);
   size_t i = 0, j = 0;
   for (;;) {
     while (i < a.size() && !is_version_char(a[i])) ++i;
@@ -38,9 +36,10 @@ int compare_versions(std::string_view a, std::string_view b) {
       ++i, ++j;
       x = at(a, i), y = at(b, j);
     }
-    // '^' marks a patched release: it sorts after the plain one.
+    // '^' marks a patch on a release: newer than the release itself (the end-of-string rule
+    // above), older than any further component ("1^p" < "1.1", "1^p" < "1a").
     if (x == '^' || y == '^') {
-      if (x != y) return x == '^' ? 1 : -1;
+      if (x != y) return x == '^' ? -1 : 1;
       ++i, ++j;
       x = at(a, i), y = at(b, j);
     }

@@ -1,0 +1,129 @@
+// `ballast boot …`: the boot entries on the ESP and the loader's EFI variables, by hand.
+#include <iostream>
+
+#include "agent/cli/verb.hpp"
+#include "boot/boot_control.hpp"
+
+namespace ballast::cli {
+namespace {
+
+struct BootOptions {
+  std::string cmdline_path = "/proc/cmdline";
+  std::string version;
+  boot::KernelSpec spec;
+};
+
+Result<std::unique_ptr<boot::BootControl>> open_control(const GlobalOptions& g, const BootOptions& o) {
+  auto cfg = BALLAST_TRY(g.load_config());
+  boot::BootPaths paths;
+  paths.esp_path = g.esp_path;
+  paths.efivars_path = g.efivars_path;
+  paths.cmdline_path = o.cmdline_path;
+  paths.default_tries = static_cast<int>(cfg.get_int("boot.tries"));
+  if (cfg.get_string("boot.loader") == "grub") return boot::make_grub_control(paths);
+  return boot::make_systemd_boot_control(paths);
+}
+
+nlohmann::json entry_json(const boot::BootEntry& e, bool booted) {
+  return {{"version", e.version},       {"id", e.id},
+          {"state", boot::to_string(e.state)},
+          {"tries_left", e.has_counter ? nlohmann::json(e.tries_left) : nlohmann::json()},
+          {"tries_done", e.has_counter ? nlohmann::json(e.tries_done) : nlohmann::json()},
+          {"title", e.title},           {"linux", e.linux_path},
+          {"initrd", e.initrd_path},    {"options", e.options},
+          {"booted", booted}};
+}
+
+int list(const GlobalOptions& g, const BootOptions& o) {
+  auto control = open_control(g, o);
+  if (!control) return report_error(control.error());
+  auto entries = (*control)->entries();
+  if (!entries) return report_error(entries.error());
+  auto booted = (*control)->booted_version();
+  std::string booted_v = booted ? *booted : "";
+  if (g.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : *entries) out.push_back(entry_json(e, e.version == booted_v));
+    print_json(out);
+    return 0;
+  }
+  if (entries->empty()) {
+    std::cout << "no ballast boot entries on " << g.esp_path << "\n";
+    return 0;
+  }
+  // Boot order: the loader tries the first line first.
+  for (const auto& e : *entries) {
+    std::string tries = e.has_counter ? std::to_string(e.tries_left) + " left, " + std::to_string(e.tries_done) + " done" : "";
+    std::cout << (e.version == booted_v ? "* " : "  ") << e.version << "  " << boot::to_string(e.state)
+              << (tries.empty() ? "" : " (" + tries + ")") << "  " << e.id << "\n";
+  }
+  return 0;
+}
+
+// Runs one change and prints nothing on success (exit status tells).
+int change(const GlobalOptions& g, const BootOptions& o,
+           const std::function<Status(boot::BootControl&)>& op) {
+  auto control = open_control(g, o);
+  if (!control) return report_error(control.error());
+  auto st = op(**control);
+  if (!st) return report_error(st.error());
+  return 0;
+}
+
+void setup(VerbContext& ctx) {
+  static BootOptions o;
+  auto* boot = ctx.app.add_subcommand("boot", "Manage boot entries, boot counting and the loader's defaults");
+  boot->require_subcommand(1);
+  boot->add_option("--cmdline", o.cmdline_path, "Kernel command line to read the booted version from (default /proc/cmdline)");
+  auto& g = ctx.global;
+  auto& action = ctx.action;
+
+  auto* add = boot->add_subcommand("add", "Copy a kernel (+ initrd) to the ESP and add a counted trial entry");
+  add->add_option("VERSION", o.spec.version, "Version of the entry")->required();
+  add->add_option("--kernel", o.spec.kernel_path, "Kernel image to copy")->required()->check(CLI::ExistingFile);
+  add->add_option("--initrd", o.spec.initrd_path, "Initrd to copy")->check(CLI::ExistingFile);
+  add->add_option("--options", o.spec.options, "Kernel command line (ballast.version= is appended)");
+  add->add_option("--tries", o.spec.tries, "Boot attempts before the entry counts as bad (default: boot.tries)")
+      ->check(CLI::Range(1, 99));
+  add->add_option("--title", o.spec.title, "Menu title (default \"ballast VERSION\")");
+  add->callback([&] { action = [&] { return change(g, o, [](boot::BootControl& c) { return c.install(o.spec); }); }; });
+
+  auto* ls = boot->add_subcommand("list", "List ballast's entries in boot order with their boot-counting state");
+  ls->add_flag("--json", g.json, "Print machine-readable JSON");
+  ls->callback([&] { action = [&] { return list(g, o); }; });
+
+  auto* bless = boot->add_subcommand("bless", "Mark an entry good: drop its boot counter");
+  bless->add_option("VERSION", o.version, "Version to bless (default: the booted one)");
+  bless->callback([&] {
+    action = [&] {
+      return change(g, o, [](boot::BootControl& c) -> Status {
+        std::string v = o.version;
+        if (v.empty()) v = BALLAST_TRY(c.booted_version());
+        return c.bless(v);
+      });
+    };
+  });
+
+  struct Simple {
+    const char* name;
+    const char* help;
+    Status (boot::BootControl::*op)(const std::string&);
+  };
+  for (const Simple& s : {Simple{"mark-bad", "Mark an entry bad (+0): the loader falls back past it", &boot::BootControl::mark_bad},
+                          Simple{"set-default", "Boot VERSION next and by default (entries before it are marked bad)",
+                                 &boot::BootControl::prefer},
+                          Simple{"oneshot", "Boot VERSION on the next boot only", &boot::BootControl::set_oneshot},
+                          Simple{"remove", "Remove an entry and its kernel files", &boot::BootControl::remove}}) {
+    auto* cmd = boot->add_subcommand(s.name, s.help);
+    cmd->add_option("VERSION", o.version, "Version of the entry")->required();
+    auto op = s.op;
+    cmd->callback([&, op] {
+      action = [&, op] { return change(g, o, [op](boot::BootControl& c) { return (c.*op)(o.version); }); };
+    });
+  }
+}
+
+BALLAST_REGISTER_VERB(300, setup);
+
+}  // namespace
+}  // namespace ballast::cli

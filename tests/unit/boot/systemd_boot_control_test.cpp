@@ -1,0 +1,212 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "boot/boot_simulator.hpp"
+#include "boot/efivars.hpp"
+#include "common/file.hpp"
+#include "tests/unit/boot/scenarios.hpp"
+
+using namespace ballast;
+using namespace ballast::boot;
+
+namespace {
+
+// A directory ESP, an efivars directory and a cmdline file under one temp dir.
+struct DirHost {
+  std::string root = *make_temp_dir("boot-host");
+  BootPaths paths;
+  DirHost() {
+    paths.esp_path = path_join(root, "esp");
+    paths.efivars_path = path_join(root, "efivars");
+    paths.cmdline_path = path_join(root, "cmdline");
+    REQUIRE(make_dirs(paths.esp_path));
+    REQUIRE(make_dirs(paths.efivars_path));
+  }
+  ~DirHost() { (void)remove_tree(root); }
+  KernelSpec spec(const std::string& v, int tries) {
+    std::string k = path_join(root, "vmlinuz-" + v), i = path_join(root, "initrd-" + v);
+    REQUIRE(write_file_atomic(k, "kernel " + v));
+    REQUIRE(write_file_atomic(i, "initrd " + v));
+    return KernelSpec{v, k, i, "root=UUID=f00 rootflags=subvol=@ballast/deploy/" + v + " ro", "", tries};
+  }
+  std::string entries_dir() const { return path_join(paths.esp_path, "loader/entries"); }
+  std::vector<std::string> entry_files() const { return path_exists(entries_dir()) ? *list_dir(entries_dir()) : std::vector<std::string>{}; }
+};
+
+}  // namespace
+
+TEST_CASE("the systemd-boot backend on a directory ESP follows the boot-counting scenarios", "[boot][systemd-boot]") {
+  testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
+    DirHost host;
+    auto control = make_systemd_boot_control(host.paths);
+    BootSimulator sim(host.paths);
+    testing::Rig rig{*control,
+                     [&]() -> Result<std::string> {
+                       BALLAST_TRY(sim.reboot());
+                       return control->booted_version();
+                     },
+                     [&](const std::string& v, int t) { return host.spec(v, t); }};
+    scenario(rig);
+  });
+}
+
+TEST_CASE("install copies kernel and initrd and writes a counted entry with sort-key and version", "[boot][systemd-boot]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  REQUIRE(control->install(host.spec("2.0", 0)));
+  CHECK(*read_file(path_join(host.paths.esp_path, "ballast/2.0/vmlinuz")) == "kernel 2.0");
+  CHECK(*read_file(path_join(host.paths.esp_path, "ballast/2.0/initrd.img")) == "initrd 2.0");
+  CHECK(host.entry_files() == std::vector<std::string>{"ballast-2.0+3-0.conf"});
+  auto text = read_file(path_join(host.entries_dir(), "ballast-2.0+3-0.conf"));
+  REQUIRE(text);
+  auto entry = parse_entry(*text);
+  REQUIRE(entry);
+  CHECK(entry->sort_key == "ballast");
+  CHECK(entry->version == "2.0");
+  CHECK(entry->linux_path == "/ballast/2.0/vmlinuz");
+  CHECK(entry->initrd_paths == std::vector<std::string>{"/ballast/2.0/initrd.img"});
+  CHECK(entry->options == "root=UUID=f00 rootflags=subvol=@ballast/deploy/2.0 ro ballast.version=2.0");
+
+  auto again = control->install(host.spec("2.0", 0));
+  REQUIRE(!again);
+  CHECK(again.error().code == "boot.exists");
+  CHECK(control->install(host.spec("3", 7)));
+  CHECK(control->entries()->front().id == "ballast-3+7-0.conf");
+}
+
+TEST_CASE("a failed install leaves no entry and no kernel directory", "[boot][systemd-boot]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  auto spec = host.spec("2", 0);
+  spec.initrd_path = path_join(host.root, "no-such-initrd");
+  auto st = control->install(spec);
+  REQUIRE(!st);
+  CHECK(st.error().code == "boot.read-kernel");
+  CHECK(!path_exists(path_join(host.paths.esp_path, "ballast/2")));
+  CHECK(host.entry_files().empty());
+
+  auto bad_version = host.spec("2", 0);
+  bad_version.version = "2+1";
+  CHECK(control->install(bad_version).error().code == "boot.bad-version");
+  auto two_lines = host.spec("2", 0);
+  two_lines.options = "ro\nquiet";
+  CHECK(control->install(two_lines).error().code == "boot.usage");
+  CHECK(host.entry_files().empty());
+}
+
+TEST_CASE("a default naming a ballast entry is removed when a trial entry is installed", "[boot][systemd-boot]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  REQUIRE(control->install(host.spec("1", 0)));
+  REQUIRE(control->bless("1"));
+  REQUIRE(write_file_atomic(path_join(host.paths.esp_path, "loader/loader.conf"), "timeout 3\ndefault ballast-*\neditor no\n"));
+  auto efi = make_efivarfs(host.paths.efivars_path);
+  REQUIRE(efi->write_string("LoaderEntryDefault", "ballast-1.conf"));
+  REQUIRE(control->install(host.spec("2", 0)));
+  CHECK(*read_file(path_join(host.paths.esp_path, "loader/loader.conf")) == "timeout 3\neditor no\n");
+  CHECK(!efi->read_string("LoaderEntryDefault")->has_value());
+  BootSimulator sim(host.paths);
+  CHECK(sim.reboot()->version == "2");
+}
+
+TEST_CASE("a default naming another OS's entry is left alone", "[boot][systemd-boot]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  REQUIRE(make_dirs(path_join(host.paths.esp_path, "loader")));
+  REQUIRE(write_file_atomic(path_join(host.paths.esp_path, "loader/loader.conf"), "default windows.conf\n"));
+  REQUIRE(control->install(host.spec("1", 0)));
+  CHECK(*read_file(path_join(host.paths.esp_path, "loader/loader.conf")) == "default windows.conf\n");
+}
+
+TEST_CASE("the booted version comes from the command line and must agree with LoaderEntrySelected", "[boot][systemd-boot]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  auto efi = make_efivarfs(host.paths.efivars_path);
+  CHECK(control->booted_version().error().code == "boot.unknown-booted");
+  REQUIRE(write_file_atomic(host.paths.cmdline_path, "root=UUID=x ballast.version=2 quiet\n"));
+  CHECK(*control->booted_version() == "2");
+  REQUIRE(efi->write_string("LoaderEntrySelected", "ballast-2+3-0.conf"));
+  CHECK(*control->booted_version() == "2");
+  REQUIRE(efi->write_string("LoaderEntrySelected", "ballast-1.conf"));
+  CHECK(control->booted_version().error().code == "boot.booted-mismatch");
+  REQUIRE(write_file_atomic(host.paths.cmdline_path, "root=UUID=x\n"));
+  CHECK(*control->booted_version() == "1");  // the loader's word alone
+}
+
+TEST_CASE("a rename interrupted midway with both files present is recovered on the next run", "[boot][systemd-boot]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  REQUIRE(control->install(host.spec("1", 0)));
+  REQUIRE(control->bless("1"));
+  REQUIRE(control->install(host.spec("2", 0)));
+  std::string counted = path_join(host.entries_dir(), "ballast-2+3-0.conf");
+  std::string blessed = path_join(host.entries_dir(), "ballast-2.conf");
+  std::string journal = path_join(host.paths.esp_path, "ballast/rename-pending");
+
+  SECTION("a bless cut short after the new name appeared") {
+    // FAT writes the new directory entry before it drops the old one.
+    REQUIRE(::link(counted.c_str(), blessed.c_str()) == 0);
+    REQUIRE(write_file_atomic(journal, "ballast-2+3-0.conf\nballast-2.conf\n"));
+    auto listed = control->entries();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 2);
+    CHECK(testing::entry_of(*control, "2").state == EntryState::good);  // read-only view already resolves
+    CHECK(path_exists(counted));                                        // ... without writing
+    REQUIRE(control->mark_bad("1"));                                    // any change repairs first
+    CHECK(!path_exists(counted));
+    CHECK(path_exists(blessed));
+    CHECK(!path_exists(journal));
+  }
+  SECTION("a bless cut short before the rename") {
+    REQUIRE(write_file_atomic(journal, "ballast-2+3-0.conf\nballast-2.conf\n"));
+    REQUIRE(control->prefer("2"));
+    CHECK(!path_exists(counted));
+    CHECK(testing::entry_of(*control, "2").state == EntryState::good);
+  }
+  SECTION("the loader's own count-down cut short, without a journal") {
+    std::string decremented = path_join(host.entries_dir(), "ballast-2+2-1.conf");
+    REQUIRE(::link(counted.c_str(), decremented.c_str()) == 0);
+    auto e = testing::entry_of(*control, "2");
+    CHECK(e.tries_left == 2);
+    CHECK(e.tries_done == 1);
+    REQUIRE(control->bless("2"));
+    CHECK(host.entry_files() == std::vector<std::string>{"ballast-1.conf", "ballast-2.conf"});
+  }
+  SECTION("a counted and an uncounted name without a journal keep the counted one") {
+    REQUIRE(::link(counted.c_str(), blessed.c_str()) == 0);
+    CHECK(testing::entry_of(*control, "2").state == EntryState::indeterminate);
+    REQUIRE(control->set_oneshot("1"));
+    CHECK(host.entry_files() == std::vector<std::string>{"ballast-1.conf", "ballast-2+3-0.conf"});
+  }
+}
+
+TEST_CASE("remove deletes the entry and its kernel files but never the booted version", "[boot][systemd-boot]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  REQUIRE(control->install(host.spec("1", 0)));
+  REQUIRE(control->install(host.spec("2", 0)));
+  REQUIRE(control->bless("1"));
+  BootSimulator sim(host.paths);
+  REQUIRE(sim.reboot()->version == "2");
+  REQUIRE(control->set_oneshot("1"));
+  CHECK(control->remove("2").error().code == "boot.busy");
+  REQUIRE(control->remove("1"));
+  CHECK(host.entry_files() == std::vector<std::string>{"ballast-2+2-1.conf"});
+  CHECK(!path_exists(path_join(host.paths.esp_path, "ballast/1")));
+  CHECK(!make_efivarfs(host.paths.efivars_path)->read_string("LoaderEntryOneShot")->has_value());
+  CHECK(control->remove("1").error().code == "boot.no-entry");
+}
+
+TEST_CASE("the boot simulator records the selected name before the count-down and the count path", "[boot][simulator]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  REQUIRE(control->install(host.spec("2", 3)));
+  BootSimulator sim(host.paths);
+  auto boot = sim.reboot();
+  REQUIRE(boot);
+  CHECK(boot->entry_id == "ballast-2+3-0.conf");
+  auto efi = make_efivarfs(host.paths.efivars_path);
+  CHECK(efi->read_string("LoaderEntrySelected")->value() == "ballast-2+3-0.conf");
+  CHECK(efi->read_string("LoaderBootCountPath")->value() == "\\loader\\entries\\ballast-2+2-1.conf");
+  CHECK(read_file(host.paths.cmdline_path)->find("ballast.version=2") != std::string::npos);
+}
