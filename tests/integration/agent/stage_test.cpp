@@ -1,0 +1,294 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "agent/host/retention.hpp"
+#include "agent/host/stage.hpp"
+#include "agent/host/status.hpp"
+#include "boot/boot_simulator.hpp"
+#include "common/file.hpp"
+#include "common/process.hpp"
+#include "images/builder.hpp"
+#include "snapshot/send.hpp"
+#include "snapshot/subvolume.hpp"
+#include "tests/integration/support/loop_btrfs.hpp"
+
+using namespace ballast;
+using ballast::testing::LoopBtrfs;
+
+namespace {
+
+// A sandbox host on a loop-backed Btrfs: a build area for images, the host's top level, a
+// directory ESP and a directory of EFI variables.
+struct SandboxHost {
+  std::unique_ptr<LoopBtrfs> fs;
+  std::string build, esp, efivars, state, cmdline;
+  boot::BootPaths paths;
+
+  explicit SandboxHost(uint64_t size = 1ull << 30) {
+    LoopBtrfs::Options o;
+    o.size_bytes = size;
+    auto f = LoopBtrfs::create(o);
+    REQUIRE(f);
+    fs = std::move(*f);
+    build = fs->mount_point() + "/build";
+    esp = fs->base_dir() + "/esp";
+    efivars = fs->base_dir() + "/efivars";
+    state = fs->base_dir() + "/state";
+    cmdline = fs->base_dir() + "/cmdline";
+    for (auto* d : {&build, &esp, &efivars, &state}) REQUIRE(make_dirs(*d));
+    paths.esp_path = esp;
+    paths.efivars_path = efivars;
+    paths.cmdline_path = cmdline;
+  }
+  std::string top() const { return fs->mount_point(); }
+  snapshot::HostLayout layout() const { return snapshot::HostLayout(top()); }
+
+  // Builds images/minimal.toml at `version` and writes its send stream (a delta when `parent`).
+  std::string publish(const std::string& version, const std::string& parent = "") {
+    auto def = images::load_definition(std::string(BALLAST_SOURCE_DIR) + "/images/minimal.toml");
+    REQUIRE(def);
+    def->files.push_back(images::FileSpec{"/etc/release-note", "this is " + version + "\n", "", 0644, 0, 0});
+    images::BuildOptions opts;
+    opts.version = version;
+    opts.output = build + "/minimal-" + version;
+    opts.source_date_epoch = 1700000000;
+    REQUIRE(images::build_image(*def, opts));
+    std::string stream = fs->base_dir() + "/" + version + (parent.empty() ? ".full" : ".from-" + parent);
+    UniqueFd out(::open(stream.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    REQUIRE(out);
+    snapshot::SendOptions so;
+    so.subvolume = opts.output;
+    if (!parent.empty()) so.parent = build + "/minimal-" + parent;
+    REQUIRE(snapshot::send(so, out.get()));
+    return stream;
+  }
+
+  Result<host::StageResult> stage(boot::BootControl& boot, const std::string& version, const std::string& stream) {
+    auto booted = boot.booted_version();
+    host::StageContext ctx{layout(), boot, state, booted ? *booted : ""};
+    host::StageRequest req;
+    req.version = version;
+    req.open_stream = [stream]() { return open_file_source(stream); };
+    return host::stage_release(ctx, req);
+  }
+
+  // `ballast stage` as a separate process, so that it can be killed at a fault point.
+  Result<ProcessResult> stage_cli(const std::string& version, const std::string& stream, const std::string& fault = "") {
+    SpawnOptions o;
+    if (!fault.empty()) o.extra_env.push_back("BALLAST_FAULT_AT=" + fault);
+    return run_process({BALLAST_BINARY, "--sysroot", top(), "--esp-path", esp, "--efivars-path", efivars,
+                        "--state-dir", state, "--cmdline-path", cmdline, "--config-dir", fs->base_dir() + "/no-config",
+                        "stage", "--version", version, "-f", stream},
+                       o);
+  }
+};
+
+std::vector<std::string> entry_ids(boot::BootControl& boot) {
+  std::vector<std::string> ids;
+  auto entries = boot.entries();
+  REQUIRE(entries);
+  for (const auto& e : *entries) ids.push_back(e.id);
+  return ids;
+}
+
+// A first boot: stage, boot it through the simulated loader, bless it.
+void install_first(SandboxHost& h, boot::BootControl& boot, const std::string& version) {
+  auto staged = h.stage(boot, version, h.publish(version));
+  if (!staged) FAIL(staged.error().describe());
+  boot::BootSimulator sim(h.paths);
+  auto booted = sim.reboot();
+  REQUIRE(booted);
+  REQUIRE(booted->version == version);
+  REQUIRE(boot.bless(version));
+}
+
+}  // namespace
+
+TEST_CASE("a staged release has a read-only slot and deployment, a writable /etc and a trial entry") {
+  SandboxHost h;
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  auto staged = h.stage(*boot, "1.0", h.publish("1.0"));
+  REQUIRE(staged);
+  auto layout = h.layout();
+  CHECK(*snapshot::is_read_only(layout.slot("1.0")));
+  CHECK(*snapshot::is_read_only(layout.deployment("1.0")));
+  CHECK(*snapshot::is_subvolume(layout.deployment("1.0") + "/etc"));
+  CHECK_FALSE(*snapshot::is_read_only(layout.deployment("1.0") + "/etc"));
+  CHECK(write_file_atomic(layout.deployment("1.0") + "/etc/hostname", "changed\n"));
+  CHECK_FALSE(write_file_atomic(layout.deployment("1.0") + "/usr/lib/x", "no"));  // / is read-only
+  CHECK(path_exists(layout.var()));
+  auto fstab = read_file(layout.deployment("1.0") + "/etc/fstab");
+  REQUIRE(fstab);
+  CHECK_THAT(*fstab, Catch::Contains(" /var btrfs subvol=@var 0 0"));
+  CHECK_THAT(staged->entry_options, Catch::Contains("rootflags=subvol=@ballast/deploy/1.0 ro ballast.version=1.0"));
+  CHECK_THAT(staged->entry_options, Catch::EndsWith("console=ttyS0 quiet"));
+  auto entries = boot->entries();
+  REQUIRE(entries);
+  REQUIRE(entries->size() == 1);
+  CHECK(entries->front().state == boot::EntryState::indeterminate);
+  CHECK(entries->front().tries_left == 3);
+  CHECK(path_exists(h.esp + "/ballast/1.0/vmlinuz"));
+  CHECK(list_dir(layout.partial_dir())->empty());
+}
+
+TEST_CASE("a delta stages on top of the booted version, carrying its /etc changes, and status shows it staged") {
+  SandboxHost h;
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  install_first(h, *boot, "1.0");
+  auto layout = h.layout();
+  REQUIRE(write_file_atomic(layout.deployment("1.0") + "/etc/motd", "admin's motd\n"));
+  std::string delta = h.publish("2.0", "1.0");
+
+  auto staged = h.stage(*boot, "2.0", delta);
+  REQUIRE(staged);
+  CHECK(*read_file(layout.deployment("2.0") + "/etc/motd") == "admin's motd\n");          // local change carried
+  CHECK(*read_file(layout.deployment("2.0") + "/etc/release-note") == "this is 2.0\n");  // new image's file
+  CHECK(*read_file(layout.slot("2.0") + "/etc/release-note") == "this is 2.0\n");
+
+  auto status = host::read_host_status(layout, *boot, *boot->booted_version());
+  REQUIRE(status);
+  REQUIRE(status->booted);
+  CHECK(status->booted->version == "1.0");
+  REQUIRE(status->staged);
+  CHECK(status->staged->version == "2.0");
+  CHECK(status->staged->entry->state == boot::EntryState::indeterminate);
+  auto j = host::status_to_json(*status);
+  CHECK(j["kind"] == "BallastHost");
+  CHECK(j["status"]["booted"]["image"]["version"] == "1.0");
+  CHECK(j["status"]["staged"]["image"]["version"] == "2.0");
+  CHECK(j["status"]["staged"]["bootEntry"]["state"] == "indeterminate");
+
+  // The trial entry boots first.
+  boot::BootSimulator sim(h.paths);
+  auto next = sim.reboot();
+  REQUIRE(next);
+  CHECK(next->version == "2.0");
+}
+
+TEST_CASE("a stream whose image version is not the release's is refused and leaves nothing behind") {
+  SandboxHost h;
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  auto r = h.stage(*boot, "9.9", h.publish("1.0"));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == "stage.bad-image");
+  auto layout = h.layout();
+  CHECK(list_dir(layout.slots_dir())->empty());
+  CHECK(list_dir(layout.deploy_dir())->empty());
+  CHECK(list_dir(layout.partial_dir())->empty());
+  CHECK(entry_ids(*boot).empty());
+}
+
+TEST_CASE("a stage killed at any journaled step leaves the booted system untouched and completes on retry") {
+  for (const char* step : host::kStageSteps) {
+    DYNAMIC_SECTION("killed at " << step) {
+      SandboxHost h;
+      auto boot = boot::make_systemd_boot_control(h.paths);
+      install_first(h, *boot, "1.0");
+      auto before = entry_ids(*boot);
+      std::string delta = h.publish("2.0", "1.0");
+
+      auto killed = h.stage_cli("2.0", delta, step);
+      REQUIRE(killed);
+      CHECK(killed->signal == SIGKILL);
+      // The booted deployment and its entry are untouched; an entry for 2.0 exists only when its
+      // deployment is complete (the entry is written last).
+      CHECK(*snapshot::is_read_only(h.layout().deployment("1.0")));
+      auto ids = entry_ids(*boot);
+      CHECK(std::find(ids.begin(), ids.end(), before.front()) != ids.end());
+      auto after_kill = boot->entries();
+      REQUIRE(after_kill);
+      for (const auto& e : *after_kill)
+        if (e.version == "2.0") CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
+
+      auto retried = h.stage_cli("2.0", delta);
+      REQUIRE(retried);
+      INFO(retried->err);
+      CHECK(retried->success());
+      CHECK(list_dir(h.layout().partial_dir())->empty());
+      CHECK(*snapshot::is_read_only(h.layout().slot("2.0")));
+      CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
+      auto status = host::read_host_status(h.layout(), *boot, "1.0");
+      REQUIRE(status);
+      REQUIRE(status->staged);
+      CHECK(status->staged->version == "2.0");
+      CHECK(status->booted->version == "1.0");
+    }
+  }
+}
+
+TEST_CASE("a stage that runs out of space midway is cleaned up and the booted system is untouched") {
+  SandboxHost big;
+  // An image with 300 MB of incompressible data, too large for the small host below.
+  std::string payload = big.fs->base_dir() + "/payload";
+  REQUIRE(make_dirs(payload + "/usr/share/big"));
+  REQUIRE(run_checked({"dd", "if=/dev/urandom", "of=" + payload + "/usr/share/big/blob", "bs=1M", "count=300", "status=none"}));
+  auto def = images::parse_definition("name = \"big\"\n[base]\nkind = \"directory\"\npath = \"" + payload +
+                                          "\"\n[kernel]\nversion = \"k\"\nstand_in = true\n",
+                                      big.fs->base_dir() + "/big.toml");
+  REQUIRE(def);
+  images::BuildOptions opts;
+  opts.version = "2.0";
+  opts.output = big.build + "/big-2.0";
+  REQUIRE(images::build_image(*def, opts));
+  std::string stream = big.fs->base_dir() + "/big.full";
+  {
+    UniqueFd out(::open(stream.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    snapshot::SendOptions so;
+    so.subvolume = opts.output;
+    REQUIRE(snapshot::send(so, out.get()));
+  }
+
+  SandboxHost small(256ull << 20);
+  auto boot = boot::make_systemd_boot_control(small.paths);
+  install_first(small, *boot, "1.0");
+  auto r = small.stage(*boot, "2.0", stream);
+  REQUIRE_FALSE(r);
+  INFO(r.error().describe());
+  CHECK(r.error().sys_errno == ENOSPC);
+  CHECK(list_dir(small.layout().partial_dir())->empty());
+  CHECK_FALSE(path_exists(small.layout().slot("2.0")));
+  CHECK(entry_ids(*boot).size() == 1);
+  CHECK(*snapshot::is_read_only(small.layout().deployment("1.0")));
+
+  // With the manifest's size known, the stage is refused before anything is written.
+  auto booted = boot->booted_version();
+  host::StageContext ctx{small.layout(), *boot, small.state, *booted};
+  host::StageRequest req;
+  req.version = "2.0";
+  req.needed_bytes = 300ull << 20;
+  req.open_stream = [stream]() { return open_file_source(stream); };
+  auto refused = host::stage_release(ctx, req);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == "stage.no-space");
+}
+
+TEST_CASE("retention across five releases keeps the booted, staged and previous good versions only") {
+  SandboxHost h;
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  install_first(h, *boot, "1");
+  boot::BootSimulator sim(h.paths);
+  std::string prev = "1";
+  for (const char* v : {"2", "3", "4", "5"}) {
+    REQUIRE(h.stage(*boot, v, h.publish(v, prev)));
+    auto booted = sim.reboot();
+    REQUIRE(booted);
+    REQUIRE(booted->version == v);
+    REQUIRE(boot->bless(v));
+    auto status = host::read_host_status(h.layout(), *boot, v);
+    REQUIRE(status);
+    auto plan = host::plan_retention(*status, 3, {});
+    REQUIRE(host::apply_retention(h.layout(), *boot, plan));
+    prev = v;
+  }
+  // Booted 5, previous good 4, and one more good (3): keep = 3.
+  CHECK(*snapshot::list_slots(h.layout()) == std::vector<std::string>{"3", "4", "5"});
+  CHECK(*snapshot::list_deployments(h.layout()) == std::vector<std::string>{"3", "4", "5"});
+  CHECK(entry_ids(*boot).size() == 3);
+  CHECK_FALSE(path_exists(h.esp + "/ballast/1"));
+  CHECK_FALSE(path_exists(h.esp + "/ballast/2"));
+  CHECK(path_exists(h.esp + "/ballast/3/vmlinuz"));
+}
