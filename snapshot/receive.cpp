@@ -467,7 +467,7 @@ Status Receiver::do_encoded_write(const Command& c) {
   args.unencoded_offset = unenc_off;
   args.compression = compression;
   args.encryption = encryption;
-  if (::ioctl(fd, BTRFS_IOC_ENCODED_WRITE, &args) >= 0) return ok();
+  if (!opts_.decompress_encoded && ::ioctl(fd, BTRFS_IOC_ENCODED_WRITE, &args) >= 0) return ok();
   // The kernel refuses some encodings (e.g. other sector sizes); fall back to plain data.
   scratch_.resize(unenc_len);
   switch (compression) {
@@ -709,12 +709,28 @@ Status Receiver::finish() {
   rs.stransid = result_.ctransid;
   if (::ioctl(subvol_fd_.get(), BTRFS_IOC_SET_RECEIVED_SUBVOL, &rs) != 0)
     return fail_errno("receive.set-received", errno, "cannot set the received uuid");
-  BALLAST_CHECK(util_status(btrfs_util_set_subvolume_read_only_fd(subvol_fd_.get(), true), "receive.read-only",
-                            "cannot make the subvolume read-only"));
-  subvol_fd_.reset();
+  // The VFS refuses to move a read-only directory to another parent (it would rewrite its
+  // ".."), so across directories the subvolume is moved first and made read-only right after;
+  // within one directory it only appears once read-only.
+  struct stat sd, sp;
+  if (::fstat(dest_fd_.get(), &sd) != 0 || ::fstat(partial_fd_.get(), &sp) != 0)
+    return fail_errno("receive.io", errno, "cannot stat the destination");
+  bool same_dir = sd.st_dev == sp.st_dev && sd.st_ino == sp.st_ino;
+  auto make_ro = [&] {
+    return util_status(btrfs_util_set_subvolume_read_only_fd(subvol_fd_.get(), true), "receive.read-only",
+                       "cannot make the subvolume read-only");
+  };
+  if (same_dir) BALLAST_CHECK(make_ro());
   if (::renameat2(partial_fd_.get(), tmp_name_.c_str(), dest_fd_.get(), result_.name.c_str(), RENAME_NOREPLACE) != 0)
     return fail_errno(errno == EEXIST ? "receive.exists" : "receive.rename", errno,
                       "cannot move the received subvolume to " + result_.path);
+  if (!same_dir) {
+    // From here on, a failure must remove the subvolume under its final name.
+    partial_fd_.reset(::dup(dest_fd_.get()));
+    tmp_name_ = result_.name;
+    BALLAST_CHECK(make_ro());
+  }
+  subvol_fd_.reset();
   committed_ = true;
   return ok();
 }
