@@ -317,16 +317,17 @@ Status Receiver::begin_subvol(const Command& c, bool snapshot) {
     auto subvols = BALLAST_TRY(list_subvolumes(opts_.dest_dir));
     const SubvolInfo* found = nullptr;
     const SubvolInfo* stale = nullptr;
-    // received_uuid first: that is how a chain of received updates refers to its parent.
+    char real_dest[PATH_MAX];
+    std::string dest_real = ::realpath(opts_.dest_dir.c_str(), real_dest) ? real_dest : opts_.dest_dir;
+    auto in_dest = [&](const SubvolInfo& s) { return s.path.substr(0, s.path.rfind('/')) == dest_real; };
+    // received_uuid first: that is how a chain of received updates refers to its parent. Among
+    // equal copies, the one beside the new subvolume is the natural parent.
     for (int pass = 0; pass < 2 && !found; ++pass) {
       for (const auto& s : subvols) {
         bool by_received = uuid_eq(s.info.received_uuid, parent_uuid_);
         if (pass == 0 ? !by_received : (by_received || !uuid_eq(s.info.uuid, parent_uuid_))) continue;
         auto m = match_subvol(s.info, parent_uuid_, parent_ctransid);
-        if (m == Match::yes) {
-          found = &s;
-          break;
-        }
+        if (m == Match::yes && (!found || (!in_dest(*found) && in_dest(s)))) found = &s;
         if (m == Match::wrong_transid && !stale) stale = &s;
       }
     }

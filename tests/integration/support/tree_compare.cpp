@@ -61,12 +61,12 @@ std::string octal(unsigned v) {
 
 std::string ts(const struct timespec& t) { return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec); }
 
-bool same_content(const std::string& a, const std::string& b, std::string& why) {
+bool same_content(const std::string& a, const std::string& b, bool holes, std::string& why) {
   int fa = ::open(a.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   int fb = ::open(b.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   bool same = fa >= 0 && fb >= 0;
   if (!same) why = "cannot open";
-  if (same && data_ranges(fa) != data_ranges(fb)) {
+  if (same && holes && data_ranges(fa) != data_ranges(fb)) {
     same = false;
     why = "holes differ";
   }
@@ -134,7 +134,7 @@ void compare_entry(const std::string& a, const std::string& b, const std::string
          std::string(tb, nb > 0 ? static_cast<size_t>(nb) : 0));
   } else if (S_ISREG(sa.st_mode)) {
     std::string why;
-    if (!same_content(a, b, why)) diffs.push_back(rel + ": " + why);
+    if (!same_content(a, b, opts.compare_holes, why)) diffs.push_back(rel + ": " + why);
   } else if (S_ISDIR(sa.st_mode)) {
     auto ea = entries(a), eb = entries(b);
     std::set<std::string> all(ea.begin(), ea.end());

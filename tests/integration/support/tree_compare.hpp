@@ -10,6 +10,7 @@ namespace ballast::testing {
 struct TreeCompareOptions {
   bool compare_atime = true;
   bool compare_root_times = true;  // the roots' own mtime/atime
+  bool compare_holes = true;       // data/hole layout (SEEK_DATA/SEEK_HOLE)
 };
 
 // Every difference found, one line each ("a/b: mode 100644 != 100600"); empty when equal.
