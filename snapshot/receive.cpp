@@ -317,16 +317,17 @@ Status Receiver::begin_subvol(const Command& c, bool snapshot) {
     auto subvols = BALLAST_TRY(list_subvolumes(opts_.dest_dir));
     const SubvolInfo* found = nullptr;
     const SubvolInfo* stale = nullptr;
-    // received_uuid first: that is how a chain of received updates refers to its parent.
+    char real_dest[PATH_MAX];
+    std::string dest_real = ::realpath(opts_.dest_dir.c_str(), real_dest) ? real_dest : opts_.dest_dir;
+    auto in_dest = [&](const SubvolInfo& s) { return s.path.substr(0, s.path.rfind('/')) == dest_real; };
+    // received_uuid first: that is how a chain of received updates refers to its parent. Among
+    // equal copies, the one beside the new subvolume is the natural parent.
     for (int pass = 0; pass < 2 && !found; ++pass) {
       for (const auto& s : subvols) {
         bool by_received = uuid_eq(s.info.received_uuid, parent_uuid_);
         if (pass == 0 ? !by_received : (by_received || !uuid_eq(s.info.uuid, parent_uuid_))) continue;
         auto m = match_subvol(s.info, parent_uuid_, parent_ctransid);
-        if (m == Match::yes) {
-          found = &s;
-          break;
-        }
+        if (m == Match::yes && (!found || (!in_dest(*found) && in_dest(s)))) found = &s;
         if (m == Match::wrong_transid && !stale) stale = &s;
       }
     }
@@ -467,7 +468,7 @@ Status Receiver::do_encoded_write(const Command& c) {
   args.unencoded_offset = unenc_off;
   args.compression = compression;
   args.encryption = encryption;
-  if (::ioctl(fd, BTRFS_IOC_ENCODED_WRITE, &args) >= 0) return ok();
+  if (!opts_.decompress_encoded && ::ioctl(fd, BTRFS_IOC_ENCODED_WRITE, &args) >= 0) return ok();
   // The kernel refuses some encodings (e.g. other sector sizes); fall back to plain data.
   scratch_.resize(unenc_len);
   switch (compression) {
@@ -709,12 +710,28 @@ Status Receiver::finish() {
   rs.stransid = result_.ctransid;
   if (::ioctl(subvol_fd_.get(), BTRFS_IOC_SET_RECEIVED_SUBVOL, &rs) != 0)
     return fail_errno("receive.set-received", errno, "cannot set the received uuid");
-  BALLAST_CHECK(util_status(btrfs_util_set_subvolume_read_only_fd(subvol_fd_.get(), true), "receive.read-only",
-                            "cannot make the subvolume read-only"));
-  subvol_fd_.reset();
+  // The VFS refuses to move a read-only directory to another parent (it would rewrite its
+  // ".."), so across directories the subvolume is moved first and made read-only right after;
+  // within one directory it only appears once read-only.
+  struct stat sd, sp;
+  if (::fstat(dest_fd_.get(), &sd) != 0 || ::fstat(partial_fd_.get(), &sp) != 0)
+    return fail_errno("receive.io", errno, "cannot stat the destination");
+  bool same_dir = sd.st_dev == sp.st_dev && sd.st_ino == sp.st_ino;
+  auto make_ro = [&] {
+    return util_status(btrfs_util_set_subvolume_read_only_fd(subvol_fd_.get(), true), "receive.read-only",
+                       "cannot make the subvolume read-only");
+  };
+  if (same_dir) BALLAST_CHECK(make_ro());
   if (::renameat2(partial_fd_.get(), tmp_name_.c_str(), dest_fd_.get(), result_.name.c_str(), RENAME_NOREPLACE) != 0)
     return fail_errno(errno == EEXIST ? "receive.exists" : "receive.rename", errno,
                       "cannot move the received subvolume to " + result_.path);
+  if (!same_dir) {
+    // From here on, a failure must remove the subvolume under its final name.
+    partial_fd_.reset(::dup(dest_fd_.get()));
+    tmp_name_ = result_.name;
+    BALLAST_CHECK(make_ro());
+  }
+  subvol_fd_.reset();
   committed_ = true;
   return ok();
 }

@@ -22,6 +22,8 @@ struct ReceiveOptions {
                                            // one and its parent)
   std::function<void(uint64_t bytes_consumed)> progress;  // optional
   uint32_t max_command = stream::kDefaultMaxCommand;      // larger commands are rejected
+  bool decompress_encoded = false;  // write ENCODED_WRITE data decompressed instead of as-is
+                                    // (what happens anyway when the kernel refuses the encoding)
 };
 
 struct ReceivedSubvolume {
