@@ -23,27 +23,36 @@ Status ensure_layout(const HostLayout& host) {
 
 Result<std::vector<std::string>> clean_partial(const HostLayout& host) {
   std::vector<std::string> removed;
-  auto names = list_dir(host.partial_dir());
-  if (!names) return names.error().code == "io.not-found" ? removed : Result<std::vector<std::string>>(tl::unexpected(names.error()));
-  for (const auto& n : *names) {
-    std::string p = path_join(host.partial_dir(), n);
-    if (BALLAST_TRY(is_subvolume(p))) {
-      BALLAST_CHECK(delete_subvolume(p));
-    } else {
-      // A plain directory may hold subvolumes a receive created inside it.
-      for (const auto& inner : list_dir(p).value_or(std::vector<std::string>{}))
-        if (is_subvolume(path_join(p, inner)).value_or(false)) BALLAST_CHECK(delete_subvolume(path_join(p, inner)));
-      BALLAST_CHECK(remove_tree(p));
+  auto remove_path = [&](const std::string& p) -> Status {
+    if (BALLAST_TRY(is_subvolume(p))) return delete_subvolume(p);
+    // A plain directory may hold subvolumes made inside it.
+    for (const auto& inner : list_dir(p).value_or(std::vector<std::string>{}))
+      if (is_subvolume(path_join(p, inner)).value_or(false)) BALLAST_CHECK(delete_subvolume(path_join(p, inner)));
+    return remove_tree(p);
+  };
+  for (const auto& n : list_dir(host.partial_dir()).value_or(std::vector<std::string>{})) {
+    BALLAST_CHECK(remove_path(path_join(host.partial_dir(), n)));
+    removed.push_back("partial/" + n);
+  }
+  for (const auto& [dir, label] : {std::pair{host.slots_dir(), "slots/"}, std::pair{host.deploy_dir(), "deploy/"}}) {
+    for (const auto& n : list_dir(dir).value_or(std::vector<std::string>{})) {
+      if (n.rfind(".ballast-", 0) != 0) continue;
+      BALLAST_CHECK(remove_path(path_join(dir, n)));
+      removed.push_back(label + n);
     }
-    removed.push_back(n);
   }
   return removed;
 }
 
+// Visible entries only: hidden ones are work in progress.
 static Result<std::vector<std::string>> list_or_empty(const std::string& dir) {
   auto names = list_dir(dir);
   if (!names && names.error().code == "io.not-found") return std::vector<std::string>{};
-  return names;
+  if (!names) return names;
+  std::vector<std::string> visible;
+  for (auto& n : *names)
+    if (n[0] != '.') visible.push_back(std::move(n));
+  return visible;
 }
 
 Result<std::vector<std::string>> list_slots(const HostLayout& host) { return list_or_empty(host.slots_dir()); }
@@ -108,7 +117,7 @@ Status create_deployment(const HostLayout& host, const DeploymentOptions& opts) 
   const std::string final_path = host.deployment(opts.version);
   if (path_exists(final_path)) return fail("host.deployment-exists", "deployment " + opts.version + " already exists");
   if (!BALLAST_TRY(is_subvolume(slot))) return fail("host.no-slot", "no slot " + opts.version + " to deploy");
-  std::string work = path_join(host.partial_dir(), "deploy-" + opts.version);
+  std::string work = path_join(host.deploy_dir(), ".ballast-deploy-" + opts.version);
   if (path_exists(work)) BALLAST_CHECK(delete_subvolume(work));
 
   BALLAST_CHECK(snapshot_subvolume(slot, work, false));

@@ -4,8 +4,13 @@
 //   @ballast/slots/<v>       read-only, received: the pristine image, parent of future deltas
 //   @ballast/deploy/<v>      read-only snapshot of the slot: what boots
 //   @ballast/deploy/<v>/etc  a nested writable subvolume: the deployment's /etc
-//   @ballast/partial/…       work in progress; anything here at start-up is garbage
+//   @ballast/partial/…       scratch space; anything here at start-up is garbage
 //   @var                     persistent /var
+//
+// A subvolume under construction lives beside its final place under a hidden name
+// (slots/.ballast-*, deploy/.ballast-*) and is renamed into place once read-only: Btrfs refuses
+// to move a read-only subvolume to another directory (EROFS: it would rewrite its ".."), and a
+// subvolume must never appear under its final name before it is complete.
 #pragma once
 
 #include <string>
@@ -36,7 +41,8 @@ class HostLayout {
 // Creates @ballast/{slots,deploy,partial} and the @var subvolume when missing.
 Status ensure_layout(const HostLayout& host);
 
-// Deletes everything under @ballast/partial (left by an interrupted stage). Returns what it removed.
+// Deletes what an interrupted stage left: everything under @ballast/partial and every hidden
+// (.ballast-*) entry in slots/ and deploy/. Returns what it removed.
 Result<std::vector<std::string>> clean_partial(const HostLayout& host);
 
 Result<std::vector<std::string>> list_slots(const HostLayout& host);
@@ -57,7 +63,7 @@ struct DeploymentOptions {
 
 // Snapshots slots/<v> into deploy/<v> with a nested writable /etc subvolume holding the image's
 // /etc merged with the previous deployment's local changes, fstab lines added, then makes the
-// deployment read-only. Built under partial/ and renamed into place last: all or nothing.
+// deployment read-only. Built as deploy/.ballast-deploy-<v> and renamed into place last.
 Status create_deployment(const HostLayout& host, const DeploymentOptions& opts);
 
 // Deletes a deployment (with its nested /etc) and/or a slot; missing ones are fine.

@@ -296,7 +296,7 @@ Status Receiver::begin_subvol(const Command& c, bool snapshot) {
     return fail("receive.bad-path", "the subvolume name must be one path component: '" + std::string(name) + "'");
   uuid_ = BALLAST_TRY(c.uuid(Attr::uuid));
   result_.ctransid = BALLAST_TRY(c.u64(Attr::ctransid));
-  result_.name = std::string(name);
+  result_.name = opts_.name.empty() ? std::string(name) : opts_.name;
   result_.received_uuid = stream::format_uuid(uuid_);
   result_.path = path_join(opts_.dest_dir, result_.name);
   struct stat st;

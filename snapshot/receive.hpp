@@ -18,6 +18,7 @@ struct ReceiveOptions {
   std::string dest_dir;                    // the subvolume named in the stream is created here
   std::string partial_dir;                 // built here before the final rename; empty = dest_dir
                                            // (under a hidden temporary name)
+  std::string name;                        // the new subvolume's name; empty = as named in the stream
   std::vector<std::string> clone_sources;  // extra subvolumes CLONE may read from (besides the new
                                            // one and its parent)
   std::function<void(uint64_t bytes_consumed)> progress;  // optional

@@ -52,8 +52,8 @@ Result<bool> is_subvolume(const std::string& path) {
 }
 
 Status delete_subvolume(const std::string& path) {
-  // Nested subvolumes (a deployment's /etc) must go first; a read-only one cannot be deleted
-  // by path walk, so clear the flag on each before deleting.
+  // Nested subvolumes (a deployment's /etc) go first, and unlinking one needs its parent
+  // writable: clear every read-only flag top-down, then delete bottom-up.
   struct btrfs_util_subvolume_iterator* it = nullptr;
   auto err = btrfs_util_create_subvolume_iterator(path.c_str(), 0, BTRFS_UTIL_SUBVOLUME_ITERATOR_POST_ORDER, &it);
   if (err != BTRFS_UTIL_OK) return util_error("subvolume.delete", err, "cannot list subvolumes below " + path);
@@ -71,8 +71,11 @@ Status delete_subvolume(const std::string& path) {
   }
   btrfs_util_destroy_subvolume_iterator(it);
   nested.push_back(path);
+  for (auto it = nested.rbegin(); it != nested.rend(); ++it) {
+    err = btrfs_util_set_subvolume_read_only(it->c_str(), false);
+    if (err != BTRFS_UTIL_OK) return util_error("subvolume.delete", err, "cannot make " + *it + " writable to delete it");
+  }
   for (const auto& p : nested) {
-    (void)btrfs_util_set_subvolume_read_only(p.c_str(), false);
     err = btrfs_util_delete_subvolume(p.c_str(), 0);
     if (err != BTRFS_UTIL_OK) return util_error("subvolume.delete", err, "cannot delete subvolume " + p);
   }

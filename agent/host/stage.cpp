@@ -63,36 +63,30 @@ Status check_space(const StageContext& ctx, const StageRequest& req) {
   return ok();
 }
 
+// The slot is received in place (slots/.ballast-receive-* renamed to slots/<v>), checked, and
+// deleted again if it is not the release it claims to be.
 Status receive_into_slot(const StageContext& ctx, const StageRequest& req) {
-  std::string landing = path_join(ctx.host.partial_dir(), "receive-" + req.version);
-  BALLAST_CHECK(make_dirs(landing));
   auto stream = BALLAST_TRY(req.open_stream());
   snapshot::ReceiveOptions ro;
-  ro.dest_dir = landing;
-  ro.partial_dir = ctx.host.partial_dir();
+  ro.dest_dir = ctx.host.slots_dir();
+  ro.name = req.version;
   for (const auto& s : BALLAST_TRY(snapshot::list_slots(ctx.host))) ro.clone_sources.push_back(ctx.host.slot(s));
   ro.progress = req.progress;
-  auto received = snapshot::receive(*stream, ro);
-  if (!received) {
-    (void)remove_tree(landing);
-    return tl::unexpected(received.error());
-  }
-  snapshot::SubvolumeGuard guard(received->path);
+  if (path_exists(ctx.host.slot(req.version))) BALLAST_CHECK(snapshot::delete_subvolume(ctx.host.slot(req.version)));
+  auto received = BALLAST_TRY(snapshot::receive(*stream, ro));
+  snapshot::SubvolumeGuard guard(received.path);
 
   BALLAST_CHECK(journal(ctx, req.version, "check"));
-  if (received->received_uuid.empty() || !BALLAST_TRY(snapshot::is_read_only(received->path)))
+  if (received.received_uuid.empty() || !BALLAST_TRY(snapshot::is_read_only(received.path)))
     return fail("stage.bad-image", "the received subvolume is not read-only with a received UUID");
-  std::string image_version = BALLAST_TRY(snapshot::image_version_of(received->path));
+  std::string image_version = BALLAST_TRY(snapshot::image_version_of(received.path));
   if (image_version != req.version)
     return fail("stage.bad-image", "the stream holds IMAGE_VERSION \"" + image_version + "\", not release " + req.version);
 
   BALLAST_CHECK(journal(ctx, req.version, "slot"));
-  if (path_exists(ctx.host.slot(req.version))) BALLAST_CHECK(snapshot::delete_subvolume(ctx.host.slot(req.version)));
-  if (::rename(received->path.c_str(), ctx.host.slot(req.version).c_str()) != 0)
-    return fail_errno("stage.slot", errno, "cannot move the received image into slot " + req.version);
+  BALLAST_CHECK(fsync_dir(ctx.host.slots_dir()));
   guard.commit();
-  (void)remove_tree(landing);
-  return fsync_dir(ctx.host.slots_dir());
+  return ok();
 }
 
 }  // namespace

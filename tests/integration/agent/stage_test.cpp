@@ -281,7 +281,8 @@ TEST_CASE("retention across five releases keeps the booted, staged and previous 
     auto status = host::read_host_status(h.layout(), *boot, v);
     REQUIRE(status);
     auto plan = host::plan_retention(*status, 3, {});
-    REQUIRE(host::apply_retention(h.layout(), *boot, plan));
+    auto applied = host::apply_retention(h.layout(), *boot, plan);
+    if (!applied) FAIL(applied.error().describe());
     prev = v;
   }
   // Booted 5, previous good 4, and one more good (3): keep = 3.
