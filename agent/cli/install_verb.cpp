@@ -1,0 +1,85 @@
+// `ballast install`: a bootable host from a release, onto a disk image or into mounted targets.
+#include <iostream>
+
+#include "agent/cli/host_options.hpp"
+#include "agent/cli/verb.hpp"
+#include "agent/host/install.hpp"
+
+namespace ballast::cli {
+namespace {
+
+struct InstallArgs {
+  std::string disk, size, stream, version;
+  bool force = false;
+};
+
+Result<uint64_t> parse_size(const std::string& text) {
+  size_t pos = 0;
+  uint64_t n = 0;
+  try {
+    n = std::stoull(text, &pos);
+  } catch (...) {
+    return fail("cli.bad-size", "not a size: \"" + text + "\" (examples: 4G, 512M)");
+  }
+  std::string unit = text.substr(pos);
+  uint64_t mult = unit.empty() || unit == "B" ? 1
+                  : unit == "K" || unit == "KiB" ? 1ull << 10
+                  : unit == "M" || unit == "MiB" ? 1ull << 20
+                  : unit == "G" || unit == "GiB" ? 1ull << 30
+                                                 : 0;
+  if (mult == 0) return fail("cli.bad-size", "not a size: \"" + text + "\" (examples: 4G, 512M)");
+  return n * mult;
+}
+
+int install(const GlobalOptions& g, const InstallArgs& a) {
+  host::ReleaseSource release;
+  release.version = a.version;
+  std::string stream = a.stream;
+  release.open_stream = [stream]() { return open_file_source(stream); };
+  Result<host::InstallResult> r = fail("cli.usage", "");
+  if (!a.disk.empty()) {
+    host::InstallOptions o;
+    o.disk = a.disk;
+    o.force = a.force;
+    if (!a.size.empty()) {
+      auto size = parse_size(a.size);
+      if (!size) return report_error(size.error());
+      o.size = *size;
+    }
+    r = host::install_to_disk(o, release);
+  } else {
+    if (g.sysroot == "/" || g.esp_path == "/efi") {
+      std::fprintf(stderr, "ballast: install needs --disk, or both --sysroot and --esp-path (see 'ballast install --help')\n");
+      return 2;
+    }
+    r = host::install_to_targets(g.sysroot, g.esp_path, g.state_dir, "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+                                 release, "");
+  }
+  if (!r) return report_error(r.error());
+  if (g.json) {
+    print_json({{"version", r->version}, {"rootUuid", r->root_uuid}, {"espUuid", r->esp_uuid}});
+  } else {
+    std::cout << "installed " << r->version << ": Btrfs root " << r->root_uuid
+              << (r->esp_uuid.empty() ? "" : ", ESP " + r->esp_uuid) << "\n";
+  }
+  return 0;
+}
+
+void setup(VerbContext& ctx) {
+  static InstallArgs args;
+  auto* cmd = ctx.app.add_subcommand(
+      "install",
+      "Make a bootable host from a release: onto --disk (GPT, FAT32 ESP with systemd-boot, Btrfs root), or into\n"
+      "already-mounted targets given by --sysroot and --esp-path");
+  cmd->add_option("--disk", args.disk, "Disk or disk image file (created when missing; needs --size)");
+  cmd->add_option("--size", args.size, "Size of a new disk image (e.g. 4G)");
+  cmd->add_flag("--force", args.force, "Overwrite a disk that already has a partition table");
+  cmd->add_option("-f,--stream", args.stream, "Full send stream of the release")->required();
+  cmd->add_option("--version", args.version, "Release version (the stream's IMAGE_VERSION)")->required();
+  cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return install(g, args); }; });
+}
+
+BALLAST_REGISTER_VERB(150, setup);
+
+}  // namespace
+}  // namespace ballast::cli

@@ -1,0 +1,48 @@
+// `ballast install`: makes a bootable host from a release, onto a disk (or disk image) or into
+// already-mounted targets. This is how VM images are made.
+//
+// Onto a disk: a GPT with an ESP (FAT32) and a Btrfs root partition; systemd-boot on the ESP;
+// the release staged into the Btrfs layout and blessed (a fresh host has nothing to fall back
+// to); @var; loader.conf. The host kernel here cannot mount vfat, so the ESP is assembled in a
+// directory and written into the FAT partition with mtools; partitions are reached by offset.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/byte_source.hpp"
+#include "common/result.hpp"
+
+namespace ballast::host {
+
+struct ReleaseSource {
+  std::string version;
+  std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;  // the full stream
+  uint64_t needed_bytes = 0;
+};
+
+struct InstallOptions {
+  std::string disk;                   // a block device or an image file (created when missing)
+  uint64_t size = 0;                  // size of a new image file
+  uint64_t esp_size = 256ull << 20;
+  bool force = false;                 // overwrite a disk that already has a partition table
+  std::string systemd_boot_efi = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+  std::string state_dir;              // where the install's own journal goes (a temp dir when empty)
+};
+
+struct InstallResult {
+  std::string version;
+  std::string root_uuid;  // the Btrfs filesystem
+  std::string esp_uuid;   // the FAT volume id, XXXX-XXXX
+};
+
+Result<InstallResult> install_to_disk(const InstallOptions& opts, const ReleaseSource& release);
+
+// Into mounted targets: `sysroot` (a Btrfs top level) and `esp` (a directory or mounted ESP).
+Result<InstallResult> install_to_targets(const std::string& sysroot, const std::string& esp,
+                                         const std::string& state_dir, const std::string& systemd_boot_efi,
+                                         const ReleaseSource& release, const std::string& esp_uuid);
+
+}  // namespace ballast::host

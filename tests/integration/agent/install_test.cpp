@@ -1,0 +1,134 @@
+#include <fcntl.h>
+#include <sys/mount.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "agent/host/install.hpp"
+#include "common/file.hpp"
+#include "common/process.hpp"
+#include "images/builder.hpp"
+#include "snapshot/send.hpp"
+#include "snapshot/subvolume.hpp"
+#include "tests/integration/support/loop_btrfs.hpp"
+
+using namespace ballast;
+using ballast::testing::LoopBtrfs;
+
+namespace {
+
+struct Published {
+  std::unique_ptr<LoopBtrfs> fs;
+  std::string stream;
+};
+
+Published publish_minimal(const std::string& version) {
+  Published p;
+  auto f = LoopBtrfs::create();
+  REQUIRE(f);
+  p.fs = std::move(*f);
+  auto def = images::load_definition(std::string(BALLAST_SOURCE_DIR) + "/images/minimal.toml");
+  REQUIRE(def);
+  images::BuildOptions opts;
+  opts.version = version;
+  opts.output = p.fs->mount_point() + "/minimal-" + version;
+  REQUIRE(images::build_image(*def, opts));
+  p.stream = p.fs->base_dir() + "/full";
+  UniqueFd out(::open(p.stream.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  snapshot::SendOptions so;
+  so.subvolume = opts.output;
+  REQUIRE(snapshot::send(so, out.get()));
+  return p;
+}
+
+host::ReleaseSource source(const std::string& version, const std::string& stream) {
+  return host::ReleaseSource{version, [stream]() { return open_file_source(stream); }, 0};
+}
+
+std::string esp_file(const std::string& image, uint64_t offset, const std::string& path) {
+  auto r = run_process({"mtype", "-i", image + "@@" + std::to_string(offset), "::" + path},
+                       SpawnOptions{.extra_env = {"MTOOLS_SKIP_CHECK=1"}});
+  REQUIRE(r);
+  return r->success() ? r->out : "<missing>";
+}
+
+}  // namespace
+
+TEST_CASE("ballast install makes a disk image with a FAT ESP holding systemd-boot and a Btrfs root holding the release") {
+  auto published = publish_minimal("1.0");
+  std::string image = published.fs->base_dir() + "/target.img";
+  host::InstallOptions o;
+  o.disk = image;
+  o.size = 1ull << 30;
+  auto installed = host::install_to_disk(o, source("1.0", published.stream));
+  if (!installed) FAIL(installed.error().describe());
+
+  auto table = run_checked({"sfdisk", "--json", image});
+  REQUIRE(table);
+  auto parts = nlohmann::json::parse(table->out)["partitiontable"]["partitions"];
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0]["type"] == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");  // EFI System
+  CHECK(parts[1]["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709");  // Linux root (x86-64)
+  uint64_t esp_off = parts[0]["start"].get<uint64_t>() * 512, root_off = parts[1]["start"].get<uint64_t>() * 512;
+  uint64_t root_size = parts[1]["size"].get<uint64_t>() * 512;
+
+  // The ESP, read with mtools without mounting it.
+  auto efi = read_file("/usr/lib/systemd/boot/efi/systemd-bootx64.efi", 16 << 20);
+  REQUIRE(efi);
+  CHECK(esp_file(image, esp_off, "/EFI/BOOT/BOOTX64.EFI") == *efi);
+  std::string loader = esp_file(image, esp_off, "/loader/loader.conf");
+  CHECK_THAT(loader, Catch::Contains("timeout"));
+  CHECK_THAT(loader, !Catch::Contains("default"));
+  std::string entry = esp_file(image, esp_off, "/loader/entries/ballast-1.0.conf");  // blessed: no counter
+  CHECK_THAT(entry, Catch::Contains("options root=UUID=" + installed->root_uuid + " rootflags=subvol=@ballast/deploy/1.0 ro"));
+  CHECK_THAT(entry, Catch::Contains("sort-key ballast"));
+  CHECK_THAT(esp_file(image, esp_off, "/ballast/1.0/vmlinuz"), Catch::StartsWith("ballast stand-in kernel"));
+
+  // The Btrfs root.
+  auto lo = run_checked({"losetup", "--find", "--show", "--offset", std::to_string(root_off), "--sizelimit",
+                         std::to_string(root_size), image});
+  REQUIRE(lo);
+  std::string dev = lo->out.substr(0, lo->out.find('\n'));
+  std::string mnt = published.fs->base_dir() + "/root";
+  REQUIRE(make_dirs(mnt));
+  REQUIRE(::mount(dev.c_str(), mnt.c_str(), "btrfs", MS_RDONLY, nullptr) == 0);
+  CHECK(*snapshot::is_read_only(mnt + "/@ballast/slots/1.0"));
+  CHECK(*snapshot::is_read_only(mnt + "/@ballast/deploy/1.0"));
+  CHECK(*snapshot::is_subvolume(mnt + "/@var"));
+  auto fstab = read_file(mnt + "/@ballast/deploy/1.0/etc/fstab");
+  REQUIRE(fstab);
+  CHECK_THAT(*fstab, Catch::Contains("UUID=" + installed->esp_uuid + " /efi vfat umask=0077 0 2"));
+  CHECK_THAT(*fstab, !Catch::Contains("nofail"));
+  ::umount(mnt.c_str());
+  (void)run_process({"losetup", "--detach", dev});
+}
+
+TEST_CASE("a failed install removes the disk image it created and leaves no loop device") {
+  auto published = publish_minimal("1.0");
+  std::string image = published.fs->base_dir() + "/target.img";
+  host::InstallOptions o;
+  o.disk = image;
+  o.size = 1ull << 30;
+  auto installed = host::install_to_disk(o, source("2.0", published.stream));  // the stream holds 1.0
+  REQUIRE_FALSE(installed);
+  CHECK(installed.error().code == "stage.bad-image");
+  CHECK_FALSE(path_exists(image));
+  auto loops = run_checked({"losetup", "--list", "--noheadings", "--output", "BACK-FILE"});
+  REQUIRE(loops);
+  CHECK_THAT(loops->out, !Catch::Contains(image));
+}
+
+TEST_CASE("install refuses a disk that already has a partition table unless forced") {
+  auto published = publish_minimal("1.0");
+  std::string image = published.fs->base_dir() + "/target.img";
+  host::InstallOptions o;
+  o.disk = image;
+  o.size = 1ull << 30;
+  REQUIRE(host::install_to_disk(o, source("1.0", published.stream)));
+  auto again = host::install_to_disk(o, source("1.0", published.stream));
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == "install.disk-in-use");
+  CHECK(path_exists(image));  // an existing disk is never deleted
+  o.force = true;
+  CHECK(host::install_to_disk(o, source("1.0", published.stream)));
+}
