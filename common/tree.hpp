@@ -34,4 +34,11 @@ Status copy_entry(int src_dir, int dst_dir, const std::string& name);
 // Copies every entry of `src` into `dst`, replacing what is there (an overlay).
 Status overlay_tree(int src, int dst);
 
+// Makes `dst` identical to `src` (content, type, mode, owner, xattrs, times) while touching only
+// what differs: unchanged files keep their inode and extents, changed files are rewritten in
+// place. An image built this way over a snapshot of its predecessor yields a minimal send delta.
+// `ref` is a read-only twin of `dst` (the snapshot's source): every comparison reads `ref`, so
+// not even an atime of an unchanged inode in `dst` moves.
+Status sync_tree(int src, int ref, int dst);
+
 }  // namespace ballast::tree

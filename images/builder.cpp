@@ -205,6 +205,9 @@ Status set_times(int dirfd, const struct timespec& when) {
       auto sub = BALLAST_TRY(tree::open_entry(dirfd, name, O_RDONLY | O_DIRECTORY));
       BALLAST_CHECK(set_times(sub.get(), when));
     }
+    if (st.st_mtim.tv_sec == when.tv_sec && st.st_mtim.tv_nsec == when.tv_nsec && st.st_atim.tv_sec == when.tv_sec &&
+        st.st_atim.tv_nsec == when.tv_nsec)
+      continue;  // untouched inodes stay untouched (a delta would carry their times otherwise)
     if (::utimensat(dirfd, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
       return fail_errno("image.times", errno, "cannot set times of " + name);
   }
@@ -321,6 +324,29 @@ Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& o
     struct timespec times[2] = {{epoch, 0}, {epoch, 0}};
     ::utimensat(AT_FDCWD, partial.c_str(), times, 0);
     if (::syncfs(rootfd.get()) != 0) return fail_errno("image.sync", errno, "cannot flush " + partial);
+  }
+  if (!opts.parent.empty()) {
+    // Carry the fresh tree over a snapshot of the parent so unchanged files keep their inodes.
+    std::string over = path_join(parent, "." + base_of(opts.output) + ".over-" + std::to_string(::getpid()));
+    BALLAST_CHECK(with_context(snapshot::snapshot_subvolume(opts.parent, over, false), "snapshotting the parent image"));
+    snapshot::SubvolumeGuard over_guard(over);
+    {
+      auto fresh = BALLAST_TRY(open_dir(partial));
+      auto ref = BALLAST_TRY(open_dir(opts.parent));
+      auto target = BALLAST_TRY(open_dir(over));
+      BALLAST_CHECK(with_context(tree::sync_tree(fresh.get(), ref.get(), target.get()), "carrying the image over its parent"));
+      struct stat root_st;
+      if (::fstat(fresh.get(), &root_st) == 0) {
+        struct timespec times[2] = {root_st.st_atim, root_st.st_mtim};
+        ::futimens(target.get(), times);
+        ::fchmod(target.get(), root_st.st_mode & 07777);
+      }
+      if (::syncfs(target.get()) != 0) return fail_errno("image.sync", errno, "cannot flush " + over);
+    }
+    BALLAST_CHECK(snapshot::delete_subvolume(partial));
+    if (::rename(over.c_str(), partial.c_str()) != 0)
+      return fail_errno("image.rename", errno, "cannot replace the fresh tree with the carried one");
+    over_guard.commit();
   }
   BALLAST_CHECK(snapshot::set_read_only(partial, true));
   if (::rename(partial.c_str(), opts.output.c_str()) != 0)

@@ -16,6 +16,8 @@ namespace ballast::images {
 struct BuildOptions {
   std::string version;                      // IMAGE_VERSION; no '/', whitespace or '+'
   std::string output;                       // the subvolume to create; must not exist
+  std::string parent;                       // the previous release's image: built over a snapshot of
+                                            // it, changing only what differs, for minimal deltas
   std::optional<int64_t> source_date_epoch; // default: $SOURCE_DATE_EPOCH, else the definition's mtime
   std::string cache_dir = "/var/cache/ballast/images";  // debootstrap results, keyed by their inputs
   std::string ballast_binary;               // with [ballast] install: the binary to copy

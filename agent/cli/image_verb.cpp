@@ -41,6 +41,8 @@ void setup(VerbContext& ctx) {
   b->add_option("--output", args.opts.output, "Subvolume to create (on Btrfs; must not exist)")->required();
   b->add_option("--source-date-epoch", args.epoch,
                 "Timestamp of every file (default: $SOURCE_DATE_EPOCH, else the definition's mtime)");
+  b->add_option("--parent", args.opts.parent,
+                "Previous release's image: build over a snapshot of it so send deltas carry only changes");
   b->add_option("--cache-dir", args.opts.cache_dir, "Cache of debootstrap results (default /var/cache/ballast/images)");
   b->callback([&ctx] { ctx.action = [&g = ctx.global] { return build(g, args); }; });
 }

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "common/file.hpp"
+#include "common/process.hpp"
 #include "images/builder.hpp"
 #include "snapshot/subvolume.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
@@ -109,4 +110,56 @@ TEST_CASE("an image is never built over an existing path or outside Btrfs") {
   auto not_btrfs = build_minimal((*fs)->base_dir() + "/image", "1.0");
   REQUIRE_FALSE(not_btrfs);
   CHECK(not_btrfs.error().code == "image.not-btrfs");
+}
+
+namespace {
+
+Result<images::BuiltImage> build_text(const std::string& text, const std::string& dir, const std::string& output,
+                                      const std::string& version, const std::string& parent) {
+  auto def = images::parse_definition(text, dir + "/def.toml");
+  REQUIRE(def);
+  images::BuildOptions opts;
+  opts.version = version;
+  opts.output = output;
+  opts.parent = parent;
+  opts.source_date_epoch = 1700000000;
+  return images::build_image(*def, opts);
+}
+
+}  // namespace
+
+TEST_CASE("an image built over its parent equals a fresh build and its send delta carries only the changes") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string m = (*fs)->mount_point(), dir = (*fs)->base_dir();
+  const std::string base = "name = \"t\"\n[base]\nbusybox = \"/bin/busybox\"\n[kernel]\nversion = \"k\"\nstand_in = true\n";
+  const std::string v1 = base +
+                         "[[files]]\npath = \"/etc/changed\"\ncontent = \"one\"\n"
+                         "[[files]]\npath = \"/etc/removed\"\ncontent = \"gone in v2\"\n"
+                         "[[files]]\npath = \"/usr/share/kept\"\ncontent = \"" + std::string(100000, 'k') + "\"\n";
+  const std::string v2 = base +
+                         "[[files]]\npath = \"/etc/changed\"\ncontent = \"two\"\nmode = 0o600\n"
+                         "[[files]]\npath = \"/etc/added\"\ncontent = \"new in v2\"\n"
+                         "[[files]]\npath = \"/usr/share/kept\"\ncontent = \"" + std::string(100000, 'k') + "\"\n";
+  REQUIRE(build_text(v1, dir, m + "/v1", "1", ""));
+  auto over = build_text(v2, dir, m + "/v2", "2", m + "/v1");
+  if (!over) FAIL(over.error().describe());
+  REQUIRE(build_text(v2, dir, m + "/v2-fresh", "2", ""));
+  CHECK(describe_tree(m + "/v2") == describe_tree(m + "/v2-fresh"));
+  CHECK(*snapshot::is_read_only(m + "/v2"));
+  CHECK(list_dir(m)->size() == 3);  // no leftovers of the carried build
+
+  auto delta = run_checked({"btrfs", "send", "-q", "-p", m + "/v1", "-f", dir + "/delta", m + "/v2"});
+  REQUIRE(delta);
+  auto dump = run_checked({"btrfs", "receive", "--dump", "-f", dir + "/delta"});
+  REQUIRE(dump);
+  INFO(dump->out);
+  CHECK_THAT(dump->out, Catch::Contains("./v2/etc/changed"));
+  CHECK_THAT(dump->out, Catch::Contains("./v2/etc/added"));
+  CHECK_THAT(dump->out, Catch::Contains("unlink          ./v2/etc/removed"));
+  CHECK_THAT(dump->out, !Catch::Contains("/usr/share/kept"));  // unchanged: not in the delta
+  CHECK_THAT(dump->out, !Catch::Contains("/usr/bin/busybox"));
+  struct stat st;
+  REQUIRE(::stat((dir + "/delta").c_str(), &st) == 0);
+  CHECK(st.st_size < 4096);
 }
