@@ -1,0 +1,60 @@
+// `ballast health`: run the health checks now and print every result. Exit 0 healthy, 1 not.
+#include <iostream>
+
+#include "agent/cli/verb.hpp"
+#include "agent/health.hpp"
+#include "common/duration.hpp"
+
+namespace ballast::cli {
+namespace {
+
+struct HealthArgs {
+  std::vector<std::string> dirs;
+  std::string timeout;
+  bool no_failed_units = false;
+};
+
+int health(const GlobalOptions& g, const HealthArgs& a) {
+  auto cfg = g.load_config();
+  if (!cfg) return report_error(cfg.error());
+  agent::HealthOptions o;
+  if (!a.dirs.empty()) o.dirs = a.dirs;
+  o.timeout = cfg->get_duration("health.check_timeout");
+  if (!a.timeout.empty()) {
+    auto t = parse_duration(a.timeout);
+    if (!t) return report_error(t.error());
+    o.timeout = *t;
+  }
+  o.check_failed_units = cfg->get_bool("health.check_failed_units") && !a.no_failed_units;
+  auto r = agent::run_health_checks(o);
+  if (!r) return report_error(r.error());
+  if (g.json) {
+    print_json(agent::health_to_json(*r));
+  } else {
+    for (const auto& c : r->checks) {
+      std::cout << (c.passed ? "pass " : c.required ? "FAIL " : "warn ") << c.name << " ("
+                << (c.timed_out ? "timed out" : "exit " + std::to_string(c.exit_code)) << ", " << c.duration.count() << " ms)\n";
+      if (!c.passed && !c.output.empty()) std::cout << "     " << c.output << (c.output.back() == '\n' ? "" : "\n");
+    }
+    std::cout << (r->healthy ? "healthy" : "unhealthy") << "\n";
+  }
+  return r->healthy ? 0 : 1;
+}
+
+void setup(VerbContext& ctx) {
+  static HealthArgs args;
+  auto* cmd = ctx.app.add_subcommand(
+      "health", "Run the health checks (health.d/required and wanted, failed units); exit 0 when healthy");
+  cmd->add_option("--dir", args.dirs,
+                  "Health directory holding required/ and wanted/; repeatable, later ones win\n"
+                  "(default /usr/lib/ballast/health.d, /etc/ballast/health.d)")
+      ->allow_extra_args(false);
+  cmd->add_option("--timeout", args.timeout, "Time limit per check (default: health.check_timeout)");
+  cmd->add_flag("--no-failed-units", args.no_failed_units, "Do not count failed systemd units");
+  cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return health(g, args); }; });
+}
+
+BALLAST_REGISTER_VERB(200, setup);
+
+}  // namespace
+}  // namespace ballast::cli
