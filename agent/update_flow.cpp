@@ -1,0 +1,224 @@
+#include "agent/update_flow.hpp"
+
+#include <algorithm>
+
+#include "common/file.hpp"
+#include "common/log.hpp"
+
+namespace ballast::agent {
+
+using S = FlowState;
+
+// The whole update flow. Each row: in this state, do this; the handler returns the next state.
+// A state names the step to do next, so the state written before a step is where a restart
+// picks up (through kResumeMap).
+const UpdateFlow::Step UpdateFlow::kSteps[] = {
+    {S::idle, "start a check", &UpdateFlow::do_check},
+    {S::checking, "ask the repository for an allowed newer release", &UpdateFlow::do_check},
+    {S::staging, "fetch, verify and stage the release", &UpdateFlow::do_stage},
+    {S::staged, "announce the reboot (/run/reboot-required, report)", &UpdateFlow::do_announce},
+    {S::waiting_to_reboot, "ask the reboot strategy", &UpdateFlow::do_wait},
+    {S::rebooting, "reboot into the trial entry", &UpdateFlow::do_reboot},
+    {S::verifying, "see what booted and check its health", &UpdateFlow::do_verify},
+    {S::reverting, "reboot back after marking the target bad", &UpdateFlow::do_revert},
+    {S::committed, "record the update", &UpdateFlow::do_finish},
+    {S::rolled_back, "denylist the target and record the rollback", &UpdateFlow::do_finish},
+    {S::failed, "record the failure", &UpdateFlow::do_finish},
+};
+
+// Written state → state to resume in after a restart. A reboot the flow asked for lands in
+// verifying; every other state's step is safe to run again.
+const std::pair<FlowState, FlowState> UpdateFlow::kResumeMap[] = {
+    {S::idle, S::idle},           {S::checking, S::checking},   {S::staging, S::staging},
+    {S::staged, S::staged},       {S::waiting_to_reboot, S::waiting_to_reboot},
+    {S::rebooting, S::verifying}, {S::verifying, S::verifying}, {S::reverting, S::verifying},
+    {S::committed, S::committed}, {S::rolled_back, S::rolled_back}, {S::failed, S::failed},
+};
+
+namespace {
+
+constexpr const char* kNames[] = {"idle",      "checking",  "staging",   "staged",      "waiting-to-reboot", "rebooting",
+                                  "verifying", "reverting", "committed", "rolled-back", "failed"};
+constexpr const char* kFile = "flow.json";
+
+}  // namespace
+
+const char* to_string(FlowState s) { return kNames[static_cast<int>(s)]; }
+
+std::optional<FlowState> flow_state_from_string(const std::string& s) {
+  for (int i = 0; i < static_cast<int>(std::size(kNames)); ++i)
+    if (s == kNames[i]) return static_cast<FlowState>(i);
+  return std::nullopt;
+}
+
+Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports) {
+  UpdateFlow flow(std::move(state_dir), ports);
+  auto text = read_file(path_join(flow.state_dir_, kFile), 1 << 20);
+  if (!text) {
+    if (text.error().code != "io.not-found") return tl::unexpected(text.error());
+    return flow;
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  auto state = j.is_object() && j["state"].is_string() ? flow_state_from_string(j["state"]) : std::nullopt;
+  if (!state) return fail("flow.corrupt", path_join(flow.state_dir_, kFile) + " is not a valid flow record");
+  FlowRecord& r = flow.record_;
+  r.target = j.value("target", "");
+  r.target_bytes = j.value("targetBytes", uint64_t{0});
+  r.from = j.value("from", "");
+  r.last_error = j.value("lastError", "");
+  r.resumes = j.value("resumes", 0);
+  r.denylist = j.value("denylist", std::vector<std::string>{});
+  if (j["history"].is_array()) r.history = j["history"].get<std::vector<nlohmann::json>>();
+  FlowState resumed = *state;
+  for (const auto& [written, resume] : kResumeMap)
+    if (written == *state) resumed = resume;
+  if (resumed == *state && *state != S::idle && *state != S::waiting_to_reboot) {
+    // Restarted without leaving the state: a step that kills the agent must not loop forever.
+    if (++r.resumes > kMaxResumes) {
+      r.last_error = std::string("gave up after ") + std::to_string(kMaxResumes) + " restarts in state " + to_string(*state);
+      log::error(r.last_error);
+      resumed = S::failed;
+      r.resumes = 0;
+    }
+  } else {
+    r.resumes = 0;
+  }
+  r.state = resumed;
+  BALLAST_CHECK(flow.save());
+  return flow;
+}
+
+Status UpdateFlow::save() {
+  BALLAST_CHECK(make_dirs(state_dir_));
+  nlohmann::json j{{"state", to_string(record_.state)}, {"target", record_.target},
+                   {"targetBytes", record_.target_bytes}, {"from", record_.from},
+                   {"lastError", record_.last_error}, {"resumes", record_.resumes},
+                   {"denylist", record_.denylist}, {"history", record_.history}};
+  return write_file_atomic(path_join(state_dir_, kFile), j.dump(2) + "\n", 0644);
+}
+
+Status UpdateFlow::enter(FlowState next) {
+  if (next != record_.state) record_.resumes = 0;
+  record_.state = next;
+  return save();
+}
+
+Result<FlowState> UpdateFlow::step() {
+  for (const auto& row : kSteps) {
+    if (row.from != record_.state) continue;
+    log::debug(std::string("flow: ") + to_string(row.from) + ": " + row.what);
+    auto next = (this->*row.run)();
+    if (!next) {
+      record_.last_error = next.error().describe();
+      ports_.reporter.report("error", {{"state", to_string(row.from)}, {"error", record_.last_error},
+                                       {"code", next.error().code}, {"target", record_.target}});
+      BALLAST_CHECK(enter(S::failed));
+      return S::failed;
+    }
+    BALLAST_CHECK(enter(*next));
+    return *next;
+  }
+  return fail("flow.no-step", std::string("no step for state ") + to_string(record_.state));
+}
+
+Result<std::vector<FlowState>> UpdateFlow::run_until_rest(int max_steps) {
+  std::vector<FlowState> passed;
+  asked_reboot_ = false;
+  for (int i = 0; i < max_steps; ++i) {
+    FlowState before = record_.state;
+    auto next = BALLAST_TRY(step());
+    passed.push_back(next);
+    if (asked_reboot_) break;
+    if (next == S::idle && before != S::idle) break;
+    if (next == S::idle && before == S::idle) continue;  // idle → checking handled by do_check
+    if (next == S::waiting_to_reboot && before == S::waiting_to_reboot) break;
+  }
+  return passed;
+}
+
+Result<FlowState> UpdateFlow::do_check() {
+  if (record_.state == S::idle) return S::checking;
+  auto release = BALLAST_TRY(ports_.source.check(record_.denylist));
+  ports_.reporter.report("checked", {{"available", release ? nlohmann::json(release->version) : nlohmann::json(nullptr)}});
+  if (!release) return S::idle;
+  auto booted = ports_.boot.booted_version();
+  record_.target = release->version;
+  record_.target_bytes = release->download_bytes;
+  record_.from = booted ? *booted : "";
+  record_.last_error.clear();
+  return S::staging;
+}
+
+Result<FlowState> UpdateFlow::do_stage() {
+  BALLAST_CHECK(ports_.source.stage(Release{record_.target, record_.target_bytes}));
+  return S::staged;
+}
+
+Result<FlowState> UpdateFlow::do_announce() {
+  BALLAST_CHECK(ports_.rebooter.announce(record_.target));
+  ports_.reporter.report("staged", {{"version", record_.target}, {"from", record_.from}});
+  return S::waiting_to_reboot;
+}
+
+Result<FlowState> UpdateFlow::do_wait() {
+  if (!BALLAST_TRY(ports_.gate.may_reboot_now())) return S::waiting_to_reboot;
+  return S::rebooting;
+}
+
+Result<FlowState> UpdateFlow::do_reboot() {
+  ports_.reporter.report("rebooting", {{"version", record_.target}});
+  // Written first: whatever happens to this process, the next start verifies.
+  BALLAST_CHECK(enter(S::verifying));
+  asked_reboot_ = true;
+  BALLAST_CHECK(ports_.rebooter.reboot());
+  return S::verifying;
+}
+
+Result<FlowState> UpdateFlow::do_verify() {
+  std::string booted = BALLAST_TRY(ports_.boot.booted_version());
+  ports_.reporter.report("booted", {{"version", booted}, {"target", record_.target}});
+  if (booted == record_.from && booted != record_.target) return S::rolled_back;  // the loader fell back
+  if (booted != record_.target)
+    return fail("flow.unexpected-boot", "booted " + booted + ", neither the target " + record_.target + " nor " + record_.from);
+  auto health = BALLAST_TRY(ports_.health.run());
+  if (health.healthy) {
+    BALLAST_CHECK(ports_.boot.bless(record_.target));
+    ports_.reporter.report("health.passed", health_to_json(health));
+    if (auto st = ports_.gate.steady_state(); !st) log::warning("steady-state not reported yet: " + st.error().describe());
+    return S::committed;
+  }
+  ports_.reporter.report("health.failed", health_to_json(health));
+  record_.last_error = "health checks failed:";
+  for (const auto& f : health.failures()) record_.last_error += " " + f;
+  BALLAST_CHECK(ports_.boot.mark_bad(record_.target));
+  return S::reverting;
+}
+
+Result<FlowState> UpdateFlow::do_revert() {
+  asked_reboot_ = true;
+  BALLAST_CHECK(ports_.rebooter.reboot());
+  return S::verifying;
+}
+
+Result<FlowState> UpdateFlow::do_finish() {
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(ports_.clock.now().time_since_epoch()).count();
+  nlohmann::json line{{"time", now}, {"from", record_.from}, {"target", record_.target},
+                      {"result", to_string(record_.state)}};
+  if (record_.state == S::committed) {
+    ports_.reporter.report("committed", {{"version", record_.target}, {"from", record_.from}});
+  } else if (record_.state == S::rolled_back) {
+    if (std::find(record_.denylist.begin(), record_.denylist.end(), record_.target) == record_.denylist.end())
+      record_.denylist.push_back(record_.target);
+    line["error"] = record_.last_error;
+    ports_.reporter.report("rolled-back", {{"from", record_.target}, {"to", record_.from}, {"reason", record_.last_error}});
+  } else {
+    line["error"] = record_.last_error;
+  }
+  record_.history.push_back(line);
+  if (record_.history.size() > 100) record_.history.erase(record_.history.begin());
+  record_.target.clear();
+  record_.target_bytes = 0;
+  return S::idle;
+}
+
+}  // namespace ballast::agent

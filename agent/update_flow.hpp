@@ -1,0 +1,150 @@
+// The agent's update flow: one transition table (update_flow.cpp, kSteps) from idle to committed
+// or rolled back, in the manner of Mender's state machine. The state is written to the state
+// directory before every step with side effects; after a restart (a crash, or the reboot the
+// flow itself asked for) kResumeMap says where each written state resumes. The OS is reached
+// only through the small interfaces below, each with a fake in tests.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/health.hpp"
+#include "boot/boot_control.hpp"
+#include "common/clock.hpp"
+#include "common/result.hpp"
+
+namespace ballast::agent {
+
+enum class FlowState {
+  idle,               // nothing under way
+  checking,           // asking the repository for a newer allowed release
+  staging,            // fetching and staging the target
+  staged,             // staged with a trial entry; announcing the reboot
+  waiting_to_reboot,  // the reboot strategy has not allowed the reboot yet
+  rebooting,          // about to reboot into the target
+  verifying,          // booted again: which version, and is it healthy?
+  reverting,          // the target was unhealthy and marked bad: rebooting back
+  committed,          // the target is blessed
+  rolled_back,        // the target failed; the previous version runs and the target is denylisted
+  failed,             // a step failed; the error is recorded
+};
+
+const char* to_string(FlowState s);
+std::optional<FlowState> flow_state_from_string(const std::string& s);
+
+struct Release {
+  std::string version;
+  uint64_t download_bytes = 0;
+};
+
+// The repository side: what to update to (the planner applies channel, pins, waves, barriers,
+// the denylist and revocations), and staging it.
+class ReleaseSource {
+ public:
+  virtual ~ReleaseSource() = default;
+  virtual Result<std::optional<Release>> check(const std::vector<std::string>& denylist) = 0;
+  virtual Status stage(const Release& release) = 0;
+};
+
+// The reboot strategy: immediate, periodic windows, FleetLock, manual.
+class RebootGate {
+ public:
+  virtual ~RebootGate() = default;
+  virtual Result<bool> may_reboot_now() = 0;   // FleetLock: pre-reboot
+  virtual Status steady_state() = 0;           // FleetLock: steady-state
+};
+
+class Rebooter {
+ public:
+  virtual ~Rebooter() = default;
+  virtual Status announce(const std::string& version) = 0;  // /run/reboot-required for kured
+  virtual Status reboot() = 0;                               // logind; does not return on a host
+};
+
+class HealthChecker {
+ public:
+  virtual ~HealthChecker() = default;
+  virtual Result<HealthReport> run() = 0;
+};
+
+// Events go to the durable outbox: type is the step ("checked", "staged", "rolled-back", …).
+class Reporter {
+ public:
+  virtual ~Reporter() = default;
+  virtual void report(const std::string& type, const nlohmann::json& data) = 0;
+};
+
+// What survives restarts, in <state>/flow.json.
+struct FlowRecord {
+  FlowState state = FlowState::idle;
+  std::string target;                  // the version being updated to
+  uint64_t target_bytes = 0;           // its download size, for progress
+  std::string from;                    // the version booted when the update started
+  std::string last_error;
+  int resumes = 0;                     // restarts in the current state (the loop guard)
+  std::vector<std::string> denylist;   // versions rolled back from: never retried automatically
+  std::vector<nlohmann::json> history; // one line per finished update
+};
+
+struct FlowPorts {
+  boot::BootControl& boot;
+  ReleaseSource& source;
+  RebootGate& gate;
+  Rebooter& rebooter;
+  HealthChecker& health;
+  Reporter& reporter;
+  const Clock& clock;
+};
+
+class UpdateFlow {
+ public:
+  // Loads <state_dir>/flow.json (or starts idle) and applies the resume map.
+  static Result<UpdateFlow> open(std::string state_dir, FlowPorts ports);
+
+  FlowState state() const { return record_.state; }
+  const FlowRecord& record() const { return record_; }
+
+  // Runs one step of the table from the current state; returns the new state. Idle starts a
+  // check; waiting_to_reboot stays put until the gate opens.
+  Result<FlowState> step();
+  // Steps until the flow rests (idle, waiting_to_reboot) or has asked for a reboot; returns the
+  // states passed through, for logs and tests.
+  Result<std::vector<FlowState>> run_until_rest(int max_steps = 32);
+
+  // After how many restarts in one state the flow gives up (a state that crashes the agent).
+  static constexpr int kMaxResumes = 3;
+
+ private:
+  UpdateFlow(std::string state_dir, FlowPorts ports) : state_dir_(std::move(state_dir)), ports_(ports) {}
+  Status save();
+  Status enter(FlowState next);
+
+  Result<FlowState> do_check();
+  Result<FlowState> do_stage();
+  Result<FlowState> do_announce();
+  Result<FlowState> do_wait();
+  Result<FlowState> do_reboot();
+  Result<FlowState> do_verify();
+  Result<FlowState> do_revert();
+  Result<FlowState> do_finish();
+
+  struct Step {
+    FlowState from;
+    const char* what;
+    Result<FlowState> (UpdateFlow::*run)();
+  };
+  static const Step kSteps[];
+  static const std::pair<FlowState, FlowState> kResumeMap[];
+
+  std::string state_dir_;
+  FlowPorts ports_;
+  FlowRecord record_;
+  bool asked_reboot_ = false;
+};
+
+}  // namespace ballast::agent

@@ -1,0 +1,243 @@
+#include <catch2/catch.hpp>
+
+#include "agent/update_flow.hpp"
+#include "common/file.hpp"
+
+using namespace ballast;
+using namespace ballast::agent;
+using S = FlowState;
+
+namespace {
+
+struct FakeSource : ReleaseSource {
+  boot::FakeBootControl& boot;
+  std::vector<std::string> offered;  // newest last
+  int stages = 0;
+  std::optional<Error> stage_error;
+  explicit FakeSource(boot::FakeBootControl& b) : boot(b) {}
+  Result<std::optional<Release>> check(const std::vector<std::string>& denylist) override {
+    for (auto it = offered.rbegin(); it != offered.rend(); ++it) {
+      if (std::find(denylist.begin(), denylist.end(), *it) != denylist.end()) continue;
+      auto booted = boot.booted_version();
+      if (booted && *booted == *it) return std::optional<Release>();
+      return std::optional<Release>(Release{*it, 1000});
+    }
+    return std::optional<Release>();
+  }
+  Status stage(const Release& r) override {
+    ++stages;
+    if (stage_error) return tl::unexpected(*stage_error);
+    boot::KernelSpec k;
+    k.version = r.version;
+    k.kernel_path = "/vmlinuz-" + r.version;
+    return boot.install(k);
+  }
+};
+
+struct FakeGate : RebootGate {
+  bool open = true;
+  int steady = 0;
+  Result<bool> may_reboot_now() override { return open; }
+  Status steady_state() override {
+    ++steady;
+    return ok();
+  }
+};
+
+struct FakeRebooter : Rebooter {
+  std::vector<std::string> announced;
+  int reboots = 0;
+  Status announce(const std::string& v) override {
+    announced.push_back(v);
+    return ok();
+  }
+  Status reboot() override {
+    ++reboots;
+    return ok();
+  }
+};
+
+struct FakeHealth : HealthChecker {
+  bool healthy = true;
+  Result<HealthReport> run() override {
+    HealthReport r;
+    r.healthy = healthy;
+    HealthCheckResult c;
+    c.name = "required/50-app";
+    c.passed = healthy;
+    r.checks.push_back(c);
+    return r;
+  }
+};
+
+struct RecordingReporter : Reporter {
+  std::vector<std::string> types;
+  void report(const std::string& type, const nlohmann::json&) override { types.push_back(type); }
+};
+
+// A host running 1.0 with the flow's collaborators, and a state directory that outlives
+// "processes" (each open() is a fresh start of the agent).
+struct Rig {
+  std::string state = *make_temp_dir("ballast-flow-test");
+  boot::FakeBootControl boot;
+  FakeSource source{boot};
+  FakeGate gate;
+  FakeRebooter rebooter;
+  FakeHealth health;
+  RecordingReporter reporter;
+  FakeClock clock;
+  Rig() {
+    boot::KernelSpec k;
+    k.version = "1.0";
+    k.kernel_path = "/vmlinuz-1.0";
+    REQUIRE(boot.install(k));
+    REQUIRE(boot.bless("1.0"));
+    boot.set_booted("1.0");
+  }
+  ~Rig() { (void)remove_tree(state); }
+  UpdateFlow start() {
+    auto f = UpdateFlow::open(state, FlowPorts{boot, source, gate, rebooter, health, reporter, clock});
+    REQUIRE(f);
+    return std::move(*f);
+  }
+  void reboot_machine() { REQUIRE(boot.simulate_reboot()); }
+  void write_state(const std::string& state_name) {
+    REQUIRE(write_file_atomic(path_join(state, "flow.json"),
+                              "{\"state\":\"" + state_name + "\",\"target\":\"2.0\",\"from\":\"1.0\"}\n"));
+  }
+};
+
+std::vector<S> run(UpdateFlow& f) {
+  auto passed = f.run_until_rest();
+  REQUIRE(passed);
+  return *passed;
+}
+
+}  // namespace
+
+TEST_CASE("an update goes check, stage, reboot, verify, commit and blesses the new entry") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  auto flow = rig.start();
+  CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::staged, S::waiting_to_reboot, S::rebooting, S::verifying});
+  CHECK(rig.rebooter.announced == std::vector<std::string>{"2.0"});
+  CHECK(rig.rebooter.reboots == 1);
+
+  rig.reboot_machine();
+  auto after = rig.start();  // the agent starts again on the new boot
+  CHECK(after.state() == S::verifying);
+  CHECK(run(after) == std::vector<S>{S::committed, S::idle});
+  CHECK(*rig.boot.booted_version() == "2.0");
+  auto entries = rig.boot.entries();
+  REQUIRE(entries);
+  CHECK(entries->front().version == "2.0");
+  CHECK(entries->front().state == boot::EntryState::good);
+  CHECK(rig.gate.steady == 1);
+  CHECK(rig.reporter.types ==
+        std::vector<std::string>{"checked", "staged", "rebooting", "booted", "health.passed", "committed"});
+  CHECK(after.record().history.back()["result"] == "committed");
+}
+
+TEST_CASE("an unhealthy update is marked bad, falls back, is recorded as rolled back and never retried") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.health.healthy = false;
+  auto flow = rig.start();
+  run(flow);
+  rig.reboot_machine();
+  auto on_target = rig.start();
+  CHECK(run(on_target) == std::vector<S>{S::reverting, S::verifying});
+  CHECK(rig.rebooter.reboots == 2);
+  rig.reboot_machine();  // systemd-boot skips the bad entry
+  CHECK(*rig.boot.booted_version() == "1.0");
+
+  auto back = rig.start();
+  CHECK(back.state() == S::verifying);
+  CHECK(run(back) == std::vector<S>{S::rolled_back, S::idle});
+  CHECK(back.record().denylist == std::vector<std::string>{"2.0"});
+  CHECK(rig.reporter.types == std::vector<std::string>{"checked", "staged", "rebooting", "booted", "health.failed",
+                                                       "booted", "rolled-back"});
+  // The next check finds nothing to do: 2.0 is denylisted.
+  int stages = rig.source.stages;
+  CHECK(run(back) == std::vector<S>{S::checking, S::idle});
+  CHECK(rig.source.stages == stages);
+}
+
+TEST_CASE("a target that never comes up is rolled back once boot counting gives up on it") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  auto flow = rig.start();
+  run(flow);
+  // The new kernel panics before the agent runs: every try is used up, then the loader falls back.
+  std::string booted;
+  for (int i = 0; i < 4 && booted != "1.0"; ++i) {
+    auto b = rig.boot.simulate_reboot();
+    REQUIRE(b);
+    booted = *b;
+  }
+  REQUIRE(booted == "1.0");
+  auto back = rig.start();
+  CHECK(run(back) == std::vector<S>{S::rolled_back, S::idle});
+  CHECK(back.record().denylist == std::vector<std::string>{"2.0"});
+}
+
+TEST_CASE("after a restart every written state resumes where the resume map says") {
+  const std::pair<const char*, S> expected[] = {
+      {"idle", S::idle},           {"checking", S::checking},   {"staging", S::staging},
+      {"staged", S::staged},       {"waiting-to-reboot", S::waiting_to_reboot},
+      {"rebooting", S::verifying}, {"verifying", S::verifying}, {"reverting", S::verifying},
+      {"committed", S::committed}, {"rolled-back", S::rolled_back}, {"failed", S::failed},
+  };
+  for (const auto& [written, resumed] : expected) {
+    DYNAMIC_SECTION("written " << written) {
+      Rig rig;
+      rig.write_state(written);
+      auto flow = rig.start();
+      CHECK(flow.state() == resumed);
+      CHECK(flow.record().target == "2.0");
+    }
+  }
+}
+
+TEST_CASE("a crash while staging resumes the stage, and it completes") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.write_state("staging");
+  auto flow = rig.start();
+  CHECK(run(flow) == std::vector<S>{S::staged, S::waiting_to_reboot, S::rebooting, S::verifying});
+  CHECK(rig.source.stages == 1);
+}
+
+TEST_CASE("a state that keeps killing the agent is given up after a few restarts") {
+  Rig rig;
+  rig.write_state("staging");
+  for (int i = 0; i < UpdateFlow::kMaxResumes; ++i) CHECK(rig.start().state() == S::staging);
+  auto flow = rig.start();
+  CHECK(flow.state() == S::failed);
+  CHECK_THAT(flow.record().last_error, Catch::Contains("gave up"));
+  CHECK(run(flow) == std::vector<S>{S::idle});
+}
+
+TEST_CASE("a closed reboot window keeps the update staged until it opens") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.gate.open = false;
+  auto flow = rig.start();
+  CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::staged, S::waiting_to_reboot, S::waiting_to_reboot});
+  CHECK(rig.rebooter.reboots == 0);
+  rig.gate.open = true;
+  CHECK(run(flow) == std::vector<S>{S::rebooting, S::verifying});
+  CHECK(rig.rebooter.reboots == 1);
+}
+
+TEST_CASE("a failed stage is reported with its error, recorded, and the flow returns to idle") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.source.stage_error = Error{"stage.no-space", "not enough space", 0, {}};
+  auto flow = rig.start();
+  CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::failed, S::idle});
+  CHECK(rig.reporter.types == std::vector<std::string>{"checked", "error"});
+  CHECK(flow.record().history.back()["result"] == "failed");
+  CHECK_THAT(flow.record().history.back()["error"].get<std::string>(), Catch::Contains("stage.no-space"));
+  CHECK(rig.rebooter.reboots == 0);
+}
