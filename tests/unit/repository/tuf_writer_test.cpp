@@ -125,3 +125,20 @@ TEST_CASE("rotate-root moves every role to new keys and clients follow", "[tuf]"
   CHECK(c->root_version() == 2);
   CHECK(*c->download_target("a", 10) == "A");
 }
+
+TEST_CASE("repo timestamp needs only the timestamp key; publishing targets without their key is refused", "[tuf]") {
+  Dirs d;
+  REQUIRE(RepoWriter::init(d.repo, d.keys, {}, KeyType::ed25519, &d.clock));
+  REQUIRE(make_dirs(d.base + "/online"));
+  REQUIRE(write_file_atomic(d.base + "/online/timestamp.pem", *read_file(d.keys + "/timestamp.pem"), 0600));
+  auto w = RepoWriter::open(d.repo, d.base + "/online", &d.clock);
+  REQUIRE(w);
+  REQUIRE(w->refresh_timestamp());
+  REQUIRE(w->add_target("a", "A"));
+  CHECK(w->commit().error().code == "repo.missing-key");
+  REQUIRE(d.trust());
+  auto c = d.client();
+  REQUIRE(c->refresh());
+  CHECK(c->timestamp_version() == 2);
+  CHECK(c->target("a").error().code == "tuf.unknown-target");
+}
