@@ -3,6 +3,7 @@
 // never a crash, a hang or an error without a code.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -28,13 +29,20 @@ void require_code(const Result<T>& r) {
 }
 
 // A valid one-key repository, made once: root v1 trusted, the rest served from memory.
+// The client persists with fsync on every iteration; on tmpfs that costs nothing.
+std::string state_dir() {
+  if (path_exists("/dev/shm")) setenv("TMPDIR", "/dev/shm", 1);
+  return *make_temp_dir("fuzz-tuf");
+}
+
 struct World {
   FakeClock clock;
-  std::string state = *make_temp_dir("fuzz-tuf");
+  std::string state = state_dir();
   std::string root_bytes;
   std::map<std::string, std::string> files;
   PrivateKey key = *PrivateKey::generate(KeyType::ed25519);
 
+  ~World() { (void)remove_tree(state); }
   World() {
     auto id = key.key_id();
     auto exp = format_time(clock.now() + std::chrono::hours(24));
