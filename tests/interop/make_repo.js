@@ -8,7 +8,9 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const { Role } = require('@tufjs/models/dist/role');  // not re-exported by the package index
+// Not re-exported by the package index.
+const { Role, DelegatedRole } = require('@tufjs/models/dist/role');
+const { Delegations } = require('@tufjs/models/dist/delegations');
 const { Metadata, Root, Timestamp, Snapshot, Targets, Key, MetaFile, TargetFile, Signature } =
   require('@tufjs/models');
 const { canonicalize } = require('@tufjs/canonical-json');
@@ -34,6 +36,7 @@ class Repo {
     this.thresholds = { root: 1, timestamp: 1, snapshot: 1, targets: 1 };
     this.targets = {};   // name → bytes
     this.lengthOverride = {};
+    this.delegated = null;  // { name, key, paths, targets: name → bytes }
   }
   write(dir, rel, bytes) {
     const p = path.join(dir, rel);
@@ -60,24 +63,39 @@ class Repo {
     this.write(dir, `metadata/${version}.root.json`, bytes);
     this.write(dir, 'metadata/root.json', bytes);
   }
-  addTarget(dir, name, bytes) {
-    this.targets[name] = Buffer.from(bytes);
+  addTarget(dir, name, bytes, map = this.targets) {
+    map[name] = Buffer.from(bytes);
     const slash = name.lastIndexOf('/');
     const file = name.slice(0, slash + 1) + sha256(bytes) + '.' + name.slice(slash + 1);
     this.write(dir, 'targets/' + file, bytes);
   }
-  writeTargets(dir, version, opt = {}) {
-    const t = new Targets({ version, specVersion: '1.0.31', expires: isoIn(opt.expiresDays ?? 90) });
-    for (const [name, bytes] of Object.entries(this.targets))
+  targetsOf(version, targets, expiresDays, delegations) {
+    const t = new Targets({ version, specVersion: '1.0.31', expires: isoIn(expiresDays), delegations });
+    for (const [name, bytes] of Object.entries(targets))
       t.addTarget(new TargetFile({ path: name, length: this.lengthOverride[name] ?? bytes.length, hashes: { sha256: sha256(bytes) },
                                    unrecognizedFields: { custom: { origin: 'tufjs-models' } } }));
+    return t;
+  }
+  writeTargets(dir, version, opt = {}) {
+    let delegations;
+    if (this.delegated) {
+      const d = this.delegated;
+      delegations = new Delegations({ keys: { [d.key.key.keyID]: d.key.key }, roles: {
+        [d.name]: new DelegatedRole({ name: d.name, keyIDs: [d.key.key.keyID], threshold: 1, terminating: false, paths: d.paths }) } });
+    }
+    const t = this.targetsOf(version, this.targets, opt.expiresDays ?? 90, delegations);
     return this.write(dir, `metadata/${version}.targets.json`, serialize(this.sign(t, 'targets', opt.signers)));
   }
-  writeSnapshot(dir, version, targetsVersion, targetsBytes, opt = {}) {
+  writeDelegated(dir, version) {
+    const d = this.delegated;
+    const t = this.targetsOf(version, d.targets, 30);
+    return this.write(dir, `metadata/${version}.${d.name}.json`, serialize(this.sign(t, null, [d.key])));
+  }
+  writeSnapshot(dir, version, targetsVersion, targetsBytes, opt = {}, extraMeta = {}) {
     const meta = targetsBytes && !opt.noHashes
       ? new MetaFile({ version: targetsVersion, length: targetsBytes.length, hashes: { sha256: sha256(targetsBytes) } })
       : new MetaFile({ version: targetsVersion });
-    const s = new Snapshot({ version, specVersion: '1.0.31', expires: isoIn(opt.expiresDays ?? 7), meta: { 'targets.json': meta } });
+    const s = new Snapshot({ version, specVersion: '1.0.31', expires: isoIn(opt.expiresDays ?? 7), meta: { 'targets.json': meta, ...extraMeta } });
     const md = this.sign(s, 'snapshot', opt.signers);
     if (opt.breakSignature) {
       const sig = Object.values(md.signatures)[0];
@@ -98,7 +116,12 @@ class Repo {
   // targets, snapshot and timestamp of one version, valid unless `opt` says otherwise.
   publish(dir, v, opt = {}) {
     const t = this.writeTargets(dir, v, opt.targets);
-    const s = this.writeSnapshot(dir, v, v, t, opt.snapshot);
+    const extra = {};
+    if (this.delegated) {
+      const b = this.writeDelegated(dir, v);
+      extra[this.delegated.name + '.json'] = new MetaFile({ version: v, length: b.length, hashes: { sha256: sha256(b) } });
+    }
+    const s = this.writeSnapshot(dir, v, v, t, opt.snapshot, extra);
     this.writeTimestamp(dir, v, v, s, opt.timestamp);
   }
 }
@@ -125,6 +148,15 @@ const two = 'release two manifest\n';
 switch (scenario) {
   case 'valid':
     repo.addTarget(after, 'releases/2.0/manifest.json', two);
+    repo.publish(after, 2);
+    break;
+  case 'delegated':
+  case 'delegated-outside-paths':
+    // Top-level targets delegate to role "releases", which lists the new release; outside the
+    // paths it is trusted for, its listing must be ignored.
+    repo.delegated = { name: 'releases', key: newKey(), targets: {},
+                       paths: scenario === 'delegated' ? ['releases/*/*'] : ['other/*'] };
+    repo.addTarget(after, 'releases/2.0/manifest.json', two, repo.delegated.targets);
     repo.publish(after, 2);
     break;
   case 'root-rotation': {

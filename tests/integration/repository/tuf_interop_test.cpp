@@ -57,6 +57,8 @@ TEST_CASE("repositories built by @tufjs/models are accepted or refused by ballas
   auto [scenario, refresh_code, download_code] = GENERATE(table<std::string, std::string, std::string>({
       {"valid", "", ""},
       {"root-rotation", "", ""},
+      {"delegated", "", ""},
+      {"delegated-outside-paths", "", "tuf.unknown-target"},
       {"root-rotation-unsigned-by-old", "tuf.threshold", "tuf.threshold"},
       {"expired-timestamp", "tuf.expired", "tuf.expired"},
       {"expired-targets", "tuf.expired", "tuf.expired"},
