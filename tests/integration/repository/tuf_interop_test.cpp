@@ -122,7 +122,7 @@ TEST_CASE("repositories built by @tufjs/models are accepted or refused by ballas
   CHECK(nlohmann::json::parse(again.out)["timestamp_version"] == 10);
 }
 
-TEST_CASE("a repository made by ballast repo is accepted by the tuf-js client, also after root rotation",
+TEST_CASE("a repository made by ballast repo is accepted by the tuf-js client also after root rotation",
           "[tuf][interop]") {
   require_npm_peers();
   TempDir t;

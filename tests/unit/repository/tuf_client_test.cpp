@@ -111,7 +111,7 @@ TEST_CASE("the number of root versions fetched in one refresh is capped", "[tuf]
   CHECK(c->root_version() == 4);
 }
 
-TEST_CASE("an expired root, timestamp, snapshot or targets is a freeze attack", "[tuf]") {
+TEST_CASE("an expired root or timestamp or snapshot or targets is a freeze attack", "[tuf]") {
   Fixture r;
   SECTION("root") {
     r.root["version"] = 2;
@@ -474,7 +474,7 @@ TEST_CASE("one key listed under two key ids does not count twice towards the thr
   CHECK(r.refresh_code() == "tuf.threshold");
 }
 
-TEST_CASE("delegation path patterns never cross '/', and hash prefixes match the name's sha256", "[tuf]") {
+TEST_CASE("delegation path patterns never cross '/' and hash prefixes match the name's sha256", "[tuf]") {
   DelegatedRole r;
   r.paths = std::vector<std::string>{"releases/*/manifest.json", "top-?"};
   CHECK(r.matches("releases/1.0/manifest.json"));
