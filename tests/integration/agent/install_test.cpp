@@ -27,7 +27,7 @@ Published publish_minimal(const std::string& version) {
   auto f = LoopBtrfs::create();
   REQUIRE(f);
   p.fs = std::move(*f);
-  auto def = images::load_definition(std::string(BALLAST_SOURCE_DIR) + "/images/minimal.toml");
+  auto def = images::load_definition(std::string(BALLAST_SOURCE_ROOT) + "/images/minimal.toml");
   REQUIRE(def);
   images::BuildOptions opts;
   opts.version = version;

@@ -49,7 +49,7 @@ struct SandboxHost {
 
   // Builds images/minimal.toml at `version` and writes its send stream (a delta when `parent`).
   std::string publish(const std::string& version, const std::string& parent = "") {
-    auto def = images::load_definition(std::string(BALLAST_SOURCE_DIR) + "/images/minimal.toml");
+    auto def = images::load_definition(std::string(BALLAST_SOURCE_ROOT) + "/images/minimal.toml");
     REQUIRE(def);
     def->files.push_back(images::FileSpec{"/etc/release-note", "this is " + version + "\n", "", 0644, 0, 0});
     images::BuildOptions opts;
@@ -80,7 +80,7 @@ struct SandboxHost {
   Result<ProcessResult> stage_cli(const std::string& version, const std::string& stream, const std::string& fault = "") {
     SpawnOptions o;
     if (!fault.empty()) o.extra_env.push_back("BALLAST_FAULT_AT=" + fault);
-    return run_process({BALLAST_BINARY, "--sysroot", top(), "--esp-path", esp, "--efivars-path", efivars,
+    return run_process({BALLAST_BUILD_ROOT "/agent/ballast", "--sysroot", top(), "--esp-path", esp, "--efivars-path", efivars,
                         "--state-dir", state, "--cmdline-path", cmdline, "--config-dir", fs->base_dir() + "/no-config",
                         "stage", "--version", version, "-f", stream},
                        o);

@@ -16,7 +16,7 @@ using ballast::testing::LoopBtrfs;
 
 namespace {
 
-std::string source_dir() { return BALLAST_SOURCE_DIR; }
+std::string source_dir() { return BALLAST_SOURCE_ROOT; }
 
 // path → "type mode uid gid mtime size sha256-or-target": everything a reproducible build fixes.
 std::map<std::string, std::string> describe_tree(const std::string& root) {
