@@ -43,28 +43,34 @@ m="$work/mnt"
 
 echo "building a ${size_mb} MB tree from /usr ..."
 btrfs -q subvolume create "$m/src"
-# Whole files from /usr in a stable order until the size is reached; directories come along.
 limit=$((size_mb * 1024 * 1024))
+# Every k-th regular file of /usr (stable order), k chosen to land near the size: a realistic
+# mix of many small and some large files, with their directories.
 find /usr -xdev -type f -size -20M -readable -print0 2>/dev/null | sort -z > "$work/all-files"
 python3 - "$work/all-files" "$limit" "$m/src" <<'PY'
 import os, shutil, sys
-files = open(sys.argv[1], 'rb').read().split(b'\0')
-limit = int(sys.argv[2]); dest = sys.argv[3].encode()
-total = 0
+files = [f for f in open(sys.argv[1], 'rb').read().split(b'\0') if f]
+sizes = []
 for f in files:
-    if not f or total >= limit: continue
     try:
-        st = os.lstat(f)
+        sizes.append(os.lstat(f).st_size)
     except OSError:
-        continue
-    target = dest + f
+        sizes.append(0)
+limit = int(sys.argv[2]); dest = sys.argv[3].encode()
+stride = max(1, sum(sizes) // limit)
+total = count = 0
+for i in range(0, len(files), stride):
+    if total >= limit:
+        break
+    target = dest + files[i]
     os.makedirs(os.path.dirname(target), exist_ok=True)
     try:
-        shutil.copy2(f, target, follow_symlinks=False)
+        shutil.copy2(files[i], target, follow_symlinks=False)
     except OSError:
         continue
-    total += st.st_size
-print(f"copied {total/1e6:.0f} MB")
+    total += sizes[i]
+    count += 1
+print(f"copied {count} files, {total/1e6:.0f} MB")
 PY
 btrfs -q subvolume snapshot -r "$m/src" "$m/snap1"
 python3 - "$m/src" <<'PY'
