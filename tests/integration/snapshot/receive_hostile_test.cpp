@@ -279,8 +279,18 @@ TEST_CASE("hostile send streams are rejected and leave nothing behind") {
 
 TEST_CASE("a received subvolume from a hand-made stream is complete, read-only and carries its uuid") {
   Env e = make_env();
-  auto r = receive_string(e, started().end().str());
+  std::string s = started().end().str();
+  MemoryByteSource src(s);
+  snapshot::ReceiveOptions o;
+  o.dest_dir = e.dest;
+  o.partial_dir = e.partial;
+  std::vector<uint64_t> progress;
+  o.progress = [&](uint64_t n) { progress.push_back(n); };
+  auto r = snapshot::receive(src, o);
   REQUIRE(r);
+  REQUIRE_FALSE(progress.empty());
+  CHECK(progress.back() == s.size());
+  CHECK(r->bytes == s.size());
   CHECK(r->path == e.dest + "/evil");
   CHECK(r->received_uuid == "42424242-4242-4242-4242-424242424242");
   CHECK(*read_file(e.dest + "/evil/ok-file") == "fine so far");
