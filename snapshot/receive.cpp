@@ -757,6 +757,7 @@ Result<ReceivedSubvolume> Receiver::run(ByteSource& in) {
     bool more = BALLAST_TRY(reader.next(c));
     if (!more) return fail("receive.truncated", "the stream ends without an end command");
     ++result_.commands;
+    if (opts_.cancelled && opts_.cancelled()) return fail("receive.cancelled", "the receive was cancelled");
     if (c.cmd == Cmd::end) break;
     BALLAST_CHECK(with_context(apply(c), std::string(cmd_name(c.cmd)) + " at byte " +
                                              std::to_string(reader.bytes_consumed() - c.length -

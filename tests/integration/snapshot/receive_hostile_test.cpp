@@ -272,6 +272,21 @@ TEST_CASE("hostile send streams are rejected and leave nothing behind") {
     CHECK(*read_file(e.dest + "/evil/keep") == "mine");
     CHECK(list_dir(e.partial)->empty());
   }
+  SECTION("a receive cancelled part-way") {
+    auto b = started();
+    for (int i = 0; i < 20; ++i) b.write("ok-file", static_cast<uint64_t>(i) * 10, "0123456789");
+    MemoryByteSource src(b.end().str());
+    snapshot::ReceiveOptions o;
+    o.dest_dir = e.dest;
+    int calls = 0;
+    o.cancelled = [&] { return ++calls == 10; };
+    auto r = snapshot::receive(src, o);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == "receive.cancelled");
+    CHECK(calls == 10);
+    CHECK(list_dir(e.dest)->empty());
+    CHECK(subvolumes(e.top) == e.baseline);
+  }
   SECTION("trailing bytes after the end command") {
     expect_rejected(e, started().end().str() + "junk", "receive.trailing-data");
   }
