@@ -262,7 +262,17 @@ Result<int> Receiver::write_fd(std::string_view path) {
   if (write_fd_ && path == write_path_) return write_fd_.get();
   if (path.empty()) return fail("receive.not-a-file", "the subvolume root is not a file");
   close_write();
-  write_fd_ = BALLAST_TRY(open_regular(subvol_fd_.get(), path, O_WRONLY));
+  // Through the cached parent directory: one component to look up instead of the whole path.
+  // Checking the type first matters: opening a device node or fifo has side effects or blocks,
+  // and only this receiver writes into the partial subvolume, so the type cannot change between.
+  auto d = BALLAST_TRY(parent_of(path));
+  struct stat st;
+  if (::fstatat(d.fd, d.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return fail_errno("receive.io", errno, "cannot stat " + std::string(path));
+  if (!S_ISREG(st.st_mode)) return fail("receive.not-a-file", std::string(path) + " is not a regular file");
+  int fd = ::openat(d.fd, d.name.c_str(), O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return fail_errno("receive.io", errno, "cannot open " + std::string(path));
+  write_fd_.reset(fd);
   write_path_ = std::string(path);
   return write_fd_.get();
 }
@@ -747,6 +757,7 @@ Result<ReceivedSubvolume> Receiver::run(ByteSource& in) {
     bool more = BALLAST_TRY(reader.next(c));
     if (!more) return fail("receive.truncated", "the stream ends without an end command");
     ++result_.commands;
+    if (opts_.cancelled && opts_.cancelled()) return fail("receive.cancelled", "the receive was cancelled");
     if (c.cmd == Cmd::end) break;
     BALLAST_CHECK(with_context(apply(c), std::string(cmd_name(c.cmd)) + " at byte " +
                                              std::to_string(reader.bytes_consumed() - c.length -

@@ -22,6 +22,8 @@ struct ReceiveOptions {
   std::vector<std::string> clone_sources;  // extra subvolumes CLONE may read from (besides the new
                                            // one and its parent)
   std::function<void(uint64_t bytes_consumed)> progress;  // optional
+  std::function<bool()> cancelled;  // optional; checked between commands, true stops the receive
+                                    // ("receive.cancelled") and removes the partial subvolume
   uint32_t max_command = stream::kDefaultMaxCommand;      // larger commands are rejected
   bool decompress_encoded = false;  // write ENCODED_WRITE data decompressed instead of as-is
                                     // (what happens anyway when the kernel refuses the encoding)

@@ -1,5 +1,6 @@
 #include "snapshot/send_stream.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -19,8 +20,6 @@ uint32_t le32(const char* p) {
          (static_cast<uint32_t>(u[3]) << 24);
 }
 uint64_t le64(const char* p) { return le32(p) | (static_cast<uint64_t>(le32(p + 4)) << 32); }
-
-constexpr size_t kReadChunk = 1u << 20;
 
 std::string attr_label(Attr a) { return attr_name(a); }
 
@@ -141,16 +140,20 @@ Result<std::string_view> Command::path(Attr a) const {
   return v;
 }
 
-StreamReader::StreamReader(ByteSource& in, uint32_t max_command) : in_(in), max_command_(max_command) {}
+StreamReader::StreamReader(ByteSource& in, uint32_t max_command, size_t read_chunk)
+    : in_(in), max_command_(max_command), read_chunk_(std::max<size_t>(read_chunk, kStreamHeaderLen)) {}
 
 Result<size_t> StreamReader::fill(size_t n) {
   if (end_ - pos_ >= n) return n;
-  if (buf_.size() < n || buf_.size() - pos_ < n) {
-    // Compact, then grow only as far as the largest command actually seen (capped by the caller).
+  if (buf_.size() - pos_ < n) {
     std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
     end_ -= pos_;
     pos_ = 0;
-    if (buf_.size() < n) buf_.resize(std::max(n, std::min<size_t>(kReadChunk, max_command_ + kCommandHeaderLen)));
+    // Start small (short inputs stay cheap), double towards read_chunk_ on long streams, and
+    // never beyond what the largest command seen needs.
+    size_t want = buf_.size() < read_chunk_ ? std::min(read_chunk_, buf_.size() * 2) : buf_.size();
+    want = std::max(want, n);
+    if (want > buf_.size()) buf_.resize(want);
   }
   while (end_ - pos_ < n) {
     auto got = BALLAST_TRY(in_.read(buf_.data() + end_, buf_.size() - end_));
@@ -166,7 +169,7 @@ Result<bool> StreamReader::at_eof() {
 }
 
 Result<uint32_t> StreamReader::read_header() {
-  if (buf_.empty()) buf_.resize(kReadChunk);
+  if (buf_.empty()) buf_.resize(std::min<size_t>(read_chunk_, 64u << 10));
   auto got = BALLAST_TRY(fill(kStreamHeaderLen));
   if (got < kStreamHeaderLen) {
     if (got == 0) return fail("receive.empty", "the stream is empty");

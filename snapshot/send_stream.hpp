@@ -139,7 +139,8 @@ Status validate_path(std::string_view p);
 
 class StreamReader {
  public:
-  explicit StreamReader(ByteSource& in, uint32_t max_command = kDefaultMaxCommand);
+  // `read_chunk`: how much to ask the source for at once (large for throughput, small for tests).
+  explicit StreamReader(ByteSource& in, uint32_t max_command = kDefaultMaxCommand, size_t read_chunk = 1u << 20);
 
   // Reads the stream header; returns the version (1 or 2). Anything else is an error.
   Result<uint32_t> read_header();
@@ -156,6 +157,7 @@ class StreamReader {
 
   ByteSource& in_;
   uint32_t max_command_;
+  size_t read_chunk_;
   uint32_t version_ = 0;
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;

@@ -1,7 +1,9 @@
 // `ballast receive [-f FILE] DIR` and `ballast receive --dump [-f FILE]`: the native send-stream
 // receiver, as a drop-in for `btrfs receive` that refuses to write outside the new subvolume.
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 
@@ -19,6 +21,9 @@ struct ReceiveArgs {
   std::vector<std::string> clone_sources;
   bool dump = false;
 };
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop = true; }
 
 int run_receive(const GlobalOptions& g, const ReceiveArgs& a) {
   std::unique_ptr<ByteSource> owned;
@@ -47,6 +52,14 @@ int run_receive(const GlobalOptions& g, const ReceiveArgs& a) {
   opts.dest_dir = a.dir;
   opts.partial_dir = a.partial_dir;
   opts.clone_sources = a.clone_sources;
+  // Interrupted, the receiver stops at the next command and deletes its partial subvolume
+  // rather than dying with it half-built. (In `btrfs send | ballast receive`, ^C also ends the
+  // sender, so a blocked read returns end-of-stream.)
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  opts.cancelled = [] { return g_stop.load(); };
   auto r = snapshot::receive(*in, opts);
   if (!r) return report_error(r.error());
   if (g.json) {

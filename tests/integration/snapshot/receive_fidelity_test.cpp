@@ -228,3 +228,39 @@ TEST_CASE("ballast send streams are received by btrfs receive, and the other way
     CHECK(st.error().code == "send.bad-protocol");
   }
 }
+
+TEST_CASE("ballast send writes streams btrfs receive accepts and leaves no file behind when it fails") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point();
+  std::string exe = std::string(::realpath("/proc/self/exe", nullptr));
+  std::string ballast = exe.substr(0, exe.rfind('/')) + "/../agent/ballast";
+  btrfs({"subvolume", "create", top + "/src"});
+  build_tree_v1(top + "/src");
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap1"});
+  change_tree_v2(top + "/src");
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap2"});
+  REQUIRE(make_dirs(top + "/recv"));
+  auto full = run_process({ballast, "send", "--proto", "2", "-f", top + "/full", top + "/snap1"});
+  REQUIRE(full);
+  CHECK(full->exit_code == 0);
+  auto incr = run_process({ballast, "send", "-p", top + "/snap1", "-c", top + "/snap1", "--compressed-data", "-f",
+                           top + "/incr", top + "/snap2"});
+  REQUIRE(incr);
+  CHECK(incr->exit_code == 0);
+  btrfs({"receive", "-q", "-f", top + "/full", top + "/recv"});
+  btrfs({"receive", "-q", "-f", top + "/incr", top + "/recv"});
+  for (const char* snap : {"snap1", "snap2"}) {
+    auto d = compare_trees(top + "/" + snap, top + "/recv/" + snap);
+    INFO(join_diffs(d));
+    CHECK(d.empty());
+  }
+  auto bad = run_process({ballast, "send", "-f", top + "/bad", top + "/src"});  // writable: refused
+  REQUIRE(bad);
+  CHECK(bad->exit_code == 1);
+  CHECK(bad->err.find("send.not-read-only") != std::string::npos);
+  CHECK_FALSE(path_exists(top + "/bad"));
+  auto usage = run_process({ballast, "send", "--proto", "7", top + "/snap1"});
+  REQUIRE(usage);
+  CHECK(usage->exit_code == 2);
+}

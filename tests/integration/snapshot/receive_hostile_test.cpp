@@ -5,7 +5,11 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -15,6 +19,7 @@
 #include "common/process.hpp"
 #include "snapshot/receive.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/integration/support/tree_compare.hpp"
 #include "tests/unit/snapshot/stream_builder.hpp"
 
 using namespace ballast;
@@ -267,6 +272,21 @@ TEST_CASE("hostile send streams are rejected and leave nothing behind") {
     CHECK(*read_file(e.dest + "/evil/keep") == "mine");
     CHECK(list_dir(e.partial)->empty());
   }
+  SECTION("a receive cancelled part-way") {
+    auto b = started();
+    for (int i = 0; i < 20; ++i) b.write("ok-file", static_cast<uint64_t>(i) * 10, "0123456789");
+    MemoryByteSource src(b.end().str());
+    snapshot::ReceiveOptions o;
+    o.dest_dir = e.dest;
+    int calls = 0;
+    o.cancelled = [&] { return ++calls == 10; };
+    auto r = snapshot::receive(src, o);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == "receive.cancelled");
+    CHECK(calls == 10);
+    CHECK(list_dir(e.dest)->empty());
+    CHECK(subvolumes(e.top) == e.baseline);
+  }
   SECTION("trailing bytes after the end command") {
     expect_rejected(e, started().end().str() + "junk", "receive.trailing-data");
   }
@@ -274,8 +294,18 @@ TEST_CASE("hostile send streams are rejected and leave nothing behind") {
 
 TEST_CASE("a received subvolume from a hand-made stream is complete, read-only and carries its uuid") {
   Env e = make_env();
-  auto r = receive_string(e, started().end().str());
+  std::string s = started().end().str();
+  MemoryByteSource src(s);
+  snapshot::ReceiveOptions o;
+  o.dest_dir = e.dest;
+  o.partial_dir = e.partial;
+  std::vector<uint64_t> progress;
+  o.progress = [&](uint64_t n) { progress.push_back(n); };
+  auto r = snapshot::receive(src, o);
   REQUIRE(r);
+  REQUIRE_FALSE(progress.empty());
+  CHECK(progress.back() == s.size());
+  CHECK(r->bytes == s.size());
   CHECK(r->path == e.dest + "/evil");
   CHECK(r->received_uuid == "42424242-4242-4242-4242-424242424242");
   CHECK(*read_file(e.dest + "/evil/ok-file") == "fine so far");
@@ -311,4 +341,72 @@ TEST_CASE("ballast receive and ballast receive --dump exit 0 on good streams and
   auto usage = run_process({ballast, "receive"});
   REQUIRE(usage);
   CHECK(usage->exit_code == 2);
+}
+
+TEST_CASE("the commands btrfs send rarely emits are applied from a hand-made version 2 stream") {
+  Env e = make_env();
+  std::string plain(8192, '\0');
+  for (size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<char>('a' + i % 26);
+  // zlib, as Btrfs stores it in a compressed extent
+  uLongf zlen = compressBound(plain.size());
+  std::string z(zlen, '\0');
+  REQUIRE(compress2(reinterpret_cast<Bytef*>(z.data()), &zlen, reinterpret_cast<const Bytef*>(plain.data()),
+                    plain.size(), 6) == Z_OK);
+  z.resize(zlen);
+  std::string zs(ZSTD_compressBound(plain.size()), '\0');
+  size_t zslen = ZSTD_compress(zs.data(), zs.size(), plain.data(), plain.size(), 3);
+  REQUIRE_FALSE(ZSTD_isError(zslen));
+  zs.resize(zslen);
+
+  StreamBuilder b(2);
+  b.subvol("v2", 0x55, 3);
+  for (const char* f : {"enc-zlib", "enc-zstd", "alloc", "attr", "frozen"})
+    b.begin(Cmd::mkfile).str(Attr::path, f).u64(Attr::ino, 300);
+  auto encoded = [&](const char* f, uint32_t comp, const std::string& data) {
+    // the file keeps bytes 100..(100+5000) of the extent, placed at offset 4096
+    b.begin(Cmd::encoded_write).str(Attr::path, f).u64(Attr::file_offset, 4096)
+        .u64(Attr::unencoded_file_len, 5000).u64(Attr::unencoded_len, plain.size())
+        .u64(Attr::unencoded_offset, 100).u32(Attr::compression, comp).u32(Attr::encryption, 0).data(data);
+  };
+  encoded("enc-zlib", 1, z);
+  encoded("enc-zstd", 2, zs);
+  b.begin(Cmd::fallocate).str(Attr::path, "alloc").u32(Attr::fallocate_mode, 0).u64(Attr::file_offset, 0)
+      .u64(Attr::size, 65536);
+  b.write("alloc", 0, std::string(65536, 'F'));
+  b.begin(Cmd::fallocate).str(Attr::path, "alloc").u32(Attr::fallocate_mode, 2).u64(Attr::file_offset, 4096)
+      .u64(Attr::size, 8192);
+  b.begin(Cmd::update_extent).str(Attr::path, "alloc").u64(Attr::file_offset, 0).u64(Attr::size, 4096);
+  b.begin(Cmd::fileattr).str(Attr::path, "attr").u64(Attr::fileattr, 1u << 1);  // NODATACOW
+  b.begin(Cmd::fileattr).str(Attr::path, "frozen").u64(Attr::fileattr, 1u << 6);  // IMMUTABLE
+  b.write("frozen", 0, "written after the immutable flag arrived");
+  std::string s = b.end().str();
+
+  for (bool decompress : {false, true}) {
+    INFO("decompress in user space: " << decompress);
+    MemoryByteSource src(s);
+    snapshot::ReceiveOptions o;
+    o.dest_dir = e.dest + (decompress ? "/user" : "/kernel");
+    REQUIRE(make_dirs(o.dest_dir));
+    o.decompress_encoded = decompress;
+    auto r = snapshot::receive(src, o);
+    INFO((r ? "" : r.error().describe()));
+    REQUIRE(r);
+    CHECK(r->version == 2);
+    std::string root = o.dest_dir + "/v2/";
+    std::string want = std::string(4096, '\0') + plain.substr(100, 5000);
+    CHECK(*read_file(root + "enc-zlib") == want);
+    CHECK(*read_file(root + "enc-zstd") == want);
+    UniqueFd alloc(::open((root + "alloc").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(alloc);
+    CHECK(data_ranges(alloc.get()) == std::vector<std::pair<long long, long long>>{{0, 4096}, {12288, 65536}});
+    auto flags_of = [](const std::string& p) {
+      UniqueFd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+      long f = 0;
+      REQUIRE(::ioctl(fd.get(), FS_IOC_GETFLAGS, &f) == 0);
+      return f;
+    };
+    CHECK((flags_of(root + "attr") & FS_NOCOW_FL) != 0);
+    CHECK((flags_of(root + "frozen") & FS_IMMUTABLE_FL) != 0);
+    CHECK(*read_file(root + "frozen") == "written after the immutable flag arrived");
+  }
 }
