@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "boot/boot_control.hpp"
 #include "boot/grubenv.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
@@ -55,5 +56,34 @@ TEST_CASE("ballast reads the grubenv grub-editenv writes, escapes included", "[b
   REQUIRE(listed);
   CHECK(listed->out.find("saved_entry=ballast-1\n") != std::string::npos);
   CHECK(listed->out.find("odd=back\\slash\n") != std::string::npos);
+  (void)remove_tree(*dir);
+}
+
+TEST_CASE("grub-editenv reads the trial the GRUB backend sets up", "[boot][grubenv][grub]") {
+  auto dir = make_temp_dir("grubboot");
+  REQUIRE(dir);
+  BootPaths paths;
+  paths.esp_path = path_join(*dir, "boot");
+  paths.efivars_path = path_join(*dir, "efivars");
+  paths.cmdline_path = path_join(*dir, "cmdline");
+  REQUIRE(make_dirs(path_join(paths.esp_path, "grub2")));
+  std::string kernel = path_join(*dir, "vmlinuz");
+  REQUIRE(write_file_atomic(kernel, "k"));
+  auto control = make_grub_control(paths);
+  REQUIRE(control->install(KernelSpec{"1", kernel, "", "", "", 0}));
+  REQUIRE(control->bless("1"));
+  REQUIRE(control->install(KernelSpec{"2", kernel, "", "", "", 4}));
+  std::string env = path_join(paths.esp_path, "grub2/grubenv");
+  auto listed = run_checked({"grub-editenv", env, "list"});
+  REQUIRE(listed);
+  CHECK(listed->out.find("saved_entry=ballast-2+4-0\n") != std::string::npos);
+  CHECK(listed->out.find("boot_counter=4\n") != std::string::npos);
+  CHECK(listed->out.find("boot_success=0\n") != std::string::npos);
+  // GRUB counting down (here: grub-editenv standing in for save_env) shows as tries done.
+  REQUIRE(run_checked({"grub-editenv", env, "set", "boot_counter=1"}));
+  auto entries = control->entries();
+  REQUIRE(entries);
+  CHECK(entries->front().tries_left == 1);
+  CHECK(entries->front().tries_done == 3);
   (void)remove_tree(*dir);
 }
