@@ -46,10 +46,12 @@ Status copy_file_atomic(const std::string& src, const std::string& dir, const st
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string tmp = path_join(dir, "." + name + ".tmp" + std::to_string(rng() % 1000000000));
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!out && errno == ENOSPC) return fail_errno("boot.esp-full", errno, "the ESP ran out of space: cannot create " + tmp);
   if (!out) return fail_errno("boot.write", errno, "cannot create " + tmp);
   auto failed = [&](int err, const std::string& what) {
     ::unlink(tmp.c_str());
-    return fail_errno(err == ENOSPC ? "boot.esp-full" : "boot.write", err, what);
+    if (err == ENOSPC) return fail_errno("boot.esp-full", err, "the ESP ran out of space: " + what);
+    return fail_errno("boot.write", err, what);
   };
   std::string buf(1 << 20, '\0');
   for (;;) {

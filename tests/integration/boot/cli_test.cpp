@@ -125,3 +125,14 @@ TEST_CASE("the library refuses an install that does not fit before copying anyth
   CHECK(st.error().code == "boot.esp-full");
   CHECK(esp_files(host.esp()) == before);
 }
+
+TEST_CASE("a copy that fails midway (no inodes left) removes what it copied and writes no entry", "[boot][esp-full]") {
+  testing::TmpfsEsp host("16m,nr_inodes=4");  // the root, ballast/, ballast/2/, vmlinuz: no room for initrd.img
+  auto control = make_systemd_boot_control(BootPaths{host.esp(), host.efivars(), host.cmdline(), 3, ""});
+  auto st = control->install(KernelSpec{"2", host.file("k", 4096), host.file("i", 4096), "", "", 0});
+  REQUIRE(!st);
+  CHECK(st.error().code == "boot.esp-full");
+  CHECK(!path_exists(path_join(host.esp(), "ballast/2")));
+  CHECK(!path_exists(path_join(host.esp(), "loader/entries")));
+  CHECK(control->entries()->empty());
+}
