@@ -74,6 +74,7 @@ void setup(VerbContext& ctx) {
   static BootOptions o;
   auto* boot = ctx.app.add_subcommand("boot", "Manage boot entries, boot counting and the loader's defaults");
   boot->require_subcommand(1);
+  boot->fallthrough();  // --cmdline may follow the action: `ballast boot bless --cmdline F`
   boot->add_option("--cmdline", o.cmdline_path, "Kernel command line to read the booted version from (default /proc/cmdline)");
   auto& g = ctx.global;
   auto& action = ctx.action;

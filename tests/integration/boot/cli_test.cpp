@@ -63,7 +63,7 @@ TEST_CASE("ballast boot adds, lists, blesses, marks bad, sets default, one-shots
   // bless without a version blesses the booted one, read from the command line.
   REQUIRE(write_file_atomic(host.cmdline(), "root=UUID=x ballast.version=1\n"));
   CHECK(cli.run({"boot", "--cmdline", host.cmdline(), "bless"}).exit_code == 0);
-  auto no_booted = cli.run({"boot", "--cmdline", path_join(host.root(), "none"), "bless"});
+  auto no_booted = cli.run({"boot", "bless", "--cmdline", path_join(host.root(), "none")});
   CHECK(no_booted.exit_code == 1);
   CHECK(no_booted.err.find("boot.unknown-booted") != std::string::npos);
 
