@@ -70,12 +70,14 @@ TEST_CASE("ballast boot adds, lists, blesses, marks bad, sets default, one-shots
   CHECK(cli.run({"boot", "oneshot", "1"}).exit_code == 0);
   auto efi = make_efivarfs(host.efivars());
   CHECK(efi->read_string("LoaderEntryOneShot")->value() == "ballast-1.conf");
+  REQUIRE(efi->write_string("LoaderEntryDefault", "ballast-2+2-0.conf"));  // as a stray bootctl set-default would
 
   CHECK(cli.run({"boot", "set-default", "1"}).exit_code == 0);
   j = nlohmann::json::parse(cli.run({"boot", "list", "--json"}).out);
   CHECK(j[0]["version"] == "1");
   CHECK(j[1]["state"] == "bad");
   CHECK(!efi->read_string("LoaderEntryOneShot")->has_value());
+  CHECK(!efi->read_string("LoaderEntryDefault")->has_value());
 
   auto refused = cli.run({"boot", "set-default", "2"});
   CHECK(refused.exit_code == 1);
