@@ -138,3 +138,29 @@ TEST_CASE("a copy that fails midway (no inodes left) removes what it copied and 
   CHECK(!path_exists(path_join(host.esp(), "loader/entries")));
   CHECK(control->entries()->empty());
 }
+
+TEST_CASE("ballast boot simulate-reboot lets a sandbox host boot its trial entry and fall back", "[boot][cli]") {
+  testing::TmpfsEsp host;
+  Cli cli{host};
+  auto k = host.file("vmlinuz", 4096);
+  REQUIRE(cli.run({"boot", "add", "1", "--kernel", k}).exit_code == 0);
+  REQUIRE(cli.run({"boot", "bless", "1"}).exit_code == 0);
+  REQUIRE(cli.run({"boot", "add", "2", "--kernel", k, "--tries", "1"}).exit_code == 0);
+  auto boot = [&] {
+    auto r = cli.run({"boot", "simulate-reboot", "--cmdline", host.cmdline(), "--json"});
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(r.out);
+  };
+  CHECK(boot()["entry"] == "ballast-2+1-0.conf");
+  CHECK(*read_file(host.cmdline()) == "ballast.version=2\n");
+  auto listed = cli.run({"boot", "list", "--json", "--cmdline", host.cmdline()});
+  auto j = nlohmann::json::parse(listed.out);
+  // Its only try is being used: already +0 and ordered last, booted until blessed or rebooted.
+  REQUIRE(j.size() == 2);
+  CHECK(j[1]["version"] == "2");
+  CHECK(j[1]["booted"] == true);
+  CHECK(j[1]["tries_left"] == 0);
+  CHECK(j[1]["tries_done"] == 1);
+  CHECK(boot()["version"] == "1");  // spent: falls back
+  CHECK(make_efivarfs(host.efivars())->read_string("LoaderEntrySelected")->value() == "ballast-1.conf");
+}
