@@ -61,10 +61,35 @@ std::string format_entry_name(const std::string& stem, const std::optional<BootC
   return out + ".conf";
 }
 
+std::string escape_version(std::string_view version) {
+  std::string out;
+  for (char c : version) {
+    if (c == '_') out += "__";
+    else if (c == '~') out += "_t";
+    else if (c == '^') out += "_c";
+    else out += c;
+  }
+  return out;
+}
+
+std::string stem_of_version(std::string_view version) { return std::string(kEntryPrefix) + escape_version(version); }
+
 std::optional<std::string> version_of_stem(std::string_view stem) {
   if (stem.size() <= kEntryPrefix.size() || stem.substr(0, kEntryPrefix.size()) != kEntryPrefix)
     return std::nullopt;
-  return std::string(stem.substr(kEntryPrefix.size()));
+  std::string out;
+  for (size_t i = kEntryPrefix.size(); i < stem.size(); ++i) {
+    if (stem[i] != '_') {
+      out += stem[i];
+      continue;
+    }
+    if (++i == stem.size()) return std::nullopt;
+    if (stem[i] == '_') out += '_';
+    else if (stem[i] == 't') out += '~';
+    else if (stem[i] == 'c') out += '^';
+    else return std::nullopt;
+  }
+  return out;
 }
 
 Status validate_version(std::string_view v) {

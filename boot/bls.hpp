@@ -37,7 +37,13 @@ Result<EntryName> parse_entry_name(std::string_view file_name);
 // written once a counter exists so every counted name has the same shape.
 std::string format_entry_name(const std::string& stem, const std::optional<BootCounter>& counter);
 
-// The version part of a ballast entry stem ("ballast-2.0" → "2.0"); nullopt for other entries.
+// systemd ignores entry files whose names hold anything but letters, digits and "+-_.", so the
+// version is escaped in file and directory names: '_' → "__", '~' → "_t", '^' → "_c".
+// "ballast-" + escaped version; the entry's `version` field keeps the real one.
+std::string escape_version(std::string_view version);
+std::string stem_of_version(std::string_view version);
+// The version of a ballast entry stem ("ballast-2.0_trc1" → "2.0~rc1"); nullopt for other
+// entries and broken escapes.
 std::optional<std::string> version_of_stem(std::string_view stem);
 
 // Versions become file names and kernel command-line words: letters, digits and . _ ~ ^ - only,

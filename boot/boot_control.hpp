@@ -60,7 +60,9 @@ class BootControl {
   virtual Status bless(const std::string& version) = 0;
   virtual Status mark_bad(const std::string& version) = 0;
   // Operator rollback: `version` boots next and by default. Entries the loader would try
-  // before it are marked bad (they are what is being rolled back from).
+  // before it are marked bad (they are what is being rolled back from); a bad `version` is
+  // refused (bless it first). The order alone decides, so bootctl, the menu and GRUB agree:
+  // ballast never writes LoaderEntryDefault and drops one naming its entries.
   virtual Status prefer(const std::string& version) = 0;
   // Boots `version` once on the next boot only.
   virtual Status set_oneshot(const std::string& version) = 0;

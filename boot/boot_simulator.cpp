@@ -48,8 +48,10 @@ Result<SimulatedBoot> BootSimulator::reboot() {
     }
   }
   size_t pick = BALLAST_TRY([&]() -> Result<size_t> {
-    auto exact = select_boot_entry(all, oneshot, "");
-    if (!oneshot.empty() && exact && all[*exact].id == oneshot) return *exact;
+    // One-shot and default are globs over ids, with case folded, like systemd-boot's.
+    if (!oneshot.empty())
+      for (size_t i = 0; i < all.size(); ++i)
+        if (::fnmatch(oneshot.c_str(), all[i].id.c_str(), FNM_CASEFOLD) == 0) return i;
     if (!def.empty())
       for (size_t i = 0; i < all.size(); ++i)
         if (::fnmatch(def.c_str(), all[i].id.c_str(), FNM_CASEFOLD) == 0) return i;

@@ -46,10 +46,12 @@ Status copy_file_atomic(const std::string& src, const std::string& dir, const st
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string tmp = path_join(dir, "." + name + ".tmp" + std::to_string(rng() % 1000000000));
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!out && errno == ENOSPC) return fail_errno("boot.esp-full", errno, "the ESP ran out of space: cannot create " + tmp);
   if (!out) return fail_errno("boot.write", errno, "cannot create " + tmp);
   auto failed = [&](int err, const std::string& what) {
     ::unlink(tmp.c_str());
-    return fail_errno(err == ENOSPC ? "boot.esp-full" : "boot.write", err, what);
+    if (err == ENOSPC) return fail_errno("boot.esp-full", err, "the ESP ran out of space: " + what);
+    return fail_errno("boot.write", err, what);
   };
   std::string buf(1 << 20, '\0');
   for (;;) {
@@ -202,7 +204,7 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
   entry.version = spec.version;
   entry.sort_key = std::string(kSortKey);
   entry.machine_id = paths_.machine_id;
-  std::string rel_dir = "/ballast/" + spec.version;
+  std::string rel_dir = "/ballast/" + escape_version(spec.version);
   entry.linux_path = rel_dir + "/vmlinuz";
   if (!spec.initrd_path.empty()) entry.initrd_paths.push_back(rel_dir + "/initrd.img");
   // The booted version is read back from the kernel command line, so every entry names its own.
@@ -225,7 +227,7 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
                                      " bytes (kernel " + std::to_string(kernel_size) + ", initrd " +
                                      std::to_string(initrd_size) + ")");
 
-  std::string kdir = path_join(paths_.esp_path, "ballast/" + spec.version);
+  std::string kdir = path_join(paths_.esp_path, "ballast/" + escape_version(spec.version));
   bool created = !path_exists(kdir);
   BALLAST_CHECK(make_dirs(kdir));
   auto undo = [&](Error e) -> Status {
@@ -236,7 +238,7 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
   if (!spec.initrd_path.empty())
     if (auto st = copy_file_atomic(spec.initrd_path, kdir, "initrd.img"); !st) return undo(st.error());
   BALLAST_CHECK(make_dirs(entries_dir()));
-  std::string name = format_entry_name(std::string(kEntryPrefix) + spec.version, counter);
+  std::string name = format_entry_name(stem_of_version(spec.version), counter);
   if (auto st = write_file_atomic(path_join(entries_dir(), name), text); !st) {
     Error e = st.error();
     if (e.sys_errno == ENOSPC) e.code = "boot.esp-full";
@@ -247,7 +249,7 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
 
 Status EntryStore::set_counter(const std::string& version, std::optional<BootCounter> counter) {
   auto e = BALLAST_TRY(find(version));
-  std::string to = format_entry_name(std::string(kEntryPrefix) + version, counter);
+  std::string to = format_entry_name(stem_of_version(version), counter);
   if (to == e.id) return ok();
   std::string dir = entries_dir();
   BALLAST_CHECK(make_dirs(path_join(paths_.esp_path, "ballast")));
@@ -266,7 +268,7 @@ Status EntryStore::remove(const std::string& version) {
   if (::unlink(path_join(entries_dir(), e.id).c_str()) != 0)
     return fail_errno("boot.write", errno, "cannot remove boot entry " + e.id);
   BALLAST_CHECK(fsync_dir(entries_dir()));
-  return with_context(remove_tree(path_join(paths_.esp_path, "ballast/" + version)), "removing kernel files of " + version);
+  return with_context(remove_tree(path_join(paths_.esp_path, "ballast/" + escape_version(version))), "removing kernel files of " + version);
 }
 
 }  // namespace ballast::boot

@@ -20,7 +20,7 @@ void FakeBootControl::rename(BootEntry& e, std::optional<BootCounter> c) {
   e.tries_left = c ? c->left : 0;
   e.tries_done = c ? c->done : 0;
   e.state = state_of(c);
-  e.id = format_entry_name(std::string(kEntryPrefix) + e.version, c);
+  e.id = format_entry_name(stem_of_version(e.version), c);
 }
 
 void FakeBootControl::set_file_size(const std::string& path, uint64_t bytes) { sizes_.emplace_back(path, bytes); }
@@ -53,8 +53,8 @@ Status FakeBootControl::install(const KernelSpec& spec) {
   e.version = spec.version;
   e.title = spec.title.empty() ? "ballast " + spec.version : spec.title;
   e.options = (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version;
-  e.linux_path = "/ballast/" + spec.version + "/vmlinuz";
-  if (!spec.initrd_path.empty()) e.initrd_path = "/ballast/" + spec.version + "/initrd.img";
+  e.linux_path = "/ballast/" + escape_version(spec.version) + "/vmlinuz";
+  if (!spec.initrd_path.empty()) e.initrd_path = "/ballast/" + escape_version(spec.version) + "/initrd.img";
   rename(e, BootCounter{spec.tries > 0 ? spec.tries : default_tries_, 0});
   entries_.push_back(std::move(e));
   return ok();

@@ -1,9 +1,15 @@
-// GRUB with blscfg (Fedora, RHEL, AlmaLinux): the same BLS entries on $BOOT, whose file names
-// keep ballast's record of each entry's state, while what boots is chosen in grubenv:
-// `saved_entry` (the default), `next_entry` (one shot), and Fedora's boot counting
-// (`boot_counter` counted down by GRUB on each boot while `boot_success` is 0; at 0 GRUB boots
-// menu entry 1 instead: blscfg sorts newest first, so that is the version before the trial).
-// GRUB names a BLS entry by its file name without ".conf".
+// GRUB with blscfg (Fedora, RHEL, AlmaLinux). The BLS entries on $BOOT are the same as for
+// systemd-boot and their file names stay ballast's record of each entry's state; GRUB itself
+// never renames files, so what it boots is steered through grubenv:
+//   saved_entry   the entry systemd-boot would pick: the first in the same order
+//   boot_counter  Fedora's boot counting for a counted saved_entry: GRUB counts it down on each
+//                 boot while boot_success is 0 and, once it is 0, boots menu entry 1 instead
+//                 (blscfg sorts newest first, so that is the version before the trial)
+//   next_entry    one shot, cleared by GRUB when used
+// Before every change the count GRUB kept is folded back into the file name, and after it
+// grubenv is derived again from the entries. GRUB names an entry by its file name minus ".conf".
+#include <algorithm>
+
 #include "boot/boot_control.hpp"
 #include "boot/entry_store.hpp"
 #include "boot/grubenv.hpp"
@@ -29,40 +35,20 @@ class GrubControl final : public BootControl {
   }
 
   Result<std::vector<BootEntry>> entries() override {
-    auto all = BALLAST_TRY(store_.load());
     auto env = BALLAST_TRY(read_grubenv(grubenv_));
-    std::vector<BootEntry> out;
-    const std::string saved = env.count("saved_entry") ? env["saved_entry"] : "";
-    for (auto& e : all) {
-      // The trial's live count is GRUB's boot_counter, not the file name.
-      if (e.has_counter && grub_id(e) == saved && env.count("boot_counter") && env["boot_success"] != "1") {
-        int counter = std::atoi(env["boot_counter"].c_str());
-        int left = counter < 0 ? 0 : counter;
-        e.tries_done += e.tries_left - left;
-        e.tries_left = left;
-        e.state = left > 0 ? EntryState::indeterminate : EntryState::bad;
-      }
-    }
-    // The default boots first; the rest in blscfg's order (newest first).
-    for (auto& e : all)
-      if (grub_id(e) == saved) out.push_back(e);
-    for (auto& e : all)
-      if (grub_id(e) != saved) out.push_back(e);
-    return out;
+    auto all = BALLAST_TRY(store_.load());
+    for (auto& e : all) apply_live_count(env, e);
+    sort_boot_order(all);
+    return all;
   }
 
   Status install(const KernelSpec& spec) override {
     int tries = spec.tries > 0 ? spec.tries : store_.paths().default_tries;
     if (tries < 1 || tries > 99) return fail("boot.usage", "tries must be between 1 and 99");
-    auto env = BALLAST_TRY(read_grubenv(grubenv_));
     BALLAST_CHECK(make_dirs(grubenv_.substr(0, grubenv_.rfind('/'))));
+    auto env = BALLAST_TRY(fold());
     BALLAST_CHECK(store_.install(spec, BootCounter{tries, 0}));
-    auto e = BALLAST_TRY(store_.find(spec.version));
-    env["saved_entry"] = grub_id(e);
-    env["boot_counter"] = std::to_string(tries);
-    env["boot_success"] = "0";
-    env.erase("next_entry");
-    if (auto st = write_grubenv(grubenv_, env); !st) {
+    if (auto st = sync(env); !st) {
       (void)store_.remove(spec.version);
       return st;
     }
@@ -70,93 +56,97 @@ class GrubControl final : public BootControl {
   }
 
   Status bless(const std::string& version) override {
-    BALLAST_CHECK(store_.recover());
-    auto env = BALLAST_TRY(read_grubenv(grubenv_));
-    auto before = BALLAST_TRY(store_.find(version));
+    auto env = BALLAST_TRY(fold());
     BALLAST_CHECK(store_.set_counter(version, std::nullopt));
-    auto after = BALLAST_TRY(store_.find(version));
-    if (env["saved_entry"] == grub_id(before)) {
-      env["saved_entry"] = grub_id(after);
-      env.erase("boot_counter");
-      env["boot_success"] = "1";
-    }
-    return write_grubenv(grubenv_, env);
+    return sync(env);
   }
 
   Status mark_bad(const std::string& version) override {
-    BALLAST_CHECK(store_.recover());
-    auto listed = BALLAST_TRY(entries());
-    auto env = BALLAST_TRY(read_grubenv(grubenv_));
-    std::optional<BootEntry> target;
-    for (auto& e : listed)
-      if (e.version == version) target = e;
-    if (!target) return fail("boot.no-entry", "no boot entry for version " + version);
-    BALLAST_CHECK(store_.set_counter(version, BootCounter{0, target->tries_done}));
-    if (env["saved_entry"] == grub_id(*target) || env["next_entry"] == grub_id(*target)) {
-      BALLAST_CHECK(point_default_at_newest_good(env));
-      env.erase("next_entry");
-    }
-    return write_grubenv(grubenv_, env);
+    auto env = BALLAST_TRY(fold());
+    auto e = BALLAST_TRY(store_.find(version));
+    BALLAST_CHECK(store_.set_counter(version, BootCounter{0, e.tries_done}));
+    if (env["next_entry"] == grub_id(e)) env.erase("next_entry");
+    return sync(env);
   }
 
   Status prefer(const std::string& version) override {
-    BALLAST_CHECK(store_.recover());
+    auto env = BALLAST_TRY(fold());
     auto all = BALLAST_TRY(store_.load());
-    std::optional<BootEntry> target;
-    for (auto& e : all)
-      if (e.version == version) target = e;
-    if (!target) return fail("boot.no-entry", "no boot entry for version " + version);
-    if (target->state == EntryState::bad)
-      return fail("boot.entry-bad", "version " + version + " is marked bad; bless it first");
+    bool found = false;
+    for (const auto& e : all) {
+      if (e.version != version) continue;
+      found = true;
+      if (e.state == EntryState::bad)
+        return fail("boot.entry-bad", "version " + version + " is marked bad; bless it first");
+    }
+    if (!found) return fail("boot.no-entry", "no boot entry for version " + version);
     for (const auto& e : all) {
       if (e.version == version) break;
       if (e.state != EntryState::bad) BALLAST_CHECK(store_.set_counter(e.version, BootCounter{0, e.tries_done}));
     }
-    auto env = BALLAST_TRY(read_grubenv(grubenv_));
-    env["saved_entry"] = grub_id(*target);
     env.erase("next_entry");
-    if (target->has_counter) {
-      env["boot_counter"] = std::to_string(target->tries_left);
-      env["boot_success"] = "0";
-    } else {
-      env.erase("boot_counter");
-      env["boot_success"] = "1";
-    }
-    return write_grubenv(grubenv_, env);
+    return sync(env);
   }
 
   Status set_oneshot(const std::string& version) override {
-    BALLAST_CHECK(store_.recover());
+    auto env = BALLAST_TRY(fold());
     auto e = BALLAST_TRY(store_.find(version));
-    auto env = BALLAST_TRY(read_grubenv(grubenv_));
     env["next_entry"] = grub_id(e);
-    return write_grubenv(grubenv_, env);
+    return sync(env);
   }
 
   Status remove(const std::string& version) override {
     BALLAST_CHECK(validate_version(version));
     if (auto booted = booted_version(); booted && *booted == version)
       return fail("boot.busy", "version " + version + " is the booted one");
+    auto env = BALLAST_TRY(fold());
     auto e = BALLAST_TRY(store_.find(version));
-    auto env = BALLAST_TRY(read_grubenv(grubenv_));
     BALLAST_CHECK(store_.remove(version));
     if (env["next_entry"] == grub_id(e)) env.erase("next_entry");
-    if (env["saved_entry"] == grub_id(e)) BALLAST_CHECK(point_default_at_newest_good(env));
-    return write_grubenv(grubenv_, env);
+    return sync(env);
   }
 
  private:
-  Status point_default_at_newest_good(GrubEnv& env) {
+  // GRUB's count of the saved entry, in place of the count in its file name.
+  static void apply_live_count(GrubEnv& env, BootEntry& e) {
+    if (!e.has_counter || !env.count("saved_entry") || env["saved_entry"] != grub_id(e) || !env.count("boot_counter"))
+      return;
+    int counter = std::atoi(env["boot_counter"].c_str());
+    int left = std::clamp(counter, 0, e.tries_left);
+    e.tries_done += e.tries_left - left;
+    e.tries_left = left;
+    e.state = left > 0 ? EntryState::indeterminate : EntryState::bad;
+  }
+
+  // Repairs the store and writes GRUB's count into the saved entry's file name.
+  Result<GrubEnv> fold() {
+    BALLAST_CHECK(store_.recover());
+    auto env = BALLAST_TRY(read_grubenv(grubenv_));
+    for (auto e : BALLAST_TRY(store_.load())) {
+      BootEntry live = e;
+      apply_live_count(env, live);
+      if (live.tries_left != e.tries_left || live.tries_done != e.tries_done)
+        BALLAST_CHECK(store_.set_counter(e.version, BootCounter{live.tries_left, live.tries_done}));
+    }
+    return env;
+  }
+
+  // Points saved_entry (and the boot counting) at what boots first now.
+  Status sync(GrubEnv env) {
     auto all = BALLAST_TRY(store_.load());
     env.erase("boot_counter");
-    env["boot_success"] = "1";
-    for (const auto& e : all)
-      if (e.state == EntryState::good) {
-        env["saved_entry"] = grub_id(e);
-        return ok();
+    if (all.empty()) {
+      env.erase("saved_entry");
+    } else {
+      const auto& first = all.front();
+      env["saved_entry"] = grub_id(first);
+      if (first.has_counter && first.tries_left > 0) {
+        env["boot_counter"] = std::to_string(first.tries_left);
+        // insert_or_assign of a std::string: g++ 12 warns falsely (-Wrestrict) on `= "0"`.
+        env.insert_or_assign("boot_success", std::string(1, '0'));
       }
-    env.erase("saved_entry");
-    return ok();
+    }
+    return write_grubenv(grubenv_, env);
   }
 
   EntryStore store_;

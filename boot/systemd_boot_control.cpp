@@ -20,7 +20,8 @@ std::optional<std::string> version_of_entry_id(const std::string& id) {
   std::string stem = parsed->stem;
   if (stem.size() <= kEntryPrefix.size() || strncasecmp(stem.c_str(), kEntryPrefix.data(), kEntryPrefix.size()) != 0)
     return std::nullopt;
-  return stem.substr(kEntryPrefix.size());
+  // The loader may have folded the case of the prefix; the escapes are lower case already.
+  return version_of_stem(std::string(kEntryPrefix) + stem.substr(kEntryPrefix.size()));
 }
 
 class SystemdBootControl final : public BootControl {
@@ -139,7 +140,7 @@ class SystemdBootControl final : public BootControl {
         bool names_ours = false;
         // Loaders differ on whether an id keeps its counter and ".conf"; try every form.
         for (const auto& e : all) {
-          std::string stem = std::string(kEntryPrefix) + e.version;
+          std::string stem = stem_of_version(e.version);
           for (const std::string& id : {e.id, stem + ".conf", stem})
             names_ours = names_ours || ::fnmatch(pattern.c_str(), id.c_str(), FNM_CASEFOLD) == 0;
         }

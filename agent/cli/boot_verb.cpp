@@ -3,6 +3,7 @@
 
 #include "agent/cli/verb.hpp"
 #include "boot/boot_control.hpp"
+#include "boot/boot_simulator.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -60,6 +61,19 @@ int list(const GlobalOptions& g, const BootOptions& o) {
   return 0;
 }
 
+// Sandbox hosts and tests: what systemd-boot would do at the next boot, done on the directories.
+int simulate_reboot(const GlobalOptions& g, const BootOptions& o) {
+  boot::BootPaths paths;
+  paths.esp_path = g.esp_path;
+  paths.efivars_path = g.efivars_path;
+  paths.cmdline_path = o.cmdline_path;
+  auto booted = boot::BootSimulator(paths).reboot();
+  if (!booted) return report_error(booted.error());
+  if (g.json) print_json({{"entry", booted->entry_id}, {"version", booted->version}});
+  else std::cout << "booted " << booted->entry_id << "\n";
+  return 0;
+}
+
 // Runs one change and prints nothing on success (exit status tells).
 int change(const GlobalOptions& g, const BootOptions& o,
            const std::function<Status(boot::BootControl&)>& op) {
@@ -74,6 +88,7 @@ void setup(VerbContext& ctx) {
   static BootOptions o;
   auto* boot = ctx.app.add_subcommand("boot", "Manage boot entries, boot counting and the loader's defaults");
   boot->require_subcommand(1);
+  boot->fallthrough();  // --cmdline may follow the action: `ballast boot bless --cmdline F`
   boot->add_option("--cmdline", o.cmdline_path, "Kernel command line to read the booted version from (default /proc/cmdline)");
   auto& g = ctx.global;
   auto& action = ctx.action;
@@ -103,6 +118,12 @@ void setup(VerbContext& ctx) {
       });
     };
   });
+
+  auto* sim = boot->add_subcommand(
+      "simulate-reboot", "Boot like systemd-boot on a directory ESP: count down, set the loader's EFI "
+                         "variables, write the entry's options to the --cmdline file (for sandboxes and tests)");
+  sim->add_flag("--json", g.json, "Print machine-readable JSON");
+  sim->callback([&] { action = [&] { return simulate_reboot(g, o); }; });
 
   struct Simple {
     const char* name;

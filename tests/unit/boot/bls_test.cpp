@@ -15,9 +15,9 @@ TEST_CASE("entry file names yield stem and boot counter of any width", "[boot][b
   CHECK(left_only->stem == "ballast-2.0");
   CHECK(*left_only->counter == BootCounter{3, 0});
 
-  auto wide = parse_entry_name("ballast-1~rc1+0007-00012.conf");
+  auto wide = parse_entry_name("ballast-1_trc1+0007-00012.conf");
   REQUIRE(wide);
-  CHECK(wide->stem == "ballast-1~rc1");
+  CHECK(wide->stem == "ballast-1_trc1");
   CHECK(*wide->counter == BootCounter{7, 12});
   CHECK(version_of_stem(wide->stem) == std::optional<std::string>("1~rc1"));
   CHECK(!version_of_stem("other-1"));
@@ -80,4 +80,15 @@ TEST_CASE("entries without linux, with a bare key or a NUL byte are refused", "[
   CHECK(parse_entry("title x\n").error().code == "boot.bad-entry");
   CHECK(parse_entry("linux /k\ntitle\n").error().code == "boot.bad-entry");
   CHECK(parse_entry(std::string("linux /k\0x\n", 10)).error().code == "boot.bad-entry");
+}
+
+TEST_CASE("versions are escaped into names systemd accepts and decoded back", "[boot][bls]") {
+  CHECK(stem_of_version("1.0~rc1^p_2") == "ballast-1.0_trc1_cp__2");
+  for (const char* v : {"1", "1.0~rc1^p_2", "__", "~^", "a_t"}) {
+    std::string stem = stem_of_version(v);
+    CHECK(stem.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == std::string::npos);
+    CHECK(version_of_stem(stem) == std::optional<std::string>(v));
+  }
+  CHECK(!version_of_stem("ballast-1_x"));
+  CHECK(!version_of_stem("ballast-1_"));
 }
