@@ -1,6 +1,7 @@
 // `ballast boot …`: the boot entries on the ESP and the loader's EFI variables, by hand.
 #include <iostream>
 
+#include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
 #include "boot/boot_control.hpp"
 #include "boot/boot_simulator.hpp"
@@ -9,20 +10,13 @@ namespace ballast::cli {
 namespace {
 
 struct BootOptions {
-  std::string cmdline_path = "/proc/cmdline";
   std::string version;
   boot::KernelSpec spec;
 };
 
-Result<std::unique_ptr<boot::BootControl>> open_control(const GlobalOptions& g, const BootOptions& o) {
+Result<std::unique_ptr<boot::BootControl>> open_control(const GlobalOptions& g, const BootOptions&) {
   auto cfg = BALLAST_TRY(g.load_config());
-  boot::BootPaths paths;
-  paths.esp_path = g.esp_path;
-  paths.efivars_path = g.efivars_path;
-  paths.cmdline_path = o.cmdline_path;
-  paths.default_tries = static_cast<int>(cfg.get_int("boot.tries"));
-  if (cfg.get_string("boot.loader") == "grub") return boot::make_grub_control(paths);
-  return boot::make_systemd_boot_control(paths);
+  return make_boot_control(g, cfg);
 }
 
 nlohmann::json entry_json(const boot::BootEntry& e, bool booted) {
@@ -62,15 +56,17 @@ int list(const GlobalOptions& g, const BootOptions& o) {
 }
 
 // Sandbox hosts and tests: what systemd-boot would do at the next boot, done on the directories.
-int simulate_reboot(const GlobalOptions& g, const BootOptions& o) {
-  boot::BootPaths paths;
-  paths.esp_path = g.esp_path;
-  paths.efivars_path = g.efivars_path;
-  paths.cmdline_path = o.cmdline_path;
-  auto booted = boot::BootSimulator(paths).reboot();
+int simulate_reboot(const GlobalOptions& g) {
+  if (g.esp_path == "/efi" || g.efivars_path == "/sys/firmware/efi/efivars" || g.cmdline_path == "/proc/cmdline") {
+    std::fprintf(stderr, "ballast: simulate-reboot is for sandbox hosts: give --esp-path, --efivars-path and --cmdline-path\n");
+    return 2;
+  }
+  auto cfg = g.load_config();
+  if (!cfg) return report_error(cfg.error());
+  auto booted = boot::BootSimulator(boot_paths(g, *cfg)).reboot();
   if (!booted) return report_error(booted.error());
   if (g.json) print_json({{"entry", booted->entry_id}, {"version", booted->version}});
-  else std::cout << "booted " << booted->entry_id << "\n";
+  else std::cout << "booted " << booted->version << " (entry " << booted->entry_id << ")\n";
   return 0;
 }
 
@@ -88,8 +84,7 @@ void setup(VerbContext& ctx) {
   static BootOptions o;
   auto* boot = ctx.app.add_subcommand("boot", "Manage boot entries, boot counting and the loader's defaults");
   boot->require_subcommand(1);
-  boot->fallthrough();  // --cmdline may follow the action: `ballast boot bless --cmdline F`
-  boot->add_option("--cmdline", o.cmdline_path, "Kernel command line to read the booted version from (default /proc/cmdline)");
+  boot->fallthrough();  // global options (--esp-path, --cmdline-path, …) may follow the action
   auto& g = ctx.global;
   auto& action = ctx.action;
 
@@ -121,9 +116,9 @@ void setup(VerbContext& ctx) {
 
   auto* sim = boot->add_subcommand(
       "simulate-reboot", "Boot like systemd-boot on a directory ESP: count down, set the loader's EFI "
-                         "variables, write the entry's options to the --cmdline file (for sandboxes and tests)");
+                         "variables, write the entry's options to the --cmdline-path file (for sandboxes and tests)");
   sim->add_flag("--json", g.json, "Print machine-readable JSON");
-  sim->callback([&] { action = [&] { return simulate_reboot(g, o); }; });
+  sim->callback([&] { action = [&] { return simulate_reboot(g); }; });
 
   struct Simple {
     const char* name;

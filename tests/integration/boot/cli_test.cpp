@@ -62,8 +62,8 @@ TEST_CASE("ballast boot adds, lists, blesses, marks bad, sets default, one-shots
 
   // bless without a version blesses the booted one, read from the command line.
   REQUIRE(write_file_atomic(host.cmdline(), "root=UUID=x ballast.version=1\n"));
-  CHECK(cli.run({"boot", "--cmdline", host.cmdline(), "bless"}).exit_code == 0);
-  auto no_booted = cli.run({"boot", "bless", "--cmdline", path_join(host.root(), "none")});
+  CHECK(cli.run({"boot", "--cmdline-path", host.cmdline(), "bless"}).exit_code == 0);
+  auto no_booted = cli.run({"boot", "bless", "--cmdline-path", path_join(host.root(), "none")});
   CHECK(no_booted.exit_code == 1);
   CHECK(no_booted.err.find("boot.unknown-booted") != std::string::npos);
 
@@ -147,13 +147,13 @@ TEST_CASE("ballast boot simulate-reboot lets a sandbox host boot its trial entry
   REQUIRE(cli.run({"boot", "bless", "1"}).exit_code == 0);
   REQUIRE(cli.run({"boot", "add", "2", "--kernel", k, "--tries", "1"}).exit_code == 0);
   auto boot = [&] {
-    auto r = cli.run({"boot", "simulate-reboot", "--cmdline", host.cmdline(), "--json"});
+    auto r = cli.run({"boot", "simulate-reboot", "--cmdline-path", host.cmdline(), "--json"});
     REQUIRE(r.exit_code == 0);
     return nlohmann::json::parse(r.out);
   };
   CHECK(boot()["entry"] == "ballast-2+1-0.conf");
   CHECK(*read_file(host.cmdline()) == "ballast.version=2\n");
-  auto listed = cli.run({"boot", "list", "--json", "--cmdline", host.cmdline()});
+  auto listed = cli.run({"boot", "list", "--json", "--cmdline-path", host.cmdline()});
   auto j = nlohmann::json::parse(listed.out);
   // Its only try is being used: already +0 and ordered last, booted until blessed or rebooted.
   REQUIRE(j.size() == 2);
