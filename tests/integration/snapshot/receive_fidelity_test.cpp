@@ -233,8 +233,7 @@ TEST_CASE("ballast send writes streams btrfs receive accepts and leaves no file 
   auto fs = LoopBtrfs::create();
   REQUIRE(fs);
   const std::string top = (*fs)->mount_point();
-  std::string exe = std::string(::realpath("/proc/self/exe", nullptr));
-  std::string ballast = exe.substr(0, exe.rfind('/')) + "/../agent/ballast";
+  const std::string ballast = std::string(BALLAST_BUILD_ROOT) + "/agent/ballast";
   btrfs({"subvolume", "create", top + "/src"});
   build_tree_v1(top + "/src");
   btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap1"});
