@@ -1,0 +1,46 @@
+// The native send-stream receiver: applies a Btrfs send stream (v1/v2) into a new subvolume,
+// confined to it, streaming from any ByteSource, and leaving nothing behind when it fails.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "common/byte_source.hpp"
+#include "common/result.hpp"
+#include "snapshot/send_stream.hpp"
+
+namespace ballast::snapshot {
+
+struct ReceiveOptions {
+  std::string dest_dir;                    // the subvolume named in the stream is created here
+  std::string partial_dir;                 // built here before the final rename; empty = dest_dir
+                                           // (under a hidden temporary name)
+  std::vector<std::string> clone_sources;  // extra subvolumes CLONE may read from (besides the new
+                                           // one and its parent)
+  std::function<void(uint64_t bytes_consumed)> progress;  // optional
+  uint32_t max_command = stream::kDefaultMaxCommand;      // larger commands are rejected
+  bool decompress_encoded = false;  // write ENCODED_WRITE data decompressed instead of as-is
+                                    // (what happens anyway when the kernel refuses the encoding)
+};
+
+struct ReceivedSubvolume {
+  std::string path;           // dest_dir/name
+  std::string name;           // as named in the stream
+  std::string received_uuid;  // the stream's uuid, as set on the new subvolume
+  uint64_t ctransid = 0;      // the stream's ctransid (stored as the subvolume's stransid)
+  std::string parent_path;    // the local parent of an incremental stream; empty for a full one
+  uint32_t version = 0;       // send-stream protocol version
+  uint64_t bytes = 0;         // stream bytes consumed
+  uint64_t commands = 0;
+};
+
+Result<ReceivedSubvolume> receive(ByteSource& in, const ReceiveOptions& opts);
+
+// Prints every command, one per line, without applying anything (`ballast receive --dump`).
+// Concatenated streams are dumped one after the other.
+Status dump(ByteSource& in, std::ostream& out);
+
+}  // namespace ballast::snapshot

@@ -1,0 +1,230 @@
+// Streams from the real `btrfs send` received by `btrfs receive` and by ballast must give the same
+// trees, full and incremental, for every kind of inode and change a stream can carry.
+#include <btrfsutil.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "common/byte_source.hpp"
+#include "common/file.hpp"
+#include "common/process.hpp"
+#include "snapshot/receive.hpp"
+#include "snapshot/send.hpp"
+#include "tests/integration/snapshot/tree_builders.hpp"
+#include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/integration/support/tree_compare.hpp"
+
+using namespace ballast;
+using namespace ballast::testing;
+
+namespace {
+
+std::string join_diffs(const std::vector<std::string>& d) {
+  std::string s;
+  for (size_t i = 0; i < d.size() && i < 30; ++i) s += d[i] + "\n";
+  return s;
+}
+
+void btrfs(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"btrfs"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run_checked(argv);
+  INFO((r ? std::string() : r.error().describe()));
+  REQUIRE(r);
+}
+
+snapshot::ReceivedSubvolume ours(const std::string& stream, const std::string& dest, bool decompress = false) {
+  auto src = open_file_source(stream);
+  REQUIRE(src);
+  snapshot::ReceiveOptions o;
+  o.dest_dir = dest;
+  o.decompress_encoded = decompress;
+  auto r = snapshot::receive(**src, o);
+  INFO((r ? std::string() : r.error().describe()));
+  REQUIRE(r);
+  return *r;
+}
+
+struct btrfs_util_subvolume_info info_of(const std::string& path) {
+  struct btrfs_util_subvolume_info i {};
+  REQUIRE(btrfs_util_subvolume_info(path.c_str(), 0, &i) == BTRFS_UTIL_OK);
+  return i;
+}
+
+// Protocol 1 cannot express a punched hole in an incremental stream (it sends zeros), so only
+// the two receivers, not the source, must then agree on holes.
+void check_same_subvol(const std::string& source, const std::string& reference, const std::string& mine,
+                       bool source_holes = true) {
+  auto d = compare_trees(reference, mine);
+  INFO("btrfs receive vs ballast receive:\n" << join_diffs(d));
+  CHECK(d.empty());
+  TreeCompareOptions so;
+  so.compare_holes = source_holes;
+  d = compare_trees(source, mine, so);
+  INFO("source vs ballast receive:\n" << join_diffs(d));
+  CHECK(d.empty());
+  auto ir = info_of(reference), im = info_of(mine), is = info_of(source);
+  CHECK(std::memcmp(im.received_uuid, is.uuid, 16) == 0);
+  CHECK(std::memcmp(im.received_uuid, ir.received_uuid, 16) == 0);
+  CHECK(im.stransid == ir.stransid);
+  CHECK(im.stransid == is.ctransid);
+  CHECK((im.flags & 1) == 1);  // read-only
+  bool ro = false;
+  REQUIRE(btrfs_util_get_subvolume_read_only(mine.c_str(), &ro) == BTRFS_UTIL_OK);
+  CHECK(ro);
+}
+
+struct Variant {
+  const char* name;
+  std::vector<std::string> send_flags;
+  bool decompress;
+};
+
+}  // namespace
+
+TEST_CASE("btrfs send streams, full and incremental, are received exactly like btrfs receive does") {
+  LoopBtrfs::Options fo;
+  fo.mount_options = "compress-force=zstd";
+  auto fs = LoopBtrfs::create(fo);
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point();
+  btrfs({"subvolume", "create", top + "/src"});
+  build_tree_v1(top + "/src");
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap1"});
+  change_tree_v2(top + "/src");
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap2"});
+  change_tree_v3(top + "/src");
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap3"});
+
+  std::vector<Variant> variants{
+      {"proto1", {"--proto", "1"}, false},
+      {"proto2", {"--proto", "2"}, false},
+      {"proto2-compressed", {"--proto", "2", "--compressed-data"}, false},
+      {"proto2-compressed-decompressed-in-user-space", {"--proto", "2", "--compressed-data"}, true},
+  };
+  for (const auto& v : variants) {
+    SECTION(v.name) {
+      const std::string dir = top + "/" + v.name;
+      REQUIRE(make_dirs(dir + "/streams"));
+      REQUIRE(make_dirs(dir + "/ref"));
+      REQUIRE(make_dirs(dir + "/ours"));
+      auto send = [&](const std::string& parent, const std::string& snap) {
+        std::string out = dir + "/streams/" + snap;
+        std::vector<std::string> a{"send", "-q"};
+        a.insert(a.end(), v.send_flags.begin(), v.send_flags.end());
+        if (!parent.empty()) a.insert(a.end(), {"-p", top + "/" + parent});
+        a.insert(a.end(), {"-f", out, top + "/" + snap});
+        btrfs(a);
+        return out;
+      };
+      auto s1 = send("", "snap1");
+      auto s2 = send("snap1", "snap2");
+      auto s3 = send("snap2", "snap3");
+      for (const auto& s : {s1, s2, s3}) btrfs({"receive", "-q", "-f", s, dir + "/ref"});
+      // The trees above make btrfs send use every command a kernel stream carries.
+      std::set<std::string> seen;
+      for (const auto& s : {s1, s2, s3}) {
+        auto src = open_file_source(s);
+        REQUIRE(src);
+        std::ostringstream out;
+        REQUIRE(snapshot::dump(**src, out));
+        std::istringstream lines(out.str());
+        std::string word, rest;
+        while (lines >> word && std::getline(lines, rest)) seen.insert(word);
+      }
+      std::string all;
+      for (const auto& w : seen) all += w + " ";
+      INFO("commands seen: " << all);
+      for (const char* want : {"subvol", "snapshot", "mkfile", "mkdir", "mknod", "mkfifo", "mksock", "symlink",
+                               "rename", "link", "unlink", "rmdir", "set_xattr", "remove_xattr", "write", "clone",
+                               "truncate", "chmod", "chown", "utimes", "end"})
+        CHECK(seen.count(want) == 1);
+      if (v.send_flags.size() > 2) CHECK(seen.count("encoded_write") == 1);
+      auto r1 = ours(s1, dir + "/ours", v.decompress);
+      CHECK(r1.parent_path.empty());
+      CHECK(r1.name == "snap1");
+      auto r2 = ours(s2, dir + "/ours", v.decompress);
+      CHECK(r2.parent_path == dir + "/ours/snap1");
+      auto r3 = ours(s3, dir + "/ours", v.decompress);
+      CHECK(r3.parent_path == dir + "/ours/snap2");
+      for (const char* snap : {"snap1", "snap2", "snap3"}) {
+        INFO(snap);
+        check_same_subvol(top + "/" + snap, dir + "/ref/" + snap, dir + "/ours/" + snap,
+                          std::string(v.name) != "proto1");
+      }
+      // Nothing but the three subvolumes was left in the destination.
+      CHECK(*list_dir(dir + "/ours") == std::vector<std::string>{"snap1", "snap2", "snap3"});
+    }
+  }
+}
+
+TEST_CASE("ballast send streams are received by btrfs receive, and the other way round, identically") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point();
+  btrfs({"subvolume", "create", top + "/src"});
+  build_tree_v1(top + "/src");
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap1"});
+  change_tree_v2(top + "/src");
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap2"});
+  for (const auto& d : {"/streams", "/by-btrfs", "/by-ballast", "/btrfs-streams"}) REQUIRE(make_dirs(top + d));
+
+  auto send_ours = [&](const snapshot::SendOptions& o, const std::string& out) {
+    UniqueFd fd(::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    REQUIRE(fd);
+    auto st = snapshot::send(o, fd.get());
+    INFO((st ? std::string() : st.error().describe()));
+    REQUIRE(st);
+  };
+  for (int proto : {1, 2}) {
+    SECTION("protocol " + std::to_string(proto)) {
+      send_ours({top + "/snap1", "", {}, proto, false}, top + "/streams/full");
+      send_ours({top + "/snap2", top + "/snap1", {}, proto, false}, top + "/streams/incr");
+      btrfs({"receive", "-q", "-f", top + "/streams/full", top + "/by-btrfs"});
+      btrfs({"receive", "-q", "-f", top + "/streams/incr", top + "/by-btrfs"});
+      // ballast receive of the same ballast streams
+      ours(top + "/streams/full", top + "/by-ballast");
+      ours(top + "/streams/incr", top + "/by-ballast");
+      for (const char* snap : {"snap1", "snap2"})
+        check_same_subvol(top + "/" + snap, top + "/by-btrfs/" + snap, top + "/by-ballast/" + snap, proto != 1);
+      // The stream header carries the requested version.
+      auto head = read_file(top + "/streams/full", 64 << 20);
+      REQUIRE(head);
+      CHECK(static_cast<int>((*head)[13]) == proto);
+    }
+  }
+  SECTION("a stream with clone sources and compressed data") {
+    send_ours({top + "/snap2", top + "/snap1", {top + "/snap1"}, 0, true}, top + "/streams/incr-c");
+    send_ours({top + "/snap1", "", {}, 2, true}, top + "/streams/full-c");
+    btrfs({"receive", "-q", "-f", top + "/streams/full-c", top + "/by-btrfs"});
+    btrfs({"receive", "-q", "-f", top + "/streams/incr-c", top + "/by-btrfs"});
+    ours(top + "/streams/full-c", top + "/by-ballast");
+    ours(top + "/streams/incr-c", top + "/by-ballast");
+    for (const char* snap : {"snap1", "snap2"})
+      check_same_subvol(top + "/" + snap, top + "/by-btrfs/" + snap, top + "/by-ballast/" + snap);
+  }
+  SECTION("sending a writable subvolume or a bad protocol is refused") {
+    UniqueFd fd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    auto st = snapshot::send({top + "/src", "", {}, 0, false}, fd.get());
+    REQUIRE_FALSE(st);
+    CHECK(st.error().code == "send.not-read-only");
+    st = snapshot::send({top + "/snap1", "", {}, 3, false}, fd.get());
+    REQUIRE_FALSE(st);
+    CHECK(st.error().code == "send.bad-protocol");
+    st = snapshot::send({top + "/snap1", "", {}, 1, true}, fd.get());
+    REQUIRE_FALSE(st);
+    CHECK(st.error().code == "send.bad-protocol");
+  }
+}
