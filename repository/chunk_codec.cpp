@@ -21,7 +21,7 @@ std::string sha256_hex(std::string_view data) {
   return out;
 }
 
-Result<std::string> compress_chunk(std::string_view data, int level) {
+Result<std::string> compress_chunk(std::string_view data, int level, std::string_view history) {
   if (level < 1 || level > ZSTD_maxCLevel())
     return fail("chunk.level", "zstd level must be 1.." + std::to_string(ZSTD_maxCLevel()));
   // One context per thread: contexts are reused across chunks to avoid reallocating tables.
@@ -34,6 +34,11 @@ Result<std::string> compress_chunk(std::string_view data, int level) {
   ZSTD_CCtx_setParameter(ctx.c, ZSTD_c_compressionLevel, level);
   ZSTD_CCtx_setParameter(ctx.c, ZSTD_c_contentSizeFlag, 1);
   ZSTD_CCtx_setParameter(ctx.c, ZSTD_c_checksumFlag, 0);  // the sha256 covers it
+  if (!history.empty()) {
+    ZSTD_CCtx_setParameter(ctx.c, ZSTD_c_windowLog, kHistoryWindowLog);
+    size_t r = ZSTD_CCtx_refPrefix(ctx.c, history.data(), history.size());
+    if (ZSTD_isError(r)) return fail("chunk.compress", ZSTD_getErrorName(r));
+  }
   std::string out(ZSTD_compressBound(data.size()), '\0');
   size_t n = ZSTD_compress2(ctx.c, out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(n)) return fail("chunk.compress", ZSTD_getErrorName(n));
@@ -41,7 +46,7 @@ Result<std::string> compress_chunk(std::string_view data, int level) {
   return out;
 }
 
-Result<std::string> decompress_chunk(std::string_view compressed, uint64_t usize) {
+Result<std::string> decompress_chunk(std::string_view compressed, uint64_t usize, std::string_view history) {
   if (usize > kMaxChunkBytes) return fail("chunk.bad-data", "chunk larger than the cap");
   unsigned long long declared = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR) return fail("chunk.bad-data", "not a zstd frame");
@@ -56,6 +61,11 @@ Result<std::string> decompress_chunk(std::string_view compressed, uint64_t usize
     ~Ctx() { ZSTD_freeDCtx(d); }
   } ctx;
   if (!ctx.d) return fail("chunk.decompress", "cannot allocate a zstd context");
+  ZSTD_DCtx_reset(ctx.d, ZSTD_reset_session_only);
+  if (!history.empty()) {
+    size_t r = ZSTD_DCtx_refPrefix(ctx.d, history.data(), history.size());
+    if (ZSTD_isError(r)) return fail("chunk.decompress", ZSTD_getErrorName(r));
+  }
   // One byte of slack detects a frame that would produce more than the manifest allows.
   std::string out(usize + 1, '\0');
   size_t n = ZSTD_decompressDCtx(ctx.d, out.data(), out.size(), compressed.data(), compressed.size());

@@ -295,10 +295,7 @@ class Stream final : public ArtifactStream {
         curl_easy_cleanup(easy);
       }
       now = SteadyClock::now();
-      if (delivered_ == n) {
-        report_progress(true);
-        return;
-      }
+      if (delivered_ == n) return;
       if (now - last_progress >= 200ms) {
         report_progress(false);
         last_progress = now;
@@ -493,28 +490,38 @@ class Stream final : public ArtifactStream {
     return true;
   }
 
-  // A verified chunk: decompress once and hand it to every position that lists it.
+  // A verified chunk: hand it to every position that lists it, then decompress, in stream
+  // order, whatever has become decodable (a chunk may need the history before it).
   bool deliver(const std::string& sha, const std::string& compressed) {
     auto idx = waiting_.extract(sha);
-    uint64_t usize = ref(idx.mapped().front()).usize;
-    auto plain = decompress_chunk(compressed, usize);
-    if (!plain) {
-      set_error(with_context(Result<void>(tl::unexpected<Error>(plain.error())), "chunk " + sha).error());
-      return false;
-    }
-    auto shared = std::make_shared<const std::string>(std::move(*plain));
-    std::lock_guard lk(mu_);
-    for (size_t i : idx.mapped()) {
-      if (ref(i).usize != usize) {
-        error_ = Error{"chunk.bad-data", "chunk " + sha + " is listed with two different sizes", 0, {}};
-        cv_.notify_all();
+    auto shared = std::make_shared<const std::string>(compressed);
+    for (size_t i : idx.mapped()) verified_[i] = shared;
+    while (true) {
+      auto it = verified_.find(next_decode_);
+      if (it == verified_.end()) break;
+      const ChunkRef& c = ref(next_decode_);
+      std::string_view history(tail_);
+      if (history.size() > art_.history) history.remove_prefix(history.size() - art_.history);
+      auto plain = decompress_chunk(*it->second, c.usize, history);
+      if (!plain) {
+        set_error(with_context(Result<void>(tl::unexpected<Error>(plain.error())), "chunk " + c.sha256).error());
         return false;
       }
-      ready_[i] = shared;
-      done_bytes_ += ref(i).size;
+      verified_.erase(it);
+      if (art_.history) {
+        tail_.append(*plain);
+        // Trim in large steps so the copy is amortised.
+        if (tail_.size() > 2 * art_.history) tail_.erase(0, tail_.size() - art_.history);
+      }
+      // The last report goes out before the reader can see the end of the stream.
+      if (next_decode_ + 1 == art_.chunks.size()) report_progress(true);
+      std::lock_guard lk(mu_);
+      ready_[next_decode_] = std::make_shared<const std::string>(std::move(*plain));
+      done_bytes_ += c.size;
       ++delivered_;
+      ++next_decode_;
+      cv_.notify_all();
     }
-    cv_.notify_all();
     return true;
   }
 
@@ -558,6 +565,9 @@ class Stream final : public ArtifactStream {
   // The fetching thread's own.
   size_t next_start_ = 0;
   size_t delivered_ = 0;
+  size_t next_decode_ = 0;
+  std::map<size_t, std::shared_ptr<const std::string>> verified_;  // compressed, not yet decodable
+  std::string tail_;  // the decoded stream's last bytes: the next chunk's history
   uint64_t done_bytes_ = 0;
   std::map<std::string, int> attempts_;
   std::map<std::string, std::vector<size_t>> waiting_;  // sha → positions waiting for it

@@ -100,7 +100,7 @@ bool valid_uuid(std::string_view s) {
 
 Result<Artifact> parse_artifact(const json& a, const std::string& where) {
   if (!a.is_object()) return invalid(where, "must be an object");
-  BALLAST_CHECK(only_keys(a, where, {"from", "parent_uuid", "chunks", "size", "usize"}));
+  BALLAST_CHECK(only_keys(a, where, {"from", "parent_uuid", "chunks", "history", "size", "usize"}));
   Artifact art;
   art.from = BALLAST_TRY(get_string(a, where, "from", 64, false));
   if (a.contains("from") && !valid_version(art.from)) return invalid(where + ".from", "not a valid version");
@@ -109,6 +109,7 @@ Result<Artifact> parse_artifact(const json& a, const std::string& where) {
     if (art.from.empty()) return invalid(where + ".parent_uuid", "only a delta has a parent");
     if (!valid_uuid(art.parent_uuid)) return invalid(where + ".parent_uuid", "not a lowercase UUID");
   }
+  if (a.contains("history")) art.history = BALLAST_TRY(get_uint(a, where, "history", 1, kMaxChunkBytes));
   art.size = BALLAST_TRY(get_uint(a, where, "size", 1, kMaxStreamBytes));
   art.usize = BALLAST_TRY(get_uint(a, where, "usize", 1, kMaxStreamBytes));
   const json* chunks = BALLAST_TRY(member(a, where, "chunks"));
@@ -200,6 +201,7 @@ std::string serialize_manifest(const Manifest& m) {
     json ja{{"chunks", std::move(chunks)}, {"size", a.size}, {"usize", a.usize}};
     if (!a.from.empty()) ja["from"] = a.from;
     if (!a.parent_uuid.empty()) ja["parent_uuid"] = a.parent_uuid;
+    if (a.history) ja["history"] = a.history;
     arts.push_back(std::move(ja));
   }
   json j{{"schema", Manifest::kSchema}, {"version", m.version}, {"artifacts", std::move(arts)}};

@@ -38,6 +38,9 @@ struct Artifact {
   std::string parent_uuid;  // delta only: UUID of the publisher's parent subvolume (= the
                             // received_uuid a host's slot of `from` carries); may be empty
   std::vector<ChunkRef> chunks;
+  // 0: every chunk is a self-contained zstd frame. Else each chunk was compressed against (and
+  // must be decompressed with) the last `history` bytes of the stream before it as a prefix.
+  uint64_t history = 0;
   uint64_t size = 0;   // sum of chunk sizes
   uint64_t usize = 0;  // sum of chunk usizes: the send stream's length
   bool is_full() const { return from.empty(); }

@@ -18,6 +18,7 @@ namespace {
 struct Job {
   size_t index;
   std::string data;
+  std::string history;
 };
 
 // A bounded queue between the chunking thread and the compression workers, so memory stays
@@ -31,11 +32,11 @@ class Pool {
   ~Pool() { finish(); }
 
   // False once a worker has failed: stop feeding.
-  bool push(size_t index, std::string&& data) {
+  bool push(size_t index, std::string&& data, std::string history) {
     std::unique_lock lk(mu_);
     space_.wait(lk, [&] { return queue_.size() < limit_ || failed_; });
     if (failed_) return false;
-    queue_.push_back({index, std::move(data)});
+    queue_.push_back({index, std::move(data), std::move(history)});
     if (results_.size() <= index) results_.resize(index + 1);
     ready_.notify_one();
     return true;
@@ -81,7 +82,7 @@ class Pool {
   }
 
   Status process(const Job& job) {
-    auto z = BALLAST_TRY(compress_chunk(job.data, opts_.zstd_level));
+    auto z = BALLAST_TRY(compress_chunk(job.data, opts_.zstd_level, job.history));
     ChunkRef ref{sha256_hex(z), z.size(), job.data.size()};
     std::string path = path_join(dir_, ref.sha256);
     bool fresh = false;
@@ -123,8 +124,14 @@ Result<Artifact> pack_stream(ByteSource& stream, const std::string& chunks_dir, 
   Pool pool(chunks_dir, opts, n);
   size_t index = 0;
   bool stopped = false;
+  std::string tail;  // the last `history` bytes of the stream so far
   Status chunked = chunk_stream(stream, opts.chunker, [&](std::string&& c) -> Status {
-    if (!pool.push(index++, std::move(c))) stopped = true;
+    std::string history = tail;
+    if (opts.history) {
+      tail += c;
+      if (tail.size() > opts.history) tail.erase(0, tail.size() - opts.history);
+    }
+    if (!pool.push(index++, std::move(c), std::move(history))) stopped = true;
     return stopped ? fail("pack.stopped", "compression failed") : ok();
   });
   Status done = pool.finish();
@@ -133,6 +140,7 @@ Result<Artifact> pack_stream(ByteSource& stream, const std::string& chunks_dir, 
   if (index == 0) return fail("pack.empty", "the send stream is empty");
   Artifact art;
   art.chunks = std::move(pool.results_);
+  art.history = opts.history;
   for (const auto& c : art.chunks) {
     art.size += c.size;
     art.usize += c.usize;

@@ -15,6 +15,11 @@ struct PackOptions {
   ChunkerParams chunker;
   int zstd_level = 19;
   unsigned threads = 0;  // compression threads; 0: one per CPU
+  // Each chunk is compressed against up to this many preceding stream bytes (see
+  // Artifact::history): per-chunk frames then compress about as well as one whole-stream frame
+  // with zstd's 8 MiB window, while an unchanged chunk after unchanged history still compresses
+  // to the same bytes, so releases keep sharing chunks. 0: independent chunks.
+  uint64_t history = 8u << 20;
 };
 
 struct PackStats {

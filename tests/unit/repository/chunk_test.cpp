@@ -100,6 +100,7 @@ TEST_CASE("packing stores each distinct chunk once and describes the stream", "[
   CHECK(stats.chunks == art->chunks.size());
   CHECK(stats.new_chunks == art->chunks.size());
   CHECK(art->usize == data.size());
+  CHECK(art->history == opts.history);
   std::string rebuilt;
   uint64_t size = 0;
   for (const auto& c : art->chunks) {
@@ -108,7 +109,11 @@ TEST_CASE("packing stores each distinct chunk once and describes the stream", "[
     CHECK(sha256_hex(*z) == c.sha256);
     CHECK(z->size() == c.size);
     size += c.size;
-    rebuilt += *decompress_chunk(*z, c.usize);
+    std::string_view history(rebuilt);
+    if (history.size() > art->history) history.remove_prefix(history.size() - art->history);
+    auto plain = decompress_chunk(*z, c.usize, history);
+    REQUIRE(plain);
+    rebuilt += *plain;
   }
   CHECK(size == art->size);
   CHECK(rebuilt == data);
@@ -121,6 +126,23 @@ TEST_CASE("packing stores each distinct chunk once and describes the stream", "[
   CHECK(stats2.new_chunks >= 1);
   CHECK(stats2.new_chunks <= 2);
   REQUIRE(remove_tree(*dir));
+}
+
+TEST_CASE("a chunk compressed against its history is smaller and decodes only with that history",
+          "[repository][chunker]") {
+  std::string history = random_bytes(200000, 9);
+  std::string data = history.substr(50000, 100000) + "new";  // repeats bytes the history holds
+  auto alone = compress_chunk(data, 3);
+  auto chained = compress_chunk(data, 3, history);
+  REQUIRE(alone);
+  REQUIRE(chained);
+  CHECK(chained->size() * 10 < alone->size());
+  CHECK(*decompress_chunk(*chained, data.size(), history) == data);
+  CHECK_FALSE(decompress_chunk(*chained, data.size()));
+  std::string other = history;
+  other[60000] ^= 1;
+  auto wrong = decompress_chunk(*chained, data.size(), other);
+  CHECK((!wrong || *wrong != data));
 }
 
 TEST_CASE("packing an empty stream is an error", "[repository][packer]") {

@@ -16,6 +16,7 @@ Manifest sample() {
   full.chunks = {{kSha1, 10, 30}, {kSha2, 5, 7}};
   full.size = 15;
   full.usize = 37;
+  full.history = 8u << 20;
   Artifact delta;
   delta.from = "1.0";
   delta.parent_uuid = "0123abcd-0000-4000-8000-00000000beef";
