@@ -33,8 +33,10 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
     PackStats st;
     auto art = with_context(pack_stream(**stream, chunk_store_dir(writer.repo_dir()), pack, &st), "packing " + what);
     stream->reset();
-    if (in.finish) BALLAST_CHECK(with_context(in.finish(), "sending " + what));
+    // A packer error comes first: the producer then only saw its reader go away.
+    Status produced = in.finish ? with_context(in.finish(), "sending " + what) : ok();
     if (!art) return tl::unexpected<Error>(art.error());
+    BALLAST_CHECK(produced);
     art->from = in.from;
     art->parent_uuid = in.parent_uuid;
     report.manifest.artifacts.push_back(std::move(*art));

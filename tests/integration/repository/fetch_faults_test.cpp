@@ -60,7 +60,7 @@ struct Served {
     o.backoff_max = 50ms;
     o.http.retries = 3;
     o.http.low_speed_limit = 1000;
-    o.http.low_speed_time = 1s;
+    o.http.low_speed_time = 2s;
     return o;
   }
   const std::string& sha(size_t i) const { return art.chunks[i].sha256; }
