@@ -28,6 +28,7 @@ struct RepoOptions {
   std::string keys;
   std::string new_keys;
   std::string key_type = "ed25519";
+  std::string target_name, target_file, custom;
   std::string expiry_root = "365d", expiry_targets = "90d", expiry_snapshot = "7d", expiry_timestamp = "1d";
   // add / revoke
   std::string version;
@@ -319,8 +320,35 @@ void setup_revoke(CLI::App& repo, VerbContext& ctx) {
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_revoke(g); }; });
 }
 
+int run_add_target(const GlobalOptions& g) {
+  const auto& o = opts();
+  nlohmann::json custom;
+  if (!o.custom.empty()) {
+    try {
+      custom = nlohmann::json::parse(o.custom);
+    } catch (const nlohmann::json::exception& e) {
+      return report_error(Error{"repo.bad-custom", std::string("--custom is not JSON: ") + e.what(), 0, {}});
+    }
+  }
+  auto w = tuf::RepoWriter::open(o.dir, o.keys);
+  if (!w) return report_error(w.error());
+  if (auto st = w->add_target_file(o.target_name, o.target_file, custom); !st) return report_error(st.error());
+  if (auto st = w->commit(); !st) return report_error(st.error());
+  return print_versions(g, *w);
+}
+
+void setup_add_target(CLI::App& repo, VerbContext& ctx) {
+  auto* cmd = repo.add_subcommand("add-target", "Publish one file as a plain TUF target (new targets, snapshot, timestamp)");
+  add_dir_and_keys(cmd);
+  cmd->add_option("--name", opts().target_name, "Target name, a relative path")->required();
+  cmd->add_option("--file", opts().target_file, "File holding the target's bytes")->required();
+  cmd->add_option("--custom", opts().custom, "Custom metadata of the target, a JSON value");
+  cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_add_target(g); }; });
+}
+
 using RepoSubcommand = void (*)(CLI::App& repo, VerbContext& ctx);
-constexpr RepoSubcommand kRepoSubcommands[] = {setup_init, setup_add, setup_revoke, setup_timestamp, setup_rotate_root};
+constexpr RepoSubcommand kRepoSubcommands[] = {setup_init, setup_add, setup_revoke, setup_timestamp, setup_rotate_root,
+                                               setup_add_target};
 
 void setup(VerbContext& ctx) {
   auto* repo = ctx.app.add_subcommand("repo", "Publish an update repository: keys, releases, signed metadata");

@@ -49,7 +49,8 @@ nlohmann::json target_json(const tuf::TargetInfo& t) {
 int init(const GlobalOptions& g, const TufOptions& o) {
   auto st = tuf::Client::init_trust(tuf::trusted_metadata_dir(g.state_dir), o.root);
   if (!st) return report_error(st.error());
-  if (!g.json) std::cout << "trusted root installed in " << tuf::trusted_metadata_dir(g.state_dir) << "\n";
+  if (g.json) print_json({{"trusted_metadata_dir", tuf::trusted_metadata_dir(g.state_dir)}});
+  else std::cout << "trusted root installed in " << tuf::trusted_metadata_dir(g.state_dir) << "\n";
   return 0;
 }
 

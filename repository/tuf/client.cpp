@@ -308,7 +308,8 @@ Result<std::vector<std::string>> Client::all_target_names() {
   std::set<std::string> visited;
   unsigned count = 0;
   while (!stack.empty() && count < options_.max_delegations) {
-    auto [role, parent] = stack.back();
+    // Plain variables, not a structured binding: clang 14 cannot capture those in a lambda.
+    const std::string role = stack.back().first, parent = stack.back().second;
     stack.pop_back();
     if (!visited.insert(role).second) continue;
     ++count;

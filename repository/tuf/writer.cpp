@@ -49,12 +49,14 @@ Result<json> read_json(const std::string& path) {
 
 }  // namespace
 
-Result<std::map<std::string, PrivateKey>> load_key_dir(const std::string& key_dir, std::optional<KeyType> create_type) {
+Result<std::map<std::string, PrivateKey>> load_key_dir(const std::string& key_dir, std::optional<KeyType> create_type,
+                                                        bool require_all) {
   if (create_type) BALLAST_CHECK(make_dirs(key_dir, 0700));
   std::map<std::string, PrivateKey> keys;
   for (const char* role : kTopLevelRoles) {
     auto path = path_join(key_dir, std::string(role) + ".pem");
     if (!path_exists(path)) {
+      if (!create_type && !require_all) continue;
       if (!create_type) return fail("repo.missing-key", "no key " + path);
       auto key = BALLAST_TRY(PrivateKey::generate(*create_type));
       BALLAST_CHECK(write_file_atomic(path, BALLAST_TRY(key.to_pem()), 0600));
@@ -133,10 +135,12 @@ Result<RepoWriter> RepoWriter::open(const std::string& repo_dir, const std::stri
   } catch (const json::exception& e) {
     return fail("repo.bad-file", repo_dir + "/ballast-repo.json: " + e.what());
   }
-  w.keys_ = BALLAST_TRY(load_key_dir(key_dir));
+  w.keys_ = BALLAST_TRY(load_key_dir(key_dir, std::nullopt, false));
+  if (w.keys_.empty()) return fail("repo.missing-key", "no keys in " + key_dir);
   auto root = BALLAST_TRY(parse_root(BALLAST_TRY(read_file(w.meta_path("root.json")))));
   for (const char* role : kTopLevelRoles) {
     const auto& ids = root.roles[role].keyids;
+    if (!w.keys_.count(role)) continue;
     if (std::find(ids.begin(), ids.end(), w.keys_.at(role).key_id()) == ids.end())
       return fail("repo.wrong-keys", key_dir + "/" + role + ".pem is not a " + role + " key of root v" +
                                          std::to_string(root.env.version));
@@ -184,7 +188,14 @@ Status RepoWriter::remove_target(const std::string& name) {
   return ok();
 }
 
+Result<const PrivateKey*> RepoWriter::key(const std::string& role) const {
+  auto it = keys_.find(role);
+  if (it == keys_.end()) return fail("repo.missing-key", "signing " + role + " needs " + key_dir_ + "/" + role + ".pem");
+  return &it->second;
+}
+
 Status RepoWriter::write_targets() {
+  const PrivateKey* signer = BALLAST_TRY(key("targets"));
   ++targets_version_;
   json targets = json::object();
   for (const auto& [name, info] : targets_) targets[name] = target_info_json(info);
@@ -194,11 +205,12 @@ Status RepoWriter::write_targets() {
          {"expires", format_time(now() + expiries_.targets)},
          {"targets", targets}};
   if (!delegations_.is_null()) j["delegations"] = delegations_;
-  auto bytes = BALLAST_TRY(sign_metadata(j, {&keys_.at("targets")}));
+  auto bytes = BALLAST_TRY(sign_metadata(j, {signer}));
   return write_file_atomic(meta_path(std::to_string(targets_version_) + ".targets.json"), bytes);
 }
 
 Status RepoWriter::write_snapshot() {
+  const PrivateKey* signer = BALLAST_TRY(key("snapshot"));
   auto file = std::to_string(targets_version_) + ".targets.json";
   auto targets_bytes = BALLAST_TRY(read_file(meta_path(file)));
   ++snapshot_version_;
@@ -208,11 +220,12 @@ Status RepoWriter::write_snapshot() {
          {"expires", format_time(now() + expiries_.snapshot)},
          {"meta", {{"targets.json", meta_file_json({targets_version_, targets_bytes.size(),
                                                     {{"sha256", sha256_hex(targets_bytes)}}})}}}};
-  snapshot_bytes_ = BALLAST_TRY(sign_metadata(j, {&keys_.at("snapshot")}));
+  snapshot_bytes_ = BALLAST_TRY(sign_metadata(j, {signer}));
   return write_file_atomic(meta_path(std::to_string(snapshot_version_) + ".snapshot.json"), snapshot_bytes_);
 }
 
 Status RepoWriter::write_timestamp() {
+  const PrivateKey* signer = BALLAST_TRY(key("timestamp"));
   ++timestamp_version_;
   json j{{"_type", "timestamp"},
          {"spec_version", kSpecVersion},
@@ -220,7 +233,7 @@ Status RepoWriter::write_timestamp() {
          {"expires", format_time(now() + expiries_.timestamp)},
          {"meta", {{"snapshot.json", meta_file_json({snapshot_version_, snapshot_bytes_.size(),
                                                      {{"sha256", sha256_hex(snapshot_bytes_)}}})}}}};
-  auto bytes = BALLAST_TRY(sign_metadata(j, {&keys_.at("timestamp")}));
+  auto bytes = BALLAST_TRY(sign_metadata(j, {signer}));
   return write_file_atomic(meta_path("timestamp.json"), bytes);
 }
 
@@ -235,14 +248,15 @@ Status RepoWriter::commit() {
 Status RepoWriter::refresh_timestamp() { return write_timestamp(); }
 
 Status RepoWriter::rotate_root(const std::string& new_key_dir) {
-  auto old_type = keys_.at("root").public_key().scheme;
+  const PrivateKey* old_root = BALLAST_TRY(key("root"));
+  auto old_type = old_root->public_key().scheme;
   auto type = BALLAST_TRY(parse_key_type(old_type));
   auto new_keys = BALLAST_TRY(load_key_dir(new_key_dir, type));
-  if (new_keys.at("root").key_id() == keys_.at("root").key_id())
+  if (new_keys.at("root").key_id() == old_root->key_id())
     return fail("repo.same-keys", new_key_dir + " holds the current root key; rotate to new keys");
   uint64_t version = root_version_ + 1;
   auto root = BALLAST_TRY(sign_metadata(root_json(new_keys, version, now() + expiries_.root),
-                                        {&keys_.at("root"), &new_keys.at("root")}));
+                                        {old_root, &new_keys.at("root")}));
   BALLAST_CHECK(write_file_atomic(meta_path(std::to_string(version) + ".root.json"), root));
   BALLAST_CHECK(write_file_atomic(meta_path("root.json"), root));
   root_version_ = version;

@@ -37,9 +37,11 @@ struct Expiries {
 inline constexpr const char* kTopLevelRoles[] = {"root", "targets", "snapshot", "timestamp"};
 
 // Loads KEYDIR/<role>.pem for the four top-level roles; with `create_type`, a missing key
-// is generated and written (0600) first. "repo.missing-key" when absent and not created.
+// is generated and written (0600) first. Without it, a missing key is "repo.missing-key" when
+// `require_all`, else left out (the root key usually stays offline).
 Result<std::map<std::string, PrivateKey>> load_key_dir(const std::string& key_dir,
-                                                        std::optional<KeyType> create_type = std::nullopt);
+                                                        std::optional<KeyType> create_type = std::nullopt,
+                                                        bool require_all = true);
 
 class RepoWriter {
  public:
@@ -48,8 +50,9 @@ class RepoWriter {
   // to the system clock; it sets the expiry dates.
   static Status init(const std::string& repo_dir, const std::string& key_dir, const Expiries& expiries,
                      KeyType key_type = KeyType::ed25519, const Clock* clock = nullptr);
-  // Loads the newest metadata and the keys; "repo.wrong-keys" when KEYDIR does not hold the
-  // keys the root lists for each role.
+  // Loads the newest metadata and the keys present in KEYDIR; "repo.wrong-keys" when one of
+  // them is not the key the root lists for its role. A role whose key is absent can not be
+  // signed ("repo.missing-key" when needed): `repo timestamp` needs only timestamp.pem.
   static Result<RepoWriter> open(const std::string& repo_dir, const std::string& key_dir, const Clock* clock = nullptr);
 
   // Stores the bytes as targets/DIR/<sha256>.BASE and lists the target (replacing an older
@@ -86,6 +89,7 @@ class RepoWriter {
   Status write_targets();
   Status write_snapshot();
   Status write_timestamp();
+  Result<const PrivateKey*> key(const std::string& role) const;
   static nlohmann::json root_json(const std::map<std::string, PrivateKey>& keys, uint64_t version, TimePoint expires);
 
   std::string repo_dir_;

@@ -5,7 +5,7 @@
 using ballast::repository::tuf::canonical_json;
 using json = nlohmann::json;
 
-TEST_CASE("canonical JSON sorts keys by bytes, drops whitespace and escapes only quote and backslash", "[tuf]") {
+TEST_CASE("canonical JSON sorts keys by bytes and drops whitespace and escapes only quote and backslash", "[tuf]") {
   auto j = json::parse(R"({ "b": [1, -2, true, null], "a": "x\"y\\z\n\u00e9", "B": {"z": 0, "y": {}} })");
   auto c = canonical_json(j);
   REQUIRE(c);

@@ -111,7 +111,7 @@ TEST_CASE("the number of root versions fetched in one refresh is capped", "[tuf]
   CHECK(c->root_version() == 4);
 }
 
-TEST_CASE("an expired root, timestamp, snapshot or targets is a freeze attack", "[tuf]") {
+TEST_CASE("an expired root or timestamp or snapshot or targets is a freeze attack", "[tuf]") {
   Fixture r;
   SECTION("root") {
     r.root["version"] = 2;
@@ -472,4 +472,22 @@ TEST_CASE("one key listed under two key ids does not count twice towards the thr
   r.snapshot["meta"]["targets.json"] = {{"version", 2}};
   r.publish_snapshot_and_timestamp();
   CHECK(r.refresh_code() == "tuf.threshold");
+}
+
+TEST_CASE("delegation path patterns never cross '/' and hash prefixes match the name's sha256", "[tuf]") {
+  DelegatedRole r;
+  r.paths = std::vector<std::string>{"releases/*/manifest.json", "top-?"};
+  CHECK(r.matches("releases/1.0/manifest.json"));
+  CHECK_FALSE(r.matches("releases/1.0/x/manifest.json"));
+  CHECK_FALSE(r.matches("releases/manifest.json"));
+  CHECK(r.matches("top-a"));
+  CHECK_FALSE(r.matches("top-ab"));
+  DelegatedRole h;
+  auto hash = sha256_hex("chunks/abc");
+  h.path_hash_prefixes = std::vector<std::string>{hash.substr(0, 2)};
+  CHECK(h.matches("chunks/abc"));
+  h.path_hash_prefixes = std::vector<std::string>{hash[0] == '0' ? "1" : "0"};
+  CHECK_FALSE(h.matches("chunks/abc"));
+  DelegatedRole none;
+  CHECK_FALSE(none.matches("anything"));
 }

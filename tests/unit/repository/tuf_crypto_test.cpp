@@ -5,7 +5,7 @@
 
 using namespace ballast::repository::tuf;
 
-TEST_CASE("each key type signs and verifies, and refuses altered data or another key's signature", "[tuf]") {
+TEST_CASE("each key type signs and verifies and refuses altered data or another key's signature", "[tuf]") {
   auto type = GENERATE(KeyType::ed25519, KeyType::ecdsa_p256, KeyType::rsa_pss);
   auto key = PrivateKey::generate(type);
   REQUIRE(key);

@@ -51,7 +51,7 @@ TEST_CASE("a repository made by the writer is accepted by the client and serves 
   CHECK(*c->download_target("top", 1 << 20) == "top level");
 }
 
-TEST_CASE("the writer keeps its state across open, set_custom and remove_target", "[tuf]") {
+TEST_CASE("the writer keeps its state across open and set_custom and remove_target", "[tuf]") {
   Dirs d;
   REQUIRE(RepoWriter::init(d.repo, d.keys, {}, KeyType::ed25519, &d.clock));
   {
@@ -74,7 +74,7 @@ TEST_CASE("the writer keeps its state across open, set_custom and remove_target"
   CHECK(c->target("b").error().code == "tuf.unknown-target");
 }
 
-TEST_CASE("the writer refuses to overwrite a repository, wrong keys and unsafe target names", "[tuf]") {
+TEST_CASE("the writer refuses to overwrite a repository and refuses wrong keys and unsafe target names", "[tuf]") {
   Dirs d;
   REQUIRE(RepoWriter::init(d.repo, d.keys, {}, KeyType::ed25519, &d.clock));
   CHECK(RepoWriter::init(d.repo, d.keys, {}, KeyType::ed25519, &d.clock).error().code == "repo.exists");
@@ -124,4 +124,21 @@ TEST_CASE("rotate-root moves every role to new keys and clients follow", "[tuf]"
   REQUIRE(c->refresh());
   CHECK(c->root_version() == 2);
   CHECK(*c->download_target("a", 10) == "A");
+}
+
+TEST_CASE("repo timestamp needs only the timestamp key but publishing targets without their key is refused", "[tuf]") {
+  Dirs d;
+  REQUIRE(RepoWriter::init(d.repo, d.keys, {}, KeyType::ed25519, &d.clock));
+  REQUIRE(make_dirs(d.base + "/online"));
+  REQUIRE(write_file_atomic(d.base + "/online/timestamp.pem", *read_file(d.keys + "/timestamp.pem"), 0600));
+  auto w = RepoWriter::open(d.repo, d.base + "/online", &d.clock);
+  REQUIRE(w);
+  REQUIRE(w->refresh_timestamp());
+  REQUIRE(w->add_target("a", "A"));
+  CHECK(w->commit().error().code == "repo.missing-key");
+  REQUIRE(d.trust());
+  auto c = d.client();
+  REQUIRE(c->refresh());
+  CHECK(c->timestamp_version() == 2);
+  CHECK(c->target("a").error().code == "tuf.unknown-target");
 }
