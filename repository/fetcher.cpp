@@ -335,6 +335,19 @@ class Stream final : public ArtifactStream {
       log::warning("discarding a corrupt cached chunk", {{"CHUNK", c.sha256}});
       (void)remove_if_exists(path);
     }
+    // A process killed after the last byte arrived but before the rename left a complete part.
+    std::string part = cache_path(c.sha256, true);
+    if (auto data = read_file(part, c.size + 1); data && data->size() == c.size) {
+      if (sha256_hex(*data) == c.sha256 && ::rename(part.c_str(), path.c_str()) == 0) {
+        {
+          std::lock_guard lk(mu_);
+          stats_.cache_bytes += c.size;
+          stats_.chunks_from_cache++;
+        }
+        return deliver(c.sha256, *data);
+      }
+      (void)remove_if_exists(part);
+    }
     return launch(c.sha256);
   }
 

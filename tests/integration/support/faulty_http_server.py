@@ -95,10 +95,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header("Retry-After", ra)
             msg = b"unavailable"
             self.send_header("Content-Length", str(len(msg)))
-            self.end_headers()
             entry.update(status=int(code), bytes=0)
-            self.send_bytes(msg)
             log(entry)
+            self.end_headers()
+            self.send_bytes(msg)
             return
         if kind == "corrupt":
             body = bytearray(body)
@@ -114,24 +114,24 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
+        # Logged before the body goes out, so a client that has read the response never sees a
+        # log that lacks it (tests read the log as soon as the fetch returns).
+        if kind in ("drop", "stall"):
+            payload = body[:int(arg)]
+        else:
+            payload = body
+        entry.update(status=status, bytes=len(payload))
+        log(entry)
+        self.send_bytes(payload)
         if kind == "drop":
-            sent = self.send_bytes(body[:int(arg)])
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
         elif kind == "stall":
-            sent = self.send_bytes(body[:int(arg)])
-            entry.update(status=status, bytes=sent)
-            log(entry)
             time.sleep(20)
             self.close_connection = True
-            return
-        else:
-            sent = self.send_bytes(body)
-        entry.update(status=status, bytes=sent)
-        log(entry)
 
 
 def main():
