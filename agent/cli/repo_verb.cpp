@@ -1,11 +1,21 @@
 // `ballast repo …`: the publisher side of the update repository. Each subcommand is one
 // function below listed in kRepoSubcommands; add a subcommand by writing its setup function
 // and appending it there.
+#include <btrfsutil.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <iostream>
+#include <thread>
 
 #include "agent/cli/verb.hpp"
 #include "common/duration.hpp"
+#include "common/file.hpp"
+#include "repository/publisher.hpp"
 #include "repository/tuf/writer.hpp"
+#include "snapshot/send.hpp"
+#include "snapshot/send_stream.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -20,6 +30,18 @@ struct RepoOptions {
   std::string key_type = "ed25519";
   std::string target_name, target_file, custom;
   std::string expiry_root = "365d", expiry_targets = "90d", expiry_snapshot = "7d", expiry_timestamp = "1d";
+  // add / revoke
+  std::string version;
+  std::string subvolume;
+  std::vector<std::string> delta_from;
+  std::vector<std::string> delta_from_subvolume;
+  std::string channel = "stable";
+  std::string cmdline;
+  std::string rollout_start;
+  std::string rollout_duration = "0s";
+  bool barrier = false;
+  int zstd_level = 19;
+  unsigned threads = 0;
 };
 
 RepoOptions& opts() {
@@ -112,6 +134,192 @@ void setup_rotate_root(CLI::App& repo, VerbContext& ctx) {
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_rotate_root(g); }; });
 }
 
+// The send stream of a subvolume as a ByteSource: the kernel writes it into a pipe from a
+// thread while the packer reads the other end, so no copy of the stream lands on disk.
+class SendPipe final : public ByteSource {
+ public:
+  static Result<std::unique_ptr<SendPipe>> start(snapshot::SendOptions opts) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return fail_errno("repo.pipe", errno, "cannot create a pipe");
+    auto p = std::unique_ptr<SendPipe>(new SendPipe());
+    p->read_end_ = UniqueFd(fds[0]);
+    p->source_ = std::make_unique<FdByteSource>(fds[0]);
+    p->thread_ = std::thread([p = p.get(), opts = std::move(opts), w = fds[1]] {
+      p->status_ = snapshot::send(opts, w);
+      ::close(w);
+    });
+    return p;
+  }
+  ~SendPipe() override { (void)finish(); }
+  Result<size_t> read(void* buf, size_t len) override { return source_->read(buf, len); }
+  // Waits for the sender; closing our end first unblocks a sender whose reader gave up.
+  Status finish() {
+    read_end_.reset();
+    if (thread_.joinable()) thread_.join();
+    return status_;
+  }
+
+ private:
+  SendPipe() = default;
+  UniqueFd read_end_;
+  std::unique_ptr<FdByteSource> source_;
+  std::thread thread_;
+  Status status_;
+};
+
+Result<std::string> subvolume_uuid(const std::string& path) {
+  struct btrfs_util_subvolume_info info;
+  auto e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
+  if (e != BTRFS_UTIL_OK) return fail("repo.not-subvolume", path + " is not a Btrfs subvolume: " + btrfs_util_strerror(e));
+  snapshot::stream::Uuid u;
+  std::copy(std::begin(info.uuid), std::end(info.uuid), u.begin());
+  return snapshot::stream::format_uuid(u);
+}
+
+Result<repository::ArtifactInput> send_input(const std::string& subvolume, const std::string& parent,
+                                             const std::string& from) {
+  repository::ArtifactInput in;
+  in.from = from;
+  if (!parent.empty()) in.parent_uuid = BALLAST_TRY(subvolume_uuid(parent));
+  auto pipe = std::make_shared<std::unique_ptr<SendPipe>>();
+  snapshot::SendOptions so;
+  so.subvolume = subvolume;
+  so.parent = parent;
+  in.open = [pipe, so]() -> Result<std::unique_ptr<ByteSource>> {
+    auto p = BALLAST_TRY(SendPipe::start(so));
+    SendPipe* raw = p.get();
+    *pipe = std::move(p);
+    // The publisher owns the reading side only; finish() below joins the sender.
+    struct View final : ByteSource {
+      SendPipe* p;
+      explicit View(SendPipe* x) : p(x) {}
+      Result<size_t> read(void* b, size_t l) override { return p->read(b, l); }
+    };
+    return std::unique_ptr<ByteSource>(new View(raw));
+  };
+  in.finish = [pipe]() -> Status {
+    if (!*pipe) return ok();
+    auto st = (*pipe)->finish();
+    pipe->reset();
+    return st;
+  };
+  return in;
+}
+
+int run_add(const GlobalOptions& g) {
+  const auto& o = opts();
+  ::signal(SIGPIPE, SIG_IGN);  // a failed packer closes the pipe; the sender must see EPIPE, not die
+  if (!o.delta_from_subvolume.empty() && o.delta_from_subvolume.size() != o.delta_from.size()) {
+    std::cerr << "ballast: give --delta-from-subvolume once per --delta-from, or not at all\n";
+    return 2;
+  }
+  repository::ReleaseInfo info;
+  info.version = o.version;
+  info.channel = o.channel;
+  info.cmdline = o.cmdline;
+  info.barrier = o.barrier;
+  if (!o.rollout_start.empty()) {
+    auto d = with_context(parse_duration(o.rollout_duration), "--rollout-duration");
+    if (!d) return report_error(d.error());
+    auto start = repository::parse_release_info(
+        {{"version", o.version}, {"rollout", {{"start", o.rollout_start}, {"duration", 0}}}});
+    if (!start) return report_error(start.error());
+    info.rollout = repository::Rollout{start->rollout->start,
+                                       std::chrono::duration_cast<std::chrono::seconds>(*d).count()};
+  }
+  auto os_release = read_file(path_join(o.subvolume, "usr/lib/os-release"), 64 << 10);
+  if (!os_release) os_release = read_file(path_join(o.subvolume, "etc/os-release"), 64 << 10);
+  if (os_release) {
+    size_t pos = 0;
+    while (pos < os_release->size()) {
+      size_t nl = os_release->find('\n', pos);
+      std::string line = os_release->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      pos = nl == std::string::npos ? os_release->size() : nl + 1;
+      auto eq = line.find('=');
+      if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+      std::string v = line.substr(eq + 1);
+      if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front()) v = v.substr(1, v.size() - 2);
+      info.os_release[line.substr(0, eq)] = v;
+    }
+  }
+  // Validate what we built the way a host will read it.
+  if (auto check = repository::parse_release_info(repository::release_info_json(info)); !check)
+    return report_error(check.error());
+
+  std::vector<repository::ArtifactInput> inputs;
+  auto full = send_input(o.subvolume, "", "");
+  if (!full) return report_error(full.error());
+  inputs.push_back(std::move(*full));
+  for (size_t i = 0; i < o.delta_from.size(); ++i) {
+    // Without an explicit path, earlier versions are looked up beside the new subvolume.
+    auto slash = o.subvolume.find_last_of('/');
+    std::string siblings = slash == std::string::npos ? "." : o.subvolume.substr(0, slash);
+    std::string parent =
+        i < o.delta_from_subvolume.size() ? o.delta_from_subvolume[i] : path_join(siblings, o.delta_from[i]);
+    auto d = send_input(o.subvolume, parent, o.delta_from[i]);
+    if (!d) return report_error(with_context(Result<void>(tl::unexpected(d.error())), "delta from " + o.delta_from[i]).error());
+    inputs.push_back(std::move(*d));
+  }
+  auto w = tuf::RepoWriter::open(o.dir, o.keys);
+  if (!w) return report_error(w.error());
+  repository::PackOptions pack;
+  pack.zstd_level = o.zstd_level;
+  pack.threads = o.threads;
+  auto r = repository::publish_release(*w, info, inputs, pack);
+  if (!r) return report_error(r.error());
+  if (g.json) {
+    nlohmann::json arts = nlohmann::json::array();
+    for (const auto& a : r->manifest.artifacts)
+      arts.push_back({{"from", a.from}, {"chunks", a.chunks.size()}, {"size", a.size}, {"usize", a.usize}});
+    print_json({{"version", info.version},
+                {"artifacts", arts},
+                {"new_chunks", r->stats.new_chunks},
+                {"new_bytes", r->stats.new_bytes},
+                {"targets_version", w->targets_version()}});
+  } else {
+    for (const auto& a : r->manifest.artifacts)
+      std::cout << info.version << (a.is_full() ? " full" : " delta from " + a.from) << ": " << a.chunks.size()
+                << " chunks, " << a.size << " bytes (" << a.usize << " uncompressed)\n";
+    std::cout << r->stats.new_chunks << " new chunks, " << r->stats.new_bytes << " bytes stored\n";
+  }
+  return 0;
+}
+
+void setup_add(CLI::App& repo, VerbContext& ctx) {
+  auto* cmd = repo.add_subcommand("add", "Publish a release: full stream plus deltas, chunked, compressed and signed");
+  add_dir_and_keys(cmd);
+  auto& o = opts();
+  cmd->add_option("--version", o.version, "Version of the release")->required();
+  cmd->add_option("--subvolume", o.subvolume, "Read-only subvolume holding the release's image")->required();
+  cmd->add_option("--delta-from", o.delta_from, "Also publish a delta from this earlier release (repeatable)");
+  cmd->add_option("--delta-from-subvolume", o.delta_from_subvolume,
+                  "Read-only subvolume of the matching --delta-from release (repeatable, in the same order); "
+                  "default: the sibling of --subvolume named after the version");
+  cmd->add_option("--channel", o.channel, "Release channel")->capture_default_str();
+  cmd->add_option("--cmdline", o.cmdline, "Extra kernel command line of the release");
+  cmd->add_option("--rollout-start", o.rollout_start, "Start of the staged rollout (YYYY-MM-DDTHH:MM:SSZ)");
+  cmd->add_option("--rollout-duration", o.rollout_duration, "Length of the staged rollout (e.g. 24h)")
+      ->capture_default_str();
+  cmd->add_flag("--barrier", o.barrier, "Hosts must stop at this release before moving past it");
+  cmd->add_option("--zstd-level", o.zstd_level, "zstd level of the chunks")->check(CLI::Range(1, 22))->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Compression threads (0: one per CPU)")->capture_default_str();
+  cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_add(g); }; });
+}
+
+int run_revoke(const GlobalOptions& g) {
+  auto w = tuf::RepoWriter::open(opts().dir, opts().keys);
+  if (!w) return report_error(w.error());
+  if (auto st = repository::revoke_release(*w, opts().version); !st) return report_error(st.error());
+  return print_versions(g, *w);
+}
+
+void setup_revoke(CLI::App& repo, VerbContext& ctx) {
+  auto* cmd = repo.add_subcommand("revoke", "Mark a release revoked: hosts neither install it nor keep it staged");
+  add_dir_and_keys(cmd);
+  cmd->add_option("--version", opts().version, "Version to revoke")->required();
+  cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_revoke(g); }; });
+}
+
 int run_add_target(const GlobalOptions& g) {
   const auto& o = opts();
   nlohmann::json custom;
@@ -139,7 +347,8 @@ void setup_add_target(CLI::App& repo, VerbContext& ctx) {
 }
 
 using RepoSubcommand = void (*)(CLI::App& repo, VerbContext& ctx);
-constexpr RepoSubcommand kRepoSubcommands[] = {setup_init, setup_timestamp, setup_rotate_root, setup_add_target};
+constexpr RepoSubcommand kRepoSubcommands[] = {setup_init, setup_add, setup_revoke, setup_timestamp, setup_rotate_root,
+                                               setup_add_target};
 
 void setup(VerbContext& ctx) {
   auto* repo = ctx.app.add_subcommand("repo", "Publish an update repository: keys, releases, signed metadata");

@@ -1,0 +1,155 @@
+// `ballast fetch`: refresh the TUF metadata, pick a release, plan a delta from a local
+// subvolume (else the full stream), and stream its verified chunks straight into the receiver.
+#include <btrfsutil.h>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "agent/cli/verb.hpp"
+#include "common/clock.hpp"
+#include "common/file.hpp"
+#include "repository/fetcher.hpp"
+#include "repository/http.hpp"
+#include "repository/release.hpp"
+#include "repository/tuf/client.hpp"
+#include "snapshot/receive.hpp"
+#include "snapshot/send_stream.hpp"
+
+namespace ballast::cli {
+namespace {
+
+namespace repo = repository;
+
+struct FetchArgs {
+  std::string repo_url;
+  std::string root;
+  std::string version;
+  std::string channel;
+  std::string from_subvolume;
+  std::string dir;
+  std::string ca_bundle, client_cert, client_key;
+  int parallel = 0;
+  bool keep_cache = false;
+  bool progress = false;
+};
+
+Result<repo::LocalSubvolume> local_subvolume(const std::string& path) {
+  struct btrfs_util_subvolume_info info;
+  auto e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
+  if (e != BTRFS_UTIL_OK)
+    return fail("fetch.not-subvolume", path + " is not a Btrfs subvolume: " + btrfs_util_strerror(e));
+  auto fmt = [](const uint8_t* b) {
+    snapshot::stream::Uuid u;
+    std::copy(b, b + 16, u.begin());
+    return snapshot::stream::format_uuid(u);
+  };
+  repo::LocalSubvolume l;
+  l.uuid = fmt(info.uuid);
+  bool received = false;
+  for (uint8_t b : info.received_uuid) received = received || b != 0;
+  if (received) l.received_uuid = fmt(info.received_uuid);
+  return l;
+}
+
+int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
+  auto cfg = g.load_config();
+  if (!cfg) return report_error(cfg.error());
+  repo::HttpSettings http;
+  http.ca_bundle = a.ca_bundle.empty() ? cfg->get_string("repository.ca_bundle") : a.ca_bundle;
+  http.client_cert = a.client_cert.empty() ? cfg->get_string("repository.client_cert") : a.client_cert;
+  http.client_key = a.client_key.empty() ? cfg->get_string("repository.client_key") : a.client_key;
+  http.max_bandwidth = static_cast<uint64_t>(cfg->get_int("repository.max_bandwidth"));
+  http.low_speed_limit = static_cast<uint64_t>(cfg->get_int("repository.low_speed_limit"));
+  http.low_speed_time = std::chrono::duration_cast<std::chrono::seconds>(cfg->get_duration("repository.low_speed_time"));
+  http.retries = static_cast<int>(cfg->get_int("repository.retries"));
+
+  std::string tuf_dir = repo::tuf::trusted_metadata_dir(g.state_dir);
+  if (auto st = make_dirs(tuf_dir, 0700); !st) return report_error(st.error());
+  if (auto st = repo::tuf::Client::init_trust(tuf_dir, a.root); !st) return report_error(st.error());
+  auto client_http = repo::make_curl_http_client(http);
+  SystemClock clock;
+  repo::tuf::ClientOptions copts;
+  copts.max_metadata_size = static_cast<uint64_t>(cfg->get_int("repository.max_metadata_size"));
+  auto client = repo::tuf::open_repository(g.state_dir, *client_http, clock, a.repo_url, copts);
+  if (!client) return report_error(client.error());
+  if (auto st = client->refresh(); !st) return report_error(st.error());
+  auto releases = repo::list_releases(*client);
+  if (!releases) return report_error(releases.error());
+  std::string channel = a.channel.empty() ? cfg->get_string("update.channel") : a.channel;
+  auto release = repo::choose_release(*releases, a.version.empty() ? std::nullopt : std::optional(a.version), channel);
+  if (!release) return report_error(release.error());
+  auto manifest = repo::load_manifest(*client, *release);
+  if (!manifest) return report_error(manifest.error());
+
+  std::optional<repo::LocalSubvolume> local;
+  if (!a.from_subvolume.empty()) {
+    auto l = local_subvolume(a.from_subvolume);
+    if (!l) return report_error(l.error());
+    local = *l;
+  }
+  const repo::Artifact* art = repo::plan_artifact(*manifest, local);
+  if (!art) return report_error(Error{"fetch.no-artifact", "release " + manifest->version + " has no full stream", 0, {}});
+
+  repo::FetchOptions fo;
+  fo.chunk_base_url = repo::chunk_base_url(a.repo_url);
+  fo.cache_dir = path_join(g.state_dir, "cache/chunks");
+  fo.http = http;
+  fo.parallel = static_cast<unsigned>(a.parallel > 0 ? a.parallel : cfg->get_int("repository.parallel_fetches"));
+  if (a.progress)
+    fo.progress = [](const repo::FetchProgress& p) {
+      std::fprintf(stderr, "\r%llu / %llu bytes, %.1f MB/s   ", static_cast<unsigned long long>(p.bytes_done),
+                   static_cast<unsigned long long>(p.bytes_total), p.bytes_per_second / 1e6);
+    };
+  auto stream = repo::open_artifact_stream(*art, fo);
+  if (!stream) return report_error(stream.error());
+  snapshot::ReceiveOptions ro;
+  ro.dest_dir = a.dir;
+  if (!a.from_subvolume.empty()) ro.clone_sources.push_back(a.from_subvolume);
+  auto received = snapshot::receive(**stream, ro);
+  if (a.progress) std::fprintf(stderr, "\n");
+  if (!received) return report_error(received.error());
+  auto stats = (*stream)->stats();
+  if (!a.keep_cache)
+    if (auto st = (*stream)->discard_cache(); !st) return report_error(st.error());
+  if (g.json) {
+    print_json({{"version", manifest->version},
+                {"artifact", art->is_full() ? "full" : "delta"},
+                {"from", art->from},
+                {"path", received->path},
+                {"received_uuid", received->received_uuid},
+                {"stream_bytes", art->usize},
+                {"artifact_bytes", art->size},
+                {"network_bytes", stats.network_bytes},
+                {"cache_bytes", stats.cache_bytes},
+                {"requests", stats.requests},
+                {"retries", stats.retries}});
+  } else {
+    std::cout << "received " << manifest->version << (art->is_full() ? " (full)" : " (delta from " + art->from + ")")
+              << " into " << received->path << ": " << stats.network_bytes << " bytes downloaded\n";
+  }
+  return 0;
+}
+
+void setup(VerbContext& ctx) {
+  static FetchArgs a;
+  auto* cmd = ctx.app.add_subcommand("fetch", "Fetch a release from a repository and receive it into DIR");
+  cmd->add_option("--repo", a.repo_url, "Repository URL (https://, http:// or file://)")->required();
+  cmd->add_option("--root", a.root, "Trusted root.json, installed into the state dir on first use")->required();
+  cmd->add_option("--version", a.version, "Release to fetch; default: the newest on the channel");
+  cmd->add_option("--channel", a.channel, "Release channel; default: update.channel");
+  cmd->add_option("--from-subvolume", a.from_subvolume, "Local subvolume a delta may start from");
+  cmd->add_option("--ca-bundle", a.ca_bundle, "PEM CA bundle; default: repository.ca_bundle");
+  cmd->add_option("--client-cert", a.client_cert, "PEM client certificate; default: repository.client_cert");
+  cmd->add_option("--client-key", a.client_key, "PEM client key; default: repository.client_key");
+  cmd->add_option("--parallel", a.parallel, "Chunks in flight; default: repository.parallel_fetches");
+  cmd->add_flag("--keep-cache", a.keep_cache, "Keep the downloaded chunks in the state dir's cache");
+  cmd->add_flag("--progress", a.progress, "Show progress on stderr");
+  cmd->add_option("DIR", a.dir, "Directory (on Btrfs) to receive the subvolume into")->required();
+  cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_fetch(g, a); }; });
+}
+
+BALLAST_REGISTER_VERB(510, setup);
+
+}  // namespace
+}  // namespace ballast::cli

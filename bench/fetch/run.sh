@@ -1,0 +1,156 @@
+#!/bin/bash
+# Benchmark of chunked artifacts against the reference tools, on a ~200 MB tree of /usr files
+# and a change of 5 % of its files:
+#   1. bytes on the wire for the full stream and the delta: `ballast fetch` (chunks + manifest
+#      + TUF metadata, from nginx's access log) vs `btrfs send | zstd -19` of the same subvolumes;
+#   2. wall time of `ballast fetch` from a local nginx (HTTPS) vs
+#      `curl | zstd -dc | btrfs receive` of the same stream from the same nginx.
+# Usage: bench/fetch/run.sh [BUILD_DIR] (default: build). Needs root. Prints ratios.
+set -euo pipefail
+BUILD=$(realpath "${1:-build}")
+BALLAST=$BUILD/agent/ballast
+LEVEL=${ZSTD_LEVEL:-19}
+SIZE_MB=${TREE_MB:-200}
+[ -x "$BALLAST" ] || { echo "no $BALLAST; build first" >&2; exit 2; }
+
+W=$(mktemp -d /tmp/ballast-bench-fetch-XXXXXX)
+LOOP=""
+NGINX_PID=""
+cleanup() {
+  set +e
+  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" && wait "$NGINX_PID" 2>/dev/null
+  mountpoint -q "$W/mnt" && umount "$W/mnt"
+  [ -n "$LOOP" ] && losetup -d "$LOOP"
+  rm -rf "$W"
+}
+trap cleanup EXIT INT TERM
+
+truncate -s 4G "$W/img"
+LOOP=$(losetup -f --show "$W/img")
+mkfs.btrfs -q "$LOOP" >/dev/null 2>&1
+mkdir -p "$W/mnt" && mount "$LOOP" "$W/mnt"
+M=$W/mnt
+mkdir -p "$M/src" "$M/dst" "$M/ref"
+
+echo "== building a ${SIZE_MB} MB tree from /usr"
+python3 - "$SIZE_MB" > "$W/list" <<'PY'
+import os, sys
+limit = int(sys.argv[1]) << 20
+files = []
+for root, dirs, fs in os.walk('/usr'):
+    dirs.sort()
+    for f in sorted(fs):
+        p = os.path.join(root, f)
+        if os.path.islink(p) or not os.path.isfile(p) or p.startswith('/usr/local'):
+            continue
+        files.append((p, os.path.getsize(p)))
+total = 0
+for p, s in files[::3]:  # every third file: a spread over all of /usr
+    if s > (16 << 20) or total + s > limit:
+        continue
+    total += s
+    print(p)
+PY
+btrfs -q subvolume create "$M/src/work"
+tar -cf - -T "$W/list" 2>/dev/null | tar -xf - -C "$M/src/work"
+btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/1"
+# 5 % of the files change: every 20th gets a block of its bytes rewritten and a tail appended.
+python3 - "$M/src/work" <<'PY'
+import os, sys
+root = sys.argv[1]
+paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if os.path.isfile(os.path.join(d, f)))
+for i, p in enumerate(paths[::20]):
+    with open(p, 'r+b') as f:
+        size = os.path.getsize(p)
+        f.seek(size // 2)
+        f.write(os.urandom(min(4096, size // 4)))
+        f.seek(0, 2)
+        f.write(b'changed %d\n' % i)
+print(len(paths[::20]), 'of', len(paths), 'files changed', file=sys.stderr)
+PY
+btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/2"
+du -sh --apparent-size "$M/src/1"
+
+echo "== reference: btrfs send | zstd -$LEVEL"
+mkdir -p "$W/www"
+btrfs send -q "$M/src/1" | zstd -q -$LEVEL -T0 -o "$W/www/full.zst"
+btrfs send -q -p "$M/src/1" "$M/src/2" | zstd -q -$LEVEL -T0 -o "$W/www/delta.zst"
+REF_FULL=$(stat -c %s "$W/www/full.zst")
+REF_DELTA=$(stat -c %s "$W/www/delta.zst")
+
+echo "== ballast repo add (zstd -$LEVEL)"
+"$BALLAST" repo init "$W/www/repo" --keys "$W/keys" >/dev/null
+T0=$(date +%s.%N)
+"$BALLAST" repo add "$W/www/repo" --keys "$W/keys" --version 1 --subvolume "$M/src/1" --zstd-level "$LEVEL"
+"$BALLAST" repo add "$W/www/repo" --keys "$W/keys" --version 2 --subvolume "$M/src/2" --delta-from 1 --zstd-level "$LEVEL"
+T1=$(date +%s.%N)
+echo "publishing took $(echo "$T1 - $T0" | bc) s"
+
+echo "== nginx over HTTPS with a throwaway CA"
+cd "$W"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 1 -subj "/CN=bench CA" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr -subj "/CN=localhost" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > srv.ext
+openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 -extfile srv.ext 2>/dev/null
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$W/ngx"
+cat > "$W/nginx.conf" <<NGX
+daemon off; master_process on; worker_processes 2; user root;
+pid $W/ngx/pid; error_log $W/ngx/error.log warn;
+events { worker_connections 256; }
+http {
+  default_type application/octet-stream; sendfile on; tcp_nopush on;
+  log_format bytes '\$request_uri \$status \$body_bytes_sent';
+  access_log $W/ngx/access.log bytes;
+  client_body_temp_path $W/ngx/b; proxy_temp_path $W/ngx/p; fastcgi_temp_path $W/ngx/f; uwsgi_temp_path $W/ngx/u; scgi_temp_path $W/ngx/s;
+  server { listen 127.0.0.1:$PORT ssl http2; ssl_certificate $W/srv.pem; ssl_certificate_key $W/srv.key; root $W/www; }
+}
+NGX
+nginx -p "$W/ngx" -c "$W/nginx.conf" -e "$W/ngx/error.log" &
+NGINX_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null --cacert ca.pem "https://localhost:$PORT/" && break; sleep 0.1; done
+URL="https://localhost:$PORT"
+
+served() { awk '{s+=$3} END {print s+0}' "$W/ngx/access.log"; }
+now() { date +%s.%N; }
+
+echo "== ballast fetch (full, then delta)"
+sync; echo 3 > /proc/sys/vm/drop_caches
+: > "$W/ngx/access.log"
+T0=$(now)
+"$BALLAST" --state-dir "$W/state" fetch --repo "$URL/repo" --root "$W/www/repo/metadata/1.root.json" --ca-bundle ca.pem --version 1 "$M/dst"
+T1=$(now)
+B_FULL=$(served)
+: > "$W/ngx/access.log"
+mkdir -p "$M/dst/n"
+sync; echo 3 > /proc/sys/vm/drop_caches
+T2=$(now)
+"$BALLAST" --state-dir "$W/state" fetch --repo "$URL/repo" --root "$W/www/repo/metadata/1.root.json" --ca-bundle ca.pem --version 2 --from-subvolume "$M/dst/1" "$M/dst/n"
+T3=$(now)
+B_DELTA=$(served)
+
+echo "== reference: curl | zstd -dc | btrfs receive"
+sync; echo 3 > /proc/sys/vm/drop_caches
+T4=$(now)
+curl -s --cacert ca.pem "$URL/full.zst" | zstd -q -dc | btrfs receive -q "$M/ref"
+T5=$(now)
+mkdir -p "$M/ref/n"
+sync; echo 3 > /proc/sys/vm/drop_caches
+T6=$(now)
+curl -s --cacert ca.pem "$URL/delta.zst" | zstd -q -dc | btrfs receive -q "$M/ref/n"
+T7=$(now)
+
+diff -r --no-dereference "$M/src/2" "$M/dst/n/2" >/dev/null && echo "ballast delta result identical to the source (diff -r)"
+
+python3 - "$REF_FULL" "$REF_DELTA" "$B_FULL" "$B_DELTA" "$T0" "$T1" "$T2" "$T3" "$T4" "$T5" "$T6" "$T7" <<'PY'
+import sys
+rf, rd, bf, bd = map(int, sys.argv[1:5])
+t = list(map(float, sys.argv[5:]))
+fb, db, fr, dr = t[1]-t[0], t[3]-t[2], t[5]-t[4], t[7]-t[6]
+print("\n%-38s %14s %14s %8s" % ("", "ballast", "reference", "ratio"))
+print("%-38s %14d %14d %8.3f" % ("bytes on the wire, full", bf, rf, bf / rf))
+print("%-38s %14d %14d %8.3f" % ("bytes on the wire, delta", bd, rd, bd / rd))
+print("%-38s %14.2f %14.2f %8.3f" % ("wall time s, full", fb, fr, fb / fr))
+print("%-38s %14.2f %14.2f %8.3f" % ("wall time s, delta", db, dr, db / dr))
+print("targets: bytes ratio <= 1.02, time ratio <= 0.5")
+PY

@@ -1,0 +1,605 @@
+#include "repository/fetcher.hpp"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "common/fd.hpp"
+#include "common/file.hpp"
+#include "common/log.hpp"
+#include "repository/chunk_codec.hpp"
+
+namespace ballast::repository {
+
+using namespace std::chrono_literals;
+
+std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds base, std::chrono::milliseconds max) {
+  double d = static_cast<double>(base.count());
+  for (int i = 1; i < attempt && d < static_cast<double>(max.count()); ++i) d *= 2;
+  d = std::min(d, static_cast<double>(max.count()));
+  thread_local std::mt19937 rng(std::random_device{}());
+  std::uniform_real_distribution<double> jitter(0.75, 1.0);
+  return std::chrono::milliseconds(static_cast<int64_t>(d * jitter(rng)));
+}
+
+std::optional<std::chrono::seconds> parse_retry_after(const std::string& raw, int64_t now) {
+  std::string v = raw;
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\r' || v.back() == '\n' || v.back() == '\t')) v.pop_back();
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+  if (v.empty()) return std::nullopt;
+  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (v.size() > 9) return std::chrono::seconds(999999999);
+    return std::chrono::seconds(std::stoll(v));
+  }
+  struct tm tm {};
+  const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end != '\0') return std::nullopt;
+  int64_t at = static_cast<int64_t>(timegm(&tm));
+  return std::chrono::seconds(std::max<int64_t>(0, at - now));
+}
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+void curl_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+class Stream;
+
+// One HTTP request for (the rest of) one chunk.
+struct Transfer {
+  Stream* owner = nullptr;
+  std::string sha;
+  uint64_t size = 0;
+  bool is_file = false;
+  CURL* easy = nullptr;
+  UniqueFd part;
+  std::string data;     // the chunk's bytes so far, including a resumed prefix
+  uint64_t offset = 0;  // bytes we already had when this request started
+  bool checked = false, error_body = false, too_large = false, bad_range = false, write_failed = false;
+  int write_errno = 0;
+  long status = 0;
+  std::optional<std::chrono::seconds> retry_after;
+  int64_t range_start = -1;
+  char errbuf[CURL_ERROR_SIZE] = {};
+};
+
+struct Retry {
+  std::string sha;
+  SteadyClock::time_point at;
+};
+
+class Stream final : public ArtifactStream {
+ public:
+  Stream(Artifact art, FetchOptions o) : art_(std::move(art)), o_(std::move(o)) {
+    if (o_.parallel == 0) o_.parallel = 1;
+    if (o_.window == 0) o_.window = 4 * static_cast<size_t>(o_.parallel);
+    o_.window = std::max<size_t>(o_.window, o_.parallel);
+  }
+
+  ~Stream() override {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    if (multi_) curl_multi_wakeup(multi_);
+    if (thread_.joinable()) thread_.join();
+    for (auto& [easy, t] : active_) {
+      curl_multi_remove_handle(multi_, easy);
+      curl_easy_cleanup(easy);
+    }
+    active_.clear();
+    if (multi_) curl_multi_cleanup(multi_);
+  }
+
+  Status start() {
+    BALLAST_CHECK(make_dirs(o_.cache_dir, 0700));
+    curl_init_once();
+    multi_ = curl_multi_init();
+    if (!multi_) return fail("fetch.init", "cannot initialise libcurl");
+    curl_multi_setopt(multi_, CURLMOPT_PIPELINING, o_.http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(o_.parallel));
+    thread_ = std::thread([this] { run(); });
+    return ok();
+  }
+
+  Result<size_t> read(void* buf, size_t len) override {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      if (error_) return tl::unexpected<Error>(*error_);
+      if (next_read_ == art_.chunks.size()) return 0;
+      auto it = ready_.find(next_read_);
+      if (it != ready_.end()) {
+        const std::string& d = *it->second;
+        size_t n = std::min(len, d.size() - read_pos_);
+        std::memcpy(buf, d.data() + read_pos_, n);
+        read_pos_ += n;
+        if (read_pos_ == d.size()) {
+          ready_.erase(it);
+          ++next_read_;
+          read_pos_ = 0;
+          lk.unlock();
+          curl_multi_wakeup(multi_);  // the window moved: more chunks may start
+        }
+        return n;
+      }
+      cv_.wait(lk);
+    }
+  }
+
+  FetchStats stats() const override {
+    std::lock_guard lk(mu_);
+    return stats_;
+  }
+
+  Status discard_cache() override {
+    std::set<std::string> shas;
+    for (const auto& c : art_.chunks) shas.insert(c.sha256);
+    for (const auto& s : shas) {
+      BALLAST_CHECK(remove_if_exists(path_join(o_.cache_dir, s)));
+      BALLAST_CHECK(remove_if_exists(path_join(o_.cache_dir, s + ".part")));
+    }
+    return ok();
+  }
+
+  // libcurl callbacks
+  static size_t on_header(char* p, size_t size, size_t n, void* ud) {
+    auto* t = static_cast<Transfer*>(ud);
+    std::string line(p, size * n);
+    auto colon = line.find(':');
+    if (line.rfind("HTTP/", 0) == 0) {  // a new response (after 100 Continue or similar)
+      t->retry_after.reset();
+      t->range_start = -1;
+    } else if (colon != std::string::npos) {
+      std::string name = line.substr(0, colon);
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::string value = line.substr(colon + 1);
+      if (name == "retry-after") t->retry_after = parse_retry_after(value, static_cast<int64_t>(::time(nullptr)));
+      if (name == "content-range") {
+        auto b = value.find("bytes ");
+        if (b != std::string::npos) t->range_start = std::strtoll(value.c_str() + b + 6, nullptr, 10);
+      }
+    }
+    return size * n;
+  }
+
+  static size_t on_body(char* p, size_t size, size_t n, void* ud) {
+    auto* t = static_cast<Transfer*>(ud);
+    size_t len = size * n;
+    if (!t->checked) {
+      t->checked = true;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+      if (t->is_file) {
+        t->status = t->offset ? 206 : 200;
+      } else if (t->status == 206) {
+        if (t->offset == 0 || t->range_start != static_cast<int64_t>(t->offset)) {
+          t->bad_range = true;
+          return 0;
+        }
+      } else if (t->status == 200) {
+        if (t->offset > 0) {
+          // The server ignored the Range: start the chunk over.
+          t->data.clear();
+          t->offset = 0;
+          if (::ftruncate(t->part.get(), 0) != 0) {
+            t->write_failed = true;
+            t->write_errno = errno;
+            return 0;
+          }
+        }
+      } else {
+        t->error_body = true;
+      }
+    }
+    if (t->error_body) return len;  // an error page: read and ignore
+    if (t->data.size() + len > t->size) {
+      t->too_large = true;
+      return 0;  // aborts the transfer: never more than the manifest's length
+    }
+    const char* q = p;
+    size_t left = len;
+    while (left > 0) {
+      ssize_t w = ::write(t->part.get(), q, left);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        t->write_failed = true;
+        t->write_errno = errno;
+        return 0;
+      }
+      q += w;
+      left -= static_cast<size_t>(w);
+    }
+    t->data.append(p, len);
+    t->owner->count_network(len);
+    return len;
+  }
+
+  void count_network(size_t n) {
+    std::lock_guard lk(mu_);
+    stats_.network_bytes += n;
+  }
+
+ private:
+  std::string cache_path(const std::string& sha, bool part) const {
+    return path_join(o_.cache_dir, part ? sha + ".part" : sha);
+  }
+
+  const ChunkRef& ref(size_t index) const { return art_.chunks[index]; }
+
+  void set_error(Error e) {
+    std::lock_guard lk(mu_);
+    if (!error_) error_ = std::move(e);
+    cv_.notify_all();
+  }
+
+  bool stopping() {
+    std::lock_guard lk(mu_);
+    return stop_ || error_.has_value();
+  }
+
+  // The thread's loop: keep up to `parallel` transfers running within the reader's window.
+  void run() {
+    const size_t n = art_.chunks.size();
+    auto last_progress = SteadyClock::now() - 1s;
+    while (!stopping()) {
+      size_t reader;
+      {
+        std::lock_guard lk(mu_);
+        reader = next_read_;
+      }
+      auto now = SteadyClock::now();
+      // Retries that are due go first: they hold back the reader.
+      std::sort(retries_.begin(), retries_.end(), [&](const Retry& a, const Retry& b) {
+        return first_index(a.sha) < first_index(b.sha);
+      });
+      for (auto it = retries_.begin(); it != retries_.end() && active_.size() < o_.parallel;) {
+        if (it->at <= now) {
+          std::string sha = it->sha;
+          it = retries_.erase(it);
+          if (!launch(sha)) return;
+        } else {
+          ++it;
+        }
+      }
+      while (next_start_ < n && next_start_ < reader + o_.window && active_.size() + retries_.size() < o_.parallel) {
+        if (!schedule(next_start_++)) return;
+      }
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      int left = 0;
+      while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+        if (m->msg != CURLMSG_DONE) continue;
+        CURL* easy = m->easy_handle;
+        CURLcode rc = m->data.result;
+        auto node = active_.extract(easy);
+        curl_multi_remove_handle(multi_, easy);
+        if (!finish(*node.mapped(), rc)) {
+          curl_easy_cleanup(easy);
+          return;
+        }
+        curl_easy_cleanup(easy);
+      }
+      now = SteadyClock::now();
+      if (delivered_ == n) return;
+      if (now - last_progress >= 200ms) {
+        report_progress(false);
+        last_progress = now;
+      }
+      int timeout_ms = 200;
+      for (const auto& r : retries_) {
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.at - now).count();
+        timeout_ms = static_cast<int>(std::clamp<int64_t>(ms, 0, timeout_ms));
+      }
+      curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr);
+    }
+  }
+
+  size_t first_index(const std::string& sha) const {
+    auto it = waiting_.find(sha);
+    return it == waiting_.end() || it->second.empty() ? SIZE_MAX : it->second.front();
+  }
+
+  // Starts chunk `index`: shares a fetch of the same bytes already under way, reuses a verified
+  // cached copy, or downloads (resuming a partial copy).
+  bool schedule(size_t index) {
+    const ChunkRef& c = ref(index);
+    auto [it, fresh] = waiting_.try_emplace(c.sha256);
+    it->second.push_back(index);
+    if (!fresh) return true;
+    std::string path = cache_path(c.sha256, false);
+    if (path_exists(path)) {
+      auto data = read_file(path, c.size + 1);
+      if (data && data->size() == c.size && sha256_hex(*data) == c.sha256) {
+        {
+          std::lock_guard lk(mu_);
+          stats_.cache_bytes += c.size;
+          stats_.chunks_from_cache++;
+        }
+        return deliver(c.sha256, *data);
+      }
+      log::warning("discarding a corrupt cached chunk", {{"CHUNK", c.sha256}});
+      (void)remove_if_exists(path);
+    }
+    // A process killed after the last byte arrived but before the rename left a complete part.
+    std::string part = cache_path(c.sha256, true);
+    if (auto data = read_file(part, c.size + 1); data && data->size() == c.size) {
+      if (sha256_hex(*data) == c.sha256 && ::rename(part.c_str(), path.c_str()) == 0) {
+        {
+          std::lock_guard lk(mu_);
+          stats_.cache_bytes += c.size;
+          stats_.chunks_from_cache++;
+        }
+        return deliver(c.sha256, *data);
+      }
+      (void)remove_if_exists(part);
+    }
+    return launch(c.sha256);
+  }
+
+  bool launch(const std::string& sha) {
+    const ChunkRef& c = ref(first_index(sha));
+    auto t = std::make_unique<Transfer>();
+    t->owner = this;
+    t->sha = sha;
+    t->size = c.size;
+    std::string part = cache_path(sha, true);
+    // A partial copy from an earlier attempt or process: keep it and ask for the rest.
+    auto have = read_file(part, c.size + 1);
+    if (have && have->size() < c.size) {
+      t->data = std::move(*have);
+    } else {
+      (void)remove_if_exists(part);
+    }
+    t->part = UniqueFd(::open(part.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!t->part) {
+      set_error(Error{"fetch.cache-write", "cannot open " + part, errno, {}});
+      return false;
+    }
+    if (!t->data.empty() && t->data.size() != static_cast<uint64_t>(::lseek(t->part.get(), 0, SEEK_END))) {
+      set_error(Error{"fetch.cache-write", "partial chunk " + part + " changed while being read", 0, {}});
+      return false;
+    }
+    t->offset = t->data.size();
+    {
+      std::lock_guard lk(mu_);
+      stats_.cache_bytes += t->offset;
+      stats_.requests++;
+    }
+    std::string url = o_.chunk_base_url + sha;
+    t->is_file = url.rfind("file:", 0) == 0;
+    CURL* e = curl_easy_init();
+    if (!e) {
+      set_error(Error{"fetch.init", "cannot create a libcurl handle", 0, {}});
+      return false;
+    }
+    t->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http,file");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Stream::on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Stream::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, o_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, o_.http2 ? 1L : 0L);
+    const HttpSettings& h = o_.http;
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(h.connect_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(h.low_speed_limit));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(h.low_speed_time.count()));
+    if (h.max_bandwidth)  // libcurl limits each transfer; share the budget among them
+      curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE,
+                       static_cast<curl_off_t>(std::max<uint64_t>(1, h.max_bandwidth / o_.parallel)));
+    if (!h.ca_bundle.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, h.ca_bundle.c_str());
+    if (!h.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, h.client_cert.c_str());
+    if (!h.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, h.client_key.c_str());
+    if (t->offset > 0) {
+      std::string range = std::to_string(t->offset) + "-" + std::to_string(c.size - 1);
+      curl_easy_setopt(e, CURLOPT_RANGE, range.c_str());  // libcurl copies it
+    }
+    curl_multi_add_handle(multi_, e);
+    active_.emplace(e, std::move(t));
+    return true;
+  }
+
+  // Handles a finished request; false after a fatal error.
+  bool finish(Transfer& t, CURLcode rc) {
+    long version = 0;
+    curl_easy_getinfo(t.easy, CURLINFO_HTTP_VERSION, &version);
+    if (version) {
+      std::lock_guard lk(mu_);
+      stats_.http_versions.insert(version);
+    }
+    std::string url = o_.chunk_base_url + t.sha;
+    std::string part = cache_path(t.sha, true);
+    if (t.write_failed) {
+      set_error(Error{"fetch.cache-write", "cannot write " + part, t.write_errno, {}});
+      return false;
+    }
+    if (t.too_large) {
+      (void)remove_if_exists(part);
+      return retry(t, "fetch.too-large", "the server sent more than the manifest's " + std::to_string(t.size) + " bytes");
+    }
+    if (t.bad_range) {
+      (void)remove_if_exists(part);
+      return retry(t, "fetch.bad-range", "the server answered the Range request with other bytes");
+    }
+    if (!t.checked && rc == CURLE_OK) {  // an empty body: status not yet looked at
+      curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &t.status);
+      if (t.is_file) t.status = 200;
+    }
+    if (rc != CURLE_OK) {
+      std::string why = t.errbuf[0] ? t.errbuf : curl_easy_strerror(rc);
+      switch (rc) {
+        case CURLE_FILE_COULDNT_READ_FILE:
+          set_error(Error{"fetch.not-found", url + ": not found", 0, {}});
+          return false;
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_URL_MALFORMAT:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CRL_BADFILE:
+          set_error(Error{"fetch.tls", url + ": " + why, 0, {}});
+          return false;
+        default:
+          // Dropped connections, stalls (low-speed timeout), resets: keep what arrived and resume.
+          return retry(t, "fetch.failed", why);
+      }
+    }
+    if (t.status == 404 || t.status == 410) {
+      set_error(Error{"fetch.not-found", url + ": HTTP " + std::to_string(t.status), 0, {}});
+      return false;
+    }
+    if (t.status == 408 || t.status == 429 || t.status >= 500)
+      return retry(t, "fetch.failed", "HTTP status " + std::to_string(t.status));
+    if (t.status < 200 || t.status > 299) {
+      set_error(Error{"fetch.status", url + ": HTTP status " + std::to_string(t.status), 0, {}});
+      return false;
+    }
+    if (t.data.size() < t.size)  // a short response: the next request asks for the rest
+      return retry(t, "fetch.short", "the response ended after " + std::to_string(t.data.size()) + " of " +
+                                         std::to_string(t.size) + " bytes");
+    if (sha256_hex(t.data) != t.sha) {
+      (void)remove_if_exists(part);
+      return retry(t, "fetch.hash-mismatch", "the chunk's bytes do not match its sha256");
+    }
+    t.part.reset();
+    if (::rename(part.c_str(), cache_path(t.sha, false).c_str()) != 0) {
+      set_error(Error{"fetch.cache-write", "cannot rename " + part, errno, {}});
+      return false;
+    }
+    return deliver(t.sha, t.data);
+  }
+
+  bool retry(Transfer& t, const std::string& code, const std::string& why) {
+    int attempt = ++attempts_[t.sha];
+    log::debug("chunk fetch failed", {{"CHUNK", t.sha}, {"ERROR", why}, {"ATTEMPT", std::to_string(attempt)}});
+    if (attempt > o_.http.retries) {
+      set_error(Error{code, "chunk " + t.sha + ": " + why + " (gave up after " + std::to_string(attempt) + " attempts)", 0, {}});
+      return false;
+    }
+    std::chrono::milliseconds delay = backoff_delay(attempt, o_.backoff_base, o_.backoff_max);
+    if (t.retry_after) delay = std::min<std::chrono::milliseconds>(*t.retry_after, o_.max_retry_after);
+    retries_.push_back({t.sha, SteadyClock::now() + delay});
+    std::lock_guard lk(mu_);
+    stats_.retries++;
+    return true;
+  }
+
+  // A verified chunk: hand it to every position that lists it, then decompress, in stream
+  // order, whatever has become decodable (a chunk may need the history before it).
+  bool deliver(const std::string& sha, const std::string& compressed) {
+    auto idx = waiting_.extract(sha);
+    auto shared = std::make_shared<const std::string>(compressed);
+    for (size_t i : idx.mapped()) verified_[i] = shared;
+    while (true) {
+      auto it = verified_.find(next_decode_);
+      if (it == verified_.end()) break;
+      const ChunkRef& c = ref(next_decode_);
+      std::string_view history(tail_);
+      if (history.size() > art_.history) history.remove_prefix(history.size() - art_.history);
+      auto plain = decompress_chunk(*it->second, c.usize, history);
+      if (!plain) {
+        set_error(with_context(Result<void>(tl::unexpected<Error>(plain.error())), "chunk " + c.sha256).error());
+        return false;
+      }
+      verified_.erase(it);
+      if (art_.history) {
+        tail_.append(*plain);
+        // Trim in large steps so the copy is amortised.
+        if (tail_.size() > 2 * art_.history) tail_.erase(0, tail_.size() - art_.history);
+      }
+      // The last report goes out before the reader can see the end of the stream.
+      if (next_decode_ + 1 == art_.chunks.size()) report_progress(true);
+      std::lock_guard lk(mu_);
+      ready_[next_decode_] = std::make_shared<const std::string>(std::move(*plain));
+      done_bytes_ += c.size;
+      ++delivered_;
+      ++next_decode_;
+      cv_.notify_all();
+    }
+    return true;
+  }
+
+  void report_progress(bool final) {
+    if (!o_.progress) return;
+    FetchProgress p;
+    auto now = SteadyClock::now();
+    uint64_t in_flight = 0;
+    for (const auto& [e, t] : active_) in_flight += t->data.size();
+    uint64_t net;
+    {
+      std::lock_guard lk(mu_);
+      net = stats_.network_bytes;
+      p.bytes_from_cache = stats_.cache_bytes;
+    }
+    p.bytes_done = std::min(art_.size, done_bytes_ + in_flight);
+    if (final) p.bytes_done = art_.size;
+    p.bytes_total = art_.size;
+    rate_samples_.push_back({now, net});
+    while (rate_samples_.size() > 2 && now - rate_samples_.front().first > 3s) rate_samples_.pop_front();
+    auto span = std::chrono::duration<double>(now - rate_samples_.front().first).count();
+    if (span > 0) p.bytes_per_second = static_cast<double>(net - rate_samples_.front().second) / span;
+    o_.progress(p);
+  }
+
+  Artifact art_;
+  FetchOptions o_;
+  CURLM* multi_ = nullptr;
+  std::thread thread_;
+
+  // Shared with the reader, under mu_.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<size_t, std::shared_ptr<const std::string>> ready_;
+  size_t next_read_ = 0;
+  size_t read_pos_ = 0;
+  std::optional<Error> error_;
+  bool stop_ = false;
+  FetchStats stats_;
+
+  // The fetching thread's own.
+  size_t next_start_ = 0;
+  size_t delivered_ = 0;
+  size_t next_decode_ = 0;
+  std::map<size_t, std::shared_ptr<const std::string>> verified_;  // compressed, not yet decodable
+  std::string tail_;  // the decoded stream's last bytes: the next chunk's history
+  uint64_t done_bytes_ = 0;
+  std::map<std::string, int> attempts_;
+  std::map<std::string, std::vector<size_t>> waiting_;  // sha → positions waiting for it
+  std::vector<Retry> retries_;
+  std::map<CURL*, std::unique_ptr<Transfer>> active_;
+  std::deque<std::pair<SteadyClock::time_point, uint64_t>> rate_samples_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ArtifactStream>> open_artifact_stream(const Artifact& artifact, const FetchOptions& opts) {
+  if (artifact.chunks.empty()) return fail("fetch.empty", "the artifact has no chunks");
+  if (opts.chunk_base_url.empty()) return fail("fetch.config", "no chunk URL");
+  if (opts.cache_dir.empty()) return fail("fetch.config", "no download cache directory");
+  for (const auto& c : artifact.chunks)
+    if (!valid_sha256_hex(c.sha256)) return fail("fetch.config", "bad chunk hash " + c.sha256);
+  auto s = std::make_unique<Stream>(artifact, opts);
+  BALLAST_CHECK(s->start());
+  return std::unique_ptr<ArtifactStream>(std::move(s));
+}
+
+}  // namespace ballast::repository

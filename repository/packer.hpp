@@ -1,0 +1,37 @@
+// The publisher's half of chunked artifacts: a send stream in, content-addressed zstd chunks
+// out (written once under chunks/), and the artifact's ordered chunk list for the manifest.
+#pragma once
+
+#include <string>
+
+#include "common/byte_source.hpp"
+#include "common/result.hpp"
+#include "repository/chunker.hpp"
+#include "repository/manifest.hpp"
+
+namespace ballast::repository {
+
+struct PackOptions {
+  ChunkerParams chunker;
+  int zstd_level = 19;
+  unsigned threads = 0;  // compression threads; 0: one per CPU
+  // Each chunk is compressed against up to this many preceding stream bytes (see
+  // Artifact::history): per-chunk frames then compress about as well as one whole-stream frame
+  // with zstd's 8 MiB window, while an unchanged chunk after unchanged history still compresses
+  // to the same bytes, so releases keep sharing chunks. 0: independent chunks.
+  uint64_t history = 8u << 20;
+};
+
+struct PackStats {
+  uint64_t chunks = 0;
+  uint64_t new_chunks = 0;  // not already in the store
+  uint64_t new_bytes = 0;   // compressed bytes written
+};
+
+// Chunks and compresses `stream` on `threads` workers while it is still being produced, and
+// stores each chunk as `chunks_dir/<sha256>` unless the store already has it. The artifact's
+// `from`/`parent_uuid` are left for the caller.
+Result<Artifact> pack_stream(ByteSource& stream, const std::string& chunks_dir, const PackOptions& opts,
+                             PackStats* stats = nullptr);
+
+}  // namespace ballast::repository

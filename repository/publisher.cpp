@@ -1,0 +1,66 @@
+#include "repository/publisher.hpp"
+
+#include "common/file.hpp"
+
+namespace ballast::repository {
+
+std::string chunk_store_dir(const std::string& repo_dir) { return path_join(repo_dir, "targets/chunks"); }
+
+Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
+                                      const std::vector<ArtifactInput>& inputs, const PackOptions& pack) {
+  if (!valid_version(info.version)) return fail("repo.bad-version", "\"" + info.version + "\" is not a valid version");
+  const auto& published = writer.targets();
+  if (published.count(manifest_target_name(info.version)))
+    return fail("repo.release-exists", "release " + info.version + " is already published");
+  size_t fulls = 0;
+  for (const auto& in : inputs) {
+    if (in.from.empty()) {
+      ++fulls;
+      continue;
+    }
+    if (in.from == info.version) return fail("repo.bad-delta", "a delta from the release itself");
+    if (!published.count(manifest_target_name(in.from)))
+      return fail("repo.unknown-release", "cannot add a delta from " + in.from + ": no such release in the repository");
+  }
+  if (fulls != 1) return fail("repo.no-full", "a release needs exactly one full stream");
+
+  PublishReport report;
+  report.manifest.version = info.version;
+  for (const auto& in : inputs) {
+    std::string what = in.from.empty() ? "the full stream" : "the delta from " + in.from;
+    auto stream = with_context(in.open(), "sending " + what);
+    if (!stream) return tl::unexpected<Error>(stream.error());
+    PackStats st;
+    auto art = with_context(pack_stream(**stream, chunk_store_dir(writer.repo_dir()), pack, &st), "packing " + what);
+    stream->reset();
+    // A packer error comes first: the producer then only saw its reader go away.
+    Status produced = in.finish ? with_context(in.finish(), "sending " + what) : ok();
+    if (!art) return tl::unexpected<Error>(art.error());
+    BALLAST_CHECK(produced);
+    art->from = in.from;
+    art->parent_uuid = in.parent_uuid;
+    report.manifest.artifacts.push_back(std::move(*art));
+    report.stats.chunks += st.chunks;
+    report.stats.new_chunks += st.new_chunks;
+    report.stats.new_bytes += st.new_bytes;
+  }
+  // What is published must parse with the client's own strict parser.
+  std::string text = serialize_manifest(report.manifest);
+  BALLAST_CHECK(with_context(parse_manifest(text), "checking the new manifest"));
+  BALLAST_CHECK(writer.add_target(manifest_target_name(info.version), text, release_info_json(info)));
+  BALLAST_CHECK(writer.commit());
+  return report;
+}
+
+Status revoke_release(tuf::RepoWriter& writer, const std::string& version) {
+  std::string name = manifest_target_name(version);
+  auto it = writer.targets().find(name);
+  if (it == writer.targets().end()) return fail("repo.unknown-release", "no release " + version + " in the repository");
+  ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(it->second.custom), "release " + version));
+  if (info.revoked) return ok();
+  info.revoked = true;
+  BALLAST_CHECK(writer.set_custom(name, release_info_json(info)));
+  return writer.commit();
+}
+
+}  // namespace ballast::repository

@@ -1,0 +1,48 @@
+// `ballast repo add` / `repo revoke` on top of the TUF writer: chunk and compress each
+// artifact's send stream into the repository's chunk store, write the release manifest as a
+// TUF target whose custom data is the release's policy, and publish.
+//
+// Repository layout added to the TUF writer's: targets/chunks/<sha256> (plain files, not TUF
+// targets: their hashes are trusted through the manifest, which targets metadata covers).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/byte_source.hpp"
+#include "common/result.hpp"
+#include "repository/manifest.hpp"
+#include "repository/packer.hpp"
+#include "repository/tuf/writer.hpp"
+
+namespace ballast::repository {
+
+struct ArtifactInput {
+  std::string from;         // empty: the full stream
+  std::string parent_uuid;  // delta: UUID of the parent subvolume the stream was sent against
+  // Produces the send stream; `finish` (optional) is called after it was read to its end and
+  // reports the producer's own failure (e.g. the sender's exit status).
+  std::function<Result<std::unique_ptr<ByteSource>>()> open;
+  std::function<Status()> finish;
+};
+
+struct PublishReport {
+  Manifest manifest;
+  PackStats stats;  // summed over the artifacts
+};
+
+// The directory of chunk files inside a repository directory.
+std::string chunk_store_dir(const std::string& repo_dir);
+
+// Adds release `info.version` with its artifacts (exactly one full stream is required; each
+// delta's `from` must be a published release). "repo.release-exists" for a version already
+// published; nothing is committed unless every artifact was packed.
+Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
+                                      const std::vector<ArtifactInput>& inputs, const PackOptions& pack);
+
+// Marks a published release revoked (its custom data), re-signing targets → snapshot → timestamp.
+Status revoke_release(tuf::RepoWriter& writer, const std::string& version);
+
+}  // namespace ballast::repository

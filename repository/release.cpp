@@ -1,0 +1,64 @@
+#include "repository/release.hpp"
+
+namespace ballast::repository {
+
+Result<std::vector<Release>> list_releases(tuf::Client& client) {
+  auto targets = BALLAST_TRY(client.targets());
+  std::vector<Release> out;
+  for (auto& t : targets) {
+    if (t.name.rfind("releases/", 0) != 0) continue;
+    auto slash = t.name.find('/', 9);
+    if (slash == std::string::npos || t.name.substr(slash) != "/manifest.json") continue;
+    std::string version = t.name.substr(9, slash - 9);
+    ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(t.custom), "target " + t.name));
+    if (info.version != version)
+      return fail("manifest.invalid", "target " + t.name + " claims to be release " + info.version);
+    out.push_back({std::move(info), std::move(t)});
+  }
+  return out;
+}
+
+Result<Release> choose_release(const std::vector<Release>& releases, const std::optional<std::string>& version,
+                               const std::string& channel) {
+  const Release* best = nullptr;
+  for (const auto& r : releases) {
+    if (version) {
+      if (r.info.version != *version) continue;
+      if (r.info.revoked) return fail("fetch.revoked", "release " + *version + " has been revoked");
+      return r;
+    }
+    if (r.info.revoked || r.info.channel != channel) continue;
+    if (!best || compare_versions(r.info.version, best->info.version) > 0) best = &r;
+  }
+  if (version) return fail("fetch.no-release", "the repository has no release " + *version);
+  if (!best) return fail("fetch.no-release", "the repository has no release on channel " + channel);
+  return *best;
+}
+
+Result<Manifest> load_manifest(tuf::Client& client, const Release& release) {
+  auto bytes = BALLAST_TRY(client.download_target(release.target.name, kMaxManifestBytes));
+  Manifest m = BALLAST_TRY(with_context(parse_manifest(bytes), release.target.name));
+  if (m.version != release.info.version)
+    return fail("manifest.invalid", release.target.name + " describes version " + m.version);
+  return m;
+}
+
+const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvolume>& local) {
+  if (local) {
+    for (const auto& a : m.artifacts) {
+      if (a.is_full() || a.parent_uuid.empty()) continue;
+      if ((!local->received_uuid.empty() && a.parent_uuid == local->received_uuid) ||
+          (local->received_uuid.empty() && a.parent_uuid == local->uuid))
+        return &a;
+    }
+  }
+  return m.full();
+}
+
+std::string chunk_base_url(const std::string& repo_url) {
+  std::string base = repo_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/targets/chunks/";
+}
+
+}  // namespace ballast::repository

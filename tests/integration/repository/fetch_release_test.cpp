@@ -1,0 +1,123 @@
+// `ballast repo add` publishes a full stream and a delta; nginx serves the repository over
+// HTTPS with a throwaway CA; `ballast fetch` receives the full release and then the delta
+// from it, and each received subvolume is identical to its source.
+#include <catch2/catch.hpp>
+
+#include "common/file.hpp"
+#include "common/process.hpp"
+#include "tests/integration/snapshot/tree_builders.hpp"
+#include "tests/integration/support/http_servers.hpp"
+#include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/integration/support/tree_compare.hpp"
+
+using namespace ballast;
+using namespace ballast::testing;
+
+namespace {
+
+const std::string kBallast = BALLAST_BUILD_ROOT "/agent/ballast";
+
+ProcessResult ballast_cmd(std::vector<std::string> args) {
+  args.insert(args.begin(), kBallast);
+  auto r = run_process(args);
+  REQUIRE(r);
+  INFO(args[1] + " " + (args.size() > 2 ? args[2] : "") + ": " + r->err);
+  return *r;
+}
+
+void sh(const std::vector<std::string>& argv) {
+  auto r = run_checked(argv);
+  INFO((r ? std::string() : r.error().describe()));
+  REQUIRE(r);
+}
+
+std::string json_field(const std::string& out, const char* key) {
+  auto j = nlohmann::json::parse(out);
+  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+}
+
+}  // namespace
+
+TEST_CASE("a full and a delta release published by repo add arrive over HTTPS identical to their sources",
+          "[repository][fetch-release]") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point();
+  const std::string src = top + "/src", dst = top + "/dst", repo = (*fs)->base_dir() + "/repo",
+                    keys = (*fs)->base_dir() + "/keys", state = (*fs)->base_dir() + "/state";
+  REQUIRE(make_dirs(src));
+  REQUIRE(make_dirs(dst));
+  sh({"btrfs", "-q", "subvolume", "create", src + "/work"});
+  build_tree_v1(src + "/work");
+  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/1.0"});
+  change_tree_v2(src + "/work");
+  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/1.1"});
+
+  REQUIRE(ballast_cmd({"repo", "init", repo, "--keys", keys}).success());
+  auto add1 = ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "1.0", "--subvolume", src + "/1.0",
+                           "--zstd-level", "3"});
+  REQUIRE(add1.success());
+  // The delta's parent is found beside the new subvolume, named after its version.
+  auto add2 = ballast_cmd({"--json", "repo", "add", repo, "--keys", keys, "--version", "1.1", "--subvolume",
+                           src + "/1.1", "--delta-from", "1.0", "--zstd-level", "3"});
+  REQUIRE(add2.success());
+  CHECK(nlohmann::json::parse(add2.out)["artifacts"].size() == 2);
+  // Adding the same version again is refused and leaves the repository as it was.
+  auto again = ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "1.1", "--subvolume", src + "/1.1"});
+  CHECK(again.exit_code == 1);
+  CHECK(again.err.find("already published") != std::string::npos);
+
+  auto nginx = NginxHttps::start(repo);
+  REQUIRE(nginx);
+  const std::string url = (*nginx)->url();
+  const std::string root = repo + "/metadata/1.root.json";
+  std::vector<std::string> common = {"--json", "--state-dir", state, "fetch", "--repo", url, "--root", root,
+                                     "--ca-bundle", (*nginx)->ca_cert()};
+
+  auto a = common;
+  a.insert(a.end(), {"--version", "1.0", dst});
+  auto full = ballast_cmd(a);
+  REQUIRE(full.success());
+  CHECK(json_field(full.out, "artifact") == "full");
+  CHECK(compare_trees(src + "/1.0", dst + "/1.0", TreeCompareOptions{.compare_atime = false}).empty());
+
+  auto b = common;
+  b.insert(b.end(), {"--from-subvolume", dst + "/1.0", dst + "/next"});
+  REQUIRE(make_dirs(dst + "/next"));
+  auto delta = ballast_cmd(b);
+  REQUIRE(delta.success());
+  CHECK(json_field(delta.out, "version") == "1.1");  // newest on the channel
+  CHECK(json_field(delta.out, "artifact") == "delta");
+  // Protocol 1 sends a hole punched in an incremental as zeros, so holes are not compared here.
+  auto diffs = compare_trees(src + "/1.1", dst + "/next/1.1",
+                             TreeCompareOptions{.compare_atime = false, .compare_holes = false});
+  INFO((diffs.empty() ? std::string() : diffs.front()));
+  CHECK(diffs.empty());
+  // The delta moved far fewer bytes than the full stream.
+  CHECK(std::stoull(json_field(delta.out, "network_bytes")) < std::stoull(json_field(full.out, "network_bytes")));
+  // The download cache is emptied once a release is applied.
+  CHECK(list_dir(state + "/cache/chunks")->empty());
+
+  // A revoked release is no longer fetched by name, and the newest is then the older one.
+  REQUIRE(ballast_cmd({"repo", "revoke", repo, "--keys", keys, "--version", "1.1"}).success());
+  auto c = common;
+  c.insert(c.end(), {"--version", "1.1", dst + "/next"});
+  auto revoked = ballast_cmd(c);
+  CHECK(revoked.exit_code == 1);
+  CHECK(revoked.err.find("fetch.revoked") != std::string::npos);
+}
+
+TEST_CASE("repo add refuses a delta from a release the repository does not have", "[repository][fetch-release]") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point(), repo = (*fs)->base_dir() + "/repo", keys = (*fs)->base_dir() + "/keys";
+  sh({"btrfs", "-q", "subvolume", "create", top + "/w"});
+  REQUIRE(write_file_atomic(top + "/w/f", "x"));
+  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", top + "/w", top + "/2"});
+  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", top + "/w", top + "/1"});
+  REQUIRE(ballast_cmd({"repo", "init", repo, "--keys", keys}).success());
+  auto r = ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", top + "/2", "--delta-from", "1"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("repo.unknown-release") != std::string::npos);
+  CHECK_FALSE(path_exists(repo + "/targets/chunks"));
+}

@@ -1,0 +1,156 @@
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <set>
+
+#include "common/byte_source.hpp"
+#include "common/file.hpp"
+#include "repository/chunk_codec.hpp"
+#include "repository/chunker.hpp"
+#include "repository/packer.hpp"
+
+using namespace ballast;
+using namespace ballast::repository;
+
+namespace {
+
+std::string random_bytes(size_t n, uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::vector<std::string> chunks_of(const std::string& data, const ChunkerParams& p) {
+  MemoryByteSource src(data);
+  std::vector<std::string> out;
+  REQUIRE(chunk_stream(src, p, [&](std::string&& c) {
+    out.push_back(std::move(c));
+    return ok();
+  }));
+  return out;
+}
+
+const ChunkerParams kSmall{16u << 10, 64u << 10, 256u << 10};
+
+}  // namespace
+
+TEST_CASE("chunks concatenate to the stream and respect the size bounds", "[repository][chunker]") {
+  std::string data = random_bytes(3u << 20, 1);
+  auto chunks = chunks_of(data, kSmall);
+  std::string joined;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (i + 1 < chunks.size()) CHECK(chunks[i].size() >= kSmall.min_size);
+    CHECK(chunks[i].size() <= kSmall.max_size);
+    joined += chunks[i];
+  }
+  CHECK(joined == data);
+  // Content-defined cuts average near the target, not at the bounds.
+  CHECK(chunks.size() > data.size() / kSmall.max_size);
+  CHECK(chunks.size() < data.size() / kSmall.min_size);
+}
+
+TEST_CASE("an insertion early in a stream leaves later chunks unchanged", "[repository][chunker]") {
+  std::string data = random_bytes(4u << 20, 2);
+  std::string edited = data;
+  edited.insert(100000, "an inserted run of bytes that shifts every later offset");
+  auto a = chunks_of(data, kSmall), b = chunks_of(edited, kSmall);
+  std::set<std::string> sa(a.begin(), a.end());
+  size_t shared = 0;
+  for (const auto& c : b) shared += sa.count(c);
+  // Only the chunk(s) around the insertion differ.
+  CHECK(shared + 2 >= b.size());
+  CHECK(shared < b.size());
+}
+
+TEST_CASE("invalid chunker parameters are refused", "[repository][chunker]") {
+  CHECK_FALSE(validate(ChunkerParams{1u << 20, 64u << 10, 2u << 20}));
+  CHECK_FALSE(validate(ChunkerParams{1, 1024, 4096}));
+  CHECK_FALSE(validate(ChunkerParams{1u << 20, 2u << 20, 128u << 20}));
+  CHECK(validate(ChunkerParams{}));
+}
+
+TEST_CASE("a compressed chunk decompresses only to exactly its manifest size", "[repository][chunker]") {
+  std::string data = "hello hello hello hello " + random_bytes(1000, 3);
+  auto z = compress_chunk(data, 3);
+  REQUIRE(z);
+  auto back = decompress_chunk(*z, data.size());
+  REQUIRE(back);
+  CHECK(*back == data);
+  CHECK(decompress_chunk(*z, data.size() - 1).error().code == "chunk.bad-data");
+  CHECK(decompress_chunk(*z, data.size() + 1).error().code == "chunk.bad-data");
+  CHECK(decompress_chunk(*z + "x", data.size()).error().code == "chunk.bad-data");
+  CHECK(decompress_chunk("not zstd at all", 10).error().code == "chunk.bad-data");
+  CHECK(compress_chunk(data, 0).error().code == "chunk.level");
+  CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("packing stores each distinct chunk once and describes the stream", "[repository][packer]") {
+  auto dir = make_temp_dir("ballast-pack");
+  REQUIRE(dir);
+  std::string data = random_bytes(2u << 20, 4);
+  PackOptions opts;
+  opts.chunker = kSmall;
+  opts.zstd_level = 3;
+  opts.threads = 3;
+  MemoryByteSource src(data);
+  PackStats stats;
+  auto art = pack_stream(src, *dir + "/chunks", opts, &stats);
+  REQUIRE(art);
+  CHECK(stats.chunks == art->chunks.size());
+  CHECK(stats.new_chunks == art->chunks.size());
+  CHECK(art->usize == data.size());
+  CHECK(art->history == opts.history);
+  std::string rebuilt;
+  uint64_t size = 0;
+  for (const auto& c : art->chunks) {
+    auto z = read_file(*dir + "/chunks/" + c.sha256);
+    REQUIRE(z);
+    CHECK(sha256_hex(*z) == c.sha256);
+    CHECK(z->size() == c.size);
+    size += c.size;
+    std::string_view history(rebuilt);
+    if (history.size() > art->history) history.remove_prefix(history.size() - art->history);
+    auto plain = decompress_chunk(*z, c.usize, history);
+    REQUIRE(plain);
+    rebuilt += *plain;
+  }
+  CHECK(size == art->size);
+  CHECK(rebuilt == data);
+
+  // The same stream with a change at the end shares all but the last chunks.
+  MemoryByteSource src2(data + "tail");
+  PackStats stats2;
+  auto art2 = pack_stream(src2, *dir + "/chunks", opts, &stats2);
+  REQUIRE(art2);
+  CHECK(stats2.new_chunks >= 1);
+  CHECK(stats2.new_chunks <= 2);
+  REQUIRE(remove_tree(*dir));
+}
+
+TEST_CASE("a chunk compressed against its history is smaller and decodes only with that history",
+          "[repository][chunker]") {
+  std::string history = random_bytes(200000, 9);
+  std::string data = history.substr(50000, 100000) + "new";  // repeats bytes the history holds
+  auto alone = compress_chunk(data, 3);
+  auto chained = compress_chunk(data, 3, history);
+  REQUIRE(alone);
+  REQUIRE(chained);
+  CHECK(chained->size() * 10 < alone->size());
+  CHECK(*decompress_chunk(*chained, data.size(), history) == data);
+  CHECK_FALSE(decompress_chunk(*chained, data.size()));
+  std::string other = history;
+  other[60000] ^= 1;
+  auto wrong = decompress_chunk(*chained, data.size(), other);
+  CHECK((!wrong || *wrong != data));
+}
+
+TEST_CASE("packing an empty stream is an error", "[repository][packer]") {
+  auto dir = make_temp_dir("ballast-pack");
+  REQUIRE(dir);
+  MemoryByteSource src("");
+  auto art = pack_stream(src, *dir + "/chunks", PackOptions{}, nullptr);
+  REQUIRE_FALSE(art);
+  CHECK(art.error().code == "pack.empty");
+  REQUIRE(remove_tree(*dir));
+}

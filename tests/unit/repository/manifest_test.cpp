@@ -1,0 +1,137 @@
+#include <catch2/catch.hpp>
+
+#include "repository/manifest.hpp"
+
+using namespace ballast::repository;
+
+namespace {
+
+const std::string kSha1(64, 'a');
+const std::string kSha2(64, 'b');
+
+Manifest sample() {
+  Manifest m;
+  m.version = "2.0";
+  Artifact full;
+  full.chunks = {{kSha1, 10, 30}, {kSha2, 5, 7}};
+  full.size = 15;
+  full.usize = 37;
+  full.history = 8u << 20;
+  Artifact delta;
+  delta.from = "1.0";
+  delta.parent_uuid = "0123abcd-0000-4000-8000-00000000beef";
+  delta.chunks = {{kSha2, 5, 7}};
+  delta.size = 5;
+  delta.usize = 7;
+  m.artifacts = {full, delta};
+  return m;
+}
+
+std::string with(const std::string& from, const std::string& to) {
+  std::string s = serialize_manifest(sample());
+  auto pos = s.find(from);
+  REQUIRE(pos != std::string::npos);
+  return s.replace(pos, from.size(), to);
+}
+
+}  // namespace
+
+TEST_CASE("a serialized manifest parses back to the same release", "[repository][manifest]") {
+  auto m = parse_manifest(serialize_manifest(sample()));
+  REQUIRE(m);
+  CHECK(*m == sample());
+  REQUIRE(m->full());
+  CHECK(m->full()->chunks.size() == 2);
+  REQUIRE(m->delta_from("1.0"));
+  CHECK(m->delta_from("1.0")->parent_uuid == "0123abcd-0000-4000-8000-00000000beef");
+  CHECK(m->delta_from("0.9") == nullptr);
+}
+
+TEST_CASE("a manifest whose totals disagree with its chunks is refused", "[repository][manifest]") {
+  auto m = parse_manifest(with("\"size\":15", "\"size\":16"));
+  REQUIRE_FALSE(m);
+  CHECK(m.error().code == "manifest.invalid");
+  CHECK(m.error().message.find("sum of its chunks' sizes") != std::string::npos);
+}
+
+TEST_CASE("manifest fields of the wrong shape are refused with the field named", "[repository][manifest]") {
+  struct Case {
+    std::string from, to, mentions;
+  };
+  auto c = GENERATE(Case{"\"sha256\":\"aaaa", "\"sha256\":\"AAAA", "sha256"},
+                    Case{"\"size\":10", "\"size\":-10", "size"},
+                    Case{"\"size\":10", "\"size\":10.5", "size"},
+                    Case{"\"usize\":30", "\"usize\":0", "usize"},
+                    Case{"\"version\":\"2.0\"", "\"version\":\"../etc\"", "version"},
+                    Case{"\"from\":\"1.0\"", "\"from\":\"2.0\"", "delta from the release itself"},
+                    Case{"\"from\":\"1.0\",\"parent_uuid\":\"0123abcd-0000-4000-8000-00000000beef\",", "", "a second full stream"},
+                    Case{"\"schema\":1", "\"schema\":1,\"extra\":true", "unknown key \"extra\""},
+                    Case{"\"schema\":1", "\"schema\":1,\"schema\":1", "duplicate key"},
+                    Case{"\"parent_uuid\":\"0123abcd", "\"parent_uuid\":\"0123ABCD", "parent_uuid"});
+  auto m = parse_manifest(with(c.from, c.to));
+  INFO(c.to);
+  INFO((m ? std::string("accepted") : m.error().message));
+  REQUIRE_FALSE(m);
+  CHECK(m.error().code == "manifest.invalid");
+  CHECK(m.error().message.find(c.mentions) != std::string::npos);
+}
+
+TEST_CASE("an unsupported manifest schema is refused as such", "[repository][manifest]") {
+  auto m = parse_manifest(with("\"schema\":1", "\"schema\":2"));
+  REQUIRE_FALSE(m);
+  CHECK(m.error().code == "manifest.unsupported");
+}
+
+TEST_CASE("non-JSON, oversized and deeply nested manifests are refused", "[repository][manifest]") {
+  CHECK(parse_manifest("{\"schema\":1,").error().code == "manifest.invalid");
+  CHECK(parse_manifest("[]").error().code == "manifest.invalid");
+  CHECK(parse_manifest(std::string(kMaxManifestBytes + 1, ' ')).error().message.find("larger") != std::string::npos);
+  std::string deep = std::string(50, '[') + std::string(50, ']');
+  CHECK(parse_manifest("{\"schema\":1,\"version\":\"1\",\"artifacts\":" + deep + "}").error().message.find("nested") !=
+        std::string::npos);
+}
+
+TEST_CASE("release custom data round-trips and rejects bad fields", "[repository][manifest]") {
+  ReleaseInfo info;
+  info.version = "3.1";
+  info.channel = "beta";
+  info.os_release = {{"ID", "ballast"}, {"VERSION_ID", "3.1"}};
+  info.cmdline = "quiet";
+  info.rollout = Rollout{1764000000, 86400};
+  info.barrier = true;
+  auto j = release_info_json(info);
+  CHECK(j["rollout"]["start"] == "2025-11-24T16:00:00Z");
+  auto back = parse_release_info(j);
+  if (!back) FAIL(back.error().message);
+  REQUIRE(back);
+  CHECK(*back == info);
+
+  auto bad = j;
+  bad["revoked"] = "yes";
+  CHECK(parse_release_info(bad).error().message.find("revoked") != std::string::npos);
+  bad = j;
+  bad["rollout"]["start"] = "yesterday";
+  CHECK(parse_release_info(bad).error().message.find("RFC 3339") != std::string::npos);
+  bad = j;
+  bad["os_release"]["bad key"] = "x";
+  CHECK_FALSE(parse_release_info(bad));
+  bad = j;
+  bad["cmdline"] = "a\nb";
+  CHECK_FALSE(parse_release_info(bad));
+  bad = j;
+  bad["wave"] = 1;
+  CHECK_FALSE(parse_release_info(bad));
+}
+
+TEST_CASE("versions order by numeric segments and must be path-safe", "[repository][manifest]") {
+  CHECK(compare_versions("1.10", "1.9") > 0);
+  CHECK(compare_versions("1.0", "1.0.1") < 0);
+  CHECK(compare_versions("2026.01.05", "2026.1.5") == 0);
+  CHECK(compare_versions("1.0a", "1.0b") < 0);
+  CHECK(valid_version("42.0+build.7"));
+  CHECK_FALSE(valid_version(".."));
+  CHECK_FALSE(valid_version("a/b"));
+  CHECK_FALSE(valid_version(""));
+  CHECK_FALSE(valid_version("-rf"));
+  CHECK(manifest_target_name("1.2") == "releases/1.2/manifest.json");
+}

@@ -1,0 +1,146 @@
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "common/clock.hpp"
+#include "common/file.hpp"
+#include "repository/fetcher.hpp"
+#include "repository/publisher.hpp"
+#include "repository/release.hpp"
+#include "repository/tuf/client.hpp"
+
+using namespace ballast;
+using namespace ballast::repository;
+
+namespace {
+
+std::string text(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s;
+  while (s.size() < n) s += "word" + std::to_string(rng() % 5000) + (rng() % 9 ? " " : "\n");
+  return s;
+}
+
+struct Fixture {
+  std::string base = *make_temp_dir("ballast-publish");
+  std::string repo = base + "/repo", keys = base + "/keys", state = base + "/state";
+  FakeClock clock;
+  std::unique_ptr<HttpClient> http = make_curl_http_client();
+  PackOptions pack;
+  Fixture() {
+    REQUIRE(tuf::RepoWriter::init(repo, keys, {}, tuf::KeyType::ed25519, &clock));
+    REQUIRE(tuf::Client::init_trust(tuf::trusted_metadata_dir(state), repo + "/metadata/1.root.json"));
+    pack.chunker = {16u << 10, 64u << 10, 256u << 10};
+    pack.zstd_level = 3;
+  }
+  ~Fixture() { (void)remove_tree(base); }
+
+  static ArtifactInput input(std::string from, std::string data, std::string uuid = "") {
+    ArtifactInput in;
+    in.from = std::move(from);
+    in.parent_uuid = std::move(uuid);
+    in.open = [data]() -> Result<std::unique_ptr<ByteSource>> { return std::make_unique<MemoryByteSource>(data); };
+    return in;
+  }
+  Result<PublishReport> publish(const std::string& version, std::vector<ArtifactInput> inputs,
+                                const std::string& channel = "stable") {
+    auto w = BALLAST_TRY(tuf::RepoWriter::open(repo, keys, &clock));
+    ReleaseInfo info;
+    info.version = version;
+    info.channel = channel;
+    return publish_release(w, info, inputs, pack);
+  }
+  Result<tuf::Client> client() {
+    auto c = BALLAST_TRY(tuf::open_repository(state, *http, clock, "file://" + repo));
+    BALLAST_CHECK(c.refresh());
+    return c;
+  }
+};
+
+const std::string kUuid = "0123abcd-0000-4000-8000-00000000beef";
+
+}  // namespace
+
+TEST_CASE("a published release is listed, its manifest verified, and its artifact fetched back",
+          "[repository][publisher]") {
+  Fixture f;
+  std::string v1 = text(400000, 1), v2 = text(400000, 2), d = text(50000, 3);
+  REQUIRE(f.publish("1.0", {Fixture::input("", v1)}));
+  auto r = f.publish("1.1", {Fixture::input("", v2), Fixture::input("1.0", d, kUuid)});
+  REQUIRE(r);
+  CHECK(r->manifest.artifacts.size() == 2);
+  REQUIRE(f.publish("2.0-beta", {Fixture::input("", v2 + "b")}, "beta"));
+
+  auto c = f.client();
+  REQUIRE(c);
+  auto releases = list_releases(*c);
+  REQUIRE(releases);
+  CHECK(releases->size() == 3);
+  auto newest = choose_release(*releases, std::nullopt, "stable");
+  REQUIRE(newest);
+  CHECK(newest->info.version == "1.1");
+  auto m = load_manifest(*c, *newest);
+  REQUIRE(m);
+  CHECK(*m == r->manifest);
+
+  // With the parent present locally the delta is planned, otherwise the full stream.
+  const Artifact* delta = plan_artifact(*m, LocalSubvolume{"ffffffff-0000-4000-8000-000000000000", kUuid});
+  REQUIRE(delta);
+  CHECK(delta->from == "1.0");
+  CHECK(plan_artifact(*m, LocalSubvolume{kUuid, ""}) == delta);  // the publisher's own subvolume
+  CHECK(plan_artifact(*m, LocalSubvolume{kUuid, "eeeeeeee-0000-4000-8000-000000000000"})->is_full());
+  CHECK(plan_artifact(*m, std::nullopt)->is_full());
+
+  FetchOptions fo;
+  fo.chunk_base_url = chunk_base_url("file://" + f.repo + "/");
+  fo.cache_dir = f.state + "/cache";
+  auto s = open_artifact_stream(*delta, fo);
+  REQUIRE(s);
+  std::string out(d.size() + 10, '\0');
+  size_t got = 0;
+  while (auto n = (*s)->read(out.data() + got, out.size() - got)) {
+    REQUIRE(n);
+    if (*n == 0) break;
+    got += *n;
+  }
+  out.resize(got);
+  CHECK(out == d);
+}
+
+TEST_CASE("publishing refuses a duplicate version, an unknown delta parent and a missing full stream",
+          "[repository][publisher]") {
+  Fixture f;
+  REQUIRE(f.publish("1", {Fixture::input("", "one")}));
+  CHECK(f.publish("1", {Fixture::input("", "again")}).error().code == "repo.release-exists");
+  CHECK(f.publish("2", {Fixture::input("", "two"), Fixture::input("0.9", "d")}).error().code ==
+        "repo.unknown-release");
+  CHECK(f.publish("2", {Fixture::input("1", "d")}).error().code == "repo.no-full");
+  CHECK(f.publish("../x", {Fixture::input("", "x")}).error().code == "repo.bad-version");
+  // A stream that fails half-way publishes nothing.
+  ArtifactInput broken;
+  broken.open = []() -> Result<std::unique_ptr<ByteSource>> { return open_file_source("/nonexistent/stream"); };
+  CHECK_FALSE(f.publish("2", {broken}));
+  auto w = tuf::RepoWriter::open(f.repo, f.keys, &f.clock);
+  REQUIRE(w);
+  CHECK(w->targets().size() == 1);
+}
+
+TEST_CASE("a revoked release is skipped as newest and refused by name", "[repository][publisher]") {
+  Fixture f;
+  REQUIRE(f.publish("1", {Fixture::input("", "one")}));
+  REQUIRE(f.publish("2", {Fixture::input("", "two")}));
+  {
+    auto w = tuf::RepoWriter::open(f.repo, f.keys, &f.clock);
+    REQUIRE(w);
+    REQUIRE(revoke_release(*w, "2"));
+    CHECK(revoke_release(*w, "3").error().code == "repo.unknown-release");
+  }
+  auto c = f.client();
+  REQUIRE(c);
+  auto releases = list_releases(*c);
+  REQUIRE(releases);
+  CHECK(choose_release(*releases, std::nullopt, "stable")->info.version == "1");
+  CHECK(choose_release(*releases, std::string("2"), "stable").error().code == "fetch.revoked");
+  CHECK(choose_release(*releases, std::string("7"), "stable").error().code == "fetch.no-release");
+  CHECK(choose_release(*releases, std::nullopt, "beta").error().code == "fetch.no-release");
+}
