@@ -1,6 +1,7 @@
 #include "common/file.hpp"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -142,10 +143,24 @@ Status remove_if_exists(const std::string& path) {
   return ok();
 }
 
+namespace {
+int remove_one(const char* path, const struct stat*, int type, struct FTW*) {
+  int rc = type == FTW_DP ? ::rmdir(path) : ::unlink(path);
+  return rc == 0 || errno == ENOENT ? 0 : errno;
+}
+}  // namespace
+
 Status remove_tree(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (ec) return fail_errno("io.remove", ec.value(), "cannot remove " + path);
+  // FTW_MOUNT: never descend into another filesystem mounted below `path` (a forgotten mount
+  // must make this fail, not wipe what is mounted there). FTW_PHYS: never follow symlinks.
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return ok();
+    return fail_errno("io.remove", errno, "cannot remove " + path);
+  }
+  if (!S_ISDIR(st.st_mode)) return remove_if_exists(path);
+  int rc = ::nftw(path.c_str(), remove_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (rc != 0) return fail_errno("io.remove", rc > 0 ? rc : errno, "cannot remove " + path);
   return ok();
 }
 

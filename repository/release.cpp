@@ -1,5 +1,8 @@
 #include "repository/release.hpp"
 
+#include "common/file.hpp"
+#include "repository/http.hpp"
+
 namespace ballast::repository {
 
 Result<std::vector<Release>> list_releases(tuf::Client& client) {
@@ -59,6 +62,36 @@ std::string chunk_base_url(const std::string& repo_url) {
   std::string base = repo_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   return base + "/targets/chunks/";
+}
+
+}  // namespace ballast::repository
+
+namespace ballast::repository {
+
+Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock) {
+  std::string tuf_dir = tuf::trusted_metadata_dir(req.state_dir);
+  BALLAST_CHECK(make_dirs(tuf_dir, 0700));
+  BALLAST_CHECK(tuf::Client::init_trust(tuf_dir, req.root_json));
+  auto http = make_curl_http_client(req.http);
+  tuf::ClientOptions copts;
+  copts.max_metadata_size = req.max_metadata_size;
+  auto client = BALLAST_TRY(tuf::open_repository(req.state_dir, *http, clock, req.repo_url, copts));
+  BALLAST_CHECK(client.refresh());
+  auto releases = BALLAST_TRY(list_releases(client));
+  auto release = BALLAST_TRY(choose_release(releases, req.version, req.channel));
+  OpenedRelease out;
+  out.manifest = BALLAST_TRY(load_manifest(client, release));
+  const Artifact* art = plan_artifact(out.manifest, req.local);
+  if (!art) return fail("fetch.no-artifact", "release " + out.manifest.version + " has no full stream");
+  out.artifact = *art;
+  FetchOptions fo;
+  fo.chunk_base_url = chunk_base_url(req.repo_url);
+  fo.cache_dir = path_join(req.state_dir, "cache/chunks");
+  fo.http = req.http;
+  fo.parallel = req.parallel;
+  fo.progress = req.progress;
+  out.stream = BALLAST_TRY(open_artifact_stream(out.artifact, fo));
+  return out;
 }
 
 }  // namespace ballast::repository

@@ -2,6 +2,8 @@
 // to take, its verified manifest, and which of its artifacts to fetch given a local subvolume.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "common/result.hpp"
 #include "repository/fetcher.hpp"
 #include "repository/manifest.hpp"
+#include "common/clock.hpp"
 #include "repository/tuf/client.hpp"
 
 namespace ballast::repository {
@@ -41,5 +44,33 @@ const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvol
 
 // Where a repository at `repo_url` (as `ballast repo` lays it out) keeps its chunks.
 std::string chunk_base_url(const std::string& repo_url);
+
+}  // namespace ballast::repository
+
+namespace ballast::repository {
+
+// Everything a host needs to pull one release: the fetch verb, `ballast install --repo` and the
+// agent all go through open_release().
+struct ReleaseRequest {
+  std::string repo_url;
+  std::string root_json;                    // first trust anchor; an already trusted root is kept
+  std::string state_dir;                    // trusted metadata in <state>/tuf, chunks in <state>/cache/chunks
+  std::optional<std::string> version;       // empty: the newest on `channel`
+  std::string channel = "stable";
+  std::optional<LocalSubvolume> local;      // a delta may start from it
+  HttpSettings http;
+  uint64_t max_metadata_size = 8 << 20;
+  unsigned parallel = 4;
+  std::function<void(const FetchProgress&)> progress;
+};
+
+struct OpenedRelease {
+  Manifest manifest;
+  Artifact artifact;                        // the one planned: a delta from `local`, else the full stream
+  std::unique_ptr<ArtifactStream> stream;   // verified, decompressed send-stream bytes
+};
+
+// Refresh TUF, choose the release, load its manifest, plan the artifact and open its stream.
+Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock);
 
 }  // namespace ballast::repository

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <optional>
 
+#include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
 #include "common/clock.hpp"
 #include "common/file.hpp"
@@ -55,54 +56,29 @@ Result<repo::LocalSubvolume> local_subvolume(const std::string& path) {
 int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
-  repo::HttpSettings http;
-  http.ca_bundle = a.ca_bundle.empty() ? cfg->get_string("repository.ca_bundle") : a.ca_bundle;
-  http.client_cert = a.client_cert.empty() ? cfg->get_string("repository.client_cert") : a.client_cert;
-  http.client_key = a.client_key.empty() ? cfg->get_string("repository.client_key") : a.client_key;
-  http.max_bandwidth = static_cast<uint64_t>(cfg->get_int("repository.max_bandwidth"));
-  http.low_speed_limit = static_cast<uint64_t>(cfg->get_int("repository.low_speed_limit"));
-  http.low_speed_time = std::chrono::duration_cast<std::chrono::seconds>(cfg->get_duration("repository.low_speed_time"));
-  http.retries = static_cast<int>(cfg->get_int("repository.retries"));
-
-  std::string tuf_dir = repo::tuf::trusted_metadata_dir(g.state_dir);
-  if (auto st = make_dirs(tuf_dir, 0700); !st) return report_error(st.error());
-  if (auto st = repo::tuf::Client::init_trust(tuf_dir, a.root); !st) return report_error(st.error());
-  auto client_http = repo::make_curl_http_client(http);
-  SystemClock clock;
-  repo::tuf::ClientOptions copts;
-  copts.max_metadata_size = static_cast<uint64_t>(cfg->get_int("repository.max_metadata_size"));
-  auto client = repo::tuf::open_repository(g.state_dir, *client_http, clock, a.repo_url, copts);
-  if (!client) return report_error(client.error());
-  if (auto st = client->refresh(); !st) return report_error(st.error());
-  auto releases = repo::list_releases(*client);
-  if (!releases) return report_error(releases.error());
-  std::string channel = a.channel.empty() ? cfg->get_string("update.channel") : a.channel;
-  auto release = repo::choose_release(*releases, a.version.empty() ? std::nullopt : std::optional(a.version), channel);
-  if (!release) return report_error(release.error());
-  auto manifest = repo::load_manifest(*client, *release);
-  if (!manifest) return report_error(manifest.error());
-
-  std::optional<repo::LocalSubvolume> local;
+  auto req = release_request(g, *cfg, a.repo_url, a.root);
+  if (!a.ca_bundle.empty()) req.http.ca_bundle = a.ca_bundle;
+  if (!a.client_cert.empty()) req.http.client_cert = a.client_cert;
+  if (!a.client_key.empty()) req.http.client_key = a.client_key;
+  if (!a.version.empty()) req.version = a.version;
+  if (!a.channel.empty()) req.channel = a.channel;
+  if (a.parallel > 0) req.parallel = static_cast<unsigned>(a.parallel);
   if (!a.from_subvolume.empty()) {
     auto l = local_subvolume(a.from_subvolume);
     if (!l) return report_error(l.error());
-    local = *l;
+    req.local = *l;
   }
-  const repo::Artifact* art = repo::plan_artifact(*manifest, local);
-  if (!art) return report_error(Error{"fetch.no-artifact", "release " + manifest->version + " has no full stream", 0, {}});
-
-  repo::FetchOptions fo;
-  fo.chunk_base_url = repo::chunk_base_url(a.repo_url);
-  fo.cache_dir = path_join(g.state_dir, "cache/chunks");
-  fo.http = http;
-  fo.parallel = static_cast<unsigned>(a.parallel > 0 ? a.parallel : cfg->get_int("repository.parallel_fetches"));
   if (a.progress)
-    fo.progress = [](const repo::FetchProgress& p) {
+    req.progress = [](const repo::FetchProgress& p) {
       std::fprintf(stderr, "\r%llu / %llu bytes, %.1f MB/s   ", static_cast<unsigned long long>(p.bytes_done),
                    static_cast<unsigned long long>(p.bytes_total), p.bytes_per_second / 1e6);
     };
-  auto stream = repo::open_artifact_stream(*art, fo);
-  if (!stream) return report_error(stream.error());
+  SystemClock clock;
+  auto opened = repo::open_release(req, clock);
+  if (!opened) return report_error(opened.error());
+  const repo::Manifest* manifest = &opened->manifest;
+  const repo::Artifact* art = &opened->artifact;
+  auto* stream = &opened->stream;
   snapshot::ReceiveOptions ro;
   ro.dest_dir = a.dir;
   if (!a.from_subvolume.empty()) ro.clone_sources.push_back(a.from_subvolume);

@@ -19,4 +19,23 @@ std::unique_ptr<boot::BootControl> make_boot_control(const GlobalOptions& g, con
   return boot::make_systemd_boot_control(paths);
 }
 
+repository::ReleaseRequest release_request(const GlobalOptions& g, const Config& cfg, std::string repo_url,
+                                           std::string root_json) {
+  repository::ReleaseRequest r;
+  r.repo_url = std::move(repo_url);
+  r.root_json = std::move(root_json);
+  r.state_dir = g.state_dir;
+  r.channel = cfg.get_string("update.channel");
+  r.http.ca_bundle = cfg.get_string("repository.ca_bundle");
+  r.http.client_cert = cfg.get_string("repository.client_cert");
+  r.http.client_key = cfg.get_string("repository.client_key");
+  r.http.max_bandwidth = static_cast<uint64_t>(cfg.get_int("repository.max_bandwidth"));
+  r.http.low_speed_limit = static_cast<uint64_t>(cfg.get_int("repository.low_speed_limit"));
+  r.http.low_speed_time = std::chrono::duration_cast<std::chrono::seconds>(cfg.get_duration("repository.low_speed_time"));
+  r.http.retries = static_cast<int>(cfg.get_int("repository.retries"));
+  r.max_metadata_size = static_cast<uint64_t>(cfg.get_int("repository.max_metadata_size"));
+  r.parallel = static_cast<unsigned>(cfg.get_int("repository.parallel_fetches"));
+  return r;
+}
+
 }  // namespace ballast::cli

@@ -6,6 +6,7 @@
 
 #include "agent/cli/verb.hpp"
 #include "boot/boot_control.hpp"
+#include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
 
 namespace ballast::cli {
@@ -13,6 +14,9 @@ namespace ballast::cli {
 boot::BootPaths boot_paths(const GlobalOptions& g, const Config& cfg);
 // The backend named by boot.loader (systemd-boot or grub).
 std::unique_ptr<boot::BootControl> make_boot_control(const GlobalOptions& g, const Config& cfg);
+// A release request with the [repository] and [update] settings of the configuration filled in.
+repository::ReleaseRequest release_request(const GlobalOptions& g, const Config& cfg, std::string repo_url,
+                                           std::string root_json);
 inline snapshot::HostLayout host_layout(const GlobalOptions& g) { return snapshot::HostLayout(g.sysroot == "/" ? "" : g.sysroot); }
 
 }  // namespace ballast::cli

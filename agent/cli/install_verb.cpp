@@ -4,12 +4,13 @@
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
 #include "agent/host/install.hpp"
+#include "common/file.hpp"
 
 namespace ballast::cli {
 namespace {
 
 struct InstallArgs {
-  std::string disk, size, stream, version;
+  std::string disk, size, stream, version, repo, root;
   bool force = false;
 };
 
@@ -32,10 +33,45 @@ Result<uint64_t> parse_size(const std::string& text) {
 }
 
 int install(const GlobalOptions& g, const InstallArgs& a) {
+  if (a.repo.empty() == a.stream.empty() || (!a.repo.empty() && a.root.empty()) || (!a.stream.empty() && a.version.empty())) {
+    std::fprintf(stderr, "ballast: install takes either --repo URL --root ROOT.json [--version V], or -f STREAM --version V\n");
+    return 2;
+  }
   host::ReleaseSource release;
-  release.version = a.version;
-  std::string stream = a.stream;
-  release.open_stream = [stream]() { return open_file_source(stream); };
+  std::optional<repository::OpenedRelease> opened;
+  std::string scratch;
+  struct Scratch {
+    std::string* dir;
+    ~Scratch() {
+      if (!dir->empty()) (void)remove_tree(*dir);
+    }
+  } scratch_guard{&scratch};
+  if (!a.repo.empty()) {
+    auto cfg = g.load_config();
+    if (!cfg) return report_error(cfg.error());
+    // The build machine's own state is not the new host's: trust and chunks live in a scratch dir.
+    auto dir = make_temp_dir("ballast-install-state");
+    if (!dir) return report_error(dir.error());
+    scratch = *dir;
+    GlobalOptions scratch_global = g;
+    scratch_global.state_dir = scratch;
+    auto req = release_request(scratch_global, *cfg, a.repo, a.root);
+    if (!a.version.empty()) req.version = a.version;
+    SystemClock clock;
+    auto r = repository::open_release(req, clock);
+    if (!r) return report_error(r.error());
+    opened = std::move(*r);
+    release.version = opened->manifest.version;
+    release.needed_bytes = opened->artifact.usize;
+    release.open_stream = [&opened]() -> Result<std::unique_ptr<ByteSource>> {
+      if (!opened->stream) return fail("install.stream-used", "the release stream can be read once");
+      return std::unique_ptr<ByteSource>(std::move(opened->stream));
+    };
+  } else {
+    release.version = a.version;
+    std::string stream = a.stream;
+    release.open_stream = [stream]() { return open_file_source(stream); };
+  }
   Result<host::InstallResult> r = fail("cli.usage", "");
   if (!a.disk.empty()) {
     host::InstallOptions o;
@@ -70,12 +106,14 @@ void setup(VerbContext& ctx) {
   auto* cmd = ctx.app.add_subcommand(
       "install",
       "Make a bootable host from a release: onto --disk (GPT, FAT32 ESP with systemd-boot, Btrfs root), or into\n"
-      "already-mounted targets given by --sysroot and --esp-path");
+      "already-mounted targets given by --sysroot and --esp-path; the release comes from --repo or -f STREAM");
   cmd->add_option("--disk", args.disk, "Disk or disk image file (created when missing; needs --size)");
   cmd->add_option("--size", args.size, "Size of a new disk image (e.g. 4G)");
   cmd->add_flag("--force", args.force, "Overwrite a disk that already has a partition table");
-  cmd->add_option("-f,--stream", args.stream, "Full send stream of the release")->required();
-  cmd->add_option("--version", args.version, "Release version (the stream's IMAGE_VERSION)")->required();
+  cmd->add_option("--repo", args.repo, "Update repository URL (https:// or file://) to install the release from");
+  cmd->add_option("--root", args.root, "Trusted root.json of the repository");
+  cmd->add_option("-f,--stream", args.stream, "Or: a local full send stream of the release");
+  cmd->add_option("--version", args.version, "Release version (default with --repo: the newest on update.channel)");
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return install(g, args); }; });
 }
 

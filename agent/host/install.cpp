@@ -153,14 +153,15 @@ Result<InstallResult> install_to_disk(const InstallOptions& opts, const ReleaseS
     // One-sector clusters keep a small ESP above FAT32's minimum cluster count.
     BALLAST_CHECK(run_checked({"mkfs.vfat", "-F", "32", "-s", "1", "-n", "ESP", "-i", vol, "--offset", std::to_string(esp.start / 512),
                                opts.disk, std::to_string(esp.size / 1024)}));
-    MountedLoop loop;
-    BALLAST_CHECK(loop.attach(opts.disk, root));
-    BALLAST_CHECK(run_checked({"mkfs.btrfs", "-q", "-f", "-L", "ballast-root", loop.device()}));
     auto work = BALLAST_TRY(make_temp_dir("ballast-install"));
+    // Declared before the mount so that it runs after the unmount.
     struct Cleanup {
       std::string dir;
       ~Cleanup() { (void)remove_tree(dir); }
     } cleanup{work};
+    MountedLoop loop;
+    BALLAST_CHECK(loop.attach(opts.disk, root));
+    BALLAST_CHECK(run_checked({"mkfs.btrfs", "-q", "-f", "-L", "ballast-root", loop.device()}));
     std::string sysroot = path_join(work, "sysroot"), esp_dir = path_join(work, "esp");
     BALLAST_CHECK(make_dirs(sysroot));
     BALLAST_CHECK(make_dirs(esp_dir));

@@ -132,3 +132,32 @@ TEST_CASE("install refuses a disk that already has a partition table unless forc
   o.force = true;
   CHECK(host::install_to_disk(o, source("1.0", published.stream)));
 }
+
+TEST_CASE("ballast install takes the release from a TUF repository") {
+  auto published = publish_minimal("1.0");
+  const std::string ballast = std::string(BALLAST_BUILD_ROOT) + "/agent/ballast";
+  const std::string dir = published.fs->base_dir(), repo = dir + "/repo", keys = dir + "/keys";
+  REQUIRE(run_checked({ballast, "repo", "init", repo, "--keys", keys}));
+  REQUIRE(run_checked({ballast, "repo", "add", repo, "--keys", keys, "--version", "1.0", "--subvolume",
+                       published.fs->mount_point() + "/minimal-1.0", "--zstd-level", "3"}));
+  std::string image = dir + "/from-repo.img";
+  auto r = run_process({ballast, "--config-dir", dir + "/no-config", "--json", "install", "--disk", image, "--size", "1G",
+                        "--repo", "file://" + repo, "--root", repo + "/metadata/1.root.json"});
+  REQUIRE(r);
+  INFO(r->err);
+  REQUIRE(r->success());
+  auto out = nlohmann::json::parse(r->out);
+  CHECK(out["version"] == "1.0");
+  auto table = nlohmann::json::parse(run_checked({"sfdisk", "--json", image})->out);
+  uint64_t esp_off = table["partitiontable"]["partitions"][0]["start"].get<uint64_t>() * 512;
+  CHECK_THAT(esp_file(image, esp_off, "/loader/entries/ballast-1.0.conf"), Catch::Contains("ballast.version=1.0"));
+
+  // A repository that does not hold the requested version is refused before anything is made.
+  std::string missing = dir + "/missing.img";
+  auto refused = run_process({ballast, "--config-dir", dir + "/no-config", "install", "--disk", missing, "--size", "1G",
+                              "--repo", "file://" + repo, "--root", repo + "/metadata/1.root.json", "--version", "9.9"});
+  REQUIRE(refused);
+  CHECK(refused->exit_code == 1);
+  CHECK_THAT(refused->err, Catch::Contains("fetch.no-release"));
+  CHECK_FALSE(path_exists(missing));
+}

@@ -67,3 +67,16 @@ TEST_CASE("path_join puts exactly one slash between parts") {
   CHECK(path_join("/", "x") == "/x");
   CHECK(path_join("a", "") == "a");
 }
+
+TEST_CASE("remove_tree removes a whole tree without following symlinks out of it") {
+  TempDir t;
+  TempDir outside;
+  REQUIRE(make_dirs(path_join(t.path, "a/b/c")));
+  REQUIRE(write_file_atomic(path_join(t.path, "a/b/c/f"), "x"));
+  REQUIRE(write_file_atomic(path_join(outside.path, "keep"), "keep"));
+  REQUIRE(::symlink(outside.path.c_str(), path_join(t.path, "a/link").c_str()) == 0);
+  REQUIRE(remove_tree(t.path));
+  CHECK_FALSE(path_exists(t.path));
+  CHECK(*read_file(path_join(outside.path, "keep")) == "keep");
+  CHECK(remove_tree(t.path));  // missing is fine
+}
