@@ -247,6 +247,23 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
   return ok();
 }
 
+Status EntryStore::mark_bad_before(const std::string& version) {
+  auto all = BALLAST_TRY(load());
+  bool found = false;
+  for (const auto& e : all) {
+    if (e.version != version) continue;
+    found = true;
+    if (e.state == EntryState::bad)
+      return fail("boot.entry-bad", "version " + version + " is marked bad; bless it first");
+  }
+  if (!found) return fail("boot.no-entry", "no boot entry for version " + version);
+  for (const auto& e : all) {
+    if (e.version == version) break;
+    if (e.state != EntryState::bad) BALLAST_CHECK(set_counter(e.version, BootCounter{0, e.tries_done}));
+  }
+  return ok();
+}
+
 Status EntryStore::set_counter(const std::string& version, std::optional<BootCounter> counter) {
   auto e = BALLAST_TRY(find(version));
   std::string to = format_entry_name(stem_of_version(version), counter);

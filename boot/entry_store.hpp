@@ -25,6 +25,9 @@ class EntryStore {
   Status install(const KernelSpec& spec, std::optional<BootCounter> counter);
   // Renames the entry of `version` to carry `counter` (nullopt: none), journaled.
   Status set_counter(const std::string& version, std::optional<BootCounter> counter);
+  // Operator rollback, the same for every loader: `version` must exist and not be bad; every
+  // entry the loader would try before it is marked bad, so the order alone boots `version`.
+  Status mark_bad_before(const std::string& version);
   // Removes the entry (first) and then its kernel files.
   Status remove(const std::string& version);
 

@@ -71,19 +71,7 @@ class GrubControl final : public BootControl {
 
   Status prefer(const std::string& version) override {
     auto env = BALLAST_TRY(fold());
-    auto all = BALLAST_TRY(store_.load());
-    bool found = false;
-    for (const auto& e : all) {
-      if (e.version != version) continue;
-      found = true;
-      if (e.state == EntryState::bad)
-        return fail("boot.entry-bad", "version " + version + " is marked bad; bless it first");
-    }
-    if (!found) return fail("boot.no-entry", "no boot entry for version " + version);
-    for (const auto& e : all) {
-      if (e.version == version) break;
-      if (e.state != EntryState::bad) BALLAST_CHECK(store_.set_counter(e.version, BootCounter{0, e.tries_done}));
-    }
+    BALLAST_CHECK(store_.mark_bad_before(version));
     env.erase("next_entry");
     return sync(env);
   }
