@@ -35,6 +35,21 @@ class CurlHttpClient final : public HttpClient {
   explicit CurlHttpClient(HttpSettings s) : settings_(std::move(s)) { global_init_once(); }
 
   Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) override {
+    auto resp = BALLAST_TRY(perform(url, nullptr, {}, max_bytes));
+    if (resp.status == 404) return fail("http.not-found", url + ": 404 not found");
+    if (resp.status < 200 || resp.status > 299)
+      return fail("http.status", url + ": HTTP status " + std::to_string(resp.status));
+    return resp;
+  }
+
+  Result<HttpResponse> post(const std::string& url, const std::string& body, const std::vector<std::string>& headers,
+                            uint64_t max_bytes) override {
+    return perform(url, &body, headers, max_bytes);
+  }
+
+ private:
+  Result<HttpResponse> perform(const std::string& url, const std::string* post_body,
+                               const std::vector<std::string>& headers, uint64_t max_bytes) {
     CURL* curl = curl_easy_init();
     if (!curl) return fail("http.init", "cannot initialise libcurl");
     struct Cleanup {
@@ -57,6 +72,18 @@ class CurlHttpClient final : public HttpClient {
     if (!settings_.ca_bundle.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_bundle.c_str());
     if (!settings_.client_cert.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, settings_.client_cert.c_str());
     if (!settings_.client_key.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, settings_.client_key.c_str());
+    curl_slist* header_list = nullptr;
+    for (const auto& h : headers) header_list = curl_slist_append(header_list, h.c_str());
+    struct FreeHeaders {
+      curl_slist* l;
+      ~FreeHeaders() { curl_slist_free_all(l); }
+    } free_headers{header_list};
+    if (header_list) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
+    if (post_body) {
+      curl_easy_setopt(curl, CURLOPT_POST, 1L);
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post_body->data());
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(post_body->size()));
+    }
     CURLcode rc = curl_easy_perform(curl);
     if (sink.too_large)
       return fail("http.too-large", url + " is larger than the allowed " + std::to_string(max_bytes) + " bytes");
@@ -64,13 +91,9 @@ class CurlHttpClient final : public HttpClient {
     if (rc != CURLE_OK) return fail("http.transfer", url + ": " + curl_easy_strerror(rc));
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
     if (url.rfind("file:", 0) == 0) resp.status = 200;
-    if (resp.status == 404) return fail("http.not-found", url + ": 404 not found");
-    if (resp.status < 200 || resp.status > 299)
-      return fail("http.status", url + ": HTTP status " + std::to_string(resp.status));
     return resp;
   }
 
- private:
   HttpSettings settings_;
 };
 
@@ -87,6 +110,16 @@ Result<HttpResponse> FakeHttpClient::get(const std::string& url, uint64_t max_by
   if (it->second.size() > max_bytes)
     return fail("http.too-large", url + " is larger than the allowed " + std::to_string(max_bytes) + " bytes");
   return HttpResponse{200, it->second};
+}
+
+Result<HttpResponse> FakeHttpClient::post(const std::string& url, const std::string& body,
+                                          const std::vector<std::string>& headers, uint64_t max_bytes) {
+  posts.push_back({url, body, headers});
+  if (!on_post) return HttpResponse{404, ""};
+  auto resp = BALLAST_TRY(on_post(posts.back()));
+  if (resp.body.size() > max_bytes)
+    return fail("http.too-large", url + " answered more than the allowed " + std::to_string(max_bytes) + " bytes");
+  return resp;
 }
 
 }  // namespace ballast::repository

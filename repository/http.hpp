@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -35,17 +37,32 @@ class HttpClient {
   // aborted as soon as it is exceeded: never more bytes than the metadata allows.
   // 404 is an error with code "http.not-found"; other non-2xx are "http.status".
   virtual Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) = 0;
+  // POSTs `body` with `headers` ("Name: value" each). Any HTTP status is a response, not an
+  // error, because the callers (FleetLock, the event outbox) act on it; only a transport failure
+  // ("http.transfer") or a reply larger than `max_bytes` ("http.too-large") is an error.
+  virtual Result<HttpResponse> post(const std::string& url, const std::string& body,
+                                    const std::vector<std::string>& headers, uint64_t max_bytes = 1 << 20) = 0;
 };
 
 // libcurl; https, http and file:// URLs.
 std::unique_ptr<HttpClient> make_curl_http_client(const HttpSettings& settings = {});
 
 // In-memory server for unit tests: url → body (404 when absent); records every request.
+// A POST is answered by `on_post` (404 when unset) and recorded in `posts`.
 class FakeHttpClient final : public HttpClient {
  public:
+  struct Post {
+    std::string url;
+    std::string body;
+    std::vector<std::string> headers;
+  };
   std::map<std::string, std::string> files;
   std::vector<std::string> requests;
+  std::vector<Post> posts;
+  std::function<Result<HttpResponse>(const Post&)> on_post;
   Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) override;
+  Result<HttpResponse> post(const std::string& url, const std::string& body, const std::vector<std::string>& headers,
+                            uint64_t max_bytes = 1 << 20) override;
 };
 
 }  // namespace ballast::repository

@@ -491,3 +491,15 @@ TEST_CASE("delegation path patterns never cross '/' and hash prefixes match the 
   DelegatedRole none;
   CHECK_FALSE(none.matches("anything"));
 }
+
+TEST_CASE("expiry times beyond the clock's range mean never or long ago, without overflow", "[tuf]") {
+  auto far = parse_time("9999-12-31T23:59:59Z");
+  REQUIRE(far);
+  CHECK(*far == TimePoint::max());
+  auto early = parse_time("0001-01-01T00:00:00Z");
+  REQUIRE(early);
+  CHECK(*early == TimePoint::min());
+  auto ordinary = parse_time("2030-01-02T03:04:05Z");
+  REQUIRE(ordinary);
+  CHECK(format_time(*ordinary) == "2030-01-02T03:04:05Z");
+}
