@@ -1,0 +1,71 @@
+// What the running agent offers its clients. The daemon (agent/daemon) implements AgentApi; the
+// D-Bus server (agent/dbus) exposes any AgentApi on the system bus and the CLI reaches it through
+// a D-Bus proxy that implements the same interface. Tests use FakeAgentApi-style fakes of their own.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.hpp"
+
+namespace ballast::agent {
+
+// Progress of the current long step (staging): what a progress bar shows.
+struct Progress {
+  double percent = 0;        // 0..100
+  uint64_t bytes = 0;        // bytes fetched so far
+  uint64_t total_bytes = 0;  // bytes to fetch; 0 when unknown
+  double rate = 0;           // bytes per second, smoothed
+  std::string message;       // what is happening, one line
+};
+
+struct AgentStatus {
+  std::string state;       // the FlowState name ("idle", "staging", …)
+  std::string booted;      // version running now
+  std::string staged;      // version staged for the next boot; empty when none
+  std::string target;      // version the flow is updating to; empty when idle
+  std::string pinned;      // pinned version; empty when not pinned
+  std::string last_error;  // the last failure, empty when none
+  int64_t last_check = 0;  // unix seconds of the last check; 0 when never
+  Progress progress;
+};
+
+nlohmann::json to_json(const Progress& p);
+nlohmann::json to_json(const AgentStatus& s);
+Result<AgentStatus> agent_status_from_json(const nlohmann::json& j);
+
+struct UpdateOptions {
+  bool download_only = false;  // stage, never reboot
+  bool apply = false;          // reboot now once staged, whatever the reboot strategy says
+};
+
+class AgentApi {
+ public:
+  virtual ~AgentApi() = default;
+  virtual Result<AgentStatus> status() = 0;
+  // Asks the repository now; returns {"available": "<version>"|null, "reason": "..."}.
+  virtual Result<nlohmann::json> check() = 0;
+  // Starts an update in the background; progress shows in status() and in transition signals.
+  virtual Status update(const UpdateOptions& options) = 0;
+  // Makes the previous good deployment the default (and reboots into it when `reboot`).
+  virtual Status rollback(bool reboot) = 0;
+  virtual Status pin(const std::string& version) = 0;
+  virtual Status unpin() = 0;
+  // Blesses the booted trial entry by hand (the health check does it on its own).
+  virtual Status bless() = 0;
+  // One JSON object per finished update, oldest first.
+  virtual Result<nlohmann::json> history() = 0;
+};
+
+// Told of every transition and progress change, on the daemon's event-loop thread: the D-Bus
+// server turns these into signals and property changes, the metrics into counters.
+class AgentObserver {
+ public:
+  virtual ~AgentObserver() = default;
+  virtual void on_transition(const std::string& from, const std::string& to) = 0;
+  virtual void on_progress(const Progress& progress) = 0;
+};
+
+}  // namespace ballast::agent
