@@ -148,6 +148,16 @@ Status create_deployment(const HostLayout& host, const DeploymentOptions& opts) 
   if (!lines.empty()) {
     std::string fstab = read_file(work + "/etc/fstab").value_or("");
     BALLAST_CHECK(write_file_atomic(work + "/etc/fstab", with_fstab_lines(fstab, lines)));
+    // The deployment is read-only once booted: systemd cannot create a missing mount point, so
+    // the ESP's /efi must exist before the deployment is sealed.
+    for (const auto& l : lines) {
+      std::istringstream ls(l);
+      std::string spec, mp;
+      ls >> spec >> mp;
+      if (mp.size() < 2 || mp[0] != '/' || mp.find("..") != std::string::npos)
+        return fail("host.bad-fstab", "mount point '" + mp + "' is not a plain absolute path");
+      BALLAST_CHECK(make_dirs(work + mp));
+    }
   }
   {
     auto workfd = BALLAST_TRY(open_dir(work));

@@ -1,4 +1,5 @@
 // `ballast image build`: the build side's image builder.
+#include <filesystem>
 #include <iostream>
 
 #include "agent/cli/verb.hpp"
@@ -11,11 +12,19 @@ struct ImageBuildArgs {
   std::string definition;
   images::BuildOptions opts;
   int64_t epoch = -1;
+  std::vector<std::string> overlays;
 };
 
 int build(const GlobalOptions& g, ImageBuildArgs& a) {
   auto def = images::load_definition(a.definition);
   if (!def) return report_error(def.error());
+  for (const auto& o : a.overlays) {
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(o, ec).lexically_normal().string();
+    if (ec || !std::filesystem::is_directory(abs, ec))
+      return report_error(Error{"image.bad-overlay", "--overlay " + o + " is not a directory", 0, {}});
+    def->overlays.push_back(abs);
+  }
   if (a.epoch >= 0) a.opts.source_date_epoch = a.epoch;
   a.opts.ballast_binary = "/proc/self/exe";
   a.opts.units_dir = BALLAST_UNITS_DIR;
@@ -43,6 +52,8 @@ void setup(VerbContext& ctx) {
                 "Timestamp of every file (default: $SOURCE_DATE_EPOCH, else the definition's mtime)");
   b->add_option("--parent", args.opts.parent,
                 "Previous release's image: build over a snapshot of it so send deltas carry only changes");
+  b->add_option("--overlay", args.overlays,
+                "A directory laid over the image after the definition's own overlays (repeatable): site or test additions");
   b->add_option("--cache-dir", args.opts.cache_dir, "Cache of debootstrap results (default /var/cache/ballast/images)");
   b->callback([&ctx] { ctx.action = [&g = ctx.global] { return build(g, args); }; });
 }

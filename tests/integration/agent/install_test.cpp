@@ -2,6 +2,8 @@
 #include <sys/mount.h>
 
 #include <catch2/catch.hpp>
+
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "agent/host/install.hpp"
@@ -99,6 +101,8 @@ TEST_CASE("ballast install makes a disk image with a FAT ESP holding systemd-boo
   REQUIRE(fstab);
   CHECK_THAT(*fstab, Catch::Contains("UUID=" + installed->esp_uuid + " /efi vfat umask=0077 0 2"));
   CHECK_THAT(*fstab, !Catch::Contains("nofail"));
+  // The deployment is read-only when booted: the ESP's mount point must already be there.
+  CHECK(std::filesystem::is_directory(mnt + "/@ballast/deploy/1.0/efi"));
   ::umount(mnt.c_str());
   (void)run_process({"losetup", "--detach", dev});
 }
