@@ -130,7 +130,18 @@ Status debootstrap_base(const BaseSpec& base, const std::string& root, const std
     if (::rename((cached + ".tmp").c_str(), cached.c_str()) != 0)
       return fail_errno("image.cache", errno, "cannot store " + cached);
   }
-  return extract_tarball(cached, root);
+  BALLAST_CHECK(extract_tarball(cached, root));
+  // apt's package lists and caches are for a mutable system; in an image they are dead weight
+  // that every full stream would carry (over 100 MB for bookworm).
+  for (const char* dir : {"var/cache/apt", "var/lib/apt/lists"}) {
+    const std::string path = path_join(root, dir);
+    if (!path_exists(path)) continue;
+    for (const auto& name : BALLAST_TRY(list_dir(path))) {
+      if (name == "lock" || name == "partial") continue;
+      BALLAST_CHECK(remove_tree(path_join(path, name)));
+    }
+  }
+  return ok();
 }
 
 // Finds the kernel in the tree and moves it (and its initrd) to /usr/lib/modules/<kver>/.
