@@ -27,10 +27,6 @@ int reply_error(sd_bus_error* error, const Error& e) {
   return sd_bus_error_set(error, error_name_for_code(e.code).c_str(), text.c_str());
 }
 
-int bus_fail(sd_bus_error* error, int r, const char* what) {
-  return sd_bus_error_set_errnof(error, -r, "%s: %s", what, std::strerror(-r));
-}
-
 Result<sd_bus*> connect_bus(const std::string& address) {
   sd_bus* bus = nullptr;
   int r;
