@@ -1,9 +1,12 @@
 // Host verbs: `ballast stage` (stage a release from a local send stream: the transaction the
-// agent runs after fetching) and `ballast status` (booted, staged and rollback versions).
+// agent runs after fetching) and `ballast status` (the running agent's state when it answers on
+// the bus; otherwise the booted, staged and rollback versions read from the host).
 #include <iostream>
 
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
+#include "agent/dbus/cli_agent.hpp"
+#include "agent/dbus/view.hpp"
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
 #include "agent/host/status.hpp"
@@ -53,7 +56,39 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
   return 0;
 }
 
-int status(const GlobalOptions& g) {
+// The daemon's view: its flow state, versions and progress. Empty when it is not running.
+Result<std::optional<agent::AgentStatus>> daemon_status(const std::string& bus_address) {
+  auto client = connect_agent(bus_address);
+  Result<agent::AgentStatus> s = client ? (*client)->status() : tl::unexpected<Error>(client.error());
+  if (s) return std::optional<agent::AgentStatus>(std::move(*s));
+  if (agent::dbus::is_not_running(s.error())) return std::optional<agent::AgentStatus>();
+  return tl::unexpected<Error>(s.error());
+}
+
+void print_agent_status(const GlobalOptions& g, const agent::AgentStatus& s) {
+  if (g.json) {
+    auto j = agent::to_json(s);
+    j["daemon"] = true;
+    print_json(j);
+    return;
+  }
+  auto or_none = [](const std::string& v) { return v.empty() ? std::string("none") : v; };
+  std::cout << "state:   " << s.state << "\n"
+            << "booted:  " << or_none(s.booted) << "\n"
+            << "staged:  " << or_none(s.staged) << "\n";
+  if (!s.target.empty()) std::cout << "target:  " << s.target << "\n";
+  if (!s.pinned.empty()) std::cout << "pinned:  " << s.pinned << "\n";
+  if (s.state == "staging") std::cout << "progress: " << agent::dbus::format_progress(s.progress, false) << "\n";
+  if (!s.last_error.empty()) std::cout << "last error: " << s.last_error << "\n";
+}
+
+int status(const GlobalOptions& g, const std::string& bus_address) {
+  auto live = daemon_status(bus_address);
+  if (!live) return report_error(live.error());
+  if (*live) {
+    print_agent_status(g, **live);
+    return 0;
+  }
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);
@@ -77,8 +112,12 @@ void setup(VerbContext& ctx) {
   st->add_flag("--no-retention", args.no_retention, "Keep every older version");
   st->callback([&ctx] { ctx.action = [&g = ctx.global] { return stage(g, args); }; });
 
-  auto* status_cmd = ctx.app.add_subcommand("status", "Show the booted, staged and rollback versions (read-only)");
-  status_cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return status(g); }; });
+  static std::string bus_address;
+  auto* status_cmd = ctx.app.add_subcommand(
+      "status", "Show the running agent's state, or when it is not running the booted, staged and rollback\n"
+                "versions read from the host (read-only)");
+  add_bus_address_option(status_cmd, bus_address);
+  status_cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return status(g, bus_address); }; });
 }
 
 BALLAST_REGISTER_VERB(100, setup);
