@@ -11,7 +11,7 @@ namespace {
 bool valid_group(const std::string& g) {
   if (g.empty() || g.size() > 253) return false;
   for (char ch : g)
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_') return false;
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') return false;
   return true;
 }
 
@@ -23,7 +23,7 @@ Result<FleetLockClient> FleetLockClient::create(repository::HttpClient& http, Fl
     return fail("config.bad-value", "reboot.fleet_lock_url: \"" + options.base_url + "\" is not an http(s) URL");
   if (options.node_id.empty()) return fail("config.bad-value", "fleet_lock needs a node id (node.id)");
   if (!valid_group(options.group))
-    return fail("config.bad-value", "reboot.fleet_lock_group: \"" + options.group + "\" may hold only letters, digits, '.', '-' and '_'");
+    return fail("config.bad-value", "reboot.fleet_lock_group: \"" + options.group + "\" may hold only letters, digits, '.' and '-'");
   return FleetLockClient(http, std::move(options));
 }
 

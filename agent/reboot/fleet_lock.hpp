@@ -19,7 +19,7 @@ struct FleetLockOptions {
 
 class FleetLockClient {
  public:
-  // Checks the options: a http(s) base URL, a node id, and a group of [A-Za-z0-9._-]
+  // Checks the options: a http(s) base URL, a node id, and a group of [A-Za-z0-9.-]
   // (the protocol's group syntax). Errors are "config.bad-value".
   static Result<FleetLockClient> create(repository::HttpClient& http, FleetLockOptions options);
 

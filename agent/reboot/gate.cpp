@@ -38,7 +38,7 @@ void FleetLockGate::failed(const Error& e) {
   for (int i = 1; i < failures_ && delay < backoff_.max; ++i) delay *= 2;
   delay = std::min(delay, backoff_.max);
   retry_at_ = clock_.now() + delay;
-  log::info("FleetLock: not now, next attempt in " + std::to_string(delay.count() / 1000) + "s: " + last_refusal_);
+  log::info("FleetLock: no, next attempt in " + std::to_string(delay.count() / 1000) + "s: " + last_refusal_);
 }
 
 void FleetLockGate::succeeded() {

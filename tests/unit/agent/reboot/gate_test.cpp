@@ -160,6 +160,7 @@ TEST_CASE("FleetLock options are checked: URL scheme, node id and group syntax")
   CHECK_FALSE(FleetLockClient::create(http, {"", "a", "g"}));
   CHECK_FALSE(FleetLockClient::create(http, {"http://locks", "", "g"}));
   CHECK_FALSE(FleetLockClient::create(http, {"http://locks", "a", "bad group"}));
+  CHECK_FALSE(FleetLockClient::create(http, {"http://locks", "a", "under_score"}));
   CHECK_FALSE(FleetLockClient::create(http, {"http://locks", "a", ""}));
   auto c = FleetLockClient::create(http, {"https://locks/prefix//", "a", "g-1.x"});
   REQUIRE(c);
