@@ -40,6 +40,24 @@ std::string footer_only_tzif(const std::string& footer, int32_t offset) {
   return s + "\n" + footer + "\n";
 }
 
+// A version 1 TZif file (32-bit times, no footer): UTC, then +01:00 from `on` until `off`.
+std::string v1_tzif(int32_t on, int32_t off) {
+  std::string s = "TZif";
+  s.append(16, '\0');
+  for (uint32_t v : {0u, 0u, 0u, 2u, 2u, 8u}) put32(s, v);
+  put32(s, static_cast<uint32_t>(on));
+  put32(s, static_cast<uint32_t>(off));
+  s.push_back('\1');
+  s.push_back('\0');
+  for (int32_t offset : {0, 3600}) {
+    put32(s, static_cast<uint32_t>(offset));
+    s.push_back('\0');
+    s.push_back(offset ? '\4' : '\0');
+  }
+  s.append("UTC\0ONE\0", 8);
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("Europe/Berlin is one hour ahead of UTC in winter and two in summer, changing on the last Sundays of March and October") {
@@ -73,6 +91,19 @@ TEST_CASE("a TZif file with only a footer rule takes every offset from the rule"
   CHECK(z->utc_offset(at(2026, 3, 29, 1, 0)) == 2h);
   CHECK(z->utc_offset(at(2026, 10, 25, 0, 59)) == 2h);
   CHECK(z->utc_offset(at(2026, 10, 25, 1, 0)) == 1h);
+}
+
+TEST_CASE("a version 1 TZif file is read from its 32-bit transitions") {
+  auto on = at(2026, 2, 1), off = at(2026, 3, 1);
+  auto z = TimeZone::parse_tzif(v1_tzif(static_cast<int32_t>(on.time_since_epoch().count()),
+                                        static_cast<int32_t>(off.time_since_epoch().count())),
+                                "test/v1");
+  REQUIRE(z);
+  CHECK(z->utc_offset(on - 1s) == 0s);
+  CHECK(z->utc_offset(on) == 1h);
+  CHECK(z->utc_offset(off - 1s) == 1h);
+  CHECK(z->utc_offset(off) == 0s);
+  CHECK(z->utc_offset(at(2030, 1, 1)) == 0s);
 }
 
 TEST_CASE("a wall-clock time maps to its instant, moving a skipped time forward and taking the first of a repeated one") {
