@@ -1,0 +1,116 @@
+// The reboot strategies (reboot.strategy): immediate, manual, periodic maintenance windows and
+// FleetLock, each an agent::RebootGate the update flow asks before it reboots.
+//
+// The daemon needs two things beyond RebootGate, both on Gate:
+// - next_attempt(): when to ask again by itself (a window opens, a FleetLock backoff ends), so it
+//   arms a timer instead of polling; nullopt means only an operator can change the answer.
+// - allow_once(): an operator asked to reboot now (D-Bus/CLI). Manual and periodic open for the
+//   next may_reboot_now(); FleetLock still needs the lock, since other nodes count on it.
+// At start-up the daemon calls retry_steady_state() until it returns nullopt (FleetLock: a
+// slot a previous boot took is given back; the other strategies have nothing to send).
+//
+// allow_once() may be called from another thread than the flow's; the rest is not thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/reboot/fleet_lock.hpp"
+#include "agent/reboot/window.hpp"
+#include "agent/update_flow.hpp"
+#include "common/clock.hpp"
+#include "common/config.hpp"
+#include "repository/http.hpp"
+
+namespace ballast::agent::reboot {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+class Gate : public RebootGate {
+ public:
+  virtual const char* strategy() const = 0;
+  virtual std::optional<TimePoint> next_attempt() const { return std::nullopt; }
+  virtual void allow_once() {}
+  Status steady_state() override { return ok(); }
+};
+
+class ImmediateGate final : public Gate {
+ public:
+  const char* strategy() const override { return "immediate"; }
+  Result<bool> may_reboot_now() override { return true; }
+};
+
+// Stage and wait: only allow_once() opens it, for one reboot.
+class ManualGate final : public Gate {
+ public:
+  const char* strategy() const override { return "manual"; }
+  Result<bool> may_reboot_now() override { return allowed_.exchange(false); }
+  void allow_once() override { allowed_ = true; }
+
+ private:
+  std::atomic<bool> allowed_{false};
+};
+
+class PeriodicGate final : public Gate {
+ public:
+  PeriodicGate(MaintenanceWindow window, const Clock& clock) : window_(std::move(window)), clock_(clock) {}
+  const char* strategy() const override { return "periodic"; }
+  Result<bool> may_reboot_now() override;
+  std::optional<TimePoint> next_attempt() const override { return window_.next_opening(clock_.now()); }
+  void allow_once() override { allowed_ = true; }
+  const MaintenanceWindow& window() const { return window_; }
+
+ private:
+  MaintenanceWindow window_;
+  const Clock& clock_;
+  std::atomic<bool> allowed_{false};
+};
+
+struct Backoff {
+  std::chrono::milliseconds first{std::chrono::seconds{15}};
+  std::chrono::milliseconds max{std::chrono::minutes{10}};
+};
+
+// A refusal or a transport failure is "not now" (false), never an error of the flow: the next
+// request waits out a doubling backoff, and may_reboot_now() answers false without asking the
+// server until then.
+class FleetLockGate final : public Gate {
+ public:
+  FleetLockGate(FleetLockClient client, const Clock& clock, Backoff backoff = {})
+      : client_(std::move(client)), clock_(clock), backoff_(backoff) {}
+  const char* strategy() const override { return "fleet_lock"; }
+  Result<bool> may_reboot_now() override;
+  // Sent at once even during a backoff (the flow calls it once, when healthy); a failure is
+  // returned so the caller retries at next_attempt().
+  Status steady_state() override;
+  std::optional<TimePoint> next_attempt() const override { return retry_at_; }
+  // Why the last request failed; empty after a success.
+  const std::string& last_refusal() const { return last_refusal_; }
+  const FleetLockClient& client() const { return client_; }
+
+ private:
+  void failed(const Error& e);
+  void succeeded();
+
+  FleetLockClient client_;
+  const Clock& clock_;
+  Backoff backoff_;
+  int failures_ = 0;
+  std::optional<TimePoint> retry_at_;
+  std::string last_refusal_;
+};
+
+// Sends steady-state (as at start-up): nullopt when done, else when to try again.
+std::optional<TimePoint> retry_steady_state(Gate& gate, const Clock& clock);
+
+// The gate reboot.strategy names, from the reboot.* keys. Errors name the key
+// ("config.bad-value", "reboot.bad-window", "reboot.bad-time-zone"). `node_id` is node.id or
+// the id derived from the machine id; `http` and `clock` must outlive the gate.
+Result<std::unique_ptr<Gate>> make_reboot_gate(const Config& config, repository::HttpClient& http, const Clock& clock,
+                                               const std::string& node_id,
+                                               const std::string& zoneinfo_dir = "/usr/share/zoneinfo");
+
+}  // namespace ballast::agent::reboot
