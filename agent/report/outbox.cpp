@@ -114,7 +114,7 @@ repository::HttpSettings report_http_settings(const Config& config) {
 
 json heartbeat_data(const AgentStatus& status, uint64_t dropped_events) {
   json j = to_json(status);
-  j["dropped_events"] = dropped_events;
+  j["droppedEvents"] = dropped_events;
   if (!status.booted.empty()) j["version"] = status.booted;
   return j;
 }
@@ -252,9 +252,12 @@ Result<json> Outbox::enqueue(const std::string& type, const json& data) {
       {"time", rfc3339(clock_.now())},
       {"datacontenttype", "application/json"},
   };
-  if (data.is_object() && data.contains("version") && data["version"].is_string() &&
-      !data["version"].get<std::string>().empty())
-    event["subject"] = data["version"];
+  // The subject is the version the event is about; a rolled-back event names it "from" (the
+  // version left), as the update flow sends it.
+  const char* subject_key = type == "rolled-back" ? "from" : "version";
+  if (data.is_object() && data.contains(subject_key) && data[subject_key].is_string() &&
+      !data[subject_key].get<std::string>().empty())
+    event["subject"] = data[subject_key];
   event["data"] = data;
   std::string text = event.dump() + "\n";
   if (text.size() > options_.max_bytes)
@@ -271,6 +274,8 @@ Result<json> Outbox::enqueue(const std::string& type, const json& data) {
   events_.push_back({seq, type, name, text.size()});
   return event;
 }
+
+void Outbox::report_heartbeat(const AgentStatus& status) { report("heartbeat", heartbeat_data(status, dropped_)); }
 
 void Outbox::report(const std::string& type, const json& data) {
   auto r = enqueue(type, data);

@@ -61,7 +61,12 @@ class Outbox final : public Reporter {
   // Reporter: enqueue() with the failure logged, since the flow must not stop for reporting.
   void report(const std::string& type, const nlohmann::json& data) override;
 
-  // Builds the event (type "dev.ballast.<type>", subject = data["version"] when it is a string)
+  // A dev.ballast.heartbeat with heartbeat_data(status, dropped()); the daemon calls it every
+  // report.heartbeat_interval.
+  void report_heartbeat(const AgentStatus& status);
+
+  // Builds the event (type "dev.ballast.<type>", subject = data["version"] when it is a string,
+  // data["from"] for "rolled-back")
   // and writes it durably, dropping the oldest events when the outbox is over its bounds
   // (heartbeats first). Returns the event as written.
   Result<nlohmann::json> enqueue(const std::string& type, const nlohmann::json& data);

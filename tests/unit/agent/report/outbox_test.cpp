@@ -48,7 +48,9 @@ struct OutboxFixture {
   std::unique_ptr<Outbox> open() { return open(options()); }
   std::vector<std::string> event_files() const {
     std::vector<std::string> out;
-    for (const auto& n : *list_dir(dir()))
+    auto names = list_dir(dir());
+    REQUIRE(names);
+    for (const auto& n : *names)
       if (n.size() > 5 && n.substr(n.size() - 5) == ".json" && n != "meta.json") out.push_back(n);
     std::sort(out.begin(), out.end());
     return out;
@@ -91,7 +93,10 @@ TEST_CASE("a reported event is written to the outbox as a CloudEvents 1.0 struct
   CHECK(!checked->contains("subject"));
   CHECK((*checked)["id"] == "node-a-2");
   CHECK((*checked)["time"] == "2026-01-01T00:00:01.500Z");
-  CHECK(box->pending() == 2);
+  auto rolled = box->enqueue("rolled-back", {{"from", "2.0"}, {"to", "1.0"}, {"reason", "unhealthy"}});
+  REQUIRE(rolled);
+  CHECK((*rolled)["subject"] == "2.0");
+  CHECK(box->pending() == 3);
 }
 
 TEST_CASE("flush posts pending events oldest first as application/cloudevents+json and deletes each after a 2xx",
@@ -391,8 +396,17 @@ TEST_CASE("a heartbeat carries the status, the booted version as subject and the
   CHECK((*e)["subject"] == "1.4");
   CHECK((*e)["data"]["state"] == "idle");
   CHECK((*e)["data"]["booted"] == "1.4");
-  CHECK((*e)["data"]["last_check"] == 1767225600);
-  CHECK((*e)["data"]["dropped_events"] == 7);
+  CHECK((*e)["data"]["lastCheck"] == 1767225600);
+  CHECK((*e)["data"]["droppedEvents"] == 7);
+
+  // The daemon's shortcut puts the outbox's own drop count in.
+  box->report_heartbeat(s);
+  auto files = f.event_files();
+  REQUIRE(files.size() == 2);
+  json stored = json::parse(*read_file(f.dir() + "/" + files[1]));
+  CHECK(stored["type"] == "dev.ballast.heartbeat");
+  CHECK(stored["data"]["droppedEvents"] == 0);
+  CHECK(stored["data"]["state"] == "idle");
 }
 
 TEST_CASE("the outbox options and the sink's TLS settings come from report.*", "[report][outbox]") {
