@@ -47,9 +47,14 @@ const std::vector<ConfigKeySpec>& config_schema() {
       // [report]
       {"report.endpoint", T::string, "", "CloudEvents sink URL; empty: reporting off."},
       {"report.bearer_token_file", T::string, "", "File holding a bearer token for the sink."},
+      {"report.ca_bundle", T::string, "", "PEM CA bundle for the sink's HTTPS; empty: the system store."},
       {"report.client_cert", T::string, "", "PEM client certificate for the sink."},
       {"report.client_key", T::string, "", "PEM private key of the client certificate."},
       {"report.heartbeat_interval", T::duration, "\"1h\"", "Time between heartbeat events."},
+      {"report.metrics_socket", T::string, "\"/run/ballast/metrics.sock\"",
+       "Unix socket serving Prometheus text metrics; empty: not served."},
+      {"report.metrics_textfile", T::string, "",
+       "node_exporter textfile (e.g. /var/lib/node_exporter/ballast.prom); empty: none."},
       // [retention]
       {"retention.keep", T::integer, "3", "Versions kept: booted, previous good, staged.", {}, 2, 100},
   };

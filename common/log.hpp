@@ -14,6 +14,16 @@ enum class Level { debug = 7, info = 6, notice = 5, warning = 4, error = 3 };
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
 void set_min_level(Level level);
+
+// Sends every record as a native journal protocol datagram to `socket_path` (journald's is
+// /run/systemd/journal/socket) instead of choosing by JOURNAL_STREAM; empty restores the default.
+// Tests point it at a datagram socket of their own to read the fields back.
+void set_journal_socket(const std::string& socket_path);
+
+// One record in the native journal protocol: "KEY=value\n" per field, or "KEY\n" + 64-bit
+// little-endian length + value + "\n" when the value holds a newline.
+std::string encode_journal_record(const Fields& fields);
+
 void write(Level level, const std::string& message, const Fields& fields = {});
 
 inline void debug(const std::string& m, const Fields& f = {}) { write(Level::debug, m, f); }
