@@ -98,8 +98,17 @@ Status UpdateFlow::save() {
 }
 
 Status UpdateFlow::enter(FlowState next) {
-  if (next != record_.state) record_.resumes = 0;
+  FlowState before = record_.state;
+  if (next != before) record_.resumes = 0;
   record_.state = next;
+  BALLAST_CHECK(save());
+  if (next != before && on_transition_) on_transition_(before, next);
+  return ok();
+}
+
+Status UpdateFlow::denylist_add(const std::string& version) {
+  if (std::find(record_.denylist.begin(), record_.denylist.end(), version) != record_.denylist.end()) return ok();
+  record_.denylist.push_back(version);
   return save();
 }
 

@@ -49,6 +49,8 @@ class ReleaseSource {
   virtual ~ReleaseSource() = default;
   virtual Result<std::optional<Release>> check(const std::vector<std::string>& denylist) = 0;
   virtual Status stage(const Release& release) = 0;
+  // Why the last check() chose what it chose ("pinned to 2.0", "waiting for rollout wave …").
+  virtual std::string explain() const { return {}; }
 };
 
 // The reboot strategy: immediate, periodic windows, FleetLock, manual.
@@ -116,6 +118,11 @@ class UpdateFlow {
   // states passed through, for logs and tests.
   Result<std::vector<FlowState>> run_until_rest(int max_steps = 32);
 
+  // Called after every change of state, once it is saved (the daemon's observers hear of it).
+  void on_transition(std::function<void(FlowState from, FlowState to)> callback) { on_transition_ = std::move(callback); }
+  // Adds a version to the denylist (an operator rollback away from it); saved at once.
+  Status denylist_add(const std::string& version);
+
   // After how many restarts in one state the flow gives up (a state that crashes the agent).
   static constexpr int kMaxResumes = 3;
 
@@ -145,6 +152,7 @@ class UpdateFlow {
   FlowPorts ports_;
   FlowRecord record_;
   bool asked_reboot_ = false;
+  std::function<void(FlowState, FlowState)> on_transition_;
 };
 
 }  // namespace ballast::agent

@@ -68,15 +68,37 @@ std::string chunk_base_url(const std::string& repo_url) {
 
 namespace ballast::repository {
 
-Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock) {
+namespace {
+
+// A refreshed client together with the HTTP client it borrows.
+struct Refreshed {
+  std::unique_ptr<HttpClient> http;
+  std::optional<tuf::Client> client;
+};
+
+Result<Refreshed> refresh(const ReleaseRequest& req, const Clock& clock) {
   std::string tuf_dir = tuf::trusted_metadata_dir(req.state_dir);
   BALLAST_CHECK(make_dirs(tuf_dir, 0700));
   BALLAST_CHECK(tuf::Client::init_trust(tuf_dir, req.root_json));
-  auto http = make_curl_http_client(req.http);
+  Refreshed r;
+  r.http = make_curl_http_client(req.http);
   tuf::ClientOptions copts;
   copts.max_metadata_size = req.max_metadata_size;
-  auto client = BALLAST_TRY(tuf::open_repository(req.state_dir, *http, clock, req.repo_url, copts));
-  BALLAST_CHECK(client.refresh());
+  r.client = BALLAST_TRY(tuf::open_repository(req.state_dir, *r.http, clock, req.repo_url, copts));
+  BALLAST_CHECK(r.client->refresh());
+  return r;
+}
+
+}  // namespace
+
+Result<std::vector<Release>> refresh_releases(const ReleaseRequest& req, const Clock& clock) {
+  auto r = BALLAST_TRY(refresh(req, clock));
+  return list_releases(*r.client);
+}
+
+Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock) {
+  auto refreshed = BALLAST_TRY(refresh(req, clock));
+  tuf::Client& client = *refreshed.client;
   auto releases = BALLAST_TRY(list_releases(client));
   auto release = BALLAST_TRY(choose_release(releases, req.version, req.channel));
   OpenedRelease out;

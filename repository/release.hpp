@@ -70,6 +70,9 @@ struct OpenedRelease {
   std::unique_ptr<ArtifactStream> stream;   // verified, decompressed send-stream bytes
 };
 
+// Refresh TUF and list every release (what the agent's planner chooses from).
+Result<std::vector<Release>> refresh_releases(const ReleaseRequest& req, const Clock& clock);
+
 // Refresh TUF, choose the release, load its manifest, plan the artifact and open its stream.
 Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock);
 

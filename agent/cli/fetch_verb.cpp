@@ -1,13 +1,12 @@
 // `ballast fetch`: refresh the TUF metadata, pick a release, plan a delta from a local
 // subvolume (else the full stream), and stream its verified chunks straight into the receiver.
-#include <btrfsutil.h>
-
 #include <cstdio>
 #include <iostream>
 #include <optional>
 
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
+#include "agent/host/stage.hpp"
 #include "common/clock.hpp"
 #include "common/file.hpp"
 #include "repository/fetcher.hpp"
@@ -15,7 +14,6 @@
 #include "repository/release.hpp"
 #include "repository/tuf/client.hpp"
 #include "snapshot/receive.hpp"
-#include "snapshot/send_stream.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -35,24 +33,6 @@ struct FetchArgs {
   bool progress = false;
 };
 
-Result<repo::LocalSubvolume> local_subvolume(const std::string& path) {
-  struct btrfs_util_subvolume_info info;
-  auto e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
-  if (e != BTRFS_UTIL_OK)
-    return fail("fetch.not-subvolume", path + " is not a Btrfs subvolume: " + btrfs_util_strerror(e));
-  auto fmt = [](const uint8_t* b) {
-    snapshot::stream::Uuid u;
-    std::copy(b, b + 16, u.begin());
-    return snapshot::stream::format_uuid(u);
-  };
-  repo::LocalSubvolume l;
-  l.uuid = fmt(info.uuid);
-  bool received = false;
-  for (uint8_t b : info.received_uuid) received = received || b != 0;
-  if (received) l.received_uuid = fmt(info.received_uuid);
-  return l;
-}
-
 int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
@@ -64,7 +44,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   if (!a.channel.empty()) req.channel = a.channel;
   if (a.parallel > 0) req.parallel = static_cast<unsigned>(a.parallel);
   if (!a.from_subvolume.empty()) {
-    auto l = local_subvolume(a.from_subvolume);
+    auto l = host::local_subvolume(a.from_subvolume);
     if (!l) return report_error(l.error());
     req.local = *l;
   }

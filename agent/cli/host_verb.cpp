@@ -37,10 +37,8 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
   auto r = host::stage_release(ctx, req);
   if (!r) return report_error(r.error());
   if (!a.no_retention) {
-    auto status = host::read_host_status(ctx.host, *boot, ctx.booted_version);
-    if (!status) return report_error(status.error());
-    auto plan = host::plan_retention(*status, static_cast<int>(cfg->get_int("retention.keep")), {});
-    if (auto st = host::apply_retention(ctx.host, *boot, plan); !st) return report_error(st.error());
+    if (auto st = host::retain(ctx.host, *boot, ctx.booted_version, static_cast<int>(cfg->get_int("retention.keep"))); !st)
+      return report_error(st.error());
   }
   if (g.json) {
     print_json({{"version", r->version}, {"kernelVersion", r->kernel_version}, {"options", r->entry_options},

@@ -42,4 +42,9 @@ Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot
   return ok();
 }
 
+Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted, int keep) {
+  auto status = BALLAST_TRY(read_host_status(host, boot, booted));
+  return apply_retention(host, boot, plan_retention(status, keep, {}));
+}
+
 }  // namespace ballast::host

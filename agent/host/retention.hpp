@@ -21,4 +21,8 @@ RetentionPlan plan_retention(const HostStatus& status, int keep, const std::set<
 // Applies a plan: for each version to remove, its boot entry (and kernel files), deployment and slot.
 Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot, const RetentionPlan& plan);
 
+// What `ballast stage` and the agent do after staging: read the host's status, plan with
+// `keep` and no needed parents, apply.
+Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted, int keep);
+
 }  // namespace ballast::host

@@ -1,5 +1,6 @@
 #include "agent/host/stage.hpp"
 
+#include <btrfsutil.h>
 #include <signal.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "common/log.hpp"
 #include "images/builder.hpp"
 #include "snapshot/receive.hpp"
+#include "snapshot/send_stream.hpp"
 #include "snapshot/subvolume.hpp"
 
 namespace ballast::host {
@@ -172,6 +174,24 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   }
   BALLAST_CHECK(journal(ctx, req.version, "staged"));
   return result;
+}
+
+Result<repository::LocalSubvolume> local_subvolume(const std::string& path) {
+  struct btrfs_util_subvolume_info info;
+  auto e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
+  if (e != BTRFS_UTIL_OK)
+    return fail("fetch.not-subvolume", path + " is not a Btrfs subvolume: " + btrfs_util_strerror(e));
+  auto fmt = [](const uint8_t* b) {
+    snapshot::stream::Uuid u;
+    std::copy(b, b + 16, u.begin());
+    return snapshot::stream::format_uuid(u);
+  };
+  repository::LocalSubvolume l;
+  l.uuid = fmt(info.uuid);
+  bool received = false;
+  for (uint8_t b : info.received_uuid) received = received || b != 0;
+  if (received) l.received_uuid = fmt(info.received_uuid);
+  return l;
 }
 
 }  // namespace ballast::host

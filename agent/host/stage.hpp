@@ -15,6 +15,7 @@
 #include "boot/boot_control.hpp"
 #include "common/byte_source.hpp"
 #include "common/result.hpp"
+#include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
 
 namespace ballast::host {
@@ -52,5 +53,8 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
 
 // The journal as last written (`{"version":…,"step":…}`), or empty when no stage ever ran.
 Result<std::pair<std::string, std::string>> read_stage_journal(const std::string& state_dir);
+
+// A subvolume's uuid and received uuid: what a delta in a manifest may name as its parent.
+Result<repository::LocalSubvolume> local_subvolume(const std::string& path);
 
 }  // namespace ballast::host

@@ -1,0 +1,137 @@
+#include "agent/daemon/planner.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+
+#include "boot/version_compare.hpp"
+#include "common/file.hpp"
+#include "repository/chunk_codec.hpp"
+
+namespace ballast::agent {
+namespace {
+
+using repository::ReleaseInfo;
+using boot::compare_versions;
+
+bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+std::string format_utc(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// When the release opens to a node of this wariness, in unix seconds.
+int64_t wave_opens_at(const ReleaseInfo& r, double wariness) {
+  if (!r.rollout) return INT64_MIN;
+  return r.rollout->start + static_cast<int64_t>(std::floor(wariness * static_cast<double>(r.rollout->duration)));
+}
+
+const ReleaseInfo* find(const std::vector<ReleaseInfo>& releases, const std::string& version) {
+  for (const auto& r : releases)
+    if (r.version == version) return &r;
+  return nullptr;
+}
+
+PlanDecision stay(std::string reason) { return PlanDecision{std::nullopt, false, std::move(reason)}; }
+
+// The newest release newer than the booted one that the automatic rules allow, or why none.
+PlanDecision plan_forward(const PlanInput& in) {
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(in.now.time_since_epoch()).count();
+  auto newer = [&](const ReleaseInfo& r) { return in.booted.empty() || compare_versions(r.version, in.booted) > 0; };
+  std::vector<const ReleaseInfo*> candidates;  // on the channel, newer, not revoked
+  for (const auto& r : in.releases)
+    if (r.channel == in.channel && !r.revoked && newer(r)) candidates.push_back(&r);
+  std::sort(candidates.begin(), candidates.end(),
+            [](const ReleaseInfo* a, const ReleaseInfo* b) { return compare_versions(a->version, b->version) > 0; });
+  if (candidates.empty())
+    return stay("up to date: nothing newer than " + (in.booted.empty() ? std::string("the booted version") : in.booted) +
+                " on channel " + in.channel);
+
+  // A host passes through every barrier: nothing past the oldest barrier newer than the booted version.
+  const ReleaseInfo* barrier = nullptr;
+  for (const auto* r : candidates)
+    if (r->barrier) barrier = r;  // candidates run newest first: the last one seen is the oldest
+  std::string skipped;            // why the newest candidates were passed over, for the reason line
+  auto note = [&](const std::string& why) {
+    if (skipped.empty()) skipped = why;
+  };
+  for (const auto* r : candidates) {
+    if (barrier && compare_versions(r->version, barrier->version) > 0) {
+      note("barrier " + barrier->version + " first");
+      continue;
+    }
+    if (contains(in.denylist, r->version)) {
+      note(r->version + " is denylisted (this host rolled back from it)");
+      continue;
+    }
+    int64_t opens = wave_opens_at(*r, in.wariness);
+    if (now < opens) {
+      note("waiting for rollout wave of " + r->version + ": opens at " + format_utc(opens));
+      continue;
+    }
+    std::string reason = "newest allowed on channel " + in.channel + ": " + r->version;
+    if (!skipped.empty()) reason += " (" + skipped + ")";
+    return PlanDecision{r->version, false, reason};
+  }
+  return stay(skipped);
+}
+
+}  // namespace
+
+PlanDecision plan_update(const PlanInput& in) {
+  if (in.pin) {
+    const ReleaseInfo* r = find(in.releases, *in.pin);
+    if (*in.pin == in.booted) return stay("pinned to " + *in.pin + ", which is booted");
+    if (!r) return stay("pinned to " + *in.pin + ", which the repository does not list");
+    if (r->revoked) return stay("pinned to " + *in.pin + ", which has been revoked");
+    return PlanDecision{*in.pin, !in.booted.empty() && compare_versions(*in.pin, in.booted) < 0, "pinned to " + *in.pin};
+  }
+
+  const ReleaseInfo* booted = in.booted.empty() ? nullptr : find(in.releases, in.booted);
+  if (booted && booted->revoked) {
+    PlanDecision forward = plan_forward(in);
+    if (forward.target) {
+      forward.reason = "booted " + in.booted + " is revoked; forward to " + *forward.target;
+      return forward;
+    }
+    // Back to the previous good deployment: the newest retained older version not revoked.
+    std::optional<std::string> back;
+    for (const auto& v : in.retained) {
+      if (compare_versions(v, in.booted) >= 0 || contains(in.denylist, v)) continue;
+      if (const ReleaseInfo* info = find(in.releases, v); info && info->revoked) continue;
+      if (!back || compare_versions(v, *back) > 0) back = v;
+    }
+    if (!back) return stay("booted " + in.booted + " is revoked, but there is nothing newer allowed and no older deployment to go back to");
+    return PlanDecision{*back, true, "booted " + in.booted + " is revoked; back to the previous good deployment " + *back};
+  }
+  return plan_forward(in);
+}
+
+double wariness_from_node_id(std::string_view node_id) {
+  std::string hex = repository::sha256_hex(node_id).substr(0, 16);
+  uint64_t n = std::stoull(hex, nullptr, 16);
+  return static_cast<double>(n >> 11) / static_cast<double>(uint64_t{1} << 53);
+}
+
+Result<double> node_wariness(const Config& cfg, const std::string& machine_id_path) {
+  if (cfg.has("node.wariness")) {
+    double w = cfg.get_number("node.wariness");
+    if (!(w >= 0 && w <= 1)) return fail("config.invalid", "node.wariness must be in [0,1], not " + std::to_string(w));
+    return w;
+  }
+  std::string id = cfg.has("node.id") ? cfg.get_string("node.id") : "";
+  if (id.empty()) {
+    auto text = BALLAST_TRY(with_context(read_file(machine_id_path, 4096), "deriving the rollout wariness"));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    if (text.empty()) return fail("node.no-id", machine_id_path + " is empty and node.id is not set");
+    id = text;
+  }
+  return wariness_from_node_id(id);
+}
+
+}  // namespace ballast::agent

@@ -1,0 +1,49 @@
+// The update planner: which release this host should run next, as a pure function of the
+// repository's release list and the host's own facts (booted version, channel, pin, rollout
+// wariness, denylist, retained deployments, the time). The rules, in order:
+//   - a pin selects exactly that version, older or newer (a deliberate choice), unless revoked;
+//   - a booted release that has been revoked is left: forward to the newest allowed release when
+//     one exists, else back to the newest retained older version that is not revoked;
+//   - otherwise the newest release on the channel that is newer than the booted one, not revoked,
+//     not denylisted, open to this node's rollout wave (now >= start + wariness × duration), and
+//     not past a barrier (the oldest barrier newer than the booted version must be run first).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config.hpp"
+#include "common/result.hpp"
+#include "repository/manifest.hpp"
+
+namespace ballast::agent {
+
+struct PlanInput {
+  std::vector<repository::ReleaseInfo> releases;  // every release the repository lists, any order
+  std::string booted;                             // version running now; empty when unknown
+  std::string channel = "stable";
+  std::optional<std::string> pin;
+  double wariness = 0;                            // 0: first wave, 1: last wave
+  std::vector<std::string> denylist;              // versions rolled back from
+  std::vector<std::string> retained;              // versions with a deployment on this host
+  std::chrono::system_clock::time_point now;
+};
+
+struct PlanDecision {
+  std::optional<std::string> target;  // nullopt: stay on the booted version
+  bool backward = false;              // the target is older than the booted version
+  std::string reason;                 // one line for humans: "pinned to 2.0", "barrier 2.0 first", …
+};
+
+PlanDecision plan_update(const PlanInput& in);
+
+// A node's place in the rollout, uniform in [0,1): the first 8 bytes of sha256(node id).
+double wariness_from_node_id(std::string_view node_id);
+
+// node.wariness when set; else derived from node.id, else from the machine id file.
+Result<double> node_wariness(const Config& cfg, const std::string& machine_id_path = "/etc/machine-id");
+
+}  // namespace ballast::agent

@@ -1,0 +1,99 @@
+#include "agent/daemon/ports.hpp"
+
+#include "agent/daemon/pin.hpp"
+#include "agent/host/retention.hpp"
+#include "agent/host/stage.hpp"
+#include "boot/version_compare.hpp"
+#include "common/file.hpp"
+#include "common/log.hpp"
+
+namespace ballast::agent {
+
+Result<std::optional<Release>> HostReleaseSource::check(const std::vector<std::string>& denylist) {
+  auto releases = BALLAST_TRY(repository::refresh_releases(opts_.request, clock_));
+  PlanInput in;
+  for (auto& r : releases) in.releases.push_back(std::move(r.info));
+  auto booted = boot_.booted_version();
+  in.booted = booted ? *booted : "";
+  in.channel = opts_.request.channel;
+  in.pin = BALLAST_TRY(read_pin(opts_.state_dir));
+  in.wariness = opts_.wariness;
+  in.denylist = denylist;
+  in.retained = BALLAST_TRY(snapshot::list_deployments(opts_.host));
+  in.now = clock_.now();
+  PlanDecision d = plan_update(in);
+  log::info("update check: " + d.reason);
+  {
+    std::lock_guard lock(mutex_);
+    last_ = d;
+  }
+  if (!d.target) return std::optional<Release>();
+  return std::optional<Release>(Release{*d.target, 0});
+}
+
+Status HostReleaseSource::stage(const Release& release) {
+  auto booted = boot_.booted_version();
+  std::string booted_version = booted ? *booted : "";
+  // Going back to a retained deployment (a revoked release left, a pin to an older version):
+  // nothing to fetch, its entry only has to come first.
+  if (!booted_version.empty() && boot::compare_versions(release.version, booted_version) < 0 &&
+      path_exists(opts_.host.deployment(release.version))) {
+    auto entries = BALLAST_TRY(boot_.entries());
+    for (const auto& e : entries)
+      if (e.version == release.version) return boot_.prefer(release.version);
+  }
+  repository::ReleaseRequest req = opts_.request;
+  req.version = release.version;
+  if (!booted_version.empty() && path_exists(opts_.host.slot(booted_version))) {
+    auto local = host::local_subvolume(opts_.host.slot(booted_version));
+    if (local) req.local = *local;
+    else log::warning("no delta base: " + local.error().describe());
+  }
+  if (opts_.on_progress) {
+    auto cb = opts_.on_progress;
+    std::string v = release.version;
+    req.progress = [cb, v](const repository::FetchProgress& p) { cb(progress_of(p, v)); };
+  }
+  auto opened = BALLAST_TRY(repository::open_release(req, clock_));
+  host::StageContext ctx{opts_.host, boot_, opts_.state_dir, booted_version};
+  host::StageRequest sreq;
+  sreq.version = release.version;
+  sreq.needed_bytes = opened.artifact.usize;
+  sreq.tries = opts_.tries;
+  sreq.esp_fstab = opts_.esp_fstab;
+  sreq.open_stream = [&opened]() -> Result<std::unique_ptr<ByteSource>> {
+    if (!opened.stream) return fail("stage.stream-used", "the release stream can be read once");
+    return std::unique_ptr<ByteSource>(std::move(opened.stream));
+  };
+  if (auto staged = host::stage_release(ctx, sreq); !staged) return tl::unexpected(staged.error());
+  return host::retain(opts_.host, boot_, booted_version, opts_.keep);
+}
+
+std::string HostReleaseSource::explain() const {
+  std::lock_guard lock(mutex_);
+  return last_.reason;
+}
+
+PlanDecision HostReleaseSource::last_decision() const {
+  std::lock_guard lock(mutex_);
+  return last_;
+}
+
+Progress progress_of(const repository::FetchProgress& p, const std::string& version) {
+  Progress out;
+  out.bytes = p.bytes_done;
+  out.total_bytes = p.bytes_total;
+  out.rate = p.bytes_per_second;
+  out.percent = p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 0;
+  out.message = "fetching " + version;
+  return out;
+}
+
+HealthOptions health_options(const Config& cfg) {
+  HealthOptions o;
+  o.timeout = cfg.get_duration("health.check_timeout");
+  o.check_failed_units = cfg.get_bool("health.check_failed_units");
+  return o;
+}
+
+}  // namespace ballast::agent

@@ -1,0 +1,66 @@
+// The daemon's real ports: releases from the TUF repository staged onto the host, and the host's
+// health checks. (The reboot gate, rebooter and reporter come from agent/reboot and agent/report.)
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "agent/api.hpp"
+#include "agent/daemon/planner.hpp"
+#include "agent/update_flow.hpp"
+#include "repository/release.hpp"
+#include "snapshot/host_layout.hpp"
+
+namespace ballast::agent {
+
+struct HostReleaseSourceOptions {
+  repository::ReleaseRequest request;  // repository, trust, HTTP settings, state dir, channel
+  snapshot::HostLayout host{""};
+  std::string state_dir;               // the pin lives here; the stage journal too
+  double wariness = 0;
+  int tries = 0;                       // trial boot attempts; 0: the backend's default
+  int keep = 3;                        // retention.keep
+  std::string esp_fstab;
+  // Called from the fetching thread while staging.
+  std::function<void(const Progress&)> on_progress;
+};
+
+// check(): refresh the repository, list its releases and let plan_update() choose, with the pin
+// from <state>/pin, the retained deployments and the flow's denylist. stage(): fetch the chosen
+// release as a delta from the booted slot (its received uuid) when the manifest has one, else in
+// full, stage it with host::stage_release and apply retention.
+class HostReleaseSource final : public ReleaseSource {
+ public:
+  HostReleaseSource(HostReleaseSourceOptions options, boot::BootControl& boot, const Clock& clock)
+      : opts_(std::move(options)), boot_(boot), clock_(clock) {}
+  Result<std::optional<Release>> check(const std::vector<std::string>& denylist) override;
+  Status stage(const Release& release) override;
+  std::string explain() const override;
+  // The last decision, for AgentApi::check().
+  PlanDecision last_decision() const;
+
+ private:
+  HostReleaseSourceOptions opts_;
+  boot::BootControl& boot_;
+  const Clock& clock_;
+  mutable std::mutex mutex_;
+  PlanDecision last_;
+};
+
+// Turns the fetcher's progress into the API's Progress.
+Progress progress_of(const repository::FetchProgress& p, const std::string& version);
+
+class HostHealthChecker final : public HealthChecker {
+ public:
+  explicit HostHealthChecker(HealthOptions options) : opts_(std::move(options)) {}
+  Result<HealthReport> run() override { return run_health_checks(opts_); }
+
+ private:
+  HealthOptions opts_;
+};
+
+// health.check_timeout and health.check_failed_units over the default directories.
+HealthOptions health_options(const Config& cfg);
+
+}  // namespace ballast::agent

@@ -1,0 +1,245 @@
+// The daemon on a sandbox host: real Btrfs, a real TUF repository published with `ballast repo`
+// (file://), the systemd-boot backend on a directory ESP, and the boot simulator standing in for
+// the firmware when the daemon reboots. Each Agent is one "process" of the daemon on one boot.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+
+#include "agent/daemon/daemon.hpp"
+#include "agent/daemon/ports.hpp"
+#include "common/file.hpp"
+#include "common/process.hpp"
+#include "tests/integration/agent/sandbox_host.hpp"
+#include "tests/unit/agent/flow_fakes.hpp"
+
+using namespace ballast;
+using namespace ballast::agent;
+using ballast::testing::SandboxHost;
+using S = FlowState;
+using Types = std::vector<std::string>;
+
+namespace {
+
+const std::string kBallast = std::string(BALLAST_BUILD_ROOT) + "/agent/ballast";
+
+// Reboots the sandbox host through the simulated loader.
+struct SimulatorRebooter : Rebooter {
+  boot::BootPaths paths;
+  std::vector<std::string> announced;
+  int reboots = 0;
+  explicit SimulatorRebooter(boot::BootPaths p) : paths(std::move(p)) {}
+  Status announce(const std::string& v) override {
+    announced.push_back(v);
+    return ok();
+  }
+  Status reboot() override {
+    ++reboots;
+    boot::BootSimulator sim(paths);
+    auto booted = sim.reboot();
+    if (!booted) return tl::unexpected(booted.error());
+    return ok();
+  }
+};
+
+// A host running 1.0 (blessed), and a repository that publishes 1.0.
+struct Fleet {
+  SandboxHost h;
+  std::string repo, keys, health;
+  agent::testing::FakeGate gate;
+  agent::testing::RecordingReporter reporter;
+  SimulatorRebooter rebooter{h.paths};
+  SystemClock clock;
+
+  Fleet() {
+    repo = h.fs->base_dir() + "/repo";
+    keys = h.fs->base_dir() + "/keys";
+    health = h.fs->base_dir() + "/health";
+    REQUIRE(make_dirs(health + "/required"));
+    auto boot = boot::make_systemd_boot_control(h.paths);
+    ballast::testing::install_first(h, *boot, "1.0");
+    REQUIRE(run_checked({kBallast, "repo", "init", repo, "--keys", keys}));
+    REQUIRE(run_checked({kBallast, "repo", "add", repo, "--keys", keys, "--version", "1.0", "--subvolume",
+                         h.build + "/minimal-1.0", "--zstd-level", "3"}));
+  }
+
+  // Builds `version` and publishes it with a delta from `parent`.
+  void release(const std::string& version, const std::string& parent) {
+    h.publish(version, parent);
+    REQUIRE(run_checked({kBallast, "repo", "add", repo, "--keys", keys, "--version", version, "--subvolume",
+                         h.build + "/minimal-" + version, "--delta-from", parent, "--delta-from-subvolume",
+                         h.build + "/minimal-" + parent, "--zstd-level", "3"}));
+  }
+  void revoke(const std::string& version) {
+    REQUIRE(run_checked({kBallast, "repo", "revoke", repo, "--keys", keys, "--version", version}));
+  }
+  void health_check(const std::string& name, int exit_code) {
+    std::string path = health + "/required/" + name;
+    REQUIRE(write_file_atomic(path, "#!/bin/sh\necho checked\nexit " + std::to_string(exit_code) + "\n", 0755));
+  }
+  void cli(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{kBallast, "--state-dir", h.state, "--config-dir", h.fs->base_dir() + "/no-config"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    REQUIRE(run_checked(argv));
+  }
+  std::string booted() { return *boot::make_systemd_boot_control(h.paths)->booted_version(); }
+  std::vector<boot::BootEntry> entries() { return *boot::make_systemd_boot_control(h.paths)->entries(); }
+  nlohmann::json flow_record() { return nlohmann::json::parse(*read_file(h.state + "/flow.json")); }
+};
+
+// The daemon as it starts on the host's current boot.
+struct Agent {
+  std::unique_ptr<boot::BootControl> boot;
+  std::unique_ptr<HostReleaseSource> source;
+  std::unique_ptr<HostHealthChecker> health;
+  std::unique_ptr<Daemon> daemon;
+
+  explicit Agent(Fleet& f) {
+    boot = boot::make_systemd_boot_control(f.h.paths);
+    HostReleaseSourceOptions so;
+    so.request.repo_url = "file://" + f.repo;
+    so.request.root_json = f.repo + "/metadata/1.root.json";
+    so.request.state_dir = f.h.state;
+    so.host = f.h.layout();
+    so.state_dir = f.h.state;
+    source = std::make_unique<HostReleaseSource>(so, *boot, f.clock);
+    HealthOptions ho;
+    ho.dirs = {f.health};
+    ho.check_failed_units = false;  // the machine running the tests is not the sandbox host
+    health = std::make_unique<HostHealthChecker>(ho);
+    DaemonOptions opts;
+    opts.state_dir = f.h.state;
+    auto d = Daemon::open(opts, DaemonPorts{*boot, *source, f.gate, f.rebooter, *health, f.reporter, f.clock});
+    REQUIRE(d);
+    daemon = std::move(*d);
+  }
+  std::vector<S> run() {
+    auto passed = daemon->run_flow();
+    if (!passed) FAIL(passed.error().describe());
+    INFO(daemon->status()->last_error);
+    return *passed;
+  }
+};
+
+const std::vector<S> kToReboot{S::checking, S::staging, S::staged, S::waiting_to_reboot, S::rebooting, S::verifying};
+
+}  // namespace
+
+TEST_CASE("the daemon updates the host from the repository, reboots into the update and blesses it once healthy") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  f.health_check("10-ok", 0);
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+    CHECK(f.rebooter.announced == Types{"2.0"});
+    CHECK(a.daemon->status()->staged == "2.0");
+  }
+  CHECK(f.booted() == "2.0");
+  CHECK(f.entries().front().state == boot::EntryState::indeterminate);
+  // The delta was applied onto the 1.0 slot: the new slot is a received subvolume of its own.
+  CHECK(path_exists(f.h.layout().slot("2.0")));
+  CHECK_THAT(*read_file(f.h.layout().deployment("2.0") + "/etc/release-note"), Catch::Contains("this is 2.0"));
+  Agent after(f);
+  CHECK(after.run() == std::vector<S>{S::committed, S::idle});
+  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().state == boot::EntryState::good);
+  CHECK(f.reporter.types == Types{"checked", "staged", "rebooting", "booted", "health.passed", "committed"});
+  CHECK(f.gate.steady == 1);
+  auto history = after.daemon->history();
+  REQUIRE(history);
+  CHECK((*history).back()["result"] == "committed");
+  // Nothing newer: the next check rests.
+  CHECK(after.run() == std::vector<S>{S::checking, S::idle});
+}
+
+TEST_CASE("an unhealthy update falls back to the old version, is recorded as rolled back, denylisted and not retried") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  f.health_check("10-ok", 0);
+  f.health_check("20-broken", 1);
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+  }
+  CHECK(f.booted() == "2.0");
+  {
+    Agent a(f);
+    CHECK(a.run() == std::vector<S>{S::reverting, S::verifying});  // marked bad, rebooted
+  }
+  CHECK(f.booted() == "1.0");  // the loader skipped the exhausted entry
+  Agent after(f);
+  CHECK(after.run() == std::vector<S>{S::rolled_back, S::idle});
+  CHECK(f.reporter.types ==
+        Types{"checked", "staged", "rebooting", "booted", "health.failed", "booted", "rolled-back"});
+  auto record = f.flow_record();
+  CHECK(record["denylist"] == nlohmann::json{"2.0"});
+  CHECK(record["history"].back()["result"] == "rolled-back");
+  CHECK_THAT(record["history"].back()["error"].get<std::string>(), Catch::Contains("required/20-broken"));
+  for (const auto& e : f.entries())
+    if (e.version == "2.0") CHECK(e.state == boot::EntryState::bad);
+  // The next check does not try 2.0 again.
+  CHECK(after.run() == std::vector<S>{S::checking, S::idle});
+  CHECK(f.reporter.types.back() == "checked");
+  CHECK(f.booted() == "1.0");
+  auto c = after.daemon->check();
+  REQUIRE(c);
+  CHECK((*c)["available"].is_null());
+  CHECK_THAT((*c)["reason"].get<std::string>(), Catch::Contains("2.0 is denylisted"));
+}
+
+TEST_CASE("a host booted into a release that is then revoked goes back to its previous good deployment") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  f.health_check("10-ok", 0);
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+  }
+  {
+    Agent a(f);
+    CHECK(a.run() == std::vector<S>{S::committed, S::idle});
+  }
+  f.revoke("2.0");
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+    CHECK_THAT(a.source->explain(), Catch::Contains("2.0 is revoked; back to the previous good deployment 1.0"));
+  }
+  CHECK(f.booted() == "1.0");
+  Agent after(f);
+  CHECK(after.run() == std::vector<S>{S::committed, S::idle});
+  CHECK(f.entries().front().version == "1.0");
+  auto last = f.flow_record()["history"].back();
+  CHECK(last["from"] == "2.0");
+  CHECK(last["target"] == "1.0");
+  CHECK(last["result"] == "committed");
+  // 2.0 stays revoked: the host rests on 1.0.
+  CHECK(after.run() == std::vector<S>{S::checking, S::idle});
+}
+
+TEST_CASE("a pin set with `ballast pin` holds the host at that version until `ballast unpin`") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  f.release("3.0", "2.0");
+  f.health_check("10-ok", 0);
+  f.cli({"pin", "2.0"});
+  {
+    Agent a(f);
+    CHECK(a.daemon->status()->pinned == "2.0");
+    CHECK(a.run() == kToReboot);
+    CHECK(a.source->explain() == "pinned to 2.0");
+  }
+  CHECK(f.booted() == "2.0");
+  {
+    Agent a(f);
+    CHECK(a.run() == std::vector<S>{S::committed, S::idle});
+    CHECK(a.run() == std::vector<S>{S::checking, S::idle});  // pinned and there: stays
+  }
+  f.cli({"unpin"});
+  {
+    Agent a(f);
+    CHECK(a.daemon->status()->pinned.empty());
+    CHECK(a.run() == kToReboot);
+  }
+  CHECK(f.booted() == "3.0");
+}

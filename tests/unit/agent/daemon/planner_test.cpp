@@ -1,0 +1,229 @@
+#include <catch2/catch.hpp>
+
+#include "agent/daemon/pin.hpp"
+#include "agent/daemon/planner.hpp"
+#include "common/file.hpp"
+
+using namespace ballast;
+using namespace ballast::agent;
+using repository::ReleaseInfo;
+
+namespace {
+
+constexpr int64_t kNow = 1'767'225'600;  // 2026-01-01T00:00:00Z
+
+ReleaseInfo rel(const std::string& v) {
+  ReleaseInfo r;
+  r.version = v;
+  return r;
+}
+
+PlanInput input(std::vector<ReleaseInfo> releases, const std::string& booted) {
+  PlanInput in;
+  in.releases = std::move(releases);
+  in.booted = booted;
+  in.now = std::chrono::system_clock::time_point{std::chrono::seconds{kNow}};
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("the planner picks the newest release of the channel that is newer than the booted one") {
+  auto beta = rel("3.0");
+  beta.channel = "beta";
+  auto in = input({rel("1.0"), rel("2.10"), rel("2.9"), beta}, "1.0");
+  auto d = plan_update(in);
+  REQUIRE(d.target);
+  CHECK(*d.target == "2.10");  // version order, not string order
+  CHECK_FALSE(d.backward);
+  in.channel = "beta";
+  CHECK(plan_update(in).target == std::optional<std::string>("3.0"));
+}
+
+TEST_CASE("the planner stays when nothing newer is on the channel") {
+  auto d = plan_update(input({rel("0.9"), rel("1.0")}, "1.0"));
+  CHECK_FALSE(d.target);
+  CHECK_THAT(d.reason, Catch::Contains("up to date"));
+}
+
+TEST_CASE("a pin selects exactly that version, even an older one or one on another channel") {
+  auto other = rel("1.5");
+  other.channel = "beta";
+  auto in = input({rel("0.9"), rel("1.0"), other, rel("2.0")}, "1.0");
+  in.pin = "0.9";
+  auto d = plan_update(in);
+  REQUIRE(d.target == std::optional<std::string>("0.9"));
+  CHECK(d.backward);
+  CHECK(d.reason == "pinned to 0.9");
+  in.pin = "1.5";
+  CHECK(plan_update(in).target == std::optional<std::string>("1.5"));
+  in.pin = "1.0";
+  CHECK_FALSE(plan_update(in).target);
+  in.pin = "7.0";
+  auto missing = plan_update(in);
+  CHECK_FALSE(missing.target);
+  CHECK_THAT(missing.reason, Catch::Contains("does not list"));
+}
+
+TEST_CASE("a pin to a revoked release is not followed") {
+  auto bad = rel("2.0");
+  bad.revoked = true;
+  auto in = input({rel("1.0"), bad}, "1.0");
+  in.pin = "2.0";
+  auto d = plan_update(in);
+  CHECK_FALSE(d.target);
+  CHECK_THAT(d.reason, Catch::Contains("revoked"));
+}
+
+TEST_CASE("a release opens to a node once now reaches start plus wariness times duration") {
+  auto r = rel("2.0");
+  r.rollout = repository::Rollout{kNow - 1000, 4000};
+  auto in = input({rel("1.0"), r}, "1.0");
+  in.wariness = 0.25;  // opens at start + 1000 = now
+  CHECK(plan_update(in).target == std::optional<std::string>("2.0"));
+  in.wariness = 0.5;  // opens at start + 2000 = now + 1000
+  auto d = plan_update(in);
+  CHECK_FALSE(d.target);
+  CHECK(d.reason == "waiting for rollout wave of 2.0: opens at 2026-01-01T00:16:40Z");
+  in.now += std::chrono::seconds(1000);
+  CHECK(plan_update(in).target == std::optional<std::string>("2.0"));
+}
+
+TEST_CASE("an older release whose wave is open is taken while the newest one's wave is closed") {
+  auto r = rel("3.0");
+  r.rollout = repository::Rollout{kNow + 10, 0};
+  auto in = input({rel("1.0"), rel("2.0"), r}, "1.0");
+  auto d = plan_update(in);
+  REQUIRE(d.target == std::optional<std::string>("2.0"));
+  CHECK_THAT(d.reason, Catch::Contains("waiting for rollout wave of 3.0"));
+}
+
+TEST_CASE("a host never skips past a barrier newer than its booted version: it stops at the oldest") {
+  auto b2 = rel("2.0");
+  b2.barrier = true;
+  auto b3 = rel("3.0");
+  b3.barrier = true;
+  auto in = input({rel("1.0"), rel("1.5"), b2, rel("2.5"), b3, rel("4.0")}, "1.0");
+  auto d = plan_update(in);
+  REQUIRE(d.target == std::optional<std::string>("2.0"));
+  CHECK_THAT(d.reason, Catch::Contains("barrier 2.0 first"));
+  in.booted = "2.0";
+  CHECK(plan_update(in).target == std::optional<std::string>("3.0"));
+  in.booted = "3.0";
+  CHECK(plan_update(in).target == std::optional<std::string>("4.0"));
+}
+
+TEST_CASE("a barrier whose wave is closed holds the host below it") {
+  auto b = rel("2.0");
+  b.barrier = true;
+  b.rollout = repository::Rollout{kNow + 100, 0};
+  auto in = input({rel("1.0"), rel("1.5"), b, rel("3.0")}, "1.0");
+  CHECK(plan_update(in).target == std::optional<std::string>("1.5"));
+  in.booted = "1.5";
+  auto d = plan_update(in);
+  CHECK_FALSE(d.target);
+  CHECK_THAT(d.reason, Catch::Contains("barrier 2.0 first"));
+}
+
+TEST_CASE("a denylisted version is never chosen automatically, but a pin may choose it") {
+  auto in = input({rel("1.0"), rel("2.0"), rel("3.0")}, "1.0");
+  in.denylist = {"3.0"};
+  auto d = plan_update(in);
+  REQUIRE(d.target == std::optional<std::string>("2.0"));
+  in.denylist = {"2.0", "3.0"};
+  d = plan_update(in);
+  CHECK_FALSE(d.target);
+  CHECK_THAT(d.reason, Catch::Contains("3.0 is denylisted"));
+  in.pin = "3.0";
+  CHECK(plan_update(in).target == std::optional<std::string>("3.0"));
+}
+
+TEST_CASE("a revoked release is never chosen") {
+  auto r = rel("2.0");
+  r.revoked = true;
+  auto in = input({rel("1.0"), r}, "1.0");
+  CHECK_FALSE(plan_update(in).target);
+  in = input({rel("1.0"), rel("1.5"), r}, "1.0");
+  CHECK(plan_update(in).target == std::optional<std::string>("1.5"));
+}
+
+TEST_CASE("a host booted into a revoked release goes forward when a newer allowed release exists") {
+  auto r = rel("2.0");
+  r.revoked = true;
+  auto in = input({rel("1.0"), r, rel("2.1")}, "2.0");
+  in.retained = {"1.0", "2.0"};
+  auto d = plan_update(in);
+  REQUIRE(d.target == std::optional<std::string>("2.1"));
+  CHECK_FALSE(d.backward);
+  CHECK_THAT(d.reason, Catch::Contains("2.0 is revoked; forward to 2.1"));
+}
+
+TEST_CASE("a host booted into a revoked release goes back to the newest retained good older version") {
+  auto r = rel("2.0");
+  r.revoked = true;
+  auto r15 = rel("1.5");
+  r15.revoked = true;
+  auto closed = rel("2.1");
+  closed.rollout = repository::Rollout{kNow + 100, 0};
+  auto in = input({rel("0.9"), rel("1.0"), r15, r, closed}, "2.0");
+  in.retained = {"0.9", "1.0", "1.5", "2.0"};
+  auto d = plan_update(in);
+  REQUIRE(d.target == std::optional<std::string>("1.0"));
+  CHECK(d.backward);
+  CHECK_THAT(d.reason, Catch::Contains("back to the previous good deployment 1.0"));
+  in.retained = {"2.0"};
+  d = plan_update(in);
+  CHECK_FALSE(d.target);
+  CHECK_THAT(d.reason, Catch::Contains("no older deployment"));
+}
+
+TEST_CASE("a node's wariness is stable, in [0,1) and spread across node ids") {
+  double a = wariness_from_node_id("node-a");
+  CHECK(a == wariness_from_node_id("node-a"));
+  CHECK(a != wariness_from_node_id("node-b"));
+  int low = 0;
+  for (int i = 0; i < 200; ++i) {
+    double w = wariness_from_node_id("node-" + std::to_string(i));
+    REQUIRE(w >= 0);
+    REQUIRE(w < 1);
+    if (w < 0.5) ++low;
+  }
+  CHECK(low > 50);
+  CHECK(low < 150);
+}
+
+TEST_CASE("wariness comes from node.wariness, else node.id, else the machine id file") {
+  auto dir = make_temp_dir("planner-test");
+  REQUIRE(dir);
+  std::string mid = *dir + "/machine-id";
+  REQUIRE(write_file_atomic(mid, "0123456789abcdef0123456789abcdef\n"));
+  Config cfg;
+  CHECK(*node_wariness(cfg, mid) == wariness_from_node_id("0123456789abcdef0123456789abcdef"));
+  REQUIRE(cfg.merge_text("[node]\nid = \"n1\"\n", "a.toml"));
+  CHECK(*node_wariness(cfg, mid) == wariness_from_node_id("n1"));
+  REQUIRE(cfg.merge_text("[node]\nwariness = 0.75\n", "b.toml"));
+  CHECK(*node_wariness(cfg, mid) == 0.75);
+  Config bad;
+  REQUIRE(bad.merge_text("[node]\nwariness = 1.5\n", "c.toml"));
+  CHECK_FALSE(node_wariness(bad, mid));
+  CHECK_FALSE(node_wariness(Config(), *dir + "/missing"));
+  REQUIRE(remove_tree(*dir));
+}
+
+TEST_CASE("a pin is written atomically, read back, and removed; a bad version is refused") {
+  auto dir = make_temp_dir("pin-test");
+  REQUIRE(dir);
+  CHECK_FALSE(*read_pin(*dir));
+  REQUIRE(write_pin(*dir, "2.0"));
+  CHECK(*read_pin(*dir) == std::optional<std::string>("2.0"));
+  auto bad = write_pin(*dir, "../etc");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == "pin.bad-version");
+  CHECK(*read_pin(*dir) == std::optional<std::string>("2.0"));
+  REQUIRE(remove_pin(*dir));
+  CHECK_FALSE(*read_pin(*dir));
+  CHECK(remove_pin(*dir));
+  REQUIRE(write_file_atomic(*dir + "/pin", "not a/version\n"));
+  CHECK(read_pin(*dir).error().code == "pin.corrupt");
+  REQUIRE(remove_tree(*dir));
+}

@@ -1,0 +1,80 @@
+// Fakes of the update flow's ports, shared by the flow's and the daemon's unit tests.
+#pragma once
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/update_flow.hpp"
+#include "boot/boot_control.hpp"
+
+namespace ballast::agent::testing {
+
+struct FakeSource : ReleaseSource {
+  boot::FakeBootControl& boot;
+  std::vector<std::string> offered;  // newest last
+  int stages = 0;
+  std::optional<Error> stage_error;
+  explicit FakeSource(boot::FakeBootControl& b) : boot(b) {}
+  Result<std::optional<Release>> check(const std::vector<std::string>& denylist) override {
+    for (auto it = offered.rbegin(); it != offered.rend(); ++it) {
+      if (std::find(denylist.begin(), denylist.end(), *it) != denylist.end()) continue;
+      auto booted = boot.booted_version();
+      if (booted && *booted == *it) return std::optional<Release>();
+      return std::optional<Release>(Release{*it, 1000});
+    }
+    return std::optional<Release>();
+  }
+  Status stage(const Release& r) override {
+    ++stages;
+    if (stage_error) return tl::unexpected(*stage_error);
+    boot::KernelSpec k;
+    k.version = r.version;
+    k.kernel_path = "/vmlinuz-" + r.version;
+    return boot.install(k);
+  }
+};
+
+struct FakeGate : RebootGate {
+  bool open = true;
+  int steady = 0;
+  Result<bool> may_reboot_now() override { return open; }
+  Status steady_state() override {
+    ++steady;
+    return ok();
+  }
+};
+
+struct FakeRebooter : Rebooter {
+  std::vector<std::string> announced;
+  int reboots = 0;
+  Status announce(const std::string& v) override {
+    announced.push_back(v);
+    return ok();
+  }
+  Status reboot() override {
+    ++reboots;
+    return ok();
+  }
+};
+
+struct FakeHealth : HealthChecker {
+  bool healthy = true;
+  Result<HealthReport> run() override {
+    HealthReport r;
+    r.healthy = healthy;
+    HealthCheckResult c;
+    c.name = "required/50-app";
+    c.passed = healthy;
+    r.checks.push_back(c);
+    return r;
+  }
+};
+
+struct RecordingReporter : Reporter {
+  std::vector<std::string> types;
+  void report(const std::string& type, const nlohmann::json&) override { types.push_back(type); }
+};
+
+}  // namespace ballast::agent::testing
