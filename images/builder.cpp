@@ -192,18 +192,21 @@ Status enable_service(const std::string& root, const std::string& unit) {
   auto text = BALLAST_TRY(read_file(path_join(root, unit_path)));
   std::istringstream in(text);
   std::string line;
-  std::vector<std::string> targets;
+  std::vector<std::string> links;  // "<target>.wants/" or "<target>.requires/", as systemctl enable makes them
   bool install = false;
   while (std::getline(in, line)) {
     if (!line.empty() && line[0] == '[') install = line.rfind("[Install]", 0) == 0;
-    if (install && line.rfind("WantedBy=", 0) == 0) {
-      std::istringstream ws(line.substr(9));
+    if (!install) continue;
+    for (auto [key, dir] : {std::pair{"WantedBy=", ".wants/"}, std::pair{"RequiredBy=", ".requires/"}}) {
+      if (line.rfind(key, 0) != 0) continue;
+      std::istringstream ws(line.substr(std::string_view(key).size()));
       std::string t;
-      while (ws >> t) targets.push_back(t);
+      while (ws >> t) links.push_back(t + dir);
     }
   }
-  if (targets.empty()) return fail("image.no-unit", "cannot enable " + unit + ": its [Install] section has no WantedBy=");
-  for (const auto& t : targets) BALLAST_CHECK(symlink_in(root, "etc/systemd/system/" + t + ".wants/" + unit, unit_path));
+  if (links.empty())
+    return fail("image.no-unit", "cannot enable " + unit + ": its [Install] section has no WantedBy= or RequiredBy=");
+  for (const auto& l : links) BALLAST_CHECK(symlink_in(root, "etc/systemd/system/" + l + unit, unit_path));
   return ok();
 }
 

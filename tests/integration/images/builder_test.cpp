@@ -163,3 +163,26 @@ TEST_CASE("an image built over its parent equals a fresh build and its send delt
   REQUIRE(::stat((dir + "/delta").c_str(), &st) == 0);
   CHECK(st.st_size < 4096);
 }
+
+TEST_CASE("enabling ballast's units links them where their WantedBy= and RequiredBy= say, as systemctl enable does") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  auto def = images::load_definition(source_dir() + "/images/minimal.toml");
+  REQUIRE(def);
+  def->install_ballast = true;
+  def->enable_services = {"ballast.service", "ballast-health.service"};
+  images::BuildOptions opts;
+  opts.version = "1.0";
+  opts.output = (*fs)->mount_point() + "/minimal-1.0";
+  opts.source_date_epoch = 1700000000;
+  opts.ballast_binary = "/proc/self/exe";
+  opts.units_dir = source_dir() + "/units";
+  auto built = images::build_image(*def, opts);
+  REQUIRE(built);
+  const std::string sys = opts.output + "/etc/systemd/system/";
+  CHECK(std::filesystem::read_symlink(sys + "multi-user.target.wants/ballast.service") ==
+        "/usr/lib/systemd/system/ballast.service");
+  CHECK(std::filesystem::read_symlink(sys + "boot-complete.target.requires/ballast-health.service") ==
+        "/usr/lib/systemd/system/ballast-health.service");
+  CHECK(path_exists(opts.output + "/usr/share/dbus-1/system.d/dev.ballast.Agent1.conf"));
+}
