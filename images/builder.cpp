@@ -319,14 +319,16 @@ Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& o
     BALLAST_CHECK(write_in(partial, "/usr/bin/ballast", bin, 0755));
     if (!opts.units_dir.empty()) {
       for (const auto& unit : BALLAST_TRY(list_dir(opts.units_dir))) {
+        // The same places units/meson.build installs them to.
         auto dot = unit.rfind('.');
         std::string ext = dot == std::string::npos ? "" : unit.substr(dot);
-        std::string dest = ext == ".conf" && unit.find("dbus") != std::string::npos ? "/usr/share/dbus-1/system.d/"
-                           : ext == ".conf"                                       ? "/usr/lib/tmpfiles.d/"
-                                                                                  : "/usr/lib/systemd/system/";
-        if (ext != ".service" && ext != ".timer" && ext != ".target" && ext != ".conf") continue;
+        std::string dest;
+        if (ext == ".service" || ext == ".timer" || ext == ".target") dest = "/usr/lib/systemd/system/" + unit;
+        else if (unit == "tmpfiles.conf") dest = "/usr/lib/tmpfiles.d/ballast.conf";
+        else if (unit.rfind("dev.ballast.", 0) == 0 && ext == ".conf") dest = "/usr/share/dbus-1/system.d/" + unit;
+        else continue;
         auto text = BALLAST_TRY(read_file(path_join(opts.units_dir, unit)));
-        BALLAST_CHECK(write_in(partial, dest + unit, text, 0644));
+        BALLAST_CHECK(write_in(partial, dest, text, 0644));
       }
     }
   }

@@ -185,4 +185,5 @@ TEST_CASE("enabling ballast's units links them where their WantedBy= and Require
   CHECK(std::filesystem::read_symlink(sys + "boot-complete.target.requires/ballast-health.service") ==
         "/usr/lib/systemd/system/ballast-health.service");
   CHECK(path_exists(opts.output + "/usr/share/dbus-1/system.d/dev.ballast.Agent1.conf"));
+  CHECK(path_exists(opts.output + "/usr/lib/tmpfiles.d/ballast.conf"));
 }
