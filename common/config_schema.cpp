@@ -55,6 +55,8 @@ const std::vector<ConfigKeySpec>& config_schema() {
        "Unix socket serving Prometheus text metrics; empty: not served."},
       {"report.metrics_textfile", T::string, "",
        "node_exporter textfile (e.g. /var/lib/node_exporter/ballast.prom); empty: none."},
+      // [api]
+      {"api.admin_group", T::string, "", "Group whose members may call the D-Bus API's mutating methods besides root."},
       // [retention]
       {"retention.keep", T::integer, "3", "Versions kept: booted, previous good, staged.", {}, 2, 100},
   };

@@ -261,6 +261,7 @@ Status Daemon::run() {
                                                    loop->watchdog_usec / 2, 0, on_watchdog, this),
                         "watchdog timer"));
   }
+  if (opts_.on_loop) BALLAST_CHECK(with_context(opts_.on_loop(loop->event), "setting up the agent's event sources"));
   loop_ = std::move(loop);
   {
     std::lock_guard lock(mutex_);

@@ -11,11 +11,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <variant>
+
+#include <systemd/sd-event.h>
 
 #include "agent/api.hpp"
 #include "agent/update_flow.hpp"
@@ -40,6 +43,9 @@ struct DaemonOptions {
   // How often the reboot strategy is asked again while an update waits for it.
   std::chrono::milliseconds reboot_retry{std::chrono::minutes(1)};
   bool auto_apply = true;  // false: checks only report what is available
+  // Called on the loop thread once the event loop exists, before READY=1: where the verb adds
+  // its own sources (the D-Bus server, the metrics socket, the event outbox's timers).
+  std::function<Status(sd_event*)> on_loop;
 };
 
 class Daemon final : public AgentApi {

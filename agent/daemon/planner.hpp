@@ -41,6 +41,9 @@ struct PlanDecision {
 PlanDecision plan_update(const PlanInput& in);
 
 // A node's place in the rollout, uniform in [0,1): the first 8 bytes of sha256(node id).
+// node.id, else the machine id: what FleetLock, the event source and the rollout wave know
+// this host by.
+Result<std::string> node_id(const Config& cfg, const std::string& machine_id_path = "/etc/machine-id");
 double wariness_from_node_id(std::string_view node_id);
 
 // node.wariness when set; else derived from node.id, else from the machine id file.
