@@ -96,6 +96,19 @@ TEST_CASE("ballast update --download-only follows the agent with plain progress 
   CHECK(r.out.find('\r') == std::string::npos);
 }
 
+TEST_CASE("ballast update draws a progress bar in place on a terminal", "[dbus][verbs]") {
+  Served s;
+  // script(1) gives the verb a pseudo-terminal as stdout. Its command goes through a shell, so it
+  // holds fixed words only; the bus address travels in the environment.
+  auto r = run({"script", "--quiet", "--return", "--command", kBallast + " update --download-only", "/dev/null"},
+               {"BALLAST_BUS_ADDRESS=" + s.bus->address()});
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("\r\033[K[#####---------------]  25%  1.0 MiB/4.0 MiB  1.0 MiB/s  ETA 0:03") != std::string::npos);
+  CHECK(r.out.find("\r\033[K[###############-----]  75%  3.0 MiB/4.0 MiB  1.0 MiB/s  ETA 0:01") != std::string::npos);
+  CHECK(r.out.find("progress  25%") == std::string::npos);
+}
+
 TEST_CASE("ballast update --json prints one JSON event per line and the final status", "[dbus][verbs]") {
   Served s;
   auto r = run(s.ballast({"--json", "update", "--apply"}));
