@@ -1,5 +1,6 @@
 #include <condition_variable>
 #include <future>
+#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
