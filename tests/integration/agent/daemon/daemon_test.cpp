@@ -132,11 +132,12 @@ TEST_CASE("the daemon updates the host from the repository, reboots into the upd
     Agent a(f);
     CHECK(a.run() == kToReboot);
     CHECK(f.rebooter.announced == Types{"2.0"});
-    CHECK(a.daemon->status()->staged == "2.0");
+    CHECK(a.daemon->status()->state == "verifying");  // what the next start does
+    CHECK(a.daemon->status()->target == "2.0");
   }
   CHECK(f.booted() == "2.0");
   CHECK(f.entries().front().state == boot::EntryState::indeterminate);
-  // The delta was applied onto the 1.0 slot: the new slot is a received subvolume of its own.
+  // Staged as a slot and a deployment carrying the new image.
   CHECK(path_exists(f.h.layout().slot("2.0")));
   CHECK_THAT(*read_file(f.h.layout().deployment("2.0") + "/etc/release-note"), Catch::Contains("this is 2.0"));
   Agent after(f);
