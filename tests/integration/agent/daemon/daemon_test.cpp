@@ -244,3 +244,37 @@ TEST_CASE("a pin set with `ballast pin` holds the host at that version until `ba
   }
   CHECK(f.booted() == "3.0");
 }
+
+TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update, flags the reboot and waits") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  std::string config = f.h.fs->base_dir() + "/config";
+  REQUIRE(make_dirs(config));
+  REQUIRE(write_file_atomic(config + "/10-test.toml",
+                            "[repository]\nurl = \"file://" + f.repo + "\"\nroot = \"" + f.repo +
+                                "/metadata/1.root.json\"\n[reboot]\nstrategy = \"manual\"\n[node]\nwariness = 0.0\n"
+                                "[health]\ncheck_failed_units = false\n"));
+  std::string flag = f.h.fs->base_dir() + "/reboot-required";
+  auto r = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
+                        "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "--json", "daemon",
+                        "--once", "--reboot-required-path", flag});
+  REQUIRE(r);
+  INFO(r->err);
+  REQUIRE(r->exit_code == 0);
+  auto status = nlohmann::json::parse(r->out);
+  CHECK(status["state"] == "waiting-to-reboot");
+  CHECK(status["staged"] == "2.0");
+  CHECK(status["booted"] == "1.0");
+  CHECK_THAT(*read_file(flag), Catch::Contains("2.0"));
+  CHECK(f.booted() == "1.0");
+  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().state == boot::EntryState::indeterminate);
+
+  // Bad configuration: a clear error and exit 1.
+  REQUIRE(write_file_atomic(config + "/20-bad.toml", "[node]\nwariness = 2.0\n"));
+  auto bad = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
+                          "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "daemon", "--once"});
+  REQUIRE(bad);
+  CHECK(bad->exit_code == 1);
+  CHECK_THAT(bad->err, Catch::Contains("node.wariness"));
+}
