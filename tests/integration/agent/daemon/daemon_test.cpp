@@ -132,11 +132,12 @@ TEST_CASE("the daemon updates the host from the repository, reboots into the upd
     Agent a(f);
     CHECK(a.run() == kToReboot);
     CHECK(f.rebooter.announced == Types{"2.0"});
-    CHECK(a.daemon->status()->staged == "2.0");
+    CHECK(a.daemon->status()->state == "verifying");  // what the next start does
+    CHECK(a.daemon->status()->target == "2.0");
   }
   CHECK(f.booted() == "2.0");
   CHECK(f.entries().front().state == boot::EntryState::indeterminate);
-  // The delta was applied onto the 1.0 slot: the new slot is a received subvolume of its own.
+  // Staged as a slot and a deployment carrying the new image.
   CHECK(path_exists(f.h.layout().slot("2.0")));
   CHECK_THAT(*read_file(f.h.layout().deployment("2.0") + "/etc/release-note"), Catch::Contains("this is 2.0"));
   Agent after(f);
@@ -242,4 +243,38 @@ TEST_CASE("a pin set with `ballast pin` holds the host at that version until `ba
     CHECK(a.run() == kToReboot);
   }
   CHECK(f.booted() == "3.0");
+}
+
+TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update, flags the reboot and waits") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  std::string config = f.h.fs->base_dir() + "/config";
+  REQUIRE(make_dirs(config));
+  REQUIRE(write_file_atomic(config + "/10-test.toml",
+                            "[repository]\nurl = \"file://" + f.repo + "\"\nroot = \"" + f.repo +
+                                "/metadata/1.root.json\"\n[reboot]\nstrategy = \"manual\"\n[node]\nwariness = 0.0\n"
+                                "[health]\ncheck_failed_units = false\n"));
+  std::string flag = f.h.fs->base_dir() + "/reboot-required";
+  auto r = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
+                        "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "--json", "daemon",
+                        "--once", "--reboot-required-path", flag});
+  REQUIRE(r);
+  INFO(r->err);
+  REQUIRE(r->exit_code == 0);
+  auto status = nlohmann::json::parse(r->out);
+  CHECK(status["state"] == "waiting-to-reboot");
+  CHECK(status["staged"] == "2.0");
+  CHECK(status["booted"] == "1.0");
+  CHECK_THAT(*read_file(flag), Catch::Contains("2.0"));
+  CHECK(f.booted() == "1.0");
+  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().state == boot::EntryState::indeterminate);
+
+  // Bad configuration: a clear error and exit 1.
+  REQUIRE(write_file_atomic(config + "/20-bad.toml", "[node]\nwariness = 2.0\n"));
+  auto bad = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
+                          "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "daemon", "--once"});
+  REQUIRE(bad);
+  CHECK(bad->exit_code == 1);
+  CHECK_THAT(bad->err, Catch::Contains("node.wariness"));
 }

@@ -1,5 +1,6 @@
 #include <condition_variable>
 #include <future>
+#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -51,8 +52,8 @@ struct BlockingSource : FakeSource {
   std::promise<void> release;
   std::function<void()> during;
   Status stage(const Release& r) override {
-    entered.set_value();
     if (during) during();
+    entered.set_value();
     release.get_future().wait();
     return FakeSource::stage(r);
   }
