@@ -119,6 +119,7 @@ Result<FlowState> UpdateFlow::step() {
     auto next = (this->*row.run)();
     if (!next) {
       record_.last_error = next.error().describe();
+      log::error(std::string("update flow: ") + row.what + " failed: " + record_.last_error);
       ports_.reporter.report("error", {{"state", to_string(row.from)}, {"error", record_.last_error},
                                        {"code", next.error().code}, {"target", record_.target}});
       BALLAST_CHECK(enter(S::failed));
