@@ -257,7 +257,7 @@ TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update
   std::string flag = f.h.fs->base_dir() + "/reboot-required";
   auto r = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
                         "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "--json", "daemon",
-                        "--once", "--reboot-required-path", flag});
+                        "--once", "--run-dir", f.h.fs->base_dir()});
   REQUIRE(r);
   INFO(r->err);
   REQUIRE(r->exit_code == 0);
@@ -265,7 +265,8 @@ TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update
   CHECK(status["state"] == "waiting-to-reboot");
   CHECK(status["staged"] == "2.0");
   CHECK(status["booted"] == "1.0");
-  CHECK_THAT(*read_file(flag), Catch::Contains("2.0"));
+  CHECK(path_exists(flag));
+  CHECK_THAT(*read_file(flag + ".pkgs"), Catch::Contains("ballast=2.0"));
   CHECK(f.booted() == "1.0");
   CHECK(f.entries().front().version == "2.0");
   CHECK(f.entries().front().state == boot::EntryState::indeterminate);
