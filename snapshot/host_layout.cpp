@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/btrfs.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <set>
@@ -110,6 +111,37 @@ std::string with_fstab_lines(const std::string& fstab, const std::vector<std::st
   return out;
 }
 
+// The deployment is read-only once booted and systemd cannot create a missing mount point: every
+// mount point its fstab names (the ESP's /efi, carried from the previous /etc or added here) must
+// exist before it is sealed. A path through a symlink is left alone: it leads out of the tree.
+Status create_mount_points(const std::string& root) {
+  auto fstab = read_file(root + "/etc/fstab");
+  if (!fstab) return fstab.error().code == "io.not-found" ? ok() : Status(tl::unexpected(fstab.error()));
+  std::istringstream in(*fstab);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string spec, mp;
+    ls >> spec >> mp;
+    if (spec.empty() || spec[0] == '#' || mp.size() < 2 || mp[0] != '/' || mp.find("/.") != std::string::npos) continue;
+    std::string path = root;
+    bool through_link = false;
+    for (size_t pos = 1; pos <= mp.size() && !through_link;) {
+      size_t next = mp.find('/', pos);
+      if (next == std::string::npos) next = mp.size();
+      path += "/" + mp.substr(pos, next - pos);
+      struct stat st;
+      if (::lstat(path.c_str(), &st) == 0) {
+        through_link = S_ISLNK(st.st_mode);
+      } else if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+        return fail_errno("host.deploy", errno, "cannot create mount point " + mp);
+      }
+      pos = next + 1;
+    }
+  }
+  return ok();
+}
+
 }  // namespace
 
 Status create_deployment(const HostLayout& host, const DeploymentOptions& opts) {
@@ -148,17 +180,8 @@ Status create_deployment(const HostLayout& host, const DeploymentOptions& opts) 
   if (!lines.empty()) {
     std::string fstab = read_file(work + "/etc/fstab").value_or("");
     BALLAST_CHECK(write_file_atomic(work + "/etc/fstab", with_fstab_lines(fstab, lines)));
-    // The deployment is read-only once booted: systemd cannot create a missing mount point, so
-    // the ESP's /efi must exist before the deployment is sealed.
-    for (const auto& l : lines) {
-      std::istringstream ls(l);
-      std::string spec, mp;
-      ls >> spec >> mp;
-      if (mp.size() < 2 || mp[0] != '/' || mp.find("..") != std::string::npos)
-        return fail("host.bad-fstab", "mount point '" + mp + "' is not a plain absolute path");
-      BALLAST_CHECK(make_dirs(work + mp));
-    }
   }
+  BALLAST_CHECK(create_mount_points(work));
   {
     auto workfd = BALLAST_TRY(open_dir(work));
     if (::syncfs(workfd.get()) != 0) return fail_errno("host.deploy", errno, "cannot flush " + work);

@@ -56,6 +56,10 @@ TEST_CASE("a delta stages on top of the booted version, carrying its /etc change
   install_first(h, *boot, "1.0");
   auto layout = h.layout();
   REQUIRE(write_file_atomic(layout.deployment("1.0") + "/etc/motd", "admin's motd\n"));
+  // A mount the admin (or the installer) added: 2.0 boots read-only, so its mount point must exist.
+  auto fstab = read_file(layout.deployment("1.0") + "/etc/fstab");
+  REQUIRE(fstab);
+  REQUIRE(write_file_atomic(layout.deployment("1.0") + "/etc/fstab", *fstab + "UUID=ABCD-1234 /efi vfat umask=0077 0 2\n"));
   std::string delta = h.publish("2.0", "1.0");
 
   auto staged = h.stage(*boot, "2.0", delta);
@@ -63,6 +67,9 @@ TEST_CASE("a delta stages on top of the booted version, carrying its /etc change
   CHECK(*read_file(layout.deployment("2.0") + "/etc/motd") == "admin's motd\n");          // local change carried
   CHECK(*read_file(layout.deployment("2.0") + "/etc/release-note") == "this is 2.0\n");  // new image's file
   CHECK(*read_file(layout.slot("2.0") + "/etc/release-note") == "this is 2.0\n");
+  CHECK_THAT(*read_file(layout.deployment("2.0") + "/etc/fstab"), Catch::Contains(" /efi vfat"));
+  struct stat efi;
+  CHECK((::stat((layout.deployment("2.0") + "/efi").c_str(), &efi) == 0 && S_ISDIR(efi.st_mode)));
 
   auto status = host::read_host_status(layout, *boot, *boot->booted_version());
   REQUIRE(status);
