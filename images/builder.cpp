@@ -100,36 +100,45 @@ Status extract_tarball(const std::string& tarball, const std::string& root) {
 }
 
 // debootstrap is slow (minutes); its result is cached as a tarball keyed by every input.
-Status debootstrap_base(const BaseSpec& base, const std::string& root, const std::string& cache_dir) {
+Result<std::string> cached_debootstrap(const BaseSpec& base, const std::string& cache_dir) {
   std::vector<std::string> packages = base.packages;
   std::sort(packages.begin(), packages.end());
   std::string key = base.suite + "\n" + base.variant + "\n" + base.mirror + "\n";
   for (const auto& p : packages) key += p + ",";
   std::string cached = path_join(cache_dir, "debootstrap-" + sha256_hex(key).substr(0, 16) + ".tar");
-  if (!path_exists(cached)) {
-    BALLAST_CHECK(make_dirs(cache_dir));
-    auto tmp = BALLAST_TRY(make_temp_dir("ballast-debootstrap"));
-    std::vector<std::string> argv = {"debootstrap", "--variant=" + base.variant};
-    if (!packages.empty()) {
-      std::string inc = "--include=";
-      for (size_t i = 0; i < packages.size(); ++i) inc += (i ? "," : "") + packages[i];
-      argv.push_back(inc);
-    }
-    argv.insert(argv.end(), {base.suite, path_join(tmp, "root"), base.mirror});
-    log::info("running debootstrap " + base.suite + " (cached afterwards in " + cached + ")");
-    auto st = run_checked(argv, SpawnOptions{.timeout = std::chrono::minutes(30)});
-    if (st) {
-      st = run_checked({"tar", "--create", "--file", cached + ".tmp", "--directory", path_join(tmp, "root"),
-                        "--numeric-owner", "--xattrs", "--xattrs-include=*", "--sort=name", "."});
-    }
-    (void)remove_tree(tmp);
-    if (!st) {
-      (void)remove_if_exists(cached + ".tmp");
-      return tl::unexpected(with_context(std::move(st), "building the debootstrap base").error());
-    }
-    if (::rename((cached + ".tmp").c_str(), cached.c_str()) != 0)
-      return fail_errno("image.cache", errno, "cannot store " + cached);
+  if (path_exists(cached)) return cached;
+  BALLAST_CHECK(make_dirs(cache_dir));
+  auto tmp = BALLAST_TRY(make_temp_dir("ballast-debootstrap"));
+  std::vector<std::string> argv = {"debootstrap", "--variant=" + base.variant};
+  if (!packages.empty()) {
+    std::string inc = "--include=";
+    for (size_t i = 0; i < packages.size(); ++i) inc += (i ? "," : "") + packages[i];
+    argv.push_back(inc);
   }
+  argv.insert(argv.end(), {base.suite, path_join(tmp, "root"), base.mirror});
+  log::info("running debootstrap " + base.suite + " (cached afterwards in " + cached + ")");
+  // Per process: two builds warming the same cache at once must not write one file.
+  const std::string partial = cached + ".tmp-" + std::to_string(::getpid());
+  auto st = run_checked(argv, SpawnOptions{.timeout = std::chrono::minutes(30)});
+  if (st) {
+    st = run_checked({"tar", "--create", "--file", partial, "--directory", path_join(tmp, "root"),
+                      "--numeric-owner", "--xattrs", "--xattrs-include=*", "--sort=name", "."});
+  }
+  (void)remove_tree(tmp);
+  if (!st) {
+    (void)remove_if_exists(partial);
+    return tl::unexpected(with_context(std::move(st), "building the debootstrap base").error());
+  }
+  if (::rename(partial.c_str(), cached.c_str()) != 0) {
+    int e = errno;
+    (void)remove_if_exists(partial);
+    return fail_errno("image.cache", e, "cannot store " + cached);
+  }
+  return cached;
+}
+
+Status debootstrap_base(const BaseSpec& base, const std::string& root, const std::string& cache_dir) {
+  const std::string cached = BALLAST_TRY(cached_debootstrap(base, cache_dir));
   BALLAST_CHECK(extract_tarball(cached, root));
   // apt's package lists and caches are for a mutable system; in an image they are dead weight
   // that every full stream would carry (over 100 MB for bookworm).
@@ -253,6 +262,11 @@ Status validate_version(const std::string& version) {
     return fail("image.bad-version", "version \"" + version + "\" must be 1-64 characters of 0-9 A-Z a-z . _ ~ ^ -, "
                                      "starting with a letter or digit ('+' is reserved for boot counters)");
   return ok();
+}
+
+Result<std::string> prepare_base(const ImageDefinition& def, const std::string& cache_dir) {
+  if (def.base.kind != BaseKind::debootstrap) return std::string{};
+  return cached_debootstrap(def.base, cache_dir);
 }
 
 Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& opts) {

@@ -34,6 +34,11 @@ struct BuiltImage {
 
 Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& opts);
 
+// Makes sure the definition's slow base (debootstrap) is in the cache, so a later build starts at
+// once: a build machine or a test run warms it while it does other work. Returns the cached file,
+// or "" when the base kind needs no cache.
+Result<std::string> prepare_base(const ImageDefinition& def, const std::string& cache_dir);
+
 // Versions name slots, entries and files: [0-9A-Za-z._~^-], starting with an alphanumeric.
 Status validate_version(const std::string& version);
 

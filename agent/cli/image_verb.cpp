@@ -1,4 +1,4 @@
-// `ballast image build`: the build side's image builder.
+// `ballast image build|prepare`: the build side's image builder.
 #include <filesystem>
 #include <iostream>
 
@@ -40,6 +40,26 @@ int build(const GlobalOptions& g, ImageBuildArgs& a) {
   return 0;
 }
 
+struct ImagePrepareArgs {
+  std::string definition;
+  std::string cache_dir = images::BuildOptions{}.cache_dir;
+};
+
+int prepare(const GlobalOptions& g, const ImagePrepareArgs& a) {
+  auto def = images::load_definition(a.definition);
+  if (!def) return report_error(def.error());
+  auto cached = images::prepare_base(*def, a.cache_dir);
+  if (!cached) return report_error(cached.error());
+  if (g.json) {
+    print_json({{"name", def->name}, {"cached", cached->empty() ? nlohmann::json(nullptr) : nlohmann::json(*cached)}});
+  } else if (cached->empty()) {
+    std::cout << def->name << ": its base needs no cache\n";
+  } else {
+    std::cout << def->name << ": base cached in " << *cached << "\n";
+  }
+  return 0;
+}
+
 void setup(VerbContext& ctx) {
   auto* image = ctx.app.add_subcommand("image", "Build OS images from definitions (build side)");
   image->require_subcommand(1);
@@ -56,6 +76,13 @@ void setup(VerbContext& ctx) {
                 "A directory laid over the image after the definition's own overlays (repeatable): site or test additions");
   b->add_option("--cache-dir", args.opts.cache_dir, "Cache of debootstrap results (default /var/cache/ballast/images)");
   b->callback([&ctx] { ctx.action = [&g = ctx.global] { return build(g, args); }; });
+
+  static ImagePrepareArgs prepare_args;
+  auto* p = image->add_subcommand(
+      "prepare", "Fetch and cache a definition's base (debootstrap) without building, so later builds start at once");
+  p->add_option("definition", prepare_args.definition, "Image definition (images/NAME.toml)")->required();
+  p->add_option("--cache-dir", prepare_args.cache_dir, "Cache of debootstrap results (default /var/cache/ballast/images)");
+  p->callback([&ctx] { ctx.action = [&g = ctx.global] { return prepare(g, prepare_args); }; });
 }
 
 BALLAST_REGISTER_VERB(500, setup);

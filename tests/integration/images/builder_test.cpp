@@ -187,3 +187,67 @@ TEST_CASE("enabling ballast's units links them where their WantedBy= and Require
   CHECK(path_exists(opts.output + "/usr/share/dbus-1/system.d/dev.ballast.Agent1.conf"));
   CHECK(path_exists(opts.output + "/usr/lib/tmpfiles.d/ballast.conf"));
 }
+
+namespace {
+
+// A debootstrap stand-in first on PATH: records each call and makes a tiny root, or fails.
+struct FakeDebootstrap {
+  std::string dir, calls, cache;
+  explicit FakeDebootstrap(bool succeed) {
+    dir = *make_temp_dir("ballast-fake-debootstrap");
+    calls = dir + "/calls";
+    cache = dir + "/cache";
+    REQUIRE(make_dirs(dir + "/bin"));
+    std::string script = "#!/bin/sh\necho \"$*\" >> " + calls + "\n";
+    script += succeed ? "for a; do root=$prev; prev=$a; done\nmkdir -p \"$root/etc\" && echo fake-bookworm > \"$root/etc/debian_version\"\n"
+                      : "echo 'E: Failed getting release file' >&2\nexit 1\n";
+    REQUIRE(write_file_atomic(dir + "/bin/debootstrap", script, 0755));
+    REQUIRE(write_file_atomic(dir + "/def.toml",
+                              "name = \"fake\"\n[base]\nkind = \"debootstrap\"\nsuite = \"bookworm\"\nvariant = \"minbase\"\n"
+                              "mirror = \"http://deb.example/debian\"\npackages = [\"systemd\", \"btrfs-progs\"]\n"));
+  }
+  ~FakeDebootstrap() { (void)remove_tree(dir); }
+  Result<ProcessResult> prepare() {
+    return run_process({std::string(BALLAST_BUILD_ROOT) + "/agent/ballast", "image", "prepare", dir + "/def.toml",
+                        "--cache-dir", cache},
+                       SpawnOptions{.extra_env = {"PATH=" + dir + "/bin:" + std::getenv("PATH")}});
+  }
+  size_t call_count() {
+    auto text = read_file(calls);
+    return text ? static_cast<size_t>(std::count(text->begin(), text->end(), '\n')) : 0;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("`ballast image prepare` runs debootstrap once and caches its root for every later build") {
+  FakeDebootstrap fake(true);
+  auto first = fake.prepare();
+  REQUIRE(first);
+  INFO(first->err);
+  REQUIRE(first->exit_code == 0);
+  REQUIRE(fake.call_count() == 1);
+  auto call = read_file(fake.calls);
+  CHECK(call->find("--include=btrfs-progs,systemd bookworm") != std::string::npos);
+  auto cached = list_dir(fake.cache);
+  REQUIRE(cached);
+  REQUIRE(cached->size() == 1);
+  auto listing = run_checked({"tar", "--list", "--file", fake.cache + "/" + cached->front()});
+  REQUIRE(listing);
+  CHECK(listing->out.find("./etc/debian_version") != std::string::npos);
+
+  auto second = fake.prepare();
+  REQUIRE(second);
+  CHECK(second->exit_code == 0);
+  CHECK(fake.call_count() == 1);
+}
+
+TEST_CASE("a failed debootstrap leaves nothing in the cache and is reported") {
+  FakeDebootstrap fake(false);
+  auto r = fake.prepare();
+  REQUIRE(r);
+  CHECK(r->exit_code == 1);
+  CHECK(r->err.find("debootstrap") != std::string::npos);
+  auto left = list_dir(fake.cache);
+  CHECK((!left || left->empty()));
+}
