@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -45,8 +46,16 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Sp
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
 
+  // An extra variable replaces an inherited one of the same name: with both in the block, getenv()
+  // in the child would find the inherited one first.
+  auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
   std::vector<std::string> env_storage;
-  for (char** e = environ; *e; ++e) env_storage.emplace_back(*e);
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    bool replaced = std::any_of(opts.extra_env.begin(), opts.extra_env.end(),
+                                [&](const std::string& x) { return name_of(x) == name_of(entry); });
+    if (!replaced) env_storage.emplace_back(entry);
+  }
   for (const auto& e : opts.extra_env) env_storage.push_back(e);
   std::vector<char*> cenv;
   for (auto& e : env_storage) cenv.push_back(e.data());

@@ -45,3 +45,12 @@ TEST_CASE("a missing program is an error, not a crash") {
   REQUIRE_FALSE(r);
   CHECK(r.error().code == "process.spawn");
 }
+
+TEST_CASE("an extra environment variable replaces an inherited one of the same name") {
+  ::setenv("BALLAST_PROCESS_TEST", "inherited", 1);
+  auto r = run_process({"sh", "-c", "echo \"$BALLAST_PROCESS_TEST\"; env | grep -c '^BALLAST_PROCESS_TEST='"},
+                       SpawnOptions{.extra_env = {"BALLAST_PROCESS_TEST=extra"}});
+  ::unsetenv("BALLAST_PROCESS_TEST");
+  REQUIRE(r);
+  CHECK(r->out == "extra\n1\n");
+}
