@@ -57,7 +57,7 @@ int list(const GlobalOptions& g, const BootOptions& o) {
 
 // Sandbox hosts and tests: what systemd-boot would do at the next boot, done on the directories.
 int simulate_reboot(const GlobalOptions& g) {
-  if (g.esp_path == "/efi" || g.efivars_path == "/sys/firmware/efi/efivars" || g.cmdline_path == "/proc/cmdline") {
+  if (!sandbox_boot_paths(g)) {
     std::fprintf(stderr, "ballast: simulate-reboot is for sandbox hosts: give --esp-path, --efivars-path and --cmdline-path\n");
     return 2;
   }

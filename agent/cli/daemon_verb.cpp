@@ -1,7 +1,11 @@
 // `ballast daemon`: the agent as units/ballast.service runs it (Type=notify). It wires the
 // daemon's ports from the configuration: the reboot strategy and logind rebooter (agent/reboot),
 // the CloudEvents outbox, journal milestones and metrics (agent/report), the D-Bus API (agent/dbus).
+// On a sandbox host (--sysroot with a directory ESP and EFI variables) --simulate-reboot stands
+// the boot simulator in for logind, and the health checks are those of the booted deployment.
+#include <cstdio>
 #include <iostream>
+#include <optional>
 #include <mutex>
 
 #include "agent/cli/host_options.hpp"
@@ -27,6 +31,7 @@ namespace {
 struct DaemonArgs {
   bool once = false;
   bool no_dbus = false;
+  bool simulate_reboot = false;
   std::string run_dir = "/run";
   std::string bus_address;
 };
@@ -86,8 +91,15 @@ uint64_t usec_from_now(std::chrono::steady_clock::time_point at) {
 }
 
 int daemon(const GlobalOptions& g, const DaemonArgs& a) {
+  if (a.simulate_reboot && !sandbox_boot_paths(g)) {
+    std::fprintf(stderr, "ballast: --simulate-reboot is for sandbox hosts: give --esp-path, --efivars-path and --cmdline-path\n");
+    return 2;
+  }
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
+  if (a.simulate_reboot && cfg->get_string("boot.loader") != "systemd-boot")
+    return report_error(Error{"config.invalid", "--simulate-reboot follows systemd-boot; boot.loader is " +
+                                                    cfg->get_string("boot.loader"), 0, {}});
   if (cfg->get_string("repository.url").empty())
     return report_error(Error{"config.missing", "repository.url is not set", 0, {}});
   std::string root = path_exists("/etc/ballast/root.json") ? "/etc/ballast/root.json" : cfg->get_string("repository.root");
@@ -116,8 +128,15 @@ int daemon(const GlobalOptions& g, const DaemonArgs& a) {
   agent::reboot::RebooterOptions ro;
   ro.run_dir = a.run_dir;
   ro.bus_address = a.bus_address;
-  agent::reboot::SystemRebooter rebooter(ro);
-  agent::HostHealthChecker health(agent::health_options(*cfg));
+  agent::reboot::SystemRebooter system_rebooter(ro);
+  // A simulated reboot ends this process as a real one would; the daemon exists by then.
+  agent::reboot::SimulatedRebooter simulated_rebooter(boot_paths(g, *cfg), ro, [&daemon_ptr] {
+    if (daemon_ptr) daemon_ptr->stop();
+  });
+  agent::Rebooter& rebooter = a.simulate_reboot ? static_cast<agent::Rebooter&>(simulated_rebooter) : system_rebooter;
+  std::optional<agent::HostHealthChecker> health;
+  if (g.sysroot == GlobalOptions().sysroot) health.emplace(agent::health_options(*cfg));
+  else health.emplace(agent::health_options(*cfg), host_layout(g), *boot);
 
   auto report_http = repository::make_curl_http_client(agent::report::report_http_settings(*cfg));
   auto outbox = agent::report::Outbox::open(agent::report::outbox_options_from_config(*cfg, g.state_dir, *node),
@@ -191,7 +210,7 @@ int daemon(const GlobalOptions& g, const DaemonArgs& a) {
     return ok();
   };
 
-  auto d = agent::Daemon::open(opts, agent::DaemonPorts{*boot, source, **gate, rebooter, health, reporter, clock});
+  auto d = agent::Daemon::open(opts, agent::DaemonPorts{*boot, source, **gate, rebooter, *health, reporter, clock});
   if (!d) return report_error(d.error());
   daemon_ptr = d->get();
   (*d)->add_observer(**metrics);
@@ -226,6 +245,7 @@ int daemon(const GlobalOptions& g, const DaemonArgs& a) {
   auto st = (*d)->run();
   if (report_timer) sd_event_source_unref(report_timer);
   server.reset();
+  reporter.flush();  // what the last steps reported, before a (simulated) reboot if it can
   if (!st) return report_error(st.error());
   return 0;
 }
@@ -239,6 +259,10 @@ void setup(VerbContext& ctx) {
   cmd->add_option("--run-dir", args.run_dir, "Where reboot-required and reboot-required.pkgs go when an update is staged (kured)")
       ->capture_default_str();
   cmd->add_flag("--no-dbus", args.no_dbus, "Do not serve the D-Bus API (a host without a bus)");
+  cmd->add_flag("--simulate-reboot", args.simulate_reboot,
+                "Sandbox hosts only (with --esp-path, --efivars-path, --cmdline-path): instead of rebooting the\n"
+                "machine, boot the sandbox with the boot simulator (systemd-boot's rules) and exit; run the\n"
+                "daemon again to go on from the new boot");
   add_bus_address_option(cmd, args.bus_address);
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return daemon(g, args); }; });
 }

@@ -13,6 +13,11 @@ boot::BootPaths boot_paths(const GlobalOptions& g, const Config& cfg) {
   return p;
 }
 
+bool sandbox_boot_paths(const GlobalOptions& g) {
+  const GlobalOptions machine;
+  return g.esp_path != machine.esp_path && g.efivars_path != machine.efivars_path && g.cmdline_path != machine.cmdline_path;
+}
+
 std::unique_ptr<boot::BootControl> make_boot_control(const GlobalOptions& g, const Config& cfg) {
   auto paths = boot_paths(g, cfg);
   if (cfg.get_string("boot.loader") == "grub") return boot::make_grub_control(paths);

@@ -12,6 +12,9 @@
 namespace ballast::cli {
 
 boot::BootPaths boot_paths(const GlobalOptions& g, const Config& cfg);
+// True when --esp-path, --efivars-path and --cmdline-path all name a sandbox's own files rather
+// than the machine's: what a simulated boot may write to.
+bool sandbox_boot_paths(const GlobalOptions& g);
 // The backend named by boot.loader (systemd-boot or grub).
 std::unique_ptr<boot::BootControl> make_boot_control(const GlobalOptions& g, const Config& cfg);
 // A release request with the [repository] and [update] settings of the configuration filled in.

@@ -104,12 +104,25 @@ int update(const GlobalOptions& g, const UpdateArgs& a) {
   end_bar();
 
   auto s = agent.status();
-  if (!s) return report_error(s.error());
+  if (!s) {
+    // The reboot the update led to can take the agent down before or while it answers (a
+    // simulated reboot ends it at once): that is the update going as asked.
+    const bool gone = agent::dbus::is_not_running(s.error()) || s.error().code == "dbus.NoReply";
+    if ((final_state == "waiting-to-reboot" || final_state == "rebooting") && gone) {
+      if (g.json) std::cout << nlohmann::json{{"event", "done"}, {"state", "rebooting"}}.dump() << "\n";
+      else std::cout << "rebooting into the update (the agent went down)\n";
+      return 0;
+    }
+    return report_error(s.error());
+  }
   if (g.json) std::cout << nlohmann::json{{"event", "done"}, {"status", agent::to_json(*s)}}.dump() << "\n";
   if (final_state == "failed" || final_state == "rolled-back")
     return report_error(Error{"agent.update-failed", "the update ended " + final_state + ": " + s->last_error, 0, {}});
   if (!g.json) {
-    if (!s->staged.empty()) std::cout << "staged " << s->staged << "; state " << s->state << "\n";
+    // After asking for the reboot the flow waits in verifying for the next boot.
+    if (final_state == "waiting-to-reboot" && (s->state == "rebooting" || s->state == "verifying"))
+      std::cout << "rebooting into " << (s->target.empty() ? s->staged : s->target) << "\n";
+    else if (!s->staged.empty()) std::cout << "staged " << s->staged << "; state " << s->state << "\n";
     else std::cout << "state " << s->state << "\n";
   }
   return 0;

@@ -238,7 +238,9 @@ Status Daemon::run() {
     }
     self->dispatch();
     self->worker_finished();
-    if (self->stop_) return sd_event_exit(sd_event_source_get_event(s), 0);
+    // A step that asked to stop (a simulated reboot) ends first, so that its last transitions
+    // still reach the bus; the worker's own wake-up comes once it has.
+    if (self->stop_ && !self->busy_) return sd_event_exit(sd_event_source_get_event(s), 0);
     return 0;
   };
   BALLAST_CHECK(check(sd_event_add_io(loop->event, nullptr, wake_fd_, EPOLLIN, on_wake, this), "wake-up"));

@@ -60,7 +60,7 @@ class Daemon final : public AgentApi {
   // The event loop: resumes an interrupted flow at once, then checks on the timer, until
   // SIGTERM, SIGINT or stop(). Blocks SIGTERM and SIGINT in the calling thread.
   Status run();
-  // Ends run() from any thread.
+  // Ends run() from any thread, once a running step is done.
   void stop();
   // Blocks until run() has set up its loop (for a caller on another thread).
   void wait_running();

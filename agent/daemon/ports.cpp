@@ -89,6 +89,19 @@ Progress progress_of(const repository::FetchProgress& p, const std::string& vers
   return out;
 }
 
+std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host, const std::string& version) {
+  std::string root = host.deployment(version);
+  return {root + "/usr/lib/ballast/health.d", root + "/etc/ballast/health.d"};
+}
+
+Result<HealthReport> HostHealthChecker::run() {
+  if (!host_) return run_health_checks(opts_);
+  HealthOptions o = opts_;
+  auto booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
+  o.dirs = deployment_health_dirs(*host_, booted);
+  return run_health_checks(o);
+}
+
 HealthOptions health_options(const Config& cfg) {
   HealthOptions o;
   o.timeout = cfg.get_duration("health.check_timeout");

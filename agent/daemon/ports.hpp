@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "agent/api.hpp"
@@ -51,14 +52,27 @@ class HostReleaseSource final : public ReleaseSource {
 // Turns the fetcher's progress into the API's Progress.
 Progress progress_of(const repository::FetchProgress& p, const std::string& version);
 
+// The health checks of the booted deployment. On a host the agent runs inside it, so the
+// options' directories (by default /usr/lib/ballast/health.d and /etc/ballast/health.d) are its
+// own. An agent looking at a host from outside (`--sysroot`, a sandbox) gives the host layout
+// and boot control instead: each run() takes the same two directories inside
+// @ballast/deploy/<booted> (its image's /usr and its own writable /etc), as that deployment
+// booted would see them.
 class HostHealthChecker final : public HealthChecker {
  public:
   explicit HostHealthChecker(HealthOptions options) : opts_(std::move(options)) {}
-  Result<HealthReport> run() override { return run_health_checks(opts_); }
+  HostHealthChecker(HealthOptions options, snapshot::HostLayout host, boot::BootControl& boot)
+      : opts_(std::move(options)), host_(std::move(host)), boot_(&boot) {}
+  Result<HealthReport> run() override;
 
  private:
   HealthOptions opts_;
+  std::optional<snapshot::HostLayout> host_;
+  boot::BootControl* boot_ = nullptr;
 };
+
+// The health directories of `version`'s deployment on a host seen from outside.
+std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host, const std::string& version);
 
 // health.check_timeout and health.check_failed_units over the default directories.
 HealthOptions health_options(const Config& cfg);

@@ -84,4 +84,14 @@ Status SystemRebooter::reboot() {
                                    ": " + proc.error().describe());
 }
 
+Status SimulatedRebooter::reboot() {
+  auto booted = with_context(boot::BootSimulator(paths_).reboot(), "simulated reboot");
+  if (!booted) return tl::unexpected(booted.error());
+  log::info("simulated reboot: booted " + booted->version + " (entry " + booted->entry_id + ")");
+  last_ = *booted;
+  BALLAST_CHECK(announcer_.withdraw());
+  if (on_rebooted_) on_rebooted_();
+  return ok();
+}
+
 }  // namespace ballast::agent::reboot

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/update_flow.hpp"
+#include "boot/boot_simulator.hpp"
 
 namespace ballast::agent::reboot {
 
@@ -34,6 +37,30 @@ class SystemRebooter final : public Rebooter {
  private:
   Status reboot_via_logind();
   RebooterOptions options_;
+};
+
+// A sandbox host's Rebooter (`ballast daemon --simulate-reboot`): the host is directories and a
+// loop-backed Btrfs inside the machine running the agent, which must never go down. reboot()
+// boots the sandbox instead: the boot simulator applies systemd-boot's rules to the directory
+// ESP and EFI variables (the trial entry's try is counted, an exhausted one falls back), /run's
+// reboot-required files go as a tmpfs /run would, and on_rebooted ends the agent's process the
+// way a real reboot does; whoever runs the sandbox starts the agent again on the new "boot".
+class SimulatedRebooter final : public Rebooter {
+ public:
+  SimulatedRebooter(boot::BootPaths paths, RebooterOptions options, std::function<void()> on_rebooted)
+      : paths_(std::move(paths)), announcer_(std::move(options)), on_rebooted_(std::move(on_rebooted)) {}
+
+  Status announce(const std::string& version) override { return announcer_.announce(version); }
+  // The simulator's error (e.g. nothing to boot) leaves the agent running: on_rebooted is not called.
+  Status reboot() override;
+  // What the last reboot() booted.
+  const std::optional<boot::SimulatedBoot>& last_boot() const { return last_; }
+
+ private:
+  boot::BootPaths paths_;
+  SystemRebooter announcer_;
+  std::function<void()> on_rebooted_;
+  std::optional<boot::SimulatedBoot> last_;
 };
 
 }  // namespace ballast::agent::reboot

@@ -12,13 +12,14 @@ BALLAST=$BUILD/agent/ballast
 LEVEL=${ZSTD_LEVEL:-19}
 SIZE_MB=${TREE_MB:-200}
 [ -x "$BALLAST" ] || { echo "no $BALLAST; build first" >&2; exit 2; }
+source "$(dirname "$0")/../../scripts/lib/nginx.sh"
 
 W=$(mktemp -d /tmp/ballast-bench-fetch-XXXXXX)
 LOOP=""
 NGINX_PID=""
 cleanup() {
   set +e
-  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" && wait "$NGINX_PID" 2>/dev/null
+  nginx_stop
   mountpoint -q "$W/mnt" && umount "$W/mnt"
   [ -n "$LOOP" ] && losetup -d "$LOOP"
   rm -rf "$W"
@@ -88,28 +89,8 @@ echo "publishing took $(echo "$T1 - $T0" | bc) s"
 
 echo "== nginx over HTTPS with a throwaway CA"
 cd "$W"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 1 -subj "/CN=bench CA" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr -subj "/CN=localhost" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > srv.ext
-openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 -extfile srv.ext 2>/dev/null
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$W/ngx"
-cat > "$W/nginx.conf" <<NGX
-daemon off; master_process on; worker_processes 2; user root;
-pid $W/ngx/pid; error_log $W/ngx/error.log warn;
-events { worker_connections 256; }
-http {
-  default_type application/octet-stream; sendfile on; tcp_nopush on;
-  log_format bytes '\$request_uri \$status \$body_bytes_sent';
-  access_log $W/ngx/access.log bytes;
-  client_body_temp_path $W/ngx/b; proxy_temp_path $W/ngx/p; fastcgi_temp_path $W/ngx/f; uwsgi_temp_path $W/ngx/u; scgi_temp_path $W/ngx/s;
-  server { listen 127.0.0.1:$PORT ssl http2; ssl_certificate $W/srv.pem; ssl_certificate_key $W/srv.key; root $W/www; }
-}
-NGX
-nginx -p "$W/ngx" -c "$W/nginx.conf" -e "$W/ngx/error.log" &
-NGINX_PID=$!
-for _ in $(seq 100); do curl -s -o /dev/null --cacert ca.pem "https://localhost:$PORT/" && break; sleep 0.1; done
-URL="https://localhost:$PORT"
+nginx_https_start "$W" "$W/www"
+URL=$NGINX_URL
 
 served() { awk '{s+=$3} END {print s+0}' "$W/ngx/access.log"; }
 now() { date +%s.%N; }

@@ -77,3 +77,74 @@ TEST_CASE("without logind on the bus the fallback command reboots, and when it f
     CHECK(st.error().message.find("false") != std::string::npos);
   }
 }
+
+namespace {
+
+// A sandbox's boot side: a directory ESP, efivars and cmdline file, 1.0 installed and blessed.
+struct SandboxBoot {
+  TempDir dir;
+  ballast::boot::BootPaths paths;
+  std::unique_ptr<ballast::boot::BootControl> control;
+  SandboxBoot() {
+    paths.esp_path = dir.path + "/esp";
+    paths.efivars_path = dir.path + "/efivars";
+    paths.cmdline_path = dir.path + "/cmdline";
+    REQUIRE(make_dirs(paths.esp_path));
+    REQUIRE(make_dirs(paths.efivars_path));
+    REQUIRE(make_dirs(dir.path + "/run"));
+    control = ballast::boot::make_systemd_boot_control(paths);
+  }
+  void install(const std::string& v, bool blessed) {
+    REQUIRE(write_file_atomic(dir.path + "/vmlinuz-" + v, "kernel " + v));
+    REQUIRE(control->install({v, dir.path + "/vmlinuz-" + v, "", "rootflags=subvol=@ballast/deploy/" + v + " ro", "", 0}));
+    if (blessed) REQUIRE(control->bless(v));
+  }
+  ballast::boot::BootEntry entry(const std::string& v) {
+    auto all = control->entries();
+    REQUIRE(all);
+    for (const auto& e : *all)
+      if (e.version == v) return e;
+    FAIL("no entry " << v);
+    return {};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a simulated reboot boots the sandbox by systemd-boot's rules, clears /run's reboot flag and ends the agent") {
+  SandboxBoot host;
+  host.install("1.0", true);
+  host.install("2.0", false);  // a trial entry with boot.tries (3) tries
+  int ended = 0;
+  SimulatedRebooter r(host.paths, options(host.dir.path + "/run"), [&] { ++ended; });
+  REQUIRE(r.announce("2.0"));
+  CHECK(path_exists(host.dir.path + "/run/reboot-required"));
+
+  REQUIRE(r.reboot());
+  CHECK(ended == 1);
+  REQUIRE(r.last_boot());
+  CHECK(r.last_boot()->version == "2.0");
+  CHECK(host.control->booted_version().value() == "2.0");
+  CHECK(host.entry("2.0").tries_left == 2);  // the try was counted down before it booted
+  CHECK(list_dir(host.dir.path + "/run").value().empty());  // a reboot empties /run
+
+  // Marked bad, the trial entry is skipped: boot counting falls back to 1.0.
+  REQUIRE(host.control->mark_bad("2.0"));
+  REQUIRE(r.reboot());
+  CHECK(ended == 2);
+  CHECK(r.last_boot()->version == "1.0");
+  CHECK(host.control->booted_version().value() == "1.0");
+}
+
+TEST_CASE("a simulated reboot with nothing to boot fails and leaves the agent running") {
+  SandboxBoot host;
+  int ended = 0;
+  SimulatedRebooter r(host.paths, options(host.dir.path + "/run"), [&] { ++ended; });
+  REQUIRE(r.announce("2.0"));
+  auto st = r.reboot();
+  REQUIRE_FALSE(st);
+  CHECK(st.error().code == "boot.no-entry");
+  CHECK(ended == 0);
+  CHECK_FALSE(r.last_boot());
+  CHECK(path_exists(host.dir.path + "/run/reboot-required"));  // nothing rebooted: the flag stays
+}
