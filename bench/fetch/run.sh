@@ -11,19 +11,22 @@ BUILD=$(realpath "${1:-build}")
 BALLAST=$BUILD/agent/ballast
 LEVEL=${ZSTD_LEVEL:-19}
 SIZE_MB=${TREE_MB:-200}
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/../lib/nginx.sh"
+source "$HERE/../lib/usr_tree.sh"
 [ -x "$BALLAST" ] || { echo "no $BALLAST; build first" >&2; exit 2; }
 
 W=$(mktemp -d /tmp/ballast-bench-fetch-XXXXXX)
 LOOP=""
-NGINX_PID=""
 cleanup() {
   set +e
-  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" && wait "$NGINX_PID" 2>/dev/null
+  stop_nginx
   mountpoint -q "$W/mnt" && umount "$W/mnt"
   [ -n "$LOOP" ] && losetup -d "$LOOP"
   rm -rf "$W"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM  # a signal ends the script; EXIT cleans up
 
 truncate -s 4G "$W/img"
 LOOP=$(losetup -f --show "$W/img")
@@ -33,26 +36,8 @@ M=$W/mnt
 mkdir -p "$M/src" "$M/dst" "$M/ref"
 
 echo "== building a ${SIZE_MB} MB tree from /usr"
-python3 - "$SIZE_MB" > "$W/list" <<'PY'
-import os, sys
-limit = int(sys.argv[1]) << 20
-files = []
-for root, dirs, fs in os.walk('/usr'):
-    dirs.sort()
-    for f in sorted(fs):
-        p = os.path.join(root, f)
-        if os.path.islink(p) or not os.path.isfile(p) or p.startswith('/usr/local'):
-            continue
-        files.append((p, os.path.getsize(p)))
-total = 0
-for p, s in files[::3]:  # every third file: a spread over all of /usr
-    if s > (16 << 20) or total + s > limit:
-        continue
-    total += s
-    print(p)
-PY
 btrfs -q subvolume create "$M/src/work"
-tar -cf - -T "$W/list" 2>/dev/null | tar -xf - -C "$M/src/work"
+copy_usr_tree "$SIZE_MB" "$M/src/work"
 btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/1"
 # 5 % of the files change: every 20th gets a block of its bytes rewritten and a tail appended.
 python3 - "$M/src/work" <<'PY'
@@ -87,41 +72,21 @@ T1=$(date +%s.%N)
 echo "publishing took $(echo "$T1 - $T0" | bc) s"
 
 echo "== nginx over HTTPS with a throwaway CA"
+start_https_nginx "$W" "$W/www"
 cd "$W"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 1 -subj "/CN=bench CA" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr -subj "/CN=localhost" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > srv.ext
-openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 -extfile srv.ext 2>/dev/null
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$W/ngx"
-cat > "$W/nginx.conf" <<NGX
-daemon off; master_process on; worker_processes 2; user root;
-pid $W/ngx/pid; error_log $W/ngx/error.log warn;
-events { worker_connections 256; }
-http {
-  default_type application/octet-stream; sendfile on; tcp_nopush on;
-  log_format bytes '\$request_uri \$status \$body_bytes_sent';
-  access_log $W/ngx/access.log bytes;
-  client_body_temp_path $W/ngx/b; proxy_temp_path $W/ngx/p; fastcgi_temp_path $W/ngx/f; uwsgi_temp_path $W/ngx/u; scgi_temp_path $W/ngx/s;
-  server { listen 127.0.0.1:$PORT ssl http2; ssl_certificate $W/srv.pem; ssl_certificate_key $W/srv.key; root $W/www; }
-}
-NGX
-nginx -p "$W/ngx" -c "$W/nginx.conf" -e "$W/ngx/error.log" &
-NGINX_PID=$!
-for _ in $(seq 100); do curl -s -o /dev/null --cacert ca.pem "https://localhost:$PORT/" && break; sleep 0.1; done
-URL="https://localhost:$PORT"
+URL=$NGINX_URL
 
-served() { awk '{s+=$3} END {print s+0}' "$W/ngx/access.log"; }
+served() { awk '{s+=$3} END {print s+0}' "$NGINX_LOG"; }
 now() { date +%s.%N; }
 
 echo "== ballast fetch (full, then delta)"
 sync; echo 3 > /proc/sys/vm/drop_caches
-: > "$W/ngx/access.log"
+: > "$NGINX_LOG"
 T0=$(now)
 "$BALLAST" --state-dir "$W/state" fetch --repo "$URL/repo" --root "$W/www/repo/metadata/1.root.json" --ca-bundle ca.pem --version 1 "$M/dst"
 T1=$(now)
 B_FULL=$(served)
-: > "$W/ngx/access.log"
+: > "$NGINX_LOG"
 mkdir -p "$M/dst/n"
 sync; echo 3 > /proc/sys/vm/drop_caches
 T2=$(now)
