@@ -49,6 +49,7 @@ Daemon::Daemon(DaemonOptions options, DaemonPorts ports) : opts_(std::move(optio
 
 Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options, DaemonPorts ports) {
   std::unique_ptr<Daemon> d(new Daemon(std::move(options), ports));
+  // The ports hold references: the gate is swapped by building them anew.
   FlowPorts fp{d->ports_.boot, d->ports_.source, d->gate_, d->ports_.rebooter, d->ports_.health, d->ports_.reporter,
                d->ports_.clock};
   d->flow_.emplace(BALLAST_TRY(UpdateFlow::open(d->opts_.state_dir, fp)));

@@ -25,16 +25,9 @@
 
 namespace ballast::agent {
 
-// What the daemon needs from the host. The verb fills it from the configuration; tests with fakes.
-struct DaemonPorts {
-  boot::BootControl& boot;
-  ReleaseSource& source;
-  RebootGate& gate;
-  Rebooter& rebooter;
-  HealthChecker& health;
-  Reporter& reporter;
-  const Clock& clock;
-};
+// What the daemon needs from the host: the flow's ports (the verb fills them from the
+// configuration; tests with fakes). The daemon hands the flow its own gate wrapping `gate`.
+using DaemonPorts = FlowPorts;
 
 struct DaemonOptions {
   std::string state_dir;

@@ -11,12 +11,13 @@ BUILD=$(realpath "${1:-build}")
 BALLAST=$BUILD/agent/ballast
 LEVEL=${ZSTD_LEVEL:-19}
 SIZE_MB=${TREE_MB:-200}
+HERE=$(dirname "$(realpath "$0")")
+source "$HERE/../../scripts/lib/nginx.sh"
+source "$HERE/../lib/usr_tree.sh"
 [ -x "$BALLAST" ] || { echo "no $BALLAST; build first" >&2; exit 2; }
-source "$(dirname "$0")/../../scripts/lib/nginx.sh"
 
 W=$(mktemp -d /tmp/ballast-bench-fetch-XXXXXX)
 LOOP=""
-NGINX_PID=""
 cleanup() {
   set +e
   nginx_stop
@@ -24,7 +25,8 @@ cleanup() {
   [ -n "$LOOP" ] && losetup -d "$LOOP"
   rm -rf "$W"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM  # a signal ends the script; EXIT cleans up
 
 truncate -s 4G "$W/img"
 LOOP=$(losetup -f --show "$W/img")
@@ -34,26 +36,8 @@ M=$W/mnt
 mkdir -p "$M/src" "$M/dst" "$M/ref"
 
 echo "== building a ${SIZE_MB} MB tree from /usr"
-python3 - "$SIZE_MB" > "$W/list" <<'PY'
-import os, sys
-limit = int(sys.argv[1]) << 20
-files = []
-for root, dirs, fs in os.walk('/usr'):
-    dirs.sort()
-    for f in sorted(fs):
-        p = os.path.join(root, f)
-        if os.path.islink(p) or not os.path.isfile(p) or p.startswith('/usr/local'):
-            continue
-        files.append((p, os.path.getsize(p)))
-total = 0
-for p, s in files[::3]:  # every third file: a spread over all of /usr
-    if s > (16 << 20) or total + s > limit:
-        continue
-    total += s
-    print(p)
-PY
 btrfs -q subvolume create "$M/src/work"
-tar -cf - -T "$W/list" 2>/dev/null | tar -xf - -C "$M/src/work"
+copy_usr_tree "$SIZE_MB" "$M/src/work"
 btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/1"
 # 5 % of the files change: every 20th gets a block of its bytes rewritten and a tail appended.
 python3 - "$M/src/work" <<'PY'
@@ -88,21 +72,21 @@ T1=$(date +%s.%N)
 echo "publishing took $(echo "$T1 - $T0" | bc) s"
 
 echo "== nginx over HTTPS with a throwaway CA"
-cd "$W"
 nginx_https_start "$W" "$W/www"
+cd "$W"
 URL=$NGINX_URL
 
-served() { awk '{s+=$3} END {print s+0}' "$W/ngx/access.log"; }
+served() { awk '{s+=$3} END {print s+0}' "$NGINX_LOG"; }
 now() { date +%s.%N; }
 
 echo "== ballast fetch (full, then delta)"
 sync; echo 3 > /proc/sys/vm/drop_caches
-: > "$W/ngx/access.log"
+: > "$NGINX_LOG"
 T0=$(now)
 "$BALLAST" --state-dir "$W/state" fetch --repo "$URL/repo" --root "$W/www/repo/metadata/1.root.json" --ca-bundle ca.pem --version 1 "$M/dst"
 T1=$(now)
 B_FULL=$(served)
-: > "$W/ngx/access.log"
+: > "$NGINX_LOG"
 mkdir -p "$M/dst/n"
 sync; echo 3 > /proc/sys/vm/drop_caches
 T2=$(now)

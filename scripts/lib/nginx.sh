@@ -5,11 +5,13 @@
 #                               error.log, access.log: "$request_uri $status $body_bytes_sent" per
 #                               request), starts nginx in the background on a free loopback port
 #                               serving ROOT and waits until it answers. Sets NGINX_PID, NGINX_URL
-#                               (https://localhost:PORT) and NGINX_CA. Returns 1 if it does not come up.
+#                               (https://localhost:PORT), NGINX_CA and NGINX_LOG (the access log).
+#                               Returns 1 if it does not come up.
 #   nginx_stop                  stops it; safe when it never started or already stopped.
 NGINX_PID=""
 NGINX_URL=""
 NGINX_CA=""
+NGINX_LOG=""
 
 nginx_https_start() {
   local dir=$1 root=$2 port
@@ -39,6 +41,7 @@ NGX
   NGINX_PID=$!
   NGINX_URL="https://localhost:$port"
   NGINX_CA="$dir/ca.pem"
+  NGINX_LOG="$dir/ngx/access.log"
   local _
   for _ in $(seq 100); do
     curl -s -o /dev/null --cacert "$NGINX_CA" "$NGINX_URL/" && return 0

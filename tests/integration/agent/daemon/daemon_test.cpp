@@ -7,6 +7,7 @@
 
 #include "agent/daemon/daemon.hpp"
 #include "agent/daemon/ports.hpp"
+#include "agent/reboot/gate.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
@@ -22,18 +23,12 @@ namespace {
 
 const std::string kBallast = std::string(BALLAST_BUILD_ROOT) + "/agent/ballast";
 
-// Reboots the sandbox host through the simulated loader.
-struct SimulatorRebooter : Rebooter {
+// Reboots the sandbox host through the simulated loader, counting like the unit tests' rebooter.
+struct SimulatorRebooter : agent::testing::FakeRebooter {
   boot::BootPaths paths;
-  std::vector<std::string> announced;
-  int reboots = 0;
   explicit SimulatorRebooter(boot::BootPaths p) : paths(std::move(p)) {}
-  Status announce(const std::string& v) override {
-    announced.push_back(v);
-    return ok();
-  }
   Status reboot() override {
-    ++reboots;
+    BALLAST_CHECK(FakeRebooter::reboot());
     boot::BootSimulator sim(paths);
     auto booted = sim.reboot();
     if (!booted) return tl::unexpected(booted.error());
@@ -93,7 +88,8 @@ struct Agent {
   std::unique_ptr<HostHealthChecker> health;
   std::unique_ptr<Daemon> daemon;
 
-  explicit Agent(Fleet& f) {
+  // `gate`: the reboot strategy, the fleet's always-open fake unless given.
+  explicit Agent(Fleet& f, RebootGate* gate = nullptr) {
     boot = boot::make_systemd_boot_control(f.h.paths);
     HostReleaseSourceOptions so;
     so.request.repo_url = "file://" + f.repo;
@@ -108,7 +104,7 @@ struct Agent {
     health = std::make_unique<HostHealthChecker>(ho);
     DaemonOptions opts;
     opts.state_dir = f.h.state;
-    auto d = Daemon::open(opts, DaemonPorts{*boot, *source, f.gate, f.rebooter, *health, f.reporter, f.clock});
+    auto d = Daemon::open(opts, DaemonPorts{*boot, *source, gate ? *gate : f.gate, f.rebooter, *health, f.reporter, f.clock});
     REQUIRE(d);
     daemon = std::move(*d);
   }
@@ -278,4 +274,69 @@ TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update
   REQUIRE(bad);
   CHECK(bad->exit_code == 1);
   CHECK_THAT(bad->err, Catch::Contains("node.wariness"));
+}
+
+TEST_CASE("with the periodic strategy an update staged outside the maintenance window waits for it, then reboots and is blessed") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  f.health_check("10-ok", 0);
+  // The strategy as `ballast daemon` builds it from the configuration, on a clock of its own that
+  // starts at Thursday 2026-01-01 00:00 UTC; the window opens on Thursdays at 02:00 for an hour.
+  // (The repository's metadata expiry stays on the real clock.)
+  FakeClock window_clock;
+  Config config;
+  REQUIRE(config.merge_text("[reboot]\nstrategy = \"periodic\"\nwindow_days = [\"Thu\"]\nwindow_start = \"02:00\"\n"
+                            "window_length = \"1h\"\ntime_zone = \"UTC\"\n",
+                            "10-window.toml"));
+  repository::FakeHttpClient http;  // only FleetLock would use it
+  auto made = agent::reboot::make_reboot_gate(config, http, window_clock, "node-1");
+  REQUIRE(made);
+  agent::reboot::Gate& gate = **made;
+  REQUIRE(std::string(gate.strategy()) == "periodic");
+  const auto opens = window_clock.now() + std::chrono::hours(2);
+  const auto next_week = opens + std::chrono::days(7);
+
+  {
+    Agent a(f, &gate);
+    // The last waiting_to_reboot: the strategy was asked and said not yet.
+    CHECK(a.run() ==
+          std::vector<S>{S::checking, S::staging, S::staged, S::waiting_to_reboot, S::waiting_to_reboot});
+    CHECK(a.daemon->status()->state == "waiting-to-reboot");
+    CHECK(a.daemon->status()->staged == "2.0");
+    CHECK(gate.next_attempt() == opens);  // the daemon's timer is armed for the opening
+    // Asked again before the window: still waiting.
+    window_clock.advance(std::chrono::minutes(119));
+    CHECK(a.run() == std::vector<S>{S::waiting_to_reboot});
+  }
+  CHECK(f.rebooter.reboots == 0);
+  CHECK(f.rebooter.announced == Types{"2.0"});
+  CHECK(f.booted() == "1.0");
+  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().state == boot::EntryState::indeterminate);
+
+  // A window missed (the daemon was not running): it waits for next week's.
+  window_clock.set_wall(opens + std::chrono::minutes(61));
+  CHECK(gate.next_attempt() == next_week);
+  {
+    Agent a(f, &gate);  // a restart resumes waiting
+    CHECK(a.daemon->status()->state == "waiting-to-reboot");
+    CHECK(a.run() == std::vector<S>{S::waiting_to_reboot});
+  }
+  CHECK(f.rebooter.reboots == 0);
+  CHECK(f.booted() == "1.0");
+
+  // Inside next week's window: it reboots into 2.0, which is blessed once healthy.
+  window_clock.set_wall(next_week + std::chrono::minutes(10));
+  CHECK(gate.next_attempt() == window_clock.now());
+  {
+    Agent a(f, &gate);
+    CHECK(a.run() == std::vector<S>{S::rebooting, S::verifying});
+  }
+  CHECK(f.rebooter.reboots == 1);
+  CHECK(f.booted() == "2.0");
+  Agent after(f, &gate);
+  CHECK(after.run() == std::vector<S>{S::committed, S::idle});
+  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().state == boot::EntryState::good);
+  CHECK(f.reporter.types == Types{"checked", "staged", "rebooting", "booted", "health.passed", "committed"});
 }
