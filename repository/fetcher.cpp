@@ -131,6 +131,7 @@ class Stream final : public ArtifactStream {
         read_pos_ += n;
         if (read_pos_ == d.size()) {
           ready_.erase(it);
+          bytes_ahead_ -= held_bytes(next_read_);
           ++next_read_;
           read_pos_ = 0;
           lk.unlock();
@@ -240,6 +241,8 @@ class Stream final : public ArtifactStream {
   }
 
   const ChunkRef& ref(size_t index) const { return art_.chunks[index]; }
+  // A chunk's share of the window: its compressed bytes while fetched, its plain bytes once decoded.
+  uint64_t held_bytes(size_t index) const { return std::max(ref(index).size, ref(index).usize); }
 
   void set_error(Error e) {
     std::lock_guard lk(mu_);
@@ -277,6 +280,14 @@ class Stream final : public ArtifactStream {
         }
       }
       while (next_start_ < n && next_start_ < reader + o_.window && active_.size() + retries_.size() < o_.parallel) {
+        {
+          std::lock_guard lk(mu_);
+          uint64_t want = held_bytes(next_start_);
+          // The chunk the reader waits for always starts, however large.
+          if (o_.window_bytes && next_start_ > next_read_ && bytes_ahead_ + want > o_.window_bytes) break;
+          bytes_ahead_ += want;
+          stats_.peak_bytes_ahead = std::max(stats_.peak_bytes_ahead, bytes_ahead_);
+        }
         if (!schedule(next_start_++)) return;
       }
       int running = 0;
@@ -330,7 +341,7 @@ class Stream final : public ArtifactStream {
           stats_.cache_bytes += c.size;
           stats_.chunks_from_cache++;
         }
-        return deliver(c.sha256, *data);
+        return deliver(c.sha256, std::move(*data));
       }
       log::warning("discarding a corrupt cached chunk", {{"CHUNK", c.sha256}});
       (void)remove_if_exists(path);
@@ -344,7 +355,7 @@ class Stream final : public ArtifactStream {
           stats_.cache_bytes += c.size;
           stats_.chunks_from_cache++;
         }
-        return deliver(c.sha256, *data);
+        return deliver(c.sha256, std::move(*data));
       }
       (void)remove_if_exists(part);
     }
@@ -375,6 +386,7 @@ class Stream final : public ArtifactStream {
       return false;
     }
     t->offset = t->data.size();
+    t->data.reserve(c.size);  // one exact buffer, not a doubling one
     {
       std::lock_guard lk(mu_);
       stats_.cache_bytes += t->offset;
@@ -485,7 +497,7 @@ class Stream final : public ArtifactStream {
       set_error(Error{"fetch.cache-write", "cannot rename " + part, errno, {}});
       return false;
     }
-    return deliver(t.sha, t.data);
+    return deliver(t.sha, std::move(t.data));
   }
 
   bool retry(Transfer& t, const std::string& code, const std::string& why) {
@@ -505,9 +517,9 @@ class Stream final : public ArtifactStream {
 
   // A verified chunk: hand it to every position that lists it, then decompress, in stream
   // order, whatever has become decodable (a chunk may need the history before it).
-  bool deliver(const std::string& sha, const std::string& compressed) {
+  bool deliver(const std::string& sha, std::string compressed) {
     auto idx = waiting_.extract(sha);
-    auto shared = std::make_shared<const std::string>(compressed);
+    auto shared = std::make_shared<const std::string>(std::move(compressed));
     for (size_t i : idx.mapped()) verified_[i] = shared;
     while (true) {
       auto it = verified_.find(next_decode_);
@@ -522,9 +534,11 @@ class Stream final : public ArtifactStream {
       }
       verified_.erase(it);
       if (art_.history) {
+        // Trim before appending, in large steps so the copy is amortised: the tail never holds
+        // more than history + one chunk, nor reallocates once it reached that size.
+        if (tail_.size() + plain->size() > 2 * art_.history && tail_.size() > art_.history)
+          tail_.erase(0, tail_.size() - art_.history);
         tail_.append(*plain);
-        // Trim in large steps so the copy is amortised.
-        if (tail_.size() > 2 * art_.history) tail_.erase(0, tail_.size() - art_.history);
       }
       // The last report goes out before the reader can see the end of the stream.
       if (next_decode_ + 1 == art_.chunks.size()) report_progress(true);
@@ -571,6 +585,7 @@ class Stream final : public ArtifactStream {
   std::map<size_t, std::shared_ptr<const std::string>> ready_;
   size_t next_read_ = 0;
   size_t read_pos_ = 0;
+  uint64_t bytes_ahead_ = 0;  // held_bytes of the chunks in [next_read_, next_start_)
   std::optional<Error> error_;
   bool stop_ = false;
   FetchStats stats_;

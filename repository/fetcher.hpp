@@ -37,6 +37,10 @@ struct FetchOptions {
   HttpSettings http;           // CA bundle, client cert, low-speed limit, bandwidth, retries
   unsigned parallel = 4;       // chunks in flight
   size_t window = 0;           // chunks fetched ahead of the reader; 0: 4 × parallel
+  // Bytes fetched ahead of the reader (each chunk counted at the larger of its compressed and
+  // decompressed size), so memory stays bounded whatever the chunk sizes: 16 chunks of up to
+  // 8 MiB each would otherwise hold 128+ MiB. One chunk is always allowed; 0: no byte bound.
+  uint64_t window_bytes = 16ull << 20;
   bool http2 = true;           // offer HTTP/2 over TLS and multiplex the chunks on one connection
   std::chrono::milliseconds backoff_base{500};
   std::chrono::milliseconds backoff_max{30000};
@@ -51,6 +55,7 @@ struct FetchStats {
   uint64_t requests = 0;
   uint64_t retries = 0;
   uint64_t chunks_from_cache = 0;
+  uint64_t peak_bytes_ahead = 0;  // the most window bytes (see FetchOptions) held at once
   std::set<long> http_versions;  // CURL_HTTP_VERSION_* of completed transfers (2 = 1.1, 3 = 2)
 };
 

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <random>
+#include <thread>
 
 #include "common/file.hpp"
 #include "repository/chunk_codec.hpp"
@@ -180,6 +182,31 @@ TEST_CASE("a chunk listed twice in an artifact is fetched once", "[repository][f
   auto first = *decompress_chunk(*read_file(r.chunk_file(0)), r.art.chunks[0].usize);
   CHECK(*out == r.data + first + first);
   CHECK((*s)->stats().requests == r.art.chunks.size());
+}
+
+TEST_CASE("the fetcher holds no more than window_bytes ahead of a reader that stalls", "[repository][fetcher]") {
+  Repo r(3u << 20, 11);
+  uint64_t biggest = 0;
+  for (const auto& c : r.art.chunks) biggest = std::max({biggest, c.size, c.usize});
+  auto o = r.options();
+  o.window = 64;  // the chunk count alone would let most of the artifact in
+  o.window_bytes = 3 * biggest;
+  uint64_t total = 0;
+  for (const auto& c : r.art.chunks) total += std::max(c.size, c.usize);
+  REQUIRE(total > 2 * o.window_bytes);
+  auto s = open_artifact_stream(r.art, o);
+  REQUIRE(s);
+  char first = 0;
+  REQUIRE(*(*s)->read(&first, 1) == 1);
+  // The reader stalls after one byte while the fetcher fills the window as far as it may: until
+  // the next chunk would not fit.
+  for (int i = 0; i < 100000 && (*s)->stats().peak_bytes_ahead + biggest <= o.window_bytes; ++i)
+    std::this_thread::sleep_for(1ms);
+  CHECK((*s)->stats().peak_bytes_ahead + biggest > o.window_bytes);
+  auto rest = read_all(**s);
+  REQUIRE(rest);
+  CHECK(first + *rest == r.data);
+  CHECK((*s)->stats().peak_bytes_ahead <= o.window_bytes);
 }
 
 TEST_CASE("Retry-After is read as seconds or as an HTTP date", "[repository][fetcher]") {
