@@ -21,6 +21,7 @@ RUNS=${LATENCY_RUNS:-20}
 HERE=$(dirname "$(realpath "$0")")
 SRC=$(realpath "$HERE/../..")
 source "$HERE/../../scripts/lib/nginx.sh"
+source "$HERE/../../scripts/lib/private-bus.sh"
 source "$HERE/../lib/usr_tree.sh"
 [ -x "$BALLAST" ] || { echo "no $BALLAST; build first" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 2; }
@@ -28,7 +29,6 @@ source "$HERE/../lib/usr_tree.sh"
 W=$(mktemp -d /tmp/ballast-bench-agent-XXXXXX)
 LOOPS=()
 DAEMON_PID=""
-BUS_PID=""
 stop_daemon() {
   [ -n "$DAEMON_PID" ] || return 0
   kill "$DAEMON_PID" 2>/dev/null
@@ -38,7 +38,7 @@ stop_daemon() {
 cleanup() {
   set +e
   stop_daemon
-  [ -n "$BUS_PID" ] && kill "$BUS_PID" && wait "$BUS_PID" 2>/dev/null
+  private_bus_stop
   nginx_stop
   for m in "$W"/fs/*; do mountpoint -q "$m" && umount "$m"; done
   for l in "${LOOPS[@]}"; do losetup -d "$l"; done
@@ -172,35 +172,8 @@ mkdir -p "$W/www"
 nginx_https_start "$W" "$W/www"
 
 echo "== a private D-Bus for the daemon and the CLI (a system bus's default policy, units/ policy)"
-cat > "$W/bus.conf" <<XML
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>custom</type>
-  <listen>unix:path=$W/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>$SRC/units/dev.ballast.Agent1.conf</include>
-</busconfig>
-XML
-dbus-daemon --config-file="$W/bus.conf" --nofork --nopidfile 2>/dev/null &
-BUS_PID=$!
-export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$W/bus
-for _ in $(seq 50); do [ -S "$W/bus" ] && break; sleep 0.1; done
+private_bus_start "$W/bus" || { echo "dbus-daemon did not start" >&2; exit 1; }
+export DBUS_SYSTEM_BUS_ADDRESS=$PRIVATE_BUS_ADDRESS
 
 echo "== host a: 1.0; the daemon with no check due for an hour"
 new_host a

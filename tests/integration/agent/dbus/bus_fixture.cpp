@@ -22,29 +22,16 @@ std::unique_ptr<PrivateBus> PrivateBus::start() {
   bus->dir_ = *dir;
   // nobody must reach the socket for the refused-call tests.
   ::chmod(bus->dir_.c_str(), 0755);
-  // Like the system bus: method calls denied unless a policy allows them, owning names too; then
-  // the real policy from units/ is what lets root own the name and everyone call it.
+  // Like the system bus (the default policy shared with the demo and the benchmarks): method calls
+  // denied unless a policy allows them, owning names too; then the real policy from units/ is what
+  // lets root own the name and everyone call it.
   std::string config = R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>custom</type>
   <listen>unix:path=)" + bus->dir_ + R"(/bus</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
+  <include>)" BALLAST_SOURCE_ROOT R"(/scripts/lib/system-bus-default-policy.conf</include>
   <include>)" BALLAST_SOURCE_ROOT R"(/units/dev.ballast.Agent1.conf</include>
 </busconfig>
 )";
