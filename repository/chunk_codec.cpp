@@ -46,7 +46,7 @@ Result<std::string> compress_chunk(std::string_view data, int level, std::string
   return out;
 }
 
-Result<std::string> decompress_chunk(std::string_view compressed, uint64_t usize, std::string_view history) {
+Status decompress_chunk_into(std::string_view compressed, uint64_t usize, std::string_view history, char* out) {
   if (usize > kMaxChunkBytes) return fail("chunk.bad-data", "chunk larger than the cap");
   unsigned long long declared = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR) return fail("chunk.bad-data", "not a zstd frame");
@@ -66,14 +66,19 @@ Result<std::string> decompress_chunk(std::string_view compressed, uint64_t usize
     size_t r = ZSTD_DCtx_refPrefix(ctx.d, history.data(), history.size());
     if (ZSTD_isError(r)) return fail("chunk.decompress", ZSTD_getErrorName(r));
   }
-  // One byte of slack detects a frame that would produce more than the manifest allows.
-  std::string out(usize + 1, '\0');
-  size_t n = ZSTD_decompressDCtx(ctx.d, out.data(), out.size(), compressed.data(), compressed.size());
+  // A frame that would produce more than `usize` bytes fails here: the buffer has no more room.
+  size_t n = ZSTD_decompressDCtx(ctx.d, out, usize, compressed.data(), compressed.size());
   if (ZSTD_isError(n)) return fail("chunk.bad-data", std::string("zstd: ") + ZSTD_getErrorName(n));
   if (n != usize)
     return fail("chunk.bad-data", "chunk decompresses to " + std::to_string(n) + " bytes, manifest says " +
                                       std::to_string(usize));
-  out.resize(n);
+  return ok();
+}
+
+Result<std::string> decompress_chunk(std::string_view compressed, uint64_t usize, std::string_view history) {
+  if (usize > kMaxChunkBytes) return fail("chunk.bad-data", "chunk larger than the cap");
+  std::string out(usize, '\0');
+  BALLAST_CHECK(decompress_chunk_into(compressed, usize, history, out.data()));
   return out;
 }
 

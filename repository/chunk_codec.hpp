@@ -17,8 +17,11 @@ std::string sha256_hex(std::string_view data);
 // same history must then be given to decompress_chunk.
 Result<std::string> compress_chunk(std::string_view data, int level, std::string_view history = {});
 
-// Decompresses one chunk whose hash has already matched. The result must be exactly `usize`
-// bytes: a frame claiming more, producing more or fewer, or trailing data is "chunk.bad-data".
+// Decompresses one chunk whose hash has already matched into `out`, which has room for exactly
+// `usize` bytes. The result must be exactly `usize` bytes: a frame claiming more, producing more
+// or fewer, or trailing data is "chunk.bad-data".
+Status decompress_chunk_into(std::string_view compressed, uint64_t usize, std::string_view history, char* out);
+// The same, into a new string.
 Result<std::string> decompress_chunk(std::string_view compressed, uint64_t usize, std::string_view history = {});
 
 // zstd's window when chunks are compressed against their history (2^23 = 8 MiB, as zstd -19).

@@ -19,6 +19,7 @@
 #include "common/fd.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "common/mirrored_ring.hpp"
 #include "repository/chunk_codec.hpp"
 
 namespace ballast::repository {
@@ -109,6 +110,19 @@ class Stream final : public ArtifactStream {
 
   Status start() {
     BALLAST_CHECK(make_dirs(o_.cache_dir, 0700));
+    uint64_t total = 0, largest = 0;
+    for (const auto& c : art_.chunks) {
+      total += c.usize;
+      largest = std::max(largest, c.usize);
+      chunk_end_.push_back(total);
+    }
+    // Room for the history plus the decoded read-ahead: the decoder can always place the next
+    // chunk once the reader has caught up, so it never waits for ever.
+    uint64_t ahead = o_.window_bytes ? std::max<uint64_t>(o_.window_bytes, largest) : o_.window * largest;
+    uint64_t room = art_.history + std::min(total, std::max<uint64_t>(ahead, largest));
+    ring_.emplace(BALLAST_TRY(with_context(MirroredRing::create(static_cast<size_t>(room)),
+                                           "allocating the decoded stream's buffer")));
+    stats_.ring_bytes = ring_->capacity();
     curl_init_once();
     multi_ = curl_multi_init();
     if (!multi_) return fail("fetch.init", "cannot initialise libcurl");
@@ -122,25 +136,23 @@ class Stream final : public ArtifactStream {
     std::unique_lock lk(mu_);
     for (;;) {
       if (error_) return tl::unexpected<Error>(*error_);
-      if (next_read_ == art_.chunks.size()) return 0;
-      auto it = ready_.find(next_read_);
-      if (it != ready_.end()) {
-        const std::string& d = *it->second;
-        size_t n = std::min(len, d.size() - read_pos_);
-        std::memcpy(buf, d.data() + read_pos_, n);
-        read_pos_ += n;
-        if (read_pos_ == d.size()) {
-          ready_.erase(it);
-          bytes_ahead_ -= held_bytes(next_read_);
-          ++next_read_;
-          read_pos_ = 0;
-          lk.unlock();
-          curl_multi_wakeup(multi_);  // the window moved: more chunks may start
-        }
-        return n;
-      }
+      if (read_pos_ < decoded_) break;
+      if (read_pos_ == chunk_end_.back()) return 0;
       cv_.wait(lk);
     }
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, decoded_ - read_pos_));
+    const char* from = ring_->at(read_pos_);
+    lk.unlock();
+    std::memcpy(buf, from, n);  // the decoder never writes over [read_pos_, decoded_)
+    lk.lock();
+    read_pos_ += n;
+    while (next_read_ < chunk_end_.size() && chunk_end_[next_read_] <= read_pos_) {
+      bytes_ahead_ -= held_bytes(next_read_);
+      ++next_read_;
+    }
+    lk.unlock();
+    curl_multi_wakeup(multi_);  // ring space or the window moved: more may decode or start
+    return n;
   }
 
   FetchStats stats() const override {
@@ -265,6 +277,7 @@ class Stream final : public ArtifactStream {
         std::lock_guard lk(mu_);
         reader = next_read_;
       }
+      if (!decode_ready()) return;
       auto now = SteadyClock::now();
       // Retries that are due go first: they hold back the reader.
       std::sort(retries_.begin(), retries_.end(), [&](const Retry& a, const Retry& b) {
@@ -515,35 +528,42 @@ class Stream final : public ArtifactStream {
     return true;
   }
 
-  // A verified chunk: hand it to every position that lists it, then decompress, in stream
-  // order, whatever has become decodable (a chunk may need the history before it).
+  // A verified chunk: hand it to every position that lists it, then decode what it allows.
   bool deliver(const std::string& sha, std::string compressed) {
     auto idx = waiting_.extract(sha);
     auto shared = std::make_shared<const std::string>(std::move(compressed));
     for (size_t i : idx.mapped()) verified_[i] = shared;
+    return decode_ready();
+  }
+
+  // Decompresses, in stream order and straight into the ring, every verified chunk that fits
+  // beside the bytes the reader has yet to take and the history the next chunk needs (the
+  // stream's last `history` bytes, which the ring holds contiguously just behind the head).
+  bool decode_ready() {
     while (true) {
       auto it = verified_.find(next_decode_);
       if (it == verified_.end()) break;
       const ChunkRef& c = ref(next_decode_);
-      std::string_view history(tail_);
-      if (history.size() > art_.history) history.remove_prefix(history.size() - art_.history);
-      auto plain = decompress_chunk(*it->second, c.usize, history);
-      if (!plain) {
-        set_error(with_context(Result<void>(tl::unexpected<Error>(plain.error())), "chunk " + c.sha256).error());
+      uint64_t head = next_decode_ ? chunk_end_[next_decode_ - 1] : 0;
+      uint64_t history = std::min<uint64_t>(head, art_.history);
+      uint64_t keep_from;
+      {
+        std::lock_guard lk(mu_);
+        keep_from = std::min(read_pos_, head - history);
+      }
+      if (head + c.usize - keep_from > ring_->capacity()) break;  // the reader frees room first
+      auto st = decompress_chunk_into(*it->second, c.usize,
+                                      std::string_view(ring_->at(head - history), static_cast<size_t>(history)),
+                                      ring_->at(head));
+      if (!st) {
+        set_error(with_context(st, "chunk " + c.sha256).error());
         return false;
       }
       verified_.erase(it);
-      if (art_.history) {
-        // Trim before appending, in large steps so the copy is amortised: the tail never holds
-        // more than history + one chunk, nor reallocates once it reached that size.
-        if (tail_.size() + plain->size() > 2 * art_.history && tail_.size() > art_.history)
-          tail_.erase(0, tail_.size() - art_.history);
-        tail_.append(*plain);
-      }
       // The last report goes out before the reader can see the end of the stream.
       if (next_decode_ + 1 == art_.chunks.size()) report_progress(true);
       std::lock_guard lk(mu_);
-      ready_[next_decode_] = std::make_shared<const std::string>(std::move(*plain));
+      decoded_ = head + c.usize;
       done_bytes_ += c.size;
       ++delivered_;
       ++next_decode_;
@@ -582,9 +602,9 @@ class Stream final : public ArtifactStream {
   // Shared with the reader, under mu_.
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::map<size_t, std::shared_ptr<const std::string>> ready_;
-  size_t next_read_ = 0;
-  size_t read_pos_ = 0;
+  uint64_t decoded_ = 0;   // stream bytes decoded into the ring
+  uint64_t read_pos_ = 0;  // stream bytes the reader has taken
+  size_t next_read_ = 0;   // the chunk the reader is in
   uint64_t bytes_ahead_ = 0;  // held_bytes of the chunks in [next_read_, next_start_)
   std::optional<Error> error_;
   bool stop_ = false;
@@ -594,8 +614,9 @@ class Stream final : public ArtifactStream {
   size_t next_start_ = 0;
   size_t delivered_ = 0;
   size_t next_decode_ = 0;
-  std::map<size_t, std::shared_ptr<const std::string>> verified_;  // compressed, not yet decodable
-  std::string tail_;  // the decoded stream's last bytes: the next chunk's history
+  std::map<size_t, std::shared_ptr<const std::string>> verified_;  // compressed, not yet decoded
+  std::vector<uint64_t> chunk_end_;   // stream position after each chunk
+  std::optional<MirroredRing> ring_;  // the decoded stream: history + what the reader has yet to take
   uint64_t done_bytes_ = 0;
   std::map<std::string, int> attempts_;
   std::map<std::string, std::vector<size_t>> waiting_;  // sha → positions waiting for it

@@ -56,6 +56,7 @@ struct FetchStats {
   uint64_t retries = 0;
   uint64_t chunks_from_cache = 0;
   uint64_t peak_bytes_ahead = 0;  // the most window bytes (see FetchOptions) held at once
+  uint64_t ring_bytes = 0;        // the buffer the stream is decoded into: history + read-ahead
   std::set<long> http_versions;  // CURL_HTTP_VERSION_* of completed transfers (2 = 1.1, 3 = 2)
 };
 

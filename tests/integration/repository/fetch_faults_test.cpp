@@ -232,18 +232,21 @@ TEST_CASE("a fetch killed with SIGKILL resumes without fetching its verified chu
   for (auto& n : *names)
     if (n.size() > 5 && n.substr(n.size() - 5) == ".part")
       partial[n.substr(0, n.size() - 5)] = read_file(o.cache_dir + "/" + n)->size();
-  size_t before = s.server->requests().size();
   uint64_t kept = 0;
   for (auto& c : s.art.chunks) kept += at_kill.count(c.sha256) ? c.size : (partial.count(c.sha256) ? partial[c.sha256] : 0);
 
   o.http.max_bandwidth = 0;
+  // The server may log a request of the killed process late; the restarted fetch's requests are
+  // told apart by a path no request of the first one has (the server serves it all the same).
+  o.chunk_base_url = s.server->url() + "chunks//";
   FetchStats st;
   auto out = fetch_all(s.art, o, &st);
   REQUIRE(out);
   CHECK(*out == s.data);
   auto all = s.server->requests();
   uint64_t second_run_bytes = 0;
-  for (size_t i = before; i < all.size(); ++i) {
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i]["path"].get<std::string>().find("//") == std::string::npos) continue;
     std::string name = all[i]["name"];
     CHECK(at_kill.count(name) == 0);  // verified chunks are not requested again
     if (partial.count(name) && partial[name] > 0)

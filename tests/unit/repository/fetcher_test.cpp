@@ -88,6 +88,27 @@ TEST_CASE("an artifact fetched over file:// reads back as the original stream", 
   CHECK(list_dir(o.cache_dir)->empty());
 }
 
+TEST_CASE("a stream many times larger than the fetcher's buffer, each chunk compressed against the bytes "
+          "before it, reads back exactly",
+          "[repository][fetcher]") {
+  // A short history and a small window make a small ring, so the stream wraps around it many
+  // times and the history of many chunks straddles the wrap.
+  Repo r(3u << 20, 5, 48u << 10);
+  uint64_t biggest = 0;
+  for (const auto& c : r.art.chunks) biggest = std::max(biggest, c.usize);
+  auto o = r.options();
+  o.window = 64;
+  o.window_bytes = biggest;
+  auto s = open_artifact_stream(r.art, o);
+  REQUIRE(s);
+  auto out = read_all(**s, 777);
+  REQUIRE(out);
+  CHECK(*out == r.data);
+  uint64_t ring = (*s)->stats().ring_bytes;
+  CHECK(ring >= r.art.history + biggest);
+  CHECK(ring * 4 < r.data.size());
+}
+
 TEST_CASE("verified and partial chunks in the cache are reused, not fetched again", "[repository][fetcher]") {
   Repo r(2u << 20, 2);
   auto o = r.options();
