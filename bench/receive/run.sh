@@ -32,7 +32,8 @@ cleanup() {
   [ -n "$loop" ] && losetup -d "$loop"
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM HUP
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP  # a signal ends the script (cleanup alone would let it run on); EXIT cleans up
 
 truncate -s 4G "$work/img"
 loop=$(losetup -f --show "$work/img")
