@@ -41,6 +41,7 @@ constexpr uint64_t kMaxUnencoded = 1u << 20;  // the kernel's limit is 128 KiB p
 constexpr size_t kMaxDeferredAttrs = 4096;
 constexpr uint64_t kRootSubvolReadOnly = 1;  // BTRFS_ROOT_SUBVOL_RDONLY of the on-disk root item
 constexpr size_t kMaxRootNames = 1u << 16;
+constexpr size_t kDirCacheSize = 16;
 
 Status sys(int r, std::string_view what, std::string_view path) {
   if (r == 0) return ok();
@@ -239,8 +240,13 @@ class Receiver {
   std::vector<std::pair<SubvolInfo, UniqueFd>> extra_sources_;
   bool extra_loaded_ = false;
 
-  std::string dir_path_;  // one-entry cache: the directory named by dir_path_ is dir_fd_
-  UniqueFd dir_fd_;
+  // Parent directories of recent commands, most recently used first: a stream works through
+  // a directory's entries and comes back to it after each subdirectory.
+  struct CachedDir {
+    std::string path;
+    UniqueFd fd;
+  };
+  std::vector<CachedDir> dirs_;
   std::string write_path_;  // the file of consecutive WRITE/CLONE/TRUNCATE commands
   UniqueFd write_fd_;
   std::vector<std::pair<UniqueFd, long>> deferred_flags_;  // immutable/append: applied last
@@ -256,7 +262,7 @@ class Receiver {
 void Receiver::abort() {
   if (committed_ || tmp_name_.empty()) return;
   close_write();
-  dir_fd_.reset();
+  dirs_.clear();
   deferred_flags_.clear();
   subvol_fd_.reset();
   auto e = btrfs_util_delete_subvolume_fd(partial_fd_.get(), tmp_name_.c_str(), 0);
@@ -270,7 +276,13 @@ Result<Receiver::Dir> Receiver::parent_of(std::string_view path, bool cacheable)
   if (slash == std::string_view::npos) return Dir{subvol_fd_.get(), {}, std::string(path)};
   std::string dir(path.substr(0, slash));
   std::string name(path.substr(slash + 1));
-  if (cacheable && dir_fd_ && dir == dir_path_) return Dir{dir_fd_.get(), {}, std::move(name)};
+  if (cacheable) {
+    auto hit = std::find_if(dirs_.begin(), dirs_.end(), [&](const CachedDir& d) { return d.path == dir; });
+    if (hit != dirs_.end()) {
+      std::rotate(dirs_.begin(), hit, hit + 1);
+      return Dir{dirs_.front().fd.get(), {}, std::move(name)};
+    }
+  }
   // Stream paths never pass through symlinks; refusing them keeps a stream-made link from
   // redirecting anything, even within the subvolume.
   auto fd = BALLAST_TRY(open_beneath(subvol_fd_.get(), dir, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS));
@@ -278,9 +290,9 @@ Result<Receiver::Dir> Receiver::parent_of(std::string_view path, bool cacheable)
     int raw = fd.get();
     return Dir{raw, std::move(fd), std::move(name)};
   }
-  dir_fd_ = std::move(fd);
-  dir_path_ = std::move(dir);
-  return Dir{dir_fd_.get(), {}, std::move(name)};
+  if (dirs_.size() >= kDirCacheSize) dirs_.pop_back();
+  dirs_.insert(dirs_.begin(), CachedDir{std::move(dir), std::move(fd)});
+  return Dir{dirs_.front().fd.get(), {}, std::move(name)};
 }
 
 Result<Receiver::Dir> Receiver::parent_of_named(std::string_view path, bool cacheable) {
@@ -320,10 +332,7 @@ Result<int> Receiver::write_fd(std::string_view path) {
 
 void Receiver::forget_paths_under(std::string_view from, std::string_view to) {
   if (write_fd_ && !rebase_path(write_path_, from, to)) close_write();
-  if (dir_fd_ && !rebase_path(dir_path_, from, to)) {
-    dir_fd_.reset();
-    dir_path_.clear();
-  }
+  std::erase_if(dirs_, [&](CachedDir& d) { return !rebase_path(d.path, from, to); });
 }
 
 Status Receiver::do_write(int fd, uint64_t off, std::string_view data) {
@@ -681,10 +690,11 @@ bool Receiver::create_renamed(const Command& c) {
   auto from = c.path(Attr::path);
   auto to = c.path(Attr::path_to);
   if (!from || !to || *from != pending_->path || !is_top_level(*from) || !root_lacks(pending_->path)) return false;
+  // Before creating: a new file stays open as the write file under its final name. Only
+  // drops what is cached under the target; nothing is cached under a name that does not exist.
+  forget_paths_under(*from, *to);
   auto d = parent_of_named(*to);
   if (!d) return false;
-  // Before creating: a new file stays open as the write file under its final name.
-  forget_paths_under(*from, *to);
   if (!create_at(*pending_, d->fd, d->name, *to)) return false;
   pending_.reset();
   return true;
@@ -741,10 +751,7 @@ Status Receiver::apply_command(const Command& c, uint64_t offset) {
       auto d = BALLAST_TRY(parent_of_named(path));
       BALLAST_CHECK(sys(::unlinkat(d.fd, d.name.c_str(), c.cmd == Cmd::rmdir ? AT_REMOVEDIR : 0), "cannot remove", path));
       if (write_path_ == path) close_write();
-      if (dir_path_ == path) {
-        dir_fd_.reset();
-        dir_path_.clear();
-      }
+      std::erase_if(dirs_, [&](const CachedDir& d) { return d.path == path; });
       note_root_entry(path, false);
       return ok();
     }
@@ -831,7 +838,7 @@ Status Receiver::apply_command(const Command& c, uint64_t offset) {
 
 Status Receiver::finish() {
   close_write();
-  dir_fd_.reset();
+  dirs_.clear();
   for (auto& [fd, flags] : deferred_flags_)
     if (::ioctl(fd.get(), FS_IOC_SETFLAGS, &flags) != 0)
       return fail_errno("receive.io", errno, "cannot set immutable/append-only flags");

@@ -26,6 +26,17 @@ using Attr = snapshot::stream::Attr;
 
 namespace {
 
+std::unique_ptr<LoopBtrfs> fresh_btrfs() {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  return std::move(*fs);
+}
+
+std::string made_dir(const std::string& path) {
+  REQUIRE(make_dirs(path));
+  return path;
+}
+
 void run_ok(const std::vector<std::string>& argv) {
   auto r = run_checked(argv);
   INFO((r ? std::string() : r.error().describe()));
@@ -62,9 +73,8 @@ void utimes_cmd(StreamBuilder& b, std::string_view path, uint64_t sec) {
 }  // namespace
 
 TEST_CASE("new inodes renamed onto existing names, left unrenamed or renamed into subdirectories match btrfs receive") {
-  auto fs = LoopBtrfs::create();
-  REQUIRE(fs);
-  const std::string top = (*fs)->mount_point();
+  auto fs = fresh_btrfs();
+  const std::string top = fs->mount_point();
   run_ok({"btrfs", "subvolume", "create", top + "/src"});
   REQUIRE(write_file_atomic(top + "/src/a", "old a"));
   REQUIRE(write_file_atomic(top + "/src/b", "old b"));
@@ -178,10 +188,8 @@ TEST_CASE("new inodes renamed onto existing names, left unrenamed or renamed int
 }
 
 TEST_CASE("a held-back creation that cannot be made fails as its own command, naming its path") {
-  auto fs = LoopBtrfs::create();
-  REQUIRE(fs);
-  const std::string dest = (*fs)->mount_point() + "/dest";
-  REQUIRE(make_dirs(dest));
+  auto fs = fresh_btrfs();
+  const std::string dest = made_dir(fs->mount_point() + "/dest");
   StreamBuilder b;
   b.subvol("held", 0x62, 4);
   b.begin(Cmd::mkfile).str(Attr::path, "f").u64(Attr::ino, 257);
@@ -235,4 +243,52 @@ TEST_CASE("a held-back creation that cannot be made fails as its own command, na
     s.begin(Cmd::mkfile).str(Attr::path, "dir").u64(Attr::ino, 259);
     rejected(s, "receive.io", {"mkfile at byte", "cannot create dir"});
   }
+}
+
+TEST_CASE("directories renamed, removed or replaced after their entries were written are followed to their new places") {
+  auto fs = fresh_btrfs();
+  const std::string dest = made_dir(fs->mount_point() + "/dest");
+  StreamBuilder b;
+  b.subvol("dirs", 0x63, 5);
+  auto mkdir = [&](const char* p) { b.begin(Cmd::mkdir).str(Attr::path, p).u64(Attr::ino, 400); };
+  auto file = [&](const char* p, const char* data) {
+    b.begin(Cmd::mkfile).str(Attr::path, p).u64(Attr::ino, 401);
+    b.write(p, 0, data);
+  };
+  for (const char* d : {"a", "a/b", "a/b/c", "x", "e"}) mkdir(d);
+  // Each directory is opened (and remembered) for the file made in it.
+  file("a/b/c/f1", "1");
+  file("a/b/f2", "2");
+  file("x/f3", "3");
+  file("e/q", "q");
+  b.path_cmd(Cmd::unlink, "e/q");
+  rename_cmd(b, "a", "z");
+  mkdir("a");
+  mkdir("a/b");
+  file("a/b/g", "in the new a/b");
+  file("z/b/c/f4", "in the moved c");
+  b.path_cmd(Cmd::unlink, "x/f3");
+  b.path_cmd(Cmd::rmdir, "x");
+  mkdir("x");
+  file("x/h", "in the new x");
+  rename_cmd(b, "z/b", "y");
+  file("y/c/k", "in c moved twice");
+  // A new directory renamed over the empty "e" replaces it.
+  mkdir("o9");
+  rename_cmd(b, "o9", "e");
+  file("e/r", "in the new e");
+  auto r = receive_string(b.end().str(), dest);
+  INFO((r ? std::string() : r.error().describe()));
+  REQUIRE(r);
+  const std::string root = dest + "/dirs/";
+  CHECK(*list_dir(root) == std::vector<std::string>{"a", "e", "x", "y", "z"});
+  CHECK(*list_dir(root + "a") == std::vector<std::string>{"b"});
+  CHECK(*list_dir(root + "a/b") == std::vector<std::string>{"g"});
+  CHECK(*read_file(root + "a/b/g") == "in the new a/b");
+  CHECK(list_dir(root + "z")->empty());
+  CHECK(*list_dir(root + "y") == std::vector<std::string>{"c", "f2"});
+  CHECK(*list_dir(root + "y/c") == std::vector<std::string>{"f1", "f4", "k"});
+  CHECK(*read_file(root + "y/c/k") == "in c moved twice");
+  CHECK(*list_dir(root + "x") == std::vector<std::string>{"h"});
+  CHECK(*list_dir(root + "e") == std::vector<std::string>{"r"});
 }
