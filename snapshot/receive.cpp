@@ -20,8 +20,10 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
+#include <unordered_set>
 
 #include "common/file.hpp"
 #include "common/log.hpp"
@@ -38,6 +40,19 @@ namespace {
 constexpr uint64_t kMaxUnencoded = 1u << 20;  // the kernel's limit is 128 KiB per extent
 constexpr size_t kMaxDeferredAttrs = 4096;
 constexpr uint64_t kRootSubvolReadOnly = 1;  // BTRFS_ROOT_SUBVOL_RDONLY of the on-disk root item
+constexpr size_t kMaxRootNames = 1u << 16;
+constexpr size_t kDirCacheSize = 16;
+
+Status sys(int r, std::string_view what, std::string_view path) {
+  if (r == 0) return ok();
+  return fail_errno("receive.io", errno, std::string(what) + " " + std::string(path));
+}
+
+std::string command_context(Cmd cmd, uint64_t offset) {
+  return std::string(cmd_name(cmd)) + " at byte " + std::to_string(offset);
+}
+
+bool is_top_level(std::string_view path) { return !path.empty() && path.find('/') == std::string_view::npos; }
 
 std::string btrfs_util_message(enum btrfs_util_error e) {
   const char* s = btrfs_util_strerror(e);
@@ -171,7 +186,26 @@ class Receiver {
     std::string name;
   };
 
-  Status apply(const Command& c);
+  // A creation held back by one command: `btrfs send` makes every new inode under an orphan
+  // name and renames it to its real path in the very next command, so creating it there
+  // directly saves a rename (the most expensive metadata change on Btrfs).
+  struct PendingCreate {
+    Cmd cmd = Cmd::unspec;
+    uint64_t offset = 0;  // of the creating command in the stream, for its errors
+    std::string path;
+    std::string target;  // symlink
+    mode_t type = 0;     // mknod/mkfifo/mksock
+    dev_t dev = 0;
+  };
+
+  Status apply(const Command& c, uint64_t offset);
+  Status apply_command(const Command& c, uint64_t offset);
+  Status defer_create(const Command& c, uint64_t offset);
+  bool create_renamed(const Command& c);
+  Status flush_pending();
+  Status create_at(const PendingCreate& p, int dirfd, const std::string& name, std::string_view path);
+  bool root_lacks(const std::string& name);
+  void note_root_entry(std::string_view path, bool present);
   Status begin_subvol(const Command& c, bool snapshot);
   Status finish();
   void abort();
@@ -186,6 +220,8 @@ class Receiver {
     write_path_.clear();
   }
   void forget_paths_under(std::string_view from, std::string_view to);
+  // The write file's descriptor when `path` names it (a regular file: no lookup, no stat), or -1.
+  int open_write_fd(std::string_view path) const { return write_fd_ && path == write_path_ ? write_fd_.get() : -1; }
 
   Status do_write(int fd, uint64_t off, std::string_view data);
   Status do_clone(const Command& c);
@@ -204,18 +240,29 @@ class Receiver {
   std::vector<std::pair<SubvolInfo, UniqueFd>> extra_sources_;
   bool extra_loaded_ = false;
 
-  std::string dir_path_;  // one-entry cache: the directory named by dir_path_ is dir_fd_
-  UniqueFd dir_fd_;
+  // Parent directories of recent commands, most recently used first: a stream works through
+  // a directory's entries and comes back to it after each subdirectory.
+  struct CachedDir {
+    std::string path;
+    UniqueFd fd;
+  };
+  std::vector<CachedDir> dirs_;
   std::string write_path_;  // the file of consecutive WRITE/CLONE/TRUNCATE commands
   UniqueFd write_fd_;
   std::vector<std::pair<UniqueFd, long>> deferred_flags_;  // immutable/append: applied last
+  std::optional<PendingCreate> pending_;
+  // The names in the subvolume root, followed through every command once read, so that a
+  // creation there is known to succeed without a lookup.
+  enum class RootNames { unread, tracked, off };
+  RootNames root_state_ = RootNames::unread;
+  std::unordered_set<std::string> root_names_;
   std::vector<char> scratch_;
 };
 
 void Receiver::abort() {
   if (committed_ || tmp_name_.empty()) return;
   close_write();
-  dir_fd_.reset();
+  dirs_.clear();
   deferred_flags_.clear();
   subvol_fd_.reset();
   auto e = btrfs_util_delete_subvolume_fd(partial_fd_.get(), tmp_name_.c_str(), 0);
@@ -229,7 +276,13 @@ Result<Receiver::Dir> Receiver::parent_of(std::string_view path, bool cacheable)
   if (slash == std::string_view::npos) return Dir{subvol_fd_.get(), {}, std::string(path)};
   std::string dir(path.substr(0, slash));
   std::string name(path.substr(slash + 1));
-  if (cacheable && dir_fd_ && dir == dir_path_) return Dir{dir_fd_.get(), {}, std::move(name)};
+  if (cacheable) {
+    auto hit = std::find_if(dirs_.begin(), dirs_.end(), [&](const CachedDir& d) { return d.path == dir; });
+    if (hit != dirs_.end()) {
+      std::rotate(dirs_.begin(), hit, hit + 1);
+      return Dir{dirs_.front().fd.get(), {}, std::move(name)};
+    }
+  }
   // Stream paths never pass through symlinks; refusing them keeps a stream-made link from
   // redirecting anything, even within the subvolume.
   auto fd = BALLAST_TRY(open_beneath(subvol_fd_.get(), dir, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS));
@@ -237,9 +290,9 @@ Result<Receiver::Dir> Receiver::parent_of(std::string_view path, bool cacheable)
     int raw = fd.get();
     return Dir{raw, std::move(fd), std::move(name)};
   }
-  dir_fd_ = std::move(fd);
-  dir_path_ = std::move(dir);
-  return Dir{dir_fd_.get(), {}, std::move(name)};
+  if (dirs_.size() >= kDirCacheSize) dirs_.pop_back();
+  dirs_.insert(dirs_.begin(), CachedDir{std::move(dir), std::move(fd)});
+  return Dir{dirs_.front().fd.get(), {}, std::move(name)};
 }
 
 Result<Receiver::Dir> Receiver::parent_of_named(std::string_view path, bool cacheable) {
@@ -259,7 +312,7 @@ Result<UniqueFd> Receiver::open_regular(int root, std::string_view path, int fla
 }
 
 Result<int> Receiver::write_fd(std::string_view path) {
-  if (write_fd_ && path == write_path_) return write_fd_.get();
+  if (int fd = open_write_fd(path); fd >= 0) return fd;
   if (path.empty()) return fail("receive.not-a-file", "the subvolume root is not a file");
   close_write();
   // Through the cached parent directory: one component to look up instead of the whole path.
@@ -279,10 +332,7 @@ Result<int> Receiver::write_fd(std::string_view path) {
 
 void Receiver::forget_paths_under(std::string_view from, std::string_view to) {
   if (write_fd_ && !rebase_path(write_path_, from, to)) close_write();
-  if (dir_fd_ && !rebase_path(dir_path_, from, to)) {
-    dir_fd_.reset();
-    dir_path_.clear();
-  }
+  std::erase_if(dirs_, [&](CachedDir& d) { return !rebase_path(d.path, from, to); });
 }
 
 Status Receiver::do_write(int fd, uint64_t off, std::string_view data) {
@@ -550,59 +600,131 @@ Status Receiver::do_xattr(const Command& c, bool set) {
   return ok();
 }
 
-Status Receiver::apply(const Command& c) {
+bool Receiver::root_lacks(const std::string& name) {
+  if (root_state_ == RootNames::unread) {
+    root_state_ = RootNames::off;
+    long flags = 0;
+    if (::ioctl(subvol_fd_.get(), FS_IOC_GETFLAGS, &flags) != 0) return false;
+    // An append-only or immutable root (from a parent) refuses the rename away from it that
+    // a creation there precedes.
+    if (flags & (FS_APPEND_FL | FS_IMMUTABLE_FL)) return false;
+    auto names = list_dir(fd_entry_path(subvol_fd_.get(), ""));
+    if (!names || names->size() > kMaxRootNames) return false;
+    root_names_.insert(names->begin(), names->end());
+    root_state_ = RootNames::tracked;
+  }
+  return root_state_ == RootNames::tracked && root_names_.count(name) == 0;
+}
+
+void Receiver::note_root_entry(std::string_view path, bool present) {
+  if (root_state_ != RootNames::tracked || !is_top_level(path)) return;
+  if (!present) {
+    root_names_.erase(std::string(path));
+    return;
+  }
+  root_names_.emplace(path);
+  if (root_names_.size() > kMaxRootNames) {
+    root_state_ = RootNames::off;
+    root_names_.clear();
+  }
+}
+
+Status Receiver::defer_create(const Command& c, uint64_t offset) {
+  PendingCreate p;
+  p.cmd = c.cmd;
+  p.offset = offset;
+  p.path = std::string(BALLAST_TRY(c.path(Attr::path)));
+  if (c.cmd == Cmd::symlink) p.target = std::string(BALLAST_TRY(c.string(Attr::path_link)));
+  if (c.cmd == Cmd::mkfifo || c.cmd == Cmd::mksock) p.type = c.cmd == Cmd::mkfifo ? S_IFIFO : S_IFSOCK;
+  if (c.cmd == Cmd::mknod) {
+    uint64_t mode = BALLAST_TRY(c.u64(Attr::mode));
+    uint64_t rdev = BALLAST_TRY(c.u64(Attr::rdev));
+    p.type = static_cast<mode_t>(mode & S_IFMT);
+    if (p.type != S_IFCHR && p.type != S_IFBLK && p.type != S_IFIFO && p.type != S_IFSOCK)
+      return fail("receive.bad-attribute", "mknod of a type that is not a device, fifo or socket");
+    p.dev = static_cast<dev_t>(rdev);
+  }
+  if (p.path.empty()) return fail("receive.bad-path", "this command cannot apply to the subvolume root");
+  pending_ = std::move(p);
+  return ok();
+}
+
+Status Receiver::create_at(const PendingCreate& p, int dirfd, const std::string& name, std::string_view path) {
+  switch (p.cmd) {
+    case Cmd::mkfile: {
+      int fd = ::openat(dirfd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0) return fail_errno("receive.io", errno, "cannot create " + std::string(path));
+      // Its data, owner, mode and times usually come next.
+      close_write();
+      write_fd_.reset(fd);
+      write_path_ = std::string(path);
+      break;
+    }
+    case Cmd::mkdir: BALLAST_CHECK(sys(::mkdirat(dirfd, name.c_str(), 0700), "cannot create directory", path)); break;
+    case Cmd::symlink:
+      BALLAST_CHECK(sys(::symlinkat(p.target.c_str(), dirfd, name.c_str()), "cannot create symlink", path));
+      break;
+    default: BALLAST_CHECK(sys(::mknodat(dirfd, name.c_str(), p.type | 0600, p.dev), "cannot create node", path));
+  }
+  note_root_entry(path, true);
+  return ok();
+}
+
+Status Receiver::flush_pending() {
+  if (!pending_) return ok();
+  PendingCreate p = std::move(*pending_);
+  pending_.reset();
+  auto made = [&]() -> Status {
+    auto d = BALLAST_TRY(parent_of_named(p.path));
+    return create_at(p, d.fd, d.name, p.path);
+  }();
+  return with_context(std::move(made), command_context(p.cmd, p.offset));
+}
+
+// True when `c` renames the pending creation and it was made at the new name instead, which
+// is only done where creating it first and renaming it would have given the same: its own name
+// free in the root and the new name free (EEXIST: the rename would replace an entry).
+// Otherwise nothing changed and the caller creates it and applies `c` as usual.
+bool Receiver::create_renamed(const Command& c) {
+  if (c.cmd != Cmd::rename) return false;
+  auto from = c.path(Attr::path);
+  auto to = c.path(Attr::path_to);
+  if (!from || !to || *from != pending_->path || !is_top_level(*from) || !root_lacks(pending_->path)) return false;
+  // Before creating: a new file stays open as the write file under its final name. Only
+  // drops what is cached under the target; nothing is cached under a name that does not exist.
+  forget_paths_under(*from, *to);
+  auto d = parent_of_named(*to);
+  if (!d) return false;
+  if (!create_at(*pending_, d->fd, d->name, *to)) return false;
+  pending_.reset();
+  return true;
+}
+
+Status Receiver::apply(const Command& c, uint64_t offset) {
+  // Every command settles a held-back creation first, so none is ever lost or reordered.
+  if (pending_) {
+    if (create_renamed(c)) return ok();
+    BALLAST_CHECK(flush_pending());
+  }
+  return with_context(apply_command(c, offset), command_context(c.cmd, offset));
+}
+
+Status Receiver::apply_command(const Command& c, uint64_t offset) {
   if (c.cmd == Cmd::subvol) return begin_subvol(c, false);
   if (c.cmd == Cmd::snapshot) return begin_subvol(c, true);
   if (!have_subvol_) return fail("receive.bad-stream", std::string(cmd_name(c.cmd)) + " before subvol/snapshot");
-  auto sys = [&](int r, std::string_view what, std::string_view path) -> Status {
-    if (r == 0) return ok();
-    return fail_errno("receive.io", errno, std::string(what) + " " + std::string(path));
-  };
   switch (c.cmd) {
     case Cmd::subvol:
     case Cmd::snapshot:
     case Cmd::unspec:
     case Cmd::end:
       return ok();
-    case Cmd::mkfile: {
-      auto path = BALLAST_TRY(c.path(Attr::path));
-      auto d = BALLAST_TRY(parent_of_named(path));
-      int fd = ::openat(d.fd, d.name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-      if (fd < 0) return fail_errno("receive.io", errno, "cannot create " + std::string(path));
-      // The next commands (rename to its real name, then its data) usually go to this file.
-      close_write();
-      write_fd_.reset(fd);
-      write_path_ = std::string(path);
-      return ok();
-    }
-    case Cmd::mkdir: {
-      auto path = BALLAST_TRY(c.path(Attr::path));
-      auto d = BALLAST_TRY(parent_of_named(path));
-      return sys(::mkdirat(d.fd, d.name.c_str(), 0700), "cannot create directory", path);
-    }
+    case Cmd::mkfile:
+    case Cmd::mkdir:
     case Cmd::mknod:
     case Cmd::mkfifo:
-    case Cmd::mksock: {
-      auto path = BALLAST_TRY(c.path(Attr::path));
-      mode_t type = c.cmd == Cmd::mkfifo ? S_IFIFO : S_IFSOCK;
-      dev_t dev = 0;
-      if (c.cmd == Cmd::mknod) {
-        uint64_t mode = BALLAST_TRY(c.u64(Attr::mode));
-        uint64_t rdev = BALLAST_TRY(c.u64(Attr::rdev));
-        type = static_cast<mode_t>(mode & S_IFMT);
-        if (type != S_IFCHR && type != S_IFBLK && type != S_IFIFO && type != S_IFSOCK)
-          return fail("receive.bad-attribute", "mknod of a type that is not a device, fifo or socket");
-        dev = static_cast<dev_t>(rdev);
-      }
-      auto d = BALLAST_TRY(parent_of_named(path));
-      return sys(::mknodat(d.fd, d.name.c_str(), type | 0600, dev), "cannot create node", path);
-    }
-    case Cmd::symlink: {
-      auto path = BALLAST_TRY(c.path(Attr::path));
-      auto target = BALLAST_TRY(c.string(Attr::path_link));
-      auto d = BALLAST_TRY(parent_of_named(path));
-      return sys(::symlinkat(std::string(target).c_str(), d.fd, d.name.c_str()), "cannot create symlink", path);
-    }
+    case Cmd::mksock:
+    case Cmd::symlink: return defer_create(c, offset);
     case Cmd::rename: {
       auto from = BALLAST_TRY(c.path(Attr::path));
       auto to = BALLAST_TRY(c.path(Attr::path_to));
@@ -610,6 +732,8 @@ Status Receiver::apply(const Command& c) {
       auto dt = BALLAST_TRY(parent_of_named(to));
       BALLAST_CHECK(sys(::renameat(df.fd, df.name.c_str(), dt.fd, dt.name.c_str()), "cannot rename", from));
       forget_paths_under(from, to);
+      note_root_entry(from, false);
+      note_root_entry(to, true);
       return ok();
     }
     case Cmd::link: {
@@ -617,7 +741,9 @@ Status Receiver::apply(const Command& c) {
       auto target = BALLAST_TRY(c.path(Attr::path_link));
       auto dt = BALLAST_TRY(parent_of_named(target, false));
       auto dn = BALLAST_TRY(parent_of_named(path));
-      return sys(::linkat(dt.fd, dt.name.c_str(), dn.fd, dn.name.c_str(), 0), "cannot link", path);
+      BALLAST_CHECK(sys(::linkat(dt.fd, dt.name.c_str(), dn.fd, dn.name.c_str(), 0), "cannot link", path));
+      note_root_entry(path, true);
+      return ok();
     }
     case Cmd::unlink:
     case Cmd::rmdir: {
@@ -625,10 +751,8 @@ Status Receiver::apply(const Command& c) {
       auto d = BALLAST_TRY(parent_of_named(path));
       BALLAST_CHECK(sys(::unlinkat(d.fd, d.name.c_str(), c.cmd == Cmd::rmdir ? AT_REMOVEDIR : 0), "cannot remove", path));
       if (write_path_ == path) close_write();
-      if (dir_path_ == path) {
-        dir_fd_.reset();
-        dir_path_.clear();
-      }
+      std::erase_if(dirs_, [&](const CachedDir& d) { return d.path == path; });
+      note_root_entry(path, false);
       return ok();
     }
     case Cmd::set_xattr: return do_xattr(c, true);
@@ -652,6 +776,7 @@ Status Receiver::apply(const Command& c) {
       auto path = BALLAST_TRY(c.path(Attr::path));
       mode_t mode = static_cast<mode_t>(BALLAST_TRY(c.u64(Attr::mode)) & 07777);
       if (path.empty()) return sys(::fchmod(subvol_fd_.get(), mode), "cannot chmod", "the subvolume root");
+      if (int fd = open_write_fd(path); fd >= 0) return sys(::fchmod(fd, mode), "cannot chmod", path);
       auto d = BALLAST_TRY(parent_of(path));
       struct stat st;
       BALLAST_CHECK(sys(::fstatat(d.fd, d.name.c_str(), &st, AT_SYMLINK_NOFOLLOW), "cannot stat", path));
@@ -666,6 +791,8 @@ Status Receiver::apply(const Command& c) {
       if (path.empty())
         return sys(::fchown(subvol_fd_.get(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)), "cannot chown",
                    "the subvolume root");
+      if (int fd = open_write_fd(path); fd >= 0)
+        return sys(::fchown(fd, static_cast<uid_t>(uid), static_cast<gid_t>(gid)), "cannot chown", path);
       auto d = BALLAST_TRY(parent_of(path));
       return sys(::fchownat(d.fd, d.name.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid), AT_SYMLINK_NOFOLLOW),
                  "cannot chown", path);
@@ -678,6 +805,7 @@ Status Receiver::apply(const Command& c) {
       struct timespec ts[2] = {{static_cast<time_t>(at.sec), static_cast<long>(at.nsec)},
                                {static_cast<time_t>(mt.sec), static_cast<long>(mt.nsec)}};
       if (path.empty()) return sys(::futimens(subvol_fd_.get(), ts), "cannot set times of", "the subvolume root");
+      if (int fd = open_write_fd(path); fd >= 0) return sys(::futimens(fd, ts), "cannot set times of", path);
       auto d = BALLAST_TRY(parent_of(path));
       return sys(::utimensat(d.fd, d.name.c_str(), ts, AT_SYMLINK_NOFOLLOW), "cannot set times of", path);
     }
@@ -710,7 +838,7 @@ Status Receiver::apply(const Command& c) {
 
 Status Receiver::finish() {
   close_write();
-  dir_fd_.reset();
+  dirs_.clear();
   for (auto& [fd, flags] : deferred_flags_)
     if (::ioctl(fd.get(), FS_IOC_SETFLAGS, &flags) != 0)
       return fail_errno("receive.io", errno, "cannot set immutable/append-only flags");
@@ -758,10 +886,11 @@ Result<ReceivedSubvolume> Receiver::run(ByteSource& in) {
     if (!more) return fail("receive.truncated", "the stream ends without an end command");
     ++result_.commands;
     if (opts_.cancelled && opts_.cancelled()) return fail("receive.cancelled", "the receive was cancelled");
-    if (c.cmd == Cmd::end) break;
-    BALLAST_CHECK(with_context(apply(c), std::string(cmd_name(c.cmd)) + " at byte " +
-                                             std::to_string(reader.bytes_consumed() - c.length -
-                                                            stream::kCommandHeaderLen)));
+    if (c.cmd == Cmd::end) {
+      BALLAST_CHECK(flush_pending());
+      break;
+    }
+    BALLAST_CHECK(apply(c, reader.bytes_consumed() - c.length - stream::kCommandHeaderLen));
     if (opts_.progress && reader.bytes_consumed() - last_progress >= (4u << 20)) {
       last_progress = reader.bytes_consumed();
       opts_.progress(last_progress);
