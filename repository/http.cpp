@@ -33,6 +33,11 @@ size_t write_cb(char* ptr, size_t size, size_t nmemb, void* userdata) {
 class CurlHttpClient final : public HttpClient {
  public:
   explicit CurlHttpClient(HttpSettings s) : settings_(std::move(s)) { global_init_once(); }
+  ~CurlHttpClient() override {
+    if (curl_) curl_easy_cleanup(curl_);
+  }
+  CurlHttpClient(const CurlHttpClient&) = delete;
+  CurlHttpClient& operator=(const CurlHttpClient&) = delete;
 
   Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) override {
     auto resp = BALLAST_TRY(perform(url, nullptr, {}, max_bytes));
@@ -50,12 +55,14 @@ class CurlHttpClient final : public HttpClient {
  private:
   Result<HttpResponse> perform(const std::string& url, const std::string* post_body,
                                const std::vector<std::string>& headers, uint64_t max_bytes) {
-    CURL* curl = curl_easy_init();
-    if (!curl) return fail("http.init", "cannot initialise libcurl");
-    struct Cleanup {
-      CURL* c;
-      ~Cleanup() { curl_easy_cleanup(c); }
-    } cleanup{curl};
+    // One handle for every request: curl_easy_reset() clears the options but keeps the handle's
+    // open connections and TLS sessions, so a TUF refresh (timestamp, snapshot, targets, a
+    // manifest...) costs one TCP and TLS handshake instead of one per file.
+    std::lock_guard lock(mu_);
+    if (!curl_) curl_ = curl_easy_init();
+    if (!curl_) return fail("http.init", "cannot initialise libcurl");
+    CURL* curl = curl_;
+    curl_easy_reset(curl);
     HttpResponse resp;
     Sink sink{&resp.body, max_bytes};
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -95,6 +102,8 @@ class CurlHttpClient final : public HttpClient {
   }
 
   HttpSettings settings_;
+  std::mutex mu_;  // a client may be shared between threads; the handle may not
+  CURL* curl_ = nullptr;
 };
 
 }  // namespace

@@ -167,7 +167,7 @@ Result<std::unique_ptr<NginxHttps>> NginxHttps::start(const std::string& root, c
       "http {\n"
       "  default_type application/octet-stream;\n  types { application/json json; }\n"
       "  sendfile on;\n  tcp_nopush on;\n"
-      "  log_format bytes '$request_uri $status $body_bytes_sent $server_protocol';\n"
+      "  log_format bytes '$request_uri $status $body_bytes_sent $server_protocol $connection';\n"
       "  access_log " + d + "/access.log bytes;\n"
       "  client_body_temp_path " + d + "/tmp/body;\n  proxy_temp_path " + d + "/tmp/proxy;\n"
       "  fastcgi_temp_path " + d + "/tmp/fastcgi;\n  uwsgi_temp_path " + d + "/tmp/uwsgi;\n"
@@ -199,10 +199,20 @@ uint64_t NginxHttps::body_bytes_sent() const {
   auto text = read_file(dir_ + "/access.log");
   if (!text) return 0;
   std::istringstream in(*text);
-  std::string uri, status, proto;
+  std::string uri, status, proto, connection;
   uint64_t bytes;
-  while (in >> uri >> status >> bytes >> proto) n += bytes;
+  while (in >> uri >> status >> bytes >> proto >> connection) n += bytes;
   return n;
+}
+
+std::set<std::string> NginxHttps::connections_used() const {
+  std::set<std::string> used;
+  auto text = read_file(dir_ + "/access.log");
+  if (!text) return used;
+  std::istringstream in(*text);
+  std::string uri, status, bytes, proto, connection;
+  while (in >> uri >> status >> bytes >> proto >> connection) used.insert(connection);
+  return used;
 }
 
 }  // namespace ballast::testing

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,8 @@ class NginxHttps {
   std::string client_key() const { return dir_ + "/client.key"; }
   // Bytes of response bodies nginx sent, from its access log (written per request).
   uint64_t body_bytes_sent() const;
+  // The serial numbers of the connections requests came over, from the same log.
+  std::set<std::string> connections_used() const;
 
  private:
   std::string dir_;
