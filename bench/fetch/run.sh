@@ -5,9 +5,12 @@
 #      + TUF metadata, from nginx's access log) vs `btrfs send | zstd -19` of the same subvolumes;
 #   2. wall time of `ballast fetch` from a local nginx (HTTPS) vs
 #      `curl | zstd -dc | btrfs receive` of the same stream from the same nginx.
-# Usage: bench/fetch/run.sh [BUILD_DIR] (default: build). Needs root. Prints ratios.
+# Usage: bench/fetch/run.sh [BUILD_DIR] [ROUNDS] (defaults: build, 3). Needs root. Prints ratios;
+# the wall times are medians over the rounds.
 set -euo pipefail
 BUILD=$(realpath "${1:-build}")
+ROUNDS=${2:-3}
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number" >&2; exit 2; }
 BALLAST=$BUILD/agent/ballast
 LEVEL=${ZSTD_LEVEL:-19}
 SIZE_MB=${TREE_MB:-200}
@@ -79,43 +82,63 @@ URL=$NGINX_URL
 served() { awk '{s+=$3} END {print s+0}' "$NGINX_LOG"; }
 now() { date +%s.%N; }
 
-echo "== ballast fetch (full, then delta)"
-sync; echo 3 > /proc/sys/vm/drop_caches
-: > "$NGINX_LOG"
-T0=$(now)
-"$BALLAST" --state-dir "$W/state" fetch --repo "$URL/repo" --root "$W/www/repo/metadata/1.root.json" --ca-bundle ca.pem --version 1 "$M/dst"
-T1=$(now)
-B_FULL=$(served)
-: > "$NGINX_LOG"
-mkdir -p "$M/dst/n"
-sync; echo 3 > /proc/sys/vm/drop_caches
-T2=$(now)
-"$BALLAST" --state-dir "$W/state" fetch --repo "$URL/repo" --root "$W/www/repo/metadata/1.root.json" --ca-bundle ca.pem --version 2 --from-subvolume "$M/dst/1" "$M/dst/n"
-T3=$(now)
-B_DELTA=$(served)
+# Each round starts from empty destinations, a new state dir (no trusted metadata beyond the
+# root, no chunk cache) and cold caches, so every round does the same work; the
+# figures are medians over the rounds (single runs spread by about ±0.1 s on these machines).
+fresh_dest() {
+  local d
+  for d in "$M"/dst/n/* "$M"/dst/* "$M"/ref/n/* "$M"/ref/*; do
+    [ -d "$d" ] && btrfs -q subvolume show "$d" >/dev/null 2>&1 && btrfs -q subvolume delete "$d"
+  done
+  btrfs -q subvolume sync "$M"
+  mkdir -p "$M/dst" "$M/ref"
+}
+cold() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+TIMES=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  echo "== round $r of $ROUNDS: ballast fetch (full, then delta), then the reference"
+  fresh_dest
+  rm -rf "$W/state"
+  cold
+  : > "$NGINX_LOG"
+  T0=$(now)
+  "$BALLAST" --state-dir "$W/state" fetch --repo "$URL/repo" --root "$W/www/repo/metadata/1.root.json" --ca-bundle ca.pem --version 1 "$M/dst" >/dev/null
+  T1=$(now)
+  B_FULL=$(served)
+  : > "$NGINX_LOG"
+  mkdir -p "$M/dst/n"
+  cold
+  T2=$(now)
+  "$BALLAST" --state-dir "$W/state" fetch --repo "$URL/repo" --root "$W/www/repo/metadata/1.root.json" --ca-bundle ca.pem --version 2 --from-subvolume "$M/dst/1" "$M/dst/n" >/dev/null
+  T3=$(now)
+  B_DELTA=$(served)
 
-echo "== reference: curl | zstd -dc | btrfs receive"
-sync; echo 3 > /proc/sys/vm/drop_caches
-T4=$(now)
-curl -s --cacert ca.pem "$URL/full.zst" | zstd -q -dc | btrfs receive -q "$M/ref"
-T5=$(now)
-mkdir -p "$M/ref/n"
-sync; echo 3 > /proc/sys/vm/drop_caches
-T6=$(now)
-curl -s --cacert ca.pem "$URL/delta.zst" | zstd -q -dc | btrfs receive -q "$M/ref/n"
-T7=$(now)
+  cold
+  T4=$(now)
+  curl -s --cacert ca.pem "$URL/full.zst" | zstd -q -dc | btrfs receive -q "$M/ref"
+  T5=$(now)
+  mkdir -p "$M/ref/n"
+  cold
+  T6=$(now)
+  curl -s --cacert ca.pem "$URL/delta.zst" | zstd -q -dc | btrfs receive -q "$M/ref/n"
+  T7=$(now)
+  TIMES+=("$T0,$T1,$T2,$T3,$T4,$T5,$T6,$T7")
+done
 
 diff -r --no-dereference "$M/src/2" "$M/dst/n/2" >/dev/null && echo "ballast delta result identical to the source (diff -r)"
 
-python3 - "$REF_FULL" "$REF_DELTA" "$B_FULL" "$B_DELTA" "$T0" "$T1" "$T2" "$T3" "$T4" "$T5" "$T6" "$T7" <<'PY'
-import sys
+python3 - "$REF_FULL" "$REF_DELTA" "$B_FULL" "$B_DELTA" "${TIMES[@]}" <<'PY'
+import statistics, sys
 rf, rd, bf, bd = map(int, sys.argv[1:5])
-t = list(map(float, sys.argv[5:]))
-fb, db, fr, dr = t[1]-t[0], t[3]-t[2], t[5]-t[4], t[7]-t[6]
+rounds = [list(map(float, r.split(','))) for r in sys.argv[5:]]
+def med(a, b): return statistics.median(t[b] - t[a] for t in rounds)
+fb, db, fr, dr = med(0, 1), med(2, 3), med(4, 5), med(6, 7)
+for i, t in enumerate(rounds, 1):
+    print("round %d: full %.2f s vs %.2f s, delta %.2f s vs %.2f s" % (i, t[1]-t[0], t[5]-t[4], t[3]-t[2], t[7]-t[6]))
 print("\n%-38s %14s %14s %8s" % ("", "ballast", "reference", "ratio"))
 print("%-38s %14d %14d %8.3f" % ("bytes on the wire, full", bf, rf, bf / rf))
 print("%-38s %14d %14d %8.3f" % ("bytes on the wire, delta", bd, rd, bd / rd))
-print("%-38s %14.2f %14.2f %8.3f" % ("wall time s, full", fb, fr, fb / fr))
-print("%-38s %14.2f %14.2f %8.3f" % ("wall time s, delta", db, dr, db / dr))
+print("%-38s %14.2f %14.2f %8.3f" % ("wall time s, full (median)", fb, fr, fb / fr))
+print("%-38s %14.2f %14.2f %8.3f" % ("wall time s, delta (median)", db, dr, db / dr))
 print("targets: bytes ratio <= 1.02, time ratio <= 0.5")
 PY
