@@ -20,13 +20,14 @@ source "$HERE/../lib/usr_tree.sh"
 [ -x "$BALLAST" ] || { echo "no $BALLAST; build first" >&2; exit 2; }
 
 W=$(mktemp -d /tmp/ballast-bench-fetch-XXXXXX)
+SHM=$(mktemp -d /dev/shm/ballast-bench-fetch-XXXXXX)  # tmpfs: streams that stay in RAM
 LOOP=""
 cleanup() {
   set +e
   nginx_stop
   mountpoint -q "$W/mnt" && umount "$W/mnt"
   [ -n "$LOOP" ] && losetup -d "$LOOP"
-  rm -rf "$W"
+  rm -rf "$W" "$SHM"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM  # a signal ends the script; EXIT cleans up
@@ -127,11 +128,32 @@ done
 
 diff -r --no-dereference "$M/src/2" "$M/dst/n/2" >/dev/null && echo "ballast delta result identical to the source (diff -r)"
 
-python3 - "$REF_FULL" "$REF_DELTA" "$B_FULL" "$B_DELTA" "${TIMES[@]}" <<'PY'
+# The floor under any fetch: applying the same streams with nothing to download, verify or
+# decompress (the decompressed streams wait in RAM), from the same cold caches.
+zstd -q -dc "$W/www/full.zst" > "$SHM/full.stream"
+zstd -q -dc "$W/www/delta.zst" > "$SHM/delta.stream"
+FLOORS=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  echo "== round $r of $ROUNDS: ballast receive alone, streams in RAM"
+  fresh_dest
+  cold
+  T0=$(now)
+  "$BALLAST" receive "$M/dst" < "$SHM/full.stream" >/dev/null
+  T1=$(now)
+  mkdir -p "$M/dst/n"
+  cold
+  T2=$(now)
+  "$BALLAST" receive "$M/dst/n" < "$SHM/delta.stream" >/dev/null
+  T3=$(now)
+  FLOORS+=("$T0,$T1,$T2,$T3")
+done
+
+python3 - "$REF_FULL" "$REF_DELTA" "$B_FULL" "$B_DELTA" "${FLOORS[*]}" "${TIMES[@]}" <<'PY'
 import statistics, sys
 rf, rd, bf, bd = map(int, sys.argv[1:5])
-rounds = [list(map(float, r.split(','))) for r in sys.argv[5:]]
-def med(a, b): return statistics.median(t[b] - t[a] for t in rounds)
+floors = [list(map(float, r.split(','))) for r in sys.argv[5].split()]
+rounds = [list(map(float, r.split(','))) for r in sys.argv[6:]]
+def med(a, b, rs=rounds): return statistics.median(t[b] - t[a] for t in rs)
 fb, db, fr, dr = med(0, 1), med(2, 3), med(4, 5), med(6, 7)
 for i, t in enumerate(rounds, 1):
     print("round %d: full %.2f s vs %.2f s, delta %.2f s vs %.2f s" % (i, t[1]-t[0], t[5]-t[4], t[3]-t[2], t[7]-t[6]))
@@ -141,4 +163,7 @@ print("%-38s %14d %14d %8.3f" % ("bytes on the wire, delta", bd, rd, bd / rd))
 print("%-38s %14.2f %14.2f %8.3f" % ("wall time s, full (median)", fb, fr, fb / fr))
 print("%-38s %14.2f %14.2f %8.3f" % ("wall time s, delta (median)", db, dr, db / dr))
 print("targets: bytes ratio <= 1.02, time ratio <= 0.5")
+ff, fd = med(0, 1, floors), med(2, 3, floors)
+print("\nfloor: ballast receive alone, stream in RAM (median)  full %.2f s = %.2f x reference, delta %.2f s = %.2f x reference"
+      % (ff, ff / fr, fd, fd / dr))
 PY
