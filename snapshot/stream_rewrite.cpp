@@ -47,8 +47,13 @@ bool is_zero(const uint8_t* u) {
 }  // namespace
 
 Result<StreamIdentity> stream_identity(const std::string& path) {
+  // A subvolume's ctransid still moves at the first commit after it was received (even when
+  // read-only), and the kernel commits before it sends; commit now so we read what it will write.
+  auto e = btrfs_util_sync(path.c_str());
+  if (e != BTRFS_UTIL_OK)
+    return fail_errno("send.not-subvolume", errno, "cannot commit the filesystem of " + path + ": " + btrfs_util_strerror(e));
   struct btrfs_util_subvolume_info info;
-  auto e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
+  e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
   if (e != BTRFS_UTIL_OK)
     return fail_errno("send.not-subvolume", errno, path + " is not a Btrfs subvolume: " + btrfs_util_strerror(e));
   StreamIdentity id;
@@ -120,10 +125,16 @@ Result<bool> TransidRewriteSource::advance() {
   return true;
 }
 
-bool TransidRewriteSource::rewrite_pair(std::string& cmd, size_t uuid_at, size_t ctransid_at) const {
+Result<bool> TransidRewriteSource::rewrite_pair(std::string& cmd, size_t uuid_at, size_t ctransid_at) const {
   uint64_t ctransid = le64(cmd.data() + ctransid_at);
   for (const auto& r : rewrites_) {
-    if (std::memcmp(cmd.data() + uuid_at, r.uuid.data(), 16) != 0 || ctransid != r.from_ctransid) continue;
+    if (std::memcmp(cmd.data() + uuid_at, r.uuid.data(), 16) != 0 || ctransid == r.to_ctransid) continue;
+    // Any other transid means the subvolume changed after its identity was read; passing it
+    // through would publish a stream that no host's copy matches.
+    if (ctransid != r.from_ctransid)
+      return fail("send.transid-changed", "subvolume " + stream::format_uuid(r.uuid) + " is named with transid " +
+                                              std::to_string(ctransid) + ", not " + std::to_string(r.from_ctransid) +
+                                              ": it changed while it was sent");
     put_le64(cmd.data() + ctransid_at, r.to_ctransid);
     return true;
   }
@@ -172,8 +183,8 @@ Status TransidRewriteSource::rewrite_command(std::string& cmd, Cmd type) {
   if ((names_itself && (at[0] == 0 || at[1] == 0)) || (names_source && (at[2] == 0 || at[3] == 0)))
     return fail("send.bad-stream", "the command lacks the uuid or transid of a subvolume it names");
   bool changed = false;
-  if (names_itself) changed |= rewrite_pair(cmd, at[0], at[1]);
-  if (names_source) changed |= rewrite_pair(cmd, at[2], at[3]);
+  if (names_itself) changed |= BALLAST_TRY(rewrite_pair(cmd, at[0], at[1]));
+  if (names_source) changed |= BALLAST_TRY(rewrite_pair(cmd, at[2], at[3]));
   if (changed) {
     put_le32(cmd.data() + 6, command_crc(cmd));
     ++rewritten_;

@@ -29,10 +29,12 @@ struct StreamIdentity {
   uint64_t stransid = 0;  // received only: the ctransid of the subvolume it was received from
 };
 
-// Reads a subvolume's identity ("send.not-subvolume" when it is not one).
+// Reads a subvolume's identity ("send.not-subvolume" when it is not one), committing its
+// filesystem first so that the ctransid read is the one a send will write.
 Result<StreamIdentity> stream_identity(const std::string& path);
 
-// A (uuid, ctransid) pair equal to (uuid, from_ctransid) becomes (uuid, to_ctransid).
+// A (uuid, ctransid) pair equal to (uuid, from_ctransid) becomes (uuid, to_ctransid); the
+// uuid with any third transid is an error.
 struct TransidRewrite {
   stream::Uuid uuid{};
   uint64_t from_ctransid = 0;
@@ -49,7 +51,8 @@ std::optional<TransidRewrite> transid_rewrite(const StreamIdentity& s);
 // checked, so a corrupt command is never given a valid checksum); every other command's header
 // is parsed and its payload copied through in pieces, so memory stays bounded whatever the
 // stream's size, and a stream with nothing to rewrite comes out byte-identical. Errors:
-// "send.bad-stream" (bad magic or version, truncation, malformed attributes), "send.bad-crc".
+// "send.bad-stream" (bad magic or version, truncation, malformed attributes), "send.bad-crc",
+// "send.transid-changed" (a rewritten uuid named with neither from_ctransid nor to_ctransid).
 class TransidRewriteSource final : public ByteSource {
  public:
   TransidRewriteSource(ByteSource& in, std::vector<TransidRewrite> rewrites);
@@ -64,7 +67,7 @@ class TransidRewriteSource final : public ByteSource {
   Result<bool> advance();
   Status rewrite_command(std::string& cmd, stream::Cmd type);
   // Rewrites the ctransid at cmd[ctransid_at] when (cmd[uuid_at], it) matches a rewrite.
-  bool rewrite_pair(std::string& cmd, size_t uuid_at, size_t ctransid_at) const;
+  Result<bool> rewrite_pair(std::string& cmd, size_t uuid_at, size_t ctransid_at) const;
 
   ByteSource& in_;
   std::vector<TransidRewrite> rewrites_;

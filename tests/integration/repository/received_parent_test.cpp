@@ -160,3 +160,48 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   INFO((by_btrfs_diffs.empty() ? std::string() : by_btrfs_diffs.front()));
   CHECK(by_btrfs_diffs.empty());
 }
+
+TEST_CASE("a release published from a received subvolume and a delta from it agree on its transid",
+          "[repository][received-parent]") {
+  auto pub = LoopBtrfs::create();
+  REQUIRE(pub);
+  auto host = LoopBtrfs::create();
+  REQUIRE(host);
+  const std::string farm = (*pub)->mount_point() + "/farm", build = (*pub)->mount_point() + "/build";
+  const std::string slots = (*host)->mount_point() + "/slots", next = (*host)->mount_point() + "/next";
+  const std::string repo = (*pub)->base_dir() + "/repo", keys = (*pub)->base_dir() + "/keys";
+  const std::string host_state = (*host)->base_dir() + "/state", sent = (*pub)->base_dir() + "/1.stream";
+  for (const auto& d : {farm, build, slots, next}) REQUIRE(make_dirs(d));
+  const std::string url = "file://" + repo, root = repo + "/metadata/1.root.json";
+
+  // Release 1 is built elsewhere and reaches the publisher by btrfs send/receive.
+  sh({"btrfs", "-q", "subvolume", "create", farm + "/work"});
+  REQUIRE(write_file_atomic(farm + "/work/kept", std::string(300000, 'k')));
+  REQUIRE(write_file_atomic(farm + "/work/changed", "one\n"));
+  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", farm + "/work", farm + "/1"});
+  sh({"btrfs", "-q", "send", "-f", sent, farm + "/1"});
+  sh({"btrfs", "-q", "receive", "-f", sent, build});
+  const auto original = subvol_info(farm + "/1");
+  REQUIRE(subvol_info(build + "/1").ctransid != original.ctransid);
+
+  ballast_cmd({"repo", "init", repo, "--keys", keys});
+  ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "1", "--subvolume", build + "/1", "--zstd-level", "3"});
+  sh({"btrfs", "-q", "subvolume", "snapshot", build + "/1", build + "/work"});
+  REQUIRE(write_file_atomic(build + "/work/changed", "two\n"));
+  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", build + "/work", build + "/2"});
+  ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", build + "/2", "--delta-from", "1",
+               "--zstd-level", "3"});
+
+  // The host's copy of release 1 carries the original's identity, whichever copy was published.
+  ballast_cmd({"--state-dir", host_state, "fetch", "--repo", url, "--root", root, "--version", "1", slots});
+  const auto slot = subvol_info(slots + "/1");
+  CHECK(uuid_of(slot.received_uuid) == uuid_of(original.uuid));
+  CHECK(slot.stransid == original.ctransid);
+
+  auto delta = ballast_cmd({"--json", "--state-dir", host_state, "fetch", "--repo", url, "--root", root,
+                            "--from-subvolume", slots + "/1", next});
+  CHECK(nlohmann::json::parse(delta.out)["artifact"] == "delta");
+  auto diffs = compare_trees(build + "/2", next + "/2", TreeCompareOptions{.compare_atime = false});
+  INFO((diffs.empty() ? std::string() : diffs.front()));
+  CHECK(diffs.empty());
+}

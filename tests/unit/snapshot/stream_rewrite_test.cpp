@@ -16,6 +16,7 @@ namespace {
 
 constexpr uint8_t kParent = 0xaa;  // the received parent's received_uuid (filled with this byte)
 constexpr uint8_t kNew = 0x22;     // the sent subvolume's uuid
+constexpr uint8_t kOther = 0x5c;   // some other clone source
 
 Uuid filled(uint8_t b) {
   Uuid u;
@@ -76,7 +77,7 @@ StreamBuilder& clone_cmd(StreamBuilder& b, uint8_t source, uint64_t source_trans
 }
 
 // An incremental stream against the parent sent with `parent_transid`, with clones from the
-// parent, from the new subvolume itself and from the parent's uuid at another transid.
+// parent, from the new subvolume itself and from another subvolume at the same transid.
 std::string incremental(uint32_t version, uint64_t parent_transid) {
   StreamBuilder b(version);
   snapshot_cmd(b, parent_transid);
@@ -85,7 +86,7 @@ std::string incremental(uint32_t version, uint64_t parent_transid) {
   b.write("copy", 0, std::string(5000, 'x'));
   clone_cmd(b, kParent, parent_transid);
   clone_cmd(b, kNew, 9);
-  clone_cmd(b, kParent, 77);
+  clone_cmd(b, kOther, 150);
   b.end();
   return b.str();
 }
@@ -101,8 +102,8 @@ TEST_CASE("snapshot and clone commands naming a received parent get its stransid
     auto out = rewrite_all(incremental(version, 150), {{filled(kParent), 150, 153}}, 7, 5, &n);
     REQUIRE(out);
     // Exactly what the kernel would have sent had it named the parent with 153: the snapshot
-    // and the clone from the parent change; the clone from the new subvolume itself and the one
-    // naming another transid do not.
+    // and the clone from the parent change; the clones from the new subvolume itself and from
+    // another subvolume do not.
     StreamBuilder expected(version);
     snapshot_cmd(expected, 153);
     expected.begin(Cmd::mkfile).str(Attr::path, "o257-1-0").u64(Attr::ino, 257);
@@ -110,7 +111,7 @@ TEST_CASE("snapshot and clone commands naming a received parent get its stransid
     expected.write("copy", 0, std::string(5000, 'x'));
     clone_cmd(expected, kParent, 153);
     clone_cmd(expected, kNew, 9);
-    clone_cmd(expected, kParent, 77);
+    clone_cmd(expected, kOther, 150);
     expected.end();
     CHECK(*out == expected.str());
     CHECK(n == 2);
@@ -157,13 +158,16 @@ TEST_CASE("a stream naming no rewritten subvolume passes through byte-identical"
     auto in = incremental(version, 150);
     for (size_t step : {1u, 3u, 4096u}) {
       uint64_t n = 99;
-      auto other_uuid = rewrite_all(in, {{filled(0x5c), 150, 153}}, step, step, &n);
+      auto other_uuid = rewrite_all(in, {{filled(0x77), 150, 153}}, step, step, &n);
       REQUIRE(other_uuid);
       CHECK(*other_uuid == in);
       CHECK(n == 0);
-      auto other_transid = rewrite_all(in, {{filled(kParent), 151, 153}}, step, step);
-      REQUIRE(other_transid);
-      CHECK(*other_transid == in);
+      // A stream that already names the parent with the transid hosts know is left alone.
+      auto settled_in = incremental(version, 153);
+      auto settled = rewrite_all(settled_in, {{filled(kParent), 150, 153}}, step, step, &n);
+      REQUIRE(settled);
+      CHECK(*settled == settled_in);
+      CHECK(n == 0);
       auto none = rewrite_all(in, {}, step, step);
       REQUIRE(none);
       CHECK(*none == in);
@@ -191,6 +195,13 @@ TEST_CASE("a write's data is handed on as it arrives instead of being buffered")
   }
   CHECK(src.consumed() < in.size() / 2);
   CHECK(out == in.substr(0, out.size()));
+}
+
+TEST_CASE("a rewritten subvolume named with a third transid is refused as changed while sent") {
+  auto out = rewrite_all(incremental(1, 150), {{filled(kParent), 151, 153}});
+  REQUIRE_FALSE(out);
+  CHECK(out.error().code == "send.transid-changed");
+  CHECK(out.error().message.find("150") != std::string::npos);
 }
 
 TEST_CASE("a malformed stream is refused with a clear error code") {
