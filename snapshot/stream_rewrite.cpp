@@ -47,15 +47,16 @@ bool is_zero(const uint8_t* u) {
 }  // namespace
 
 Result<StreamIdentity> stream_identity(const std::string& path) {
-  // A subvolume's ctransid still moves at the first commit after it was received (even when
-  // read-only), and the kernel commits before it sends; commit now so we read what it will write.
-  auto e = btrfs_util_sync(path.c_str());
-  if (e != BTRFS_UTIL_OK)
-    return fail_errno("send.not-subvolume", errno, "cannot commit the filesystem of " + path + ": " + btrfs_util_strerror(e));
   struct btrfs_util_subvolume_info info;
-  e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
+  auto e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
   if (e != BTRFS_UTIL_OK)
     return fail_errno("send.not-subvolume", errno, path + " is not a Btrfs subvolume: " + btrfs_util_strerror(e));
+  // A subvolume's ctransid still moves at the first commit after it was received (even when
+  // read-only), and the kernel commits before it sends; commit now so we read what it will write.
+  e = btrfs_util_sync(path.c_str());
+  if (e == BTRFS_UTIL_OK) e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
+  if (e != BTRFS_UTIL_OK)
+    return fail_errno("send.sync", errno, "cannot commit the filesystem of " + path + ": " + btrfs_util_strerror(e));
   StreamIdentity id;
   id.received = !is_zero(info.received_uuid);
   const uint8_t* named = id.received ? info.received_uuid : info.uuid;
