@@ -1,7 +1,6 @@
 // `ballast repo …`: the publisher side of the update repository. Each subcommand is one
 // function below listed in kRepoSubcommands; add a subcommand by writing its setup function
 // and appending it there.
-#include <btrfsutil.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include "repository/tuf/writer.hpp"
 #include "snapshot/send.hpp"
 #include "snapshot/send_stream.hpp"
+#include "snapshot/stream_rewrite.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -167,25 +167,40 @@ class SendPipe final : public ByteSource {
   Status status_;
 };
 
-Result<std::string> subvolume_uuid(const std::string& path) {
-  struct btrfs_util_subvolume_info info;
-  auto e = btrfs_util_subvolume_info(path.c_str(), 0, &info);
-  if (e != BTRFS_UTIL_OK) return fail("repo.not-subvolume", path + " is not a Btrfs subvolume: " + btrfs_util_strerror(e));
-  snapshot::stream::Uuid u;
-  std::copy(std::begin(info.uuid), std::end(info.uuid), u.begin());
-  return snapshot::stream::format_uuid(u);
-}
+// The sender's stream, with the transids of received subvolumes rewritten (see
+// snapshot/stream_rewrite.hpp); owns the source it reads.
+class RewrittenSource final : public ByteSource {
+ public:
+  RewrittenSource(std::unique_ptr<ByteSource> in, std::vector<snapshot::TransidRewrite> rewrites)
+      : in_(std::move(in)), rewriter_(*in_, std::move(rewrites)) {}
+  Result<size_t> read(void* buf, size_t len) override { return rewriter_.read(buf, len); }
+
+ private:
+  std::unique_ptr<ByteSource> in_;
+  snapshot::TransidRewriteSource rewriter_;
+};
 
 Result<repository::ArtifactInput> send_input(const std::string& subvolume, const std::string& parent,
                                              const std::string& from) {
   repository::ArtifactInput in;
   in.from = from;
-  if (!parent.empty()) in.parent_uuid = BALLAST_TRY(subvolume_uuid(parent));
+  std::vector<snapshot::TransidRewrite> rewrites;
+  auto self = BALLAST_TRY(snapshot::stream_identity(subvolume));
+  if (auto r = snapshot::transid_rewrite(self)) rewrites.push_back(*r);
+  if (!parent.empty()) {
+    // Hosts find a delta's parent by this uuid, so it must be the one the stream names the
+    // parent by: the kernel uses a received parent's received_uuid, which is also what a host's
+    // slot of that version (received from the repository) carries; the parent's own uuid would
+    // match nothing on a host.
+    auto p = BALLAST_TRY(snapshot::stream_identity(parent));
+    in.parent_uuid = snapshot::stream::format_uuid(p.uuid);
+    if (auto r = snapshot::transid_rewrite(p)) rewrites.push_back(*r);
+  }
   auto pipe = std::make_shared<std::unique_ptr<SendPipe>>();
   snapshot::SendOptions so;
   so.subvolume = subvolume;
   so.parent = parent;
-  in.open = [pipe, so]() -> Result<std::unique_ptr<ByteSource>> {
+  in.open = [pipe, so, rewrites]() -> Result<std::unique_ptr<ByteSource>> {
     auto p = BALLAST_TRY(SendPipe::start(so));
     SendPipe* raw = p.get();
     *pipe = std::move(p);
@@ -195,7 +210,9 @@ Result<repository::ArtifactInput> send_input(const std::string& subvolume, const
       explicit View(SendPipe* x) : p(x) {}
       Result<size_t> read(void* b, size_t l) override { return p->read(b, l); }
     };
-    return std::unique_ptr<ByteSource>(new View(raw));
+    auto view = std::unique_ptr<ByteSource>(new View(raw));
+    if (rewrites.empty()) return view;
+    return std::unique_ptr<ByteSource>(new RewrittenSource(std::move(view), rewrites));
   };
   in.finish = [pipe]() -> Status {
     if (!*pipe) return ok();
