@@ -99,6 +99,18 @@ inline constexpr uint32_t kFallocatePunchHole = 2;
 const char* cmd_name(Cmd c);
 const char* attr_name(Attr a);
 
+// The stream's integers are little-endian, at any alignment.
+inline uint16_t le16(const char* p) {
+  auto u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint16_t>(u[0] | (u[1] << 8));
+}
+inline uint32_t le32(const char* p) {
+  auto u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) | (static_cast<uint32_t>(u[2]) << 16) |
+         (static_cast<uint32_t>(u[3]) << 24);
+}
+inline uint64_t le64(const char* p) { return le32(p) | (static_cast<uint64_t>(le32(p + 4)) << 32); }
+
 struct Timespec {
   uint64_t sec = 0;
   uint32_t nsec = 0;

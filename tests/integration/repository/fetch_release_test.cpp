@@ -6,6 +6,7 @@
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "tests/integration/snapshot/tree_builders.hpp"
+#include "tests/integration/support/ballast_cli.hpp"
 #include "tests/integration/support/http_servers.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
 #include "tests/integration/support/tree_compare.hpp"
@@ -14,16 +15,6 @@ using namespace ballast;
 using namespace ballast::testing;
 
 namespace {
-
-const std::string kBallast = BALLAST_BUILD_ROOT "/agent/ballast";
-
-ProcessResult ballast_cmd(std::vector<std::string> args) {
-  args.insert(args.begin(), kBallast);
-  auto r = run_process(args);
-  REQUIRE(r);
-  INFO(args[1] + " " + (args.size() > 2 ? args[2] : "") + ": " + r->err);
-  return *r;
-}
 
 void sh(const std::vector<std::string>& argv) {
   auto r = run_checked(argv);
@@ -53,17 +44,17 @@ TEST_CASE("a full and a delta release published by repo add arrive over HTTPS id
   change_tree_v2(src + "/work");
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/1.1"});
 
-  REQUIRE(ballast_cmd({"repo", "init", repo, "--keys", keys}).success());
-  auto add1 = ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "1.0", "--subvolume", src + "/1.0",
+  REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
+  auto add1 = run_ballast({"repo", "add", repo, "--keys", keys, "--version", "1.0", "--subvolume", src + "/1.0",
                            "--zstd-level", "3"});
   REQUIRE(add1.success());
   // The delta's parent is found beside the new subvolume, named after its version.
-  auto add2 = ballast_cmd({"--json", "repo", "add", repo, "--keys", keys, "--version", "1.1", "--subvolume",
+  auto add2 = run_ballast({"--json", "repo", "add", repo, "--keys", keys, "--version", "1.1", "--subvolume",
                            src + "/1.1", "--delta-from", "1.0", "--zstd-level", "3"});
   REQUIRE(add2.success());
   CHECK(nlohmann::json::parse(add2.out)["artifacts"].size() == 2);
   // Adding the same version again is refused and leaves the repository as it was.
-  auto again = ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "1.1", "--subvolume", src + "/1.1"});
+  auto again = run_ballast({"repo", "add", repo, "--keys", keys, "--version", "1.1", "--subvolume", src + "/1.1"});
   CHECK(again.exit_code == 1);
   CHECK(again.err.find("already published") != std::string::npos);
 
@@ -76,7 +67,7 @@ TEST_CASE("a full and a delta release published by repo add arrive over HTTPS id
 
   auto a = common;
   a.insert(a.end(), {"--version", "1.0", dst});
-  auto full = ballast_cmd(a);
+  auto full = run_ballast(a);
   REQUIRE(full.success());
   CHECK(json_field(full.out, "artifact") == "full");
   CHECK(compare_trees(src + "/1.0", dst + "/1.0", TreeCompareOptions{.compare_atime = false}).empty());
@@ -84,7 +75,7 @@ TEST_CASE("a full and a delta release published by repo add arrive over HTTPS id
   auto b = common;
   b.insert(b.end(), {"--from-subvolume", dst + "/1.0", dst + "/next"});
   REQUIRE(make_dirs(dst + "/next"));
-  auto delta = ballast_cmd(b);
+  auto delta = run_ballast(b);
   REQUIRE(delta.success());
   CHECK(json_field(delta.out, "version") == "1.1");  // newest on the channel
   CHECK(json_field(delta.out, "artifact") == "delta");
@@ -99,10 +90,10 @@ TEST_CASE("a full and a delta release published by repo add arrive over HTTPS id
   CHECK(list_dir(state + "/cache/chunks")->empty());
 
   // A revoked release is no longer fetched by name, and the newest is then the older one.
-  REQUIRE(ballast_cmd({"repo", "revoke", repo, "--keys", keys, "--version", "1.1"}).success());
+  REQUIRE(run_ballast({"repo", "revoke", repo, "--keys", keys, "--version", "1.1"}).success());
   auto c = common;
   c.insert(c.end(), {"--version", "1.1", dst + "/next"});
-  auto revoked = ballast_cmd(c);
+  auto revoked = run_ballast(c);
   CHECK(revoked.exit_code == 1);
   CHECK(revoked.err.find("fetch.revoked") != std::string::npos);
 }
@@ -115,8 +106,8 @@ TEST_CASE("repo add refuses a delta from a release the repository does not have"
   REQUIRE(write_file_atomic(top + "/w/f", "x"));
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", top + "/w", top + "/2"});
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", top + "/w", top + "/1"});
-  REQUIRE(ballast_cmd({"repo", "init", repo, "--keys", keys}).success());
-  auto r = ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", top + "/2", "--delta-from", "1"});
+  REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
+  auto r = run_ballast({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", top + "/2", "--delta-from", "1"});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("repo.unknown-release") != std::string::npos);
   CHECK_FALSE(path_exists(repo + "/targets/chunks"));

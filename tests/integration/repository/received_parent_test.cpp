@@ -14,6 +14,7 @@
 #include "repository/release.hpp"
 #include "snapshot/send_stream.hpp"
 #include "tests/integration/snapshot/tree_builders.hpp"
+#include "tests/integration/support/ballast_cli.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
 #include "tests/integration/support/tree_compare.hpp"
 
@@ -23,16 +24,6 @@ namespace stream = ballast::snapshot::stream;
 
 namespace {
 
-const std::string kBallast = BALLAST_BUILD_ROOT "/agent/ballast";
-
-ProcessResult ballast_cmd(std::vector<std::string> args) {
-  args.insert(args.begin(), kBallast);
-  auto r = run_process(args);
-  REQUIRE(r);
-  INFO(args[1] + " " + (args.size() > 2 ? args[2] : "") + ": " + r->err);
-  REQUIRE(r->success());
-  return *r;
-}
 
 void sh(const std::vector<std::string>& argv) {
   auto r = run_checked(argv);
@@ -72,13 +63,13 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   sh({"btrfs", "-q", "subvolume", "create", origin + "/work"});
   build_tree_v1(origin + "/work");
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", origin + "/work", origin + "/1"});
-  ballast_cmd({"repo", "init", repo, "--keys", keys});
-  ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "1", "--subvolume", origin + "/1", "--zstd-level", "3"});
+  run_ballast_ok({"repo", "init", repo, "--keys", keys});
+  run_ballast_ok({"repo", "add", repo, "--keys", keys, "--version", "1", "--subvolume", origin + "/1", "--zstd-level", "3"});
 
   // The build machine fetches release 1 and builds release 2 on it. A file of release 1 moves
   // to a new inode by a reflink copy: its extents are then only in the parent, so the stream
   // clones them from there.
-  ballast_cmd({"--state-dir", build_state, "fetch", "--repo", url, "--root", root, "--version", "1", build});
+  run_ballast_ok({"--state-dir", build_state, "fetch", "--repo", url, "--root", root, "--version", "1", build});
   sh({"btrfs", "-q", "subvolume", "snapshot", build + "/1", build + "/work"});
   change_tree_v2(build + "/work");
   sh({"cp", "--reflink=always", build + "/work/big", build + "/work/big-copy"});
@@ -90,16 +81,16 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   REQUIRE(parent.stransid == original.ctransid);
   // What the kernel writes for this parent, and what the rewrite must replace.
   REQUIRE(parent.ctransid != parent.stransid);
-  ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", build + "/2", "--delta-from", "1",
+  run_ballast_ok({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", build + "/2", "--delta-from", "1",
                "--zstd-level", "3"});
 
   // A host holding release 1 as received from the repository's full stream.
-  auto full = ballast_cmd({"--json", "--state-dir", host_state, "fetch", "--repo", url, "--root", root, "--version",
+  auto full = run_ballast_ok({"--json", "--state-dir", host_state, "fetch", "--repo", url, "--root", root, "--version",
                            "1", slots});
   CHECK(nlohmann::json::parse(full.out)["artifact"] == "full");
 
   // The host picks the delta and ballast's strict receiver applies it.
-  auto delta = ballast_cmd({"--json", "--state-dir", host_state, "fetch", "--repo", url, "--root", root,
+  auto delta = run_ballast_ok({"--json", "--state-dir", host_state, "fetch", "--repo", url, "--root", root,
                             "--from-subvolume", slots + "/1", next});
   auto j = nlohmann::json::parse(delta.out);
   CHECK(j["version"] == "2");
@@ -184,21 +175,21 @@ TEST_CASE("a release published from a received subvolume and a delta from it agr
   const auto original = subvol_info(farm + "/1");
   REQUIRE(subvol_info(build + "/1").ctransid != original.ctransid);
 
-  ballast_cmd({"repo", "init", repo, "--keys", keys});
-  ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "1", "--subvolume", build + "/1", "--zstd-level", "3"});
+  run_ballast_ok({"repo", "init", repo, "--keys", keys});
+  run_ballast_ok({"repo", "add", repo, "--keys", keys, "--version", "1", "--subvolume", build + "/1", "--zstd-level", "3"});
   sh({"btrfs", "-q", "subvolume", "snapshot", build + "/1", build + "/work"});
   REQUIRE(write_file_atomic(build + "/work/changed", "two\n"));
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", build + "/work", build + "/2"});
-  ballast_cmd({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", build + "/2", "--delta-from", "1",
+  run_ballast_ok({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", build + "/2", "--delta-from", "1",
                "--zstd-level", "3"});
 
   // The host's copy of release 1 carries the original's identity, whichever copy was published.
-  ballast_cmd({"--state-dir", host_state, "fetch", "--repo", url, "--root", root, "--version", "1", slots});
+  run_ballast_ok({"--state-dir", host_state, "fetch", "--repo", url, "--root", root, "--version", "1", slots});
   const auto slot = subvol_info(slots + "/1");
   CHECK(uuid_of(slot.received_uuid) == uuid_of(original.uuid));
   CHECK(slot.stransid == original.ctransid);
 
-  auto delta = ballast_cmd({"--json", "--state-dir", host_state, "fetch", "--repo", url, "--root", root,
+  auto delta = run_ballast_ok({"--json", "--state-dir", host_state, "fetch", "--repo", url, "--root", root,
                             "--from-subvolume", slots + "/1", next});
   CHECK(nlohmann::json::parse(delta.out)["artifact"] == "delta");
   auto diffs = compare_trees(build + "/2", next + "/2", TreeCompareOptions{.compare_atime = false});

@@ -12,24 +12,10 @@
 using namespace ballast;
 using namespace ballast::snapshot::stream;
 using ballast::testing::StreamBuilder;
+using ballast::testing::TrickleSource;
 
 namespace {
 
-// Hands out at most `step` bytes per read, like a pipe or a chunk pipeline would.
-class TrickleSource final : public ByteSource {
- public:
-  TrickleSource(std::string d, size_t step) : data_(std::move(d)), step_(step) {}
-  Result<size_t> read(void* buf, size_t len) override {
-    size_t n = std::min({len, step_, data_.size() - pos_});
-    std::memcpy(buf, data_.data() + pos_, n);
-    pos_ += n;
-    return n;
-  }
-
- private:
-  std::string data_;
-  size_t step_, pos_ = 0;
-};
 
 std::vector<Cmd> parse_all(const std::string& s, size_t step = 1 << 20) {
   TrickleSource src(s, step);

@@ -2,11 +2,14 @@
 // streams the kernel would never emit. Shared by unit, integration and fuzz-seed code.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 
+#include "common/byte_source.hpp"
 #include "common/crc32c.hpp"
 #include "snapshot/send_stream.hpp"
 
@@ -112,6 +115,24 @@ class StreamBuilder {
   std::string out_, body_;
   uint16_t cmd_ = 0;
   bool open_ = false;
+};
+
+// Hands out at most `step` bytes per read, like a pipe or a chunk pipeline would, and counts
+// what it handed out.
+class TrickleSource final : public ByteSource {
+ public:
+  TrickleSource(std::string d, size_t step) : data_(std::move(d)), step_(step) {}
+  Result<size_t> read(void* buf, size_t len) override {
+    size_t n = std::min({len, step_, data_.size() - pos_});
+    std::memcpy(buf, data_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+  size_t consumed() const { return pos_; }
+
+ private:
+  std::string data_;
+  size_t step_, pos_ = 0;
 };
 
 }  // namespace ballast::testing

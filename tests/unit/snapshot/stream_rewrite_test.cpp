@@ -11,6 +11,7 @@ using namespace ballast;
 using namespace ballast::snapshot;
 using namespace ballast::snapshot::stream;
 using ballast::testing::StreamBuilder;
+using ballast::testing::TrickleSource;
 
 namespace {
 
@@ -24,22 +25,6 @@ Uuid filled(uint8_t b) {
   return u;
 }
 
-// Hands out at most `step` bytes per read and counts what it handed out.
-class TrickleSource final : public ByteSource {
- public:
-  TrickleSource(std::string d, size_t step) : data_(std::move(d)), step_(step) {}
-  Result<size_t> read(void* buf, size_t len) override {
-    size_t n = std::min({len, step_, data_.size() - pos_});
-    std::memcpy(buf, data_.data() + pos_, n);
-    pos_ += n;
-    return n;
-  }
-  size_t consumed() const { return pos_; }
-
- private:
-  std::string data_;
-  size_t step_, pos_ = 0;
-};
 
 Result<std::string> rewrite_all(const std::string& in, std::vector<TransidRewrite> rw, size_t in_step = 7,
                                 size_t out_step = 5, uint64_t* rewritten = nullptr) {
