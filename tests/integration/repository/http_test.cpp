@@ -66,3 +66,13 @@ TEST_CASE("a client with another CA bundle is refused on every request, not only
     CHECK(r.error().code == "http.transfer");
   }
 }
+
+TEST_CASE("a 404, as an idle check's probe for the next root gets, keeps the connection", "[repository][http]") {
+  Site site;
+  auto missing = site.http->get(site.url("2.root.json"), 1 << 20);
+  REQUIRE(!missing);
+  CHECK(missing.error().code == "http.not-found");
+  auto r = site.http->get(site.url("0.json"), 1 << 20);
+  REQUIRE(r);
+  CHECK(site.nginx->connections_used().size() == 1);
+}
