@@ -18,9 +18,12 @@ Result<SimulatedBoot> BootSimulator::reboot() {
       auto text = BALLAST_TRY(read_file(path_join(dir, name)));
       auto content = parse_entry(text);
       if (!content) continue;  // the loader skips what it cannot parse
+      // The sandbox's ESP holds ballast's entries only; one without a valid version is not ours.
+      auto version = Version::parse(content->version);
+      if (!version) continue;
       BootEntry e;
       e.id = name;
-      e.version = content->version;
+      e.version = *version;
       e.options = content->options;
       e.has_counter = parsed->counter.has_value();
       e.tries_left = parsed->counter ? parsed->counter->left : 0;
@@ -70,7 +73,7 @@ Result<SimulatedBoot> BootSimulator::reboot() {
   if (e.has_counter) BALLAST_CHECK(efi->write_string("LoaderBootCountPath", "\\loader\\entries\\" + current));
   else BALLAST_CHECK(efi->remove("LoaderBootCountPath"));
   BALLAST_CHECK(write_file_atomic(paths_.cmdline_path, e.options + "\n"));
-  return SimulatedBoot{e.id, e.version};
+  return SimulatedBoot{e.id, e.version.str()};
 }
 
 }  // namespace ballast::boot

@@ -145,7 +145,7 @@ int daemon(const GlobalOptions& g, const DaemonArgs& a) {
   LockedReporter reporter(**outbox);
   auto metrics = agent::report::Metrics::open(agent::report::metrics_options_from_config(*cfg, g.state_dir), clock);
   if (!metrics) return report_error(metrics.error());
-  if (auto booted = boot->booted_version()) (*metrics)->set_booted(*booted);
+  if (auto booted = boot->booted_version()) (*metrics)->set_booted(booted->str());
 
   agent::DaemonOptions opts;
   opts.state_dir = g.state_dir;

@@ -26,9 +26,11 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);
   auto booted = boot->booted_version();
-  host::StageContext ctx{host_layout(g), *boot, g.state_dir, booted ? *booted : ""};
+  auto version = Version::parse(a.version);
+  if (!version) return report_error(version.error());
+  host::StageContext ctx{host_layout(g), *boot, g.state_dir, booted ? booted->str() : ""};
   host::StageRequest req;
-  req.version = a.version;
+  req.version = *version;
   req.tries = a.tries;
   req.open_stream = [&]() -> Result<std::unique_ptr<ByteSource>> {
     if (a.stream == "-") return std::unique_ptr<ByteSource>(new FdByteSource(0));
@@ -41,10 +43,10 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
       return report_error(st.error());
   }
   if (g.json) {
-    print_json({{"version", r->version}, {"kernelVersion", r->kernel_version}, {"options", r->entry_options},
+    print_json({{"version", r->version.str()}, {"kernelVersion", r->kernel_version}, {"options", r->entry_options},
                 {"resumed", r->resumed}});
   } else {
-    std::cout << "staged " << r->version << " (kernel " << r->kernel_version << ") with a trial boot entry\n";
+    std::cout << "staged " << r->version.str() << " (kernel " << r->kernel_version << ") with a trial boot entry\n";
     if (!r->resumed.empty()) {
       std::cout << "resumed: already complete:";
       for (const auto& s : r->resumed) std::cout << " " << s;
@@ -91,7 +93,7 @@ int status(const GlobalOptions& g, const std::string& bus_address) {
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);
   auto booted = boot->booted_version();
-  auto s = host::read_host_status(host_layout(g), *boot, booted ? *booted : "");
+  auto s = host::read_host_status(host_layout(g), *boot, booted ? booted->str() : "");
   if (!s) return report_error(s.error());
   if (!booted) s->booted_error = booted.error().describe();
   if (g.json) print_json(host::status_to_json(*s));

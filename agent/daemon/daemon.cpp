@@ -9,7 +9,6 @@
 #include <systemd/sd-event.h>
 
 #include "agent/daemon/pin.hpp"
-#include "boot/version_compare.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -59,7 +58,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options, DaemonPorts 
   auto booted = ports.boot.booted_version();
   const FlowRecord& r = d->flow_->record();
   d->status_.state = to_string(r.state);
-  d->status_.booted = booted ? *booted : "";
+  d->status_.booted = booted ? booted->str() : "";
   d->status_.target = r.target;
   d->status_.staged = staged_state(r.state) ? r.target : "";
   d->status_.last_error = r.last_error;
@@ -314,7 +313,7 @@ Result<AgentStatus> Daemon::status() {
     s = status_;
   }
   auto pinned = BALLAST_TRY(read_pin(opts_.state_dir));
-  s.pinned = pinned.value_or("");
+  s.pinned = pinned ? pinned->str() : "";
   return s;
 }
 
@@ -346,21 +345,23 @@ Status Daemon::rollback(bool reboot) {
   if (!lock.owns_lock() || busy_) return fail("daemon.busy", "an update step is running");
   auto booted = BALLAST_TRY(ports_.boot.booted_version());
   auto entries = BALLAST_TRY(ports_.boot.entries());
-  std::optional<std::string> previous;
+  std::optional<Version> previous;
   for (const auto& e : entries) {
-    if (e.state == boot::EntryState::bad || boot::compare_versions(e.version, booted) >= 0) continue;
-    if (!previous || boot::compare_versions(e.version, *previous) > 0) previous = e.version;
+    if (e.state == boot::EntryState::bad || e.version >= booted) continue;
+    if (!previous || e.version > *previous) previous = e.version;
   }
-  if (!previous) return fail("rollback.none", "no older deployment to roll back to from " + booted);
+  if (!previous) return fail("rollback.none", "no older deployment to roll back to from " + booted.str());
   BALLAST_CHECK(ports_.boot.prefer(*previous));
   // Else the next check would bring the version back at once.
-  BALLAST_CHECK(flow_->denylist_add(booted));
-  log::info("rollback: " + *previous + " boots next, " + booted + " is denylisted");
+  BALLAST_CHECK(flow_->denylist_add(booted.str()));
+  log::info("rollback: " + previous->str() + " boots next, " + booted.str() + " is denylisted");
   if (reboot) BALLAST_CHECK(ports_.rebooter.reboot());
   return ok();
 }
 
-Status Daemon::pin(const std::string& version) { return write_pin(opts_.state_dir, version); }
+Status Daemon::pin(const std::string& version) {
+  return write_pin(opts_.state_dir, BALLAST_TRY(Version::parse(version)));
+}
 
 Status Daemon::unpin() { return remove_pin(opts_.state_dir); }
 

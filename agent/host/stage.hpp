@@ -15,6 +15,7 @@
 #include "boot/boot_control.hpp"
 #include "common/byte_source.hpp"
 #include "common/result.hpp"
+#include "common/version.hpp"
 #include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
 
@@ -23,7 +24,7 @@ namespace ballast::host {
 inline constexpr const char* kStageSteps[] = {"receive", "check", "slot", "deploy", "boot-entry", "staged"};
 
 struct StageRequest {
-  std::string version;
+  Version version;
   // The stream of the release: full, or a delta whose parent is one of our slots.
   std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;
   uint64_t needed_bytes = 0;     // uncompressed stream size from the manifest; 0: unknown
@@ -40,7 +41,7 @@ struct StageContext {
 };
 
 struct StageResult {
-  std::string version;
+  Version version;
   std::string kernel_version;
   std::string entry_options;
   std::vector<std::string> resumed;  // steps found already complete

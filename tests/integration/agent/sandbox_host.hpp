@@ -13,8 +13,10 @@
 #include "images/builder.hpp"
 #include "snapshot/send.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/version_literal.hpp"
 
 namespace ballast::testing {
+using namespace ballast::version_literals;
 
 // A sandbox host on a loop-backed Btrfs: a build area for images, the host's top level, a
 // directory ESP and a directory of EFI variables.
@@ -48,7 +50,7 @@ struct SandboxHost {
     REQUIRE(def);
     def->files.push_back(images::FileSpec{"/etc/release-note", "this is " + version + "\n", "", 0644, 0, 0});
     images::BuildOptions opts;
-    opts.version = version;
+    opts.version = make_version(version);
     opts.output = build + "/minimal-" + version;
     opts.source_date_epoch = 1700000000;
     REQUIRE(images::build_image(*def, opts));
@@ -64,9 +66,9 @@ struct SandboxHost {
 
   Result<host::StageResult> stage(boot::BootControl& boot, const std::string& version, const std::string& stream) {
     auto booted = boot.booted_version();
-    host::StageContext ctx{layout(), boot, state, booted ? *booted : ""};
+    host::StageContext ctx{layout(), boot, state, booted ? booted->str() : ""};
     host::StageRequest req;
-    req.version = version;
+    req.version = make_version(version);
     req.open_stream = [stream]() { return open_file_source(stream); };
     return host::stage_release(ctx, req);
   }
@@ -98,7 +100,7 @@ inline void install_first(SandboxHost& h, boot::BootControl& boot, const std::st
   auto booted = sim.reboot();
   REQUIRE(booted);
   REQUIRE(booted->version == version);
-  REQUIRE(boot.bless(version));
+  REQUIRE(boot.bless(make_version(version)));
 }
 
 }  // namespace ballast::testing

@@ -16,6 +16,9 @@
 #include "snapshot/subvolume.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/version_literal.hpp"
+
+using namespace ballast::version_literals;
 
 using namespace ballast;
 using ballast::testing::LoopBtrfs;
@@ -71,7 +74,7 @@ TEST_CASE("a delta stages on top of the booted version, carrying its /etc change
   struct stat efi;
   CHECK((::stat((layout.deployment("2.0") + "/efi").c_str(), &efi) == 0 && S_ISDIR(efi.st_mode)));
 
-  auto status = host::read_host_status(layout, *boot, *boot->booted_version());
+  auto status = host::read_host_status(layout, *boot, boot->booted_version()->str());
   REQUIRE(status);
   REQUIRE(status->booted);
   CHECK(status->booted->version == "1.0");
@@ -124,7 +127,7 @@ TEST_CASE("a stage killed at any journaled step leaves the booted system untouch
       auto after_kill = boot->entries();
       REQUIRE(after_kill);
       for (const auto& e : *after_kill)
-        if (e.version == "2.0") CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
+        if (e.version == "2.0"_v) CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
 
       auto retried = h.stage_cli("2.0", delta);
       REQUIRE(retried);
@@ -153,7 +156,7 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
                                       big.fs->base_dir() + "/big.toml");
   REQUIRE(def);
   images::BuildOptions opts;
-  opts.version = "2.0";
+  opts.version = "2.0"_v;
   opts.output = big.build + "/big-2.0";
   REQUIRE(images::build_image(*def, opts));
   std::string stream = big.fs->base_dir() + "/big.full";
@@ -178,9 +181,9 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
 
   // With the manifest's size known, the stage is refused before anything is written.
   auto booted = boot->booted_version();
-  host::StageContext ctx{small.layout(), *boot, small.state, *booted};
+  host::StageContext ctx{small.layout(), *boot, small.state, booted->str()};
   host::StageRequest req;
-  req.version = "2.0";
+  req.version = "2.0"_v;
   req.needed_bytes = 300ull << 20;
   req.open_stream = [stream]() { return open_file_source(stream); };
   auto refused = host::stage_release(ctx, req);
@@ -199,7 +202,7 @@ TEST_CASE("retention across five releases keeps the booted, staged and previous 
     auto booted = sim.reboot();
     REQUIRE(booted);
     REQUIRE(booted->version == v);
-    REQUIRE(boot->bless(v));
+    REQUIRE(boot->bless(make_version(v)));
     auto status = host::read_host_status(h.layout(), *boot, v);
     REQUIRE(status);
     auto plan = host::plan_retention(*status, 3, {});

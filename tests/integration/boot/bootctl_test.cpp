@@ -6,11 +6,13 @@
 #include "boot/boot_simulator.hpp"
 #include "common/process.hpp"
 #include "tests/integration/boot/tmpfs_esp.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::boot;
 
 namespace {
+using namespace ballast::version_literals;
 
 struct BootctlEntry {
   std::string id;
@@ -50,11 +52,11 @@ std::vector<BootctlEntry> bootctl_list(const std::string& esp) {
 }
 
 KernelSpec spec_for(const testing::TmpfsEsp& host, const std::string& v, int tries) {
-  return KernelSpec{v, host.file("vmlinuz-" + v, 1000), host.file("initrd-" + v, 500), "ro", "", tries};
+  return KernelSpec{make_version(v), host.file("vmlinuz-" + v, 1000), host.file("initrd-" + v, 500), "ro", "", tries};
 }
 
 // bootctl 252 ids keep ".conf" and drop the counter.
-std::string bootctl_id(const BootEntry& e) { return stem_of_version(e.version) + ".conf"; }
+std::string bootctl_id(const BootEntry& e) { return stem_of_version(e.version.str()) + ".conf"; }
 
 void check_bootctl_agrees(const testing::TmpfsEsp& host, BootControl& control) {
   auto ours = control.entries();
@@ -80,13 +82,13 @@ TEST_CASE("bootctl reads ballast's entries in ballast's boot order with the same
   auto control = make_systemd_boot_control(paths);
   for (const char* v : {"1.9", "1.10", "2~rc1"}) {
     REQUIRE(control->install(spec_for(host, v, 0)));
-    REQUIRE(control->bless(v));
+    REQUIRE(control->bless(make_version(v)));
   }
   REQUIRE(control->install(spec_for(host, "2024.01.02", 2)));
   REQUIRE(control->install(spec_for(host, "1.2", 3)));
-  REQUIRE(control->mark_bad("1.2"));
+  REQUIRE(control->mark_bad("1.2"_v));
   check_bootctl_agrees(host, *control);
-  CHECK(control->entries()->front().version == "2024.01.02");
+  CHECK(control->entries()->front().version == "2024.01.02"_v);
 
   BootSimulator sim(paths);
   REQUIRE(sim.reboot()->version == "2024.01.02");
@@ -94,11 +96,11 @@ TEST_CASE("bootctl reads ballast's entries in ballast's boot order with the same
   REQUIRE(sim.reboot()->version == "2024.01.02");
   // Exhausted: bootctl, like ballast, now puts the newest good entry first and the spent one last.
   check_bootctl_agrees(host, *control);
-  CHECK(control->entries()->front().version == "2~rc1");
+  CHECK(control->entries()->front().version == "2~rc1"_v);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-2_trc1.conf");
   REQUIRE(sim.reboot()->version == "2~rc1");
 
-  REQUIRE(control->prefer("1.10"));
+  REQUIRE(control->prefer("1.10"_v));
   check_bootctl_agrees(host, *control);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-1.10.conf");
 }
@@ -108,11 +110,11 @@ TEST_CASE("bootctl sees a blessed trial entry without a counter", "[boot][bootct
   BootPaths paths{host.esp(), host.efivars(), host.cmdline(), 3, ""};
   auto control = make_systemd_boot_control(paths);
   REQUIRE(control->install(spec_for(host, "1", 0)));
-  REQUIRE(control->bless("1"));
+  REQUIRE(control->bless("1"_v));
   REQUIRE(control->install(spec_for(host, "2", 0)));
   BootSimulator sim(paths);
   REQUIRE(sim.reboot()->version == "2");
-  REQUIRE(control->bless("2"));
+  REQUIRE(control->bless("2"_v));
   auto theirs = bootctl_list(host.esp());
   REQUIRE(theirs.size() == 2);
   CHECK(theirs[0].id == "ballast-2.conf");

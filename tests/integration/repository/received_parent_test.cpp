@@ -17,12 +17,14 @@
 #include "tests/integration/support/ballast_cli.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
 #include "tests/integration/support/tree_compare.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::testing;
 namespace stream = ballast::snapshot::stream;
 
 namespace {
+using namespace ballast::version_literals;
 
 
 void sh(const std::vector<std::string>& argv) {
@@ -109,7 +111,7 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   req.repo_url = url;
   req.root_json = root;
   req.state_dir = host_state;
-  req.version = "2";
+  req.version = "2"_v;
   req.local = *local;
   SystemClock clock;
   auto opened = repository::open_release(req, clock);

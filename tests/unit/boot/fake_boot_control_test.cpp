@@ -1,18 +1,21 @@
 #include "tests/unit/boot/scenarios.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::boot;
 
 namespace {
+using namespace ballast::version_literals;
 
-KernelSpec fake_spec(const std::string& v, int tries) { return KernelSpec{v, "/k/" + v, "/i/" + v, "", "", tries}; }
+KernelSpec fake_spec(const std::string& v, int tries) { return KernelSpec{make_version(v), "/k/" + v, "/i/" + v, "", "", tries}; }
 
 }  // namespace
 
 TEST_CASE("the fake boot control follows the boot-counting scenarios", "[boot][fake]") {
   testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
     FakeBootControl fake;
-    testing::Rig rig{fake, [&fake] { return fake.simulate_reboot(); }, fake_spec};
+    testing::Rig rig{fake, [&fake]() -> Result<std::string> { return BALLAST_TRY(fake.simulate_reboot()).str(); },
+                     fake_spec};
     scenario(rig);
   });
 }
@@ -35,9 +38,9 @@ TEST_CASE("the fake injects a failure once and refuses to remove the booted vers
   FakeBootControl fake;
   REQUIRE(fake.install(fake_spec("1", 0)));
   fake.fail_next(Error{"boot.write", "disk on fire", 0, {}});
-  CHECK(fake.bless("1").error().code == "boot.write");
-  CHECK(fake.bless("1"));
-  CHECK(*fake.simulate_reboot() == "1");
-  CHECK(fake.remove("1").error().code == "boot.busy");
-  CHECK(fake.booted_version().value() == "1");
+  CHECK(fake.bless("1"_v).error().code == "boot.write");
+  CHECK(fake.bless("1"_v));
+  CHECK(*fake.simulate_reboot() == "1"_v);
+  CHECK(fake.remove("1"_v).error().code == "boot.busy");
+  CHECK(fake.booted_version().value() == "1"_v);
 }

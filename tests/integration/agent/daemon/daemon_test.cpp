@@ -12,6 +12,7 @@
 #include "common/process.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent;
@@ -20,6 +21,7 @@ using S = FlowState;
 using Types = std::vector<std::string>;
 
 namespace {
+using namespace ballast::version_literals;
 
 const std::string kBallast = std::string(BALLAST_BUILD_ROOT) + "/agent/ballast";
 
@@ -76,7 +78,7 @@ struct Fleet {
     argv.insert(argv.end(), args.begin(), args.end());
     REQUIRE(run_checked(argv));
   }
-  std::string booted() { return *boot::make_systemd_boot_control(h.paths)->booted_version(); }
+  std::string booted() { return boot::make_systemd_boot_control(h.paths)->booted_version()->str(); }
   std::vector<boot::BootEntry> entries() { return *boot::make_systemd_boot_control(h.paths)->entries(); }
   nlohmann::json flow_record() { return nlohmann::json::parse(*read_file(h.state + "/flow.json")); }
 };
@@ -138,7 +140,7 @@ TEST_CASE("the daemon updates the host from the repository, reboots into the upd
   CHECK_THAT(*read_file(f.h.layout().deployment("2.0") + "/etc/release-note"), Catch::Contains("this is 2.0"));
   Agent after(f);
   CHECK(after.run() == std::vector<S>{S::committed, S::idle});
-  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::good);
   CHECK(f.reporter.types == Types{"checked", "staged", "rebooting", "booted", "health.passed", "committed"});
   CHECK(f.gate.steady == 1);
@@ -173,7 +175,7 @@ TEST_CASE("an unhealthy update falls back to the old version, is recorded as rol
   CHECK(record["history"].back()["result"] == "rolled-back");
   CHECK_THAT(record["history"].back()["error"].get<std::string>(), Catch::Contains("required/20-broken"));
   for (const auto& e : f.entries())
-    if (e.version == "2.0") CHECK(e.state == boot::EntryState::bad);
+    if (e.version == "2.0"_v) CHECK(e.state == boot::EntryState::bad);
   // The next check does not try 2.0 again.
   CHECK(after.run() == std::vector<S>{S::checking, S::idle});
   CHECK(f.reporter.types.back() == "checked");
@@ -205,7 +207,7 @@ TEST_CASE("a host booted into a release that is then revoked goes back to its pr
   CHECK(f.booted() == "1.0");
   Agent after(f);
   CHECK(after.run() == std::vector<S>{S::committed, S::idle});
-  CHECK(f.entries().front().version == "1.0");
+  CHECK(f.entries().front().version == "1.0"_v);
   auto last = f.flow_record()["history"].back();
   CHECK(last["from"] == "2.0");
   CHECK(last["target"] == "1.0");
@@ -264,7 +266,7 @@ TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update
   CHECK(path_exists(flag));
   CHECK_THAT(*read_file(flag + ".pkgs"), Catch::Contains("ballast=2.0"));
   CHECK(f.booted() == "1.0");
-  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::indeterminate);
 
   // Bad configuration: a clear error and exit 1.
@@ -311,7 +313,7 @@ TEST_CASE("with the periodic strategy an update staged outside the maintenance w
   CHECK(f.rebooter.reboots == 0);
   CHECK(f.rebooter.announced == Types{"2.0"});
   CHECK(f.booted() == "1.0");
-  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::indeterminate);
 
   // A window missed (the daemon was not running): it waits for next week's.
@@ -336,7 +338,7 @@ TEST_CASE("with the periodic strategy an update staged outside the maintenance w
   CHECK(f.booted() == "2.0");
   Agent after(f, &gate);
   CHECK(after.run() == std::vector<S>{S::committed, S::idle});
-  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::good);
   CHECK(f.reporter.types == Types{"checked", "staged", "rebooting", "booted", "health.passed", "committed"});
 }

@@ -7,11 +7,13 @@
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using ballast::testing::SandboxHost;
 
 namespace {
+using namespace ballast::version_literals;
 
 const std::string kBallast = std::string(BALLAST_BUILD_ROOT) + "/agent/ballast";
 
@@ -56,12 +58,12 @@ struct SimulatedHost {
     INFO(r->err);
     return *r;
   }
-  std::string booted() { return *boot::make_systemd_boot_control(h.paths)->booted_version(); }
+  std::string booted() { return boot::make_systemd_boot_control(h.paths)->booted_version()->str(); }
   boot::BootEntry entry(const std::string& v) {
     auto all = boot::make_systemd_boot_control(h.paths)->entries();
     REQUIRE(all);
     for (const auto& e : *all)
-      if (e.version == v) return e;
+      if (e.version.str() == v) return e;
     FAIL("no entry " << v);
     return {};
   }

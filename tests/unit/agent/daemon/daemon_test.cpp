@@ -9,6 +9,7 @@
 #include "agent/daemon/pin.hpp"
 #include "common/file.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent;
@@ -16,6 +17,7 @@ using namespace ballast::agent::testing;
 using S = FlowState;
 
 namespace {
+using namespace ballast::version_literals;
 
 // Records what observers hear and on which thread; lets a test wait for a state.
 struct RecordingObserver : AgentObserver {
@@ -70,11 +72,11 @@ struct Rig {
   DaemonOptions opts;
   Rig() {
     boot::KernelSpec k;
-    k.version = "1.0";
+    k.version = "1.0"_v;
     k.kernel_path = "/vmlinuz-1.0";
     REQUIRE(boot.install(k));
-    REQUIRE(boot.bless("1.0"));
-    boot.set_booted("1.0");
+    REQUIRE(boot.bless("1.0"_v));
+    boot.set_booted("1.0"_v);
     opts.state_dir = state;
     opts.check_interval = std::chrono::hours(24);  // the timer never fires during a test
     opts.check_jitter = std::chrono::milliseconds(0);
@@ -230,7 +232,7 @@ TEST_CASE("an operator rollback makes the previous version boot next and denylis
     REQUIRE(d->rollback(false));
     CHECK(rig.rebooter.reboots == 1);  // the update's only
   }
-  CHECK(*rig.boot.simulate_reboot() == "1.0");
+  CHECK(*rig.boot.simulate_reboot() == "1.0"_v);
   auto d = rig.open(source);
   auto passed = d->run_flow();
   REQUIRE(passed);
@@ -242,11 +244,12 @@ TEST_CASE("pin and unpin through the API write and remove the pin file that stat
   FakeSource source(rig.boot);
   auto d = rig.open(source);
   REQUIRE(d->pin("3.1"));
-  CHECK(*read_pin(rig.state) == std::optional<std::string>("3.1"));
+  CHECK(*read_pin(rig.state) == std::optional<Version>("3.1"_v));
   CHECK(d->status()->pinned == "3.1");
   REQUIRE(d->unpin());
   CHECK(d->status()->pinned.empty());
-  CHECK(d->pin("../x").error().code == "pin.bad-version");
+  CHECK(d->pin("../x").error().code == "version.invalid");
+  CHECK(d->pin("2.0+1").error().code == "version.invalid");  // the boot counter's character, refused as everywhere
 }
 
 TEST_CASE("the check timer's delay is the interval plus a random part of the jitter") {
