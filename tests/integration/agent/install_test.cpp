@@ -117,7 +117,7 @@ TEST_CASE("a failed install removes the disk image it created and leaves no loop
   o.size = 1ull << 30;
   auto installed = host::install_to_disk(o, source("2.0", published.stream));  // the stream holds 1.0
   REQUIRE_FALSE(installed);
-  CHECK(installed.error().code == "stage.bad-image");
+  CHECK(installed.error().code == "image.wrong-version");
   CHECK_FALSE(path_exists(image));
   auto loops = run_checked({"losetup", "--list", "--noheadings", "--output", "BACK-FILE"});
   REQUIRE(loops);

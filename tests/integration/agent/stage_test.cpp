@@ -99,7 +99,7 @@ TEST_CASE("a stream whose image version is not the release's is refused and leav
   auto boot = boot::make_systemd_boot_control(h.paths);
   auto r = h.stage(*boot, "9.9", h.publish("1.0"));
   REQUIRE_FALSE(r);
-  CHECK(r.error().code == "stage.bad-image");
+  CHECK(r.error().code == "image.wrong-version");
   auto layout = h.layout();
   CHECK(list_dir(layout.slots_dir())->empty());
   CHECK(list_dir(layout.deploy_dir())->empty());

@@ -3,6 +3,7 @@
 #include "agent/daemon/pin.hpp"
 #include "agent/daemon/planner.hpp"
 #include "common/file.hpp"
+#include "repository/release.hpp"
 #include "tests/version_literal.hpp"
 
 using namespace ballast;
@@ -40,6 +41,23 @@ TEST_CASE("the planner picks the newest release of the channel that is newer tha
   CHECK_FALSE(d.backward);
   in.channel = "beta";
   CHECK(plan_update(in).target == std::optional<std::string>("3.0"));
+}
+
+TEST_CASE("fetch and install --repo choose the same release as the daemon's planner: 1.0 over 1.0~rc1") {
+  for (auto order : {std::vector<std::string>{"1.0~rc1", "1.0"}, std::vector<std::string>{"1.0", "1.0~rc1"}}) {
+    std::vector<repository::Release> releases;
+    std::vector<ReleaseInfo> infos;
+    for (const auto& v : order) {
+      releases.push_back({rel(v), {}});
+      infos.push_back(rel(v));
+    }
+    auto chosen = repository::choose_release(releases, std::nullopt, "stable");  // `fetch`, `install --repo`
+    REQUIRE(chosen);
+    auto planned = plan_update(input(infos, "0.9"));                              // the daemon
+    REQUIRE(planned.target);
+    CHECK(chosen->info.version == "1.0"_v);
+    CHECK(*planned.target == "1.0");
+  }
 }
 
 TEST_CASE("the planner stays when nothing newer is on the channel") {
