@@ -84,6 +84,16 @@ struct Rig {
   }
   ~Rig() { (void)remove_tree(state); }
   std::unique_ptr<Daemon> open(ReleaseSource& source) { return open(source, gate); }
+  // 2.0 (offered by `source`) staged, booted and committed: the daemon on that boot, resting.
+  std::unique_ptr<Daemon> committed(FakeSource& source) {
+    source.offered = {"2.0"};
+    REQUIRE(open(source)->run_flow());
+    REQUIRE(boot.simulate_reboot());
+    auto d = open(source);
+    REQUIRE(d->run_flow());
+    REQUIRE(d->state() == S::idle);
+    return d;
+  }
   std::unique_ptr<Daemon> open(ReleaseSource& source, reboot::RebootPolicy& policy) {
     auto d = Daemon::open(opts, DaemonPorts{boot, source, policy, rebooter, health, reporter, clock});
     REQUIRE(d);
@@ -306,15 +316,8 @@ TEST_CASE("a check through the API reports what is available and why") {
 TEST_CASE("an operator rollback makes the previous version boot next and denylists the booted one") {
   Rig rig;
   FakeSource source(rig.boot);
-  source.offered = {"2.0"};
   {
-    auto d = rig.open(source);
-    REQUIRE(d->run_flow());
-  }
-  REQUIRE(rig.boot.simulate_reboot());
-  {
-    auto d = rig.open(source);
-    REQUIRE(d->run_flow());  // 2.0 committed
+    auto d = rig.committed(source);
     REQUIRE(d->rollback(false));
     CHECK(rig.rebooter.reboots == 1);  // the update's only
     CHECK(rig.gate.allowed_once == 0);
@@ -329,14 +332,7 @@ TEST_CASE("an operator rollback makes the previous version boot next and denylis
 TEST_CASE("rollback --reboot asks the reboot policy, which may make the reboot wait") {
   Rig rig;
   FakeSource source(rig.boot);
-  source.offered = {"2.0"};
-  {
-    auto d = rig.open(source);
-    REQUIRE(d->run_flow());
-  }
-  REQUIRE(rig.boot.simulate_reboot());
-  auto d = rig.open(source);
-  REQUIRE(d->run_flow());  // 2.0 committed
+  auto d = rig.committed(source);
   REQUIRE(rig.rebooter.reboots == 1);
   rig.gate.open = false;
   rig.gate.next = rig.clock.now() + 30s;
