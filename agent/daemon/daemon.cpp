@@ -242,7 +242,8 @@ Status Daemon::run() {
     }
     self->dispatch();
     self->worker_finished();
-    if (self->rearm_.exchange(false)) self->arm_timer();
+    // While a worker runs, its end arms the timer (and the policy is the worker's to ask).
+    if (self->rearm_.exchange(false) && !self->busy_) self->arm_timer();
     // A step that asked to stop (a simulated reboot) ends first, so that its last transitions
     // still reach the bus; the worker's own wake-up comes once it has.
     if (self->stop_ && !self->busy_) return sd_event_exit(sd_event_source_get_event(s), 0);
@@ -379,8 +380,9 @@ Status Daemon::rollback(bool reboot) {
 Status Daemon::reboot_for_rollback_locked() {
   rollback_reboot_waits_ = !BALLAST_TRY(ports_.reboot.may_reboot_now());
   if (rollback_reboot_waits_) return ok();
+  BALLAST_CHECK(ports_.rebooter.reboot());
   reboot_asked_ = true;
-  return ports_.rebooter.reboot();
+  return ok();
 }
 
 Status Daemon::pin(const std::string& version) { return write_pin(opts_.state_dir, version); }

@@ -6,8 +6,8 @@
 //   the daemon arms a timer instead of polling; nullopt means only an operator can change the answer.
 // - takes_lock(): whether the gate holds something other nodes count on (FleetLock's slot), which
 //   an operator's "reboot now" must still take.
-// At start-up the daemon calls retry_steady_state() until it returns nullopt (FleetLock: a
-// slot a previous boot took is given back; the other strategies have nothing to send).
+// At start-up the daemon sends steady_state() (FleetLock: a slot a previous boot took is given
+// back; the other strategies have nothing to send); retry_steady_state() says when to send it again.
 //
 // Not thread-safe: the flow's thread asks.
 #pragma once
