@@ -37,8 +37,8 @@ nlohmann::json to_json(const AgentStatus& s);
 Result<AgentStatus> agent_status_from_json(const nlohmann::json& j);
 
 struct UpdateOptions {
-  bool download_only = false;  // stage, never reboot
-  bool apply = false;          // reboot now once staged, whatever the reboot strategy says
+  bool download_only = false;  // stage, no reboot for this update
+  bool apply = false;          // reboot once staged, as RebootPolicy::allow_once (FleetLock still needs the lock)
 };
 
 class AgentApi {
@@ -49,7 +49,8 @@ class AgentApi {
   virtual Result<nlohmann::json> check() = 0;
   // Starts an update in the background; progress shows in status() and in transition signals.
   virtual Status update(const UpdateOptions& options) = 0;
-  // Makes the previous good deployment the default (and reboots into it when `reboot`).
+  // Makes the previous good deployment the default (and reboots into it when `reboot`, as the
+  // reboot policy allows once: under FleetLock once the lock is granted).
   virtual Status rollback(bool reboot) = 0;
   virtual Status pin(const std::string& version) = 0;
   virtual Status unpin() = 0;

@@ -206,6 +206,8 @@ Result<FlowState> UpdateFlow::do_verify() {
 }
 
 Result<FlowState> UpdateFlow::do_revert() {
+  // Not gated (see agent/reboot/policy.hpp): the target is broken and already marked bad, and
+  // under FleetLock this node still holds the slot it took to boot it.
   asked_reboot_ = true;
   BALLAST_CHECK(ports_.rebooter.reboot());
   return S::verifying;

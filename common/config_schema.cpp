@@ -38,6 +38,10 @@ const std::vector<ConfigKeySpec>& config_schema() {
       {"reboot.time_zone", T::string, "\"UTC\"", "periodic: time zone of the window (tz database name)."},
       {"reboot.fleet_lock_url", T::string, "", "fleet_lock: base URL of the FleetLock server."},
       {"reboot.fleet_lock_group", T::string, "\"default\"", "fleet_lock: reboot group of this node."},
+      {"reboot.fleet_lock_ca_bundle", T::string, "",
+       "fleet_lock: PEM CA bundle for the FleetLock server's HTTPS; empty: the system store (not the repository's)."},
+      {"reboot.fleet_lock_client_cert", T::string, "", "fleet_lock: PEM client certificate for the FleetLock server."},
+      {"reboot.fleet_lock_client_key", T::string, "", "fleet_lock: PEM private key of the client certificate."},
       // [node]
       {"node.id", T::string, "", "Stable node id; empty: derived from /etc/machine-id."},
       {"node.wariness", T::number, "", "Rollout wariness in [0,1]; empty: derived from the node id."},

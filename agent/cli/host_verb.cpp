@@ -5,7 +5,7 @@
 
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
-#include "agent/dbus/cli_agent.hpp"
+#include "agent/cli/cli_agent.hpp"
 #include "agent/dbus/view.hpp"
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"

@@ -7,7 +7,7 @@
 
 #include "agent/daemon/daemon.hpp"
 #include "agent/daemon/ports.hpp"
-#include "agent/reboot/gate.hpp"
+#include "agent/reboot/policy.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
@@ -42,7 +42,7 @@ struct SimulatorRebooter : agent::testing::FakeRebooter {
 struct Fleet {
   SandboxHost h;
   std::string repo, keys, health;
-  agent::testing::FakeGate gate;
+  agent::reboot::FakeRebootPolicy gate;
   agent::testing::RecordingReporter reporter;
   SimulatorRebooter rebooter{h.paths};
   SystemClock clock;
@@ -90,8 +90,8 @@ struct Agent {
   std::unique_ptr<HostHealthChecker> health;
   std::unique_ptr<Daemon> daemon;
 
-  // `gate`: the reboot strategy, the fleet's always-open fake unless given.
-  explicit Agent(Fleet& f, RebootGate* gate = nullptr) {
+  // `gate`: the reboot policy, the fleet's always-open fake unless given.
+  explicit Agent(Fleet& f, agent::reboot::RebootPolicy* gate = nullptr) {
     boot = boot::make_systemd_boot_control(f.h.paths);
     HostReleaseSourceOptions so;
     so.request.repo_url = "file://" + f.repo;
@@ -293,7 +293,7 @@ TEST_CASE("with the periodic strategy an update staged outside the maintenance w
   repository::FakeHttpClient http;  // only FleetLock would use it
   auto made = agent::reboot::make_reboot_gate(config, http, window_clock, "node-1");
   REQUIRE(made);
-  agent::reboot::Gate& gate = **made;
+  agent::reboot::StrategyPolicy gate(std::move(*made));
   REQUIRE(std::string(gate.strategy()) == "periodic");
   const auto opens = window_clock.now() + std::chrono::hours(2);
   const auto next_week = opens + std::chrono::days(7);
