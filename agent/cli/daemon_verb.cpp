@@ -45,6 +45,10 @@ class LockedReporter final : public agent::Reporter {
     std::lock_guard lock(mutex_);
     journal_.report(type, data);
   }
+  uint64_t dropped_events() const override {
+    std::lock_guard lock(mutex_);
+    return outbox_.dropped();
+  }
   void heartbeat(const agent::AgentStatus& status) {
     std::lock_guard lock(mutex_);
     outbox_.report_heartbeat(status);
@@ -59,7 +63,7 @@ class LockedReporter final : public agent::Reporter {
   }
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   agent::report::Outbox& outbox_;
   agent::report::JournalingReporter journal_;
 };
@@ -145,6 +149,7 @@ int daemon(const GlobalOptions& g, const DaemonArgs& a) {
   LockedReporter reporter(**outbox);
   auto metrics = agent::report::Metrics::open(agent::report::metrics_options_from_config(*cfg, g.state_dir), clock);
   if (!metrics) return report_error(metrics.error());
+  (*metrics)->count_dropped_events_from([&reporter] { return reporter.dropped_events(); });
   if (auto booted = boot->booted_version()) (*metrics)->set_booted(*booted);
 
   agent::DaemonOptions opts;

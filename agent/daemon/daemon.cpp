@@ -315,6 +315,7 @@ Result<AgentStatus> Daemon::status() {
   }
   auto pinned = BALLAST_TRY(read_pin(opts_.state_dir));
   s.pinned = pinned.value_or("");
+  s.dropped_events = ports_.reporter.dropped_events();
   return s;
 }
 
