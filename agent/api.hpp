@@ -30,6 +30,7 @@ struct AgentStatus {
   std::string last_error;  // the last failure, empty when none
   int64_t last_check = 0;  // unix seconds of the last check; 0 when never
   Progress progress;
+  uint64_t dropped_events = 0;  // reports the outbox dropped to stay in its bounds, ever
 };
 
 nlohmann::json to_json(const Progress& p);

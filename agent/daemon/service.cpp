@@ -27,6 +27,10 @@ class LockedReporter final : public Reporter {
     std::lock_guard lock(mutex_);
     journal_.report(type, data);
   }
+  uint64_t dropped_events() const override {
+    std::lock_guard lock(mutex_);
+    return outbox_.dropped();
+  }
   void heartbeat(const AgentStatus& status) {
     std::lock_guard lock(mutex_);
     outbox_.report_heartbeat(status);
@@ -41,7 +45,7 @@ class LockedReporter final : public Reporter {
   }
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   report::Outbox& outbox_;
   report::JournalingReporter journal_;
 };
@@ -114,6 +118,7 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
                                                  *report_http, clock));
   LockedReporter reporter(*outbox);
   auto metrics = BALLAST_TRY(report::Metrics::open(report::metrics_options_from_config(config, host.state_dir), clock));
+  metrics->count_dropped_events_from([&reporter] { return reporter.dropped_events(); });
   if (auto booted = boot->booted_version()) metrics->set_booted(booted->str());
 
   DaemonOptions opts;

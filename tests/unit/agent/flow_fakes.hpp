@@ -75,6 +75,8 @@ struct FakeHealth : HealthChecker {
 struct RecordingReporter : Reporter {
   std::vector<std::string> types;
   void report(const std::string& type, const nlohmann::json&) override { types.push_back(type); }
+  uint64_t dropped = 0;
+  uint64_t dropped_events() const override { return dropped; }
 };
 
 }  // namespace ballast::agent::testing

@@ -315,6 +315,17 @@ TEST_CASE("a check through the API reports what is available and why") {
   CHECK(rig.reporter.types == std::vector<std::string>{"checked"});
 }
 
+TEST_CASE("the status shows how many reports the outbox dropped") {
+  Rig rig;
+  FakeSource source(rig.boot);
+  auto d = rig.open(source);
+  CHECK(d->status()->dropped_events == 0);
+  rig.reporter.dropped = 7;
+  CHECK(d->status()->dropped_events == 7);
+  CHECK(agent::to_json(*d->status())["droppedEvents"] == 7);
+  CHECK(agent::agent_status_from_json(agent::to_json(*d->status()))->dropped_events == 7);
+}
+
 TEST_CASE("an operator rollback makes the previous version boot next and denylists the booted one") {
   Rig rig;
   FakeSource source(rig.boot);
