@@ -102,6 +102,7 @@ Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock
   auto releases = BALLAST_TRY(list_releases(client));
   auto release = BALLAST_TRY(choose_release(releases, req.version, req.channel));
   OpenedRelease out;
+  out.info = release.info;
   out.manifest = BALLAST_TRY(load_manifest(client, release));
   const Artifact* art = plan_artifact(out.manifest, req.local);
   if (!art) return fail("fetch.no-artifact", "release " + out.manifest.version + " has no full stream");
