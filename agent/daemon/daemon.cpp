@@ -9,7 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent/daemon/pin.hpp"
-#include "boot/version_compare.hpp"
+#include "agent/daemon/planner.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -345,12 +345,11 @@ Status Daemon::rollback(bool reboot) {
   std::unique_lock lock(flow_mutex_, std::try_to_lock);
   if (!lock.owns_lock() || busy_) return fail("daemon.busy", "an update step is running");
   auto booted = BALLAST_TRY(ports_.boot.booted_version());
-  auto entries = BALLAST_TRY(ports_.boot.entries());
-  std::optional<std::string> previous;
-  for (const auto& e : entries) {
-    if (e.state == boot::EntryState::bad || boot::compare_versions(e.version, booted) >= 0) continue;
-    if (!previous || boot::compare_versions(e.version, *previous) > 0) previous = e.version;
-  }
+  std::vector<std::string> bootable;  // an entry marked bad is no place to go back to
+  for (const auto& e : BALLAST_TRY(ports_.boot.entries()))
+    if (e.state != boot::EntryState::bad) bootable.push_back(e.version);
+  // An operator's rollback is deliberate: neither the denylist nor revocations narrow it.
+  std::optional<std::string> previous = previous_good_deployment(booted, bootable, {}, {});
   if (!previous) return fail("rollback.none", "no older deployment to roll back to from " + booted);
   BALLAST_CHECK(ports_.boot.prefer(*previous));
   // Else the next check would bring the version back at once.
