@@ -2,6 +2,7 @@
 
 #include "common/file.hpp"
 #include "repository/http.hpp"
+#include "repository/layout.hpp"
 
 namespace ballast::repository {
 
@@ -59,9 +60,7 @@ const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvol
 }
 
 std::string chunk_base_url(const std::string& repo_url) {
-  std::string base = repo_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base + "/targets/chunks/";
+  return layout::chunks_dir(repo_url) + "/";
 }
 
 }  // namespace ballast::repository
