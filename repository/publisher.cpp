@@ -1,10 +1,11 @@
 #include "repository/publisher.hpp"
 
 #include "common/file.hpp"
+#include "repository/layout.hpp"
 
 namespace ballast::repository {
 
-std::string chunk_store_dir(const std::string& repo_dir) { return path_join(repo_dir, "targets/chunks"); }
+std::string chunk_store_dir(const std::string& repo_dir) { return layout::chunks_dir(repo_dir); }
 
 Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
                                       const std::vector<ArtifactInput>& inputs, const PackOptions& pack) {

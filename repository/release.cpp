@@ -2,6 +2,7 @@
 
 #include "common/file.hpp"
 #include "repository/http.hpp"
+#include "repository/layout.hpp"
 
 namespace ballast::repository {
 
@@ -59,9 +60,7 @@ const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvol
 }
 
 std::string chunk_base_url(const std::string& repo_url) {
-  std::string base = repo_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base + "/targets/chunks/";
+  return layout::chunks_dir(repo_url) + "/";
 }
 
 }  // namespace ballast::repository
@@ -102,6 +101,7 @@ Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock
   auto releases = BALLAST_TRY(list_releases(client));
   auto release = BALLAST_TRY(choose_release(releases, req.version, req.channel));
   OpenedRelease out;
+  out.info = release.info;
   out.manifest = BALLAST_TRY(load_manifest(client, release));
   const Artifact* art = plan_artifact(out.manifest, req.local);
   if (!art) return fail("fetch.no-artifact", "release " + out.manifest.version.str() + " has no full stream");

@@ -66,6 +66,7 @@ struct ReleaseRequest {
 };
 
 struct OpenedRelease {
+  ReleaseInfo info;                         // the signed custom data (kernel command line, …)
   Manifest manifest;
   Artifact artifact;                        // the one planned: a delta from `local`, else the full stream
   std::unique_ptr<ArtifactStream> stream;   // verified, decompressed send-stream bytes

@@ -69,6 +69,7 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
     opened = std::move(*r);
     release.version = opened->manifest.version;
     release.needed_bytes = opened->artifact.usize;
+    release.cmdline = opened->info.cmdline;
     release.open_stream = [&opened]() -> Result<std::unique_ptr<ByteSource>> {
       if (!opened->stream) return fail("install.stream-used", "the release stream can be read once");
       return std::unique_ptr<ByteSource>(std::move(opened->stream));

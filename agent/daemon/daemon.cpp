@@ -9,6 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent/daemon/pin.hpp"
+#include "agent/daemon/planner.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -353,17 +354,16 @@ Status Daemon::rollback(bool reboot) {
   std::unique_lock lock(flow_mutex_, std::try_to_lock);
   if (!lock.owns_lock() || busy_) return fail("daemon.busy", "an update step is running");
   auto booted = BALLAST_TRY(ports_.boot.booted_version());
-  auto entries = BALLAST_TRY(ports_.boot.entries());
-  std::optional<Version> previous;
-  for (const auto& e : entries) {
-    if (e.state == boot::EntryState::bad || e.version >= booted) continue;
-    if (!previous || e.version > *previous) previous = e.version;
-  }
+  std::vector<std::string> bootable;  // an entry marked bad is no place to go back to
+  for (const auto& e : BALLAST_TRY(ports_.boot.entries()))
+    if (e.state != boot::EntryState::bad) bootable.push_back(e.version.str());
+  // An operator's rollback is deliberate: neither the denylist nor revocations narrow it.
+  std::optional<std::string> previous = previous_good_deployment(booted.str(), bootable, {}, {});
   if (!previous) return fail("rollback.none", "no older deployment to roll back to from " + booted.str());
-  BALLAST_CHECK(ports_.boot.prefer(*previous));
+  BALLAST_CHECK(ports_.boot.prefer(BALLAST_TRY(Version::parse(*previous))));
   // Else the next check would bring the version back at once.
   BALLAST_CHECK(flow_->denylist_add(booted.str()));
-  log::info("rollback: " + previous->str() + " boots next, " + booted.str() + " is denylisted");
+  log::info("rollback: " + *previous + " boots next, " + booted.str() + " is denylisted");
   if (!reboot) return ok();
   ports_.reboot.allow_once();
   BALLAST_CHECK(reboot_for_rollback_locked());

@@ -98,17 +98,23 @@ PlanDecision plan_update(const PlanInput& in) {
       forward.reason = "booted " + in.booted + " is revoked; forward to " + *forward.target;
       return forward;
     }
-    // Back to the previous good deployment: the newest retained older version not revoked.
-    std::optional<std::string> back;
-    for (const auto& v : in.retained) {
-      if (compare_uapi_versions(v, in.booted) >= 0 || contains(in.denylist, v)) continue;
-      if (const ReleaseInfo* info = find(in.releases, v); info && info->revoked) continue;
-      if (!back || compare_uapi_versions(v, *back) > 0) back = v;
-    }
+    std::optional<std::string> back = previous_good_deployment(in.booted, in.retained, in.denylist, in.releases);
     if (!back) return stay("booted " + in.booted + " is revoked, but there is nothing newer allowed and no older deployment to go back to");
     return PlanDecision{*back, true, "booted " + in.booted + " is revoked; back to the previous good deployment " + *back};
   }
   return plan_forward(in);
+}
+
+std::optional<std::string> previous_good_deployment(const std::string& booted, const std::vector<std::string>& candidates,
+                                                    const std::vector<std::string>& denylist,
+                                                    const std::vector<ReleaseInfo>& releases) {
+  std::optional<std::string> back;
+  for (const auto& v : candidates) {
+    if (compare_uapi_versions(v, booted) >= 0 || contains(denylist, v)) continue;
+    if (const ReleaseInfo* info = find(releases, v); info && info->revoked) continue;
+    if (!back || compare_uapi_versions(v, *back) > 0) back = v;
+  }
+  return back;
 }
 
 double wariness_from_node_id(std::string_view node_id) {

@@ -59,6 +59,7 @@ Status HostReleaseSource::stage(const Release& release) {
   host::StageRequest sreq;
   sreq.version = version;
   sreq.needed_bytes = opened.artifact.usize;
+  sreq.cmdline = opened.info.cmdline;
   sreq.tries = opts_.tries;
   sreq.esp_fstab = opts_.esp_fstab;
   sreq.open_stream = [&opened]() -> Result<std::unique_ptr<ByteSource>> {

@@ -22,6 +22,7 @@ struct ReleaseSource {
   Version version;
   std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;  // the full stream
   uint64_t needed_bytes = 0;
+  std::string cmdline;  // the release's signed kernel command line; empty: the image's own
 };
 
 struct InstallOptions {

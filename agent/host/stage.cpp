@@ -150,11 +150,11 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
   result.entry_options = "root=UUID=" + fs_uuid + " rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(v) +
                          " ro ballast.version=" + v;
-  if (auto extra = read_file(deployment + "/usr/lib/kernel/cmdline", 4096)) {
-    std::string e = *extra;
-    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
-    if (!e.empty()) result.entry_options += " " + e;
-  }
+  std::string extra = req.cmdline;
+  if (extra.empty())
+    if (auto image_cmdline = read_file(deployment + "/usr/lib/kernel/cmdline", 4096)) extra = *image_cmdline;
+  while (!extra.empty() && (extra.back() == '\n' || extra.back() == ' ')) extra.pop_back();
+  if (!extra.empty()) result.entry_options += " " + extra;
   bool have_entry = false;
   for (const auto& e : BALLAST_TRY(ctx.boot.entries()))
     if (e.version == req.version) have_entry = true;

@@ -28,6 +28,10 @@ struct StageRequest {
   // The stream of the release: full, or a delta whose parent is one of our slots.
   std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;
   uint64_t needed_bytes = 0;     // uncompressed stream size from the manifest; 0: unknown
+  // The release's kernel command line from its signed TUF target (ReleaseInfo::cmdline): what
+  // every host's entry gets after `root=… ro ballast.version=<v>`. Empty (no manifest, as with
+  // `ballast stage -f`, or none published): the image's own /usr/lib/kernel/cmdline instead.
+  std::string cmdline;
   int tries = 0;                 // 0: the boot backend's default
   std::string esp_fstab;         // fstab line for the ESP (by UUID); empty: none
   std::function<void(uint64_t)> progress;

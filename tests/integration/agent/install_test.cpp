@@ -46,7 +46,7 @@ Published publish_minimal(const std::string& version) {
 }
 
 host::ReleaseSource source(const std::string& version, const std::string& stream) {
-  return host::ReleaseSource{make_version(version), [stream]() { return open_file_source(stream); }, 0};
+  return host::ReleaseSource{make_version(version), [stream]() { return open_file_source(stream); }, 0, ""};
 }
 
 std::string esp_file(const std::string& image, uint64_t offset, const std::string& path) {

@@ -64,11 +64,13 @@ struct SandboxHost {
     return stream;
   }
 
-  Result<host::StageResult> stage(boot::BootControl& boot, const std::string& version, const std::string& stream) {
+  Result<host::StageResult> stage(boot::BootControl& boot, const std::string& version, const std::string& stream,
+                                  const std::string& cmdline = "") {
     auto booted = boot.booted_version();
     host::StageContext ctx{layout(), boot, state, booted ? booted->str() : ""};
     host::StageRequest req;
     req.version = make_version(version);
+    req.cmdline = cmdline;
     req.open_stream = [stream]() { return open_file_source(stream); };
     return host::stage_release(ctx, req);
   }

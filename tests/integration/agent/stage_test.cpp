@@ -53,6 +53,19 @@ TEST_CASE("a staged release has a read-only slot and deployment, a writable /etc
   CHECK(list_dir(layout.partial_dir())->empty());
 }
 
+TEST_CASE("the release's signed kernel command line replaces the image's in the entry") {
+  SandboxHost h;
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  auto staged = h.stage(*boot, "1.0", h.publish("1.0"), "console=hvc0 signed.flag=1\n");
+  REQUIRE(staged);
+  CHECK_THAT(staged->entry_options, Catch::EndsWith("ro ballast.version=1.0 console=hvc0 signed.flag=1"));
+  CHECK_THAT(staged->entry_options, !Catch::Contains("quiet"));  // the image's own file is not appended
+  auto entries = boot->entries();
+  REQUIRE(entries);
+  REQUIRE(entries->size() == 1);
+  CHECK_THAT(entries->front().options, Catch::EndsWith("console=hvc0 signed.flag=1"));
+}
+
 TEST_CASE("a delta stages on top of the booted version, carrying its /etc changes, and status shows it staged") {
   SandboxHost h;
   auto boot = boot::make_systemd_boot_control(h.paths);

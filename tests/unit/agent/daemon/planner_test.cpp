@@ -243,3 +243,12 @@ TEST_CASE("a pin is written atomically, read back, and removed; a corrupt pin fi
   CHECK(read_pin(*dir).error().code == "pin.corrupt");
   REQUIRE(remove_tree(*dir));
 }
+
+TEST_CASE("the previous good deployment is the newest older candidate neither denylisted nor revoked") {
+  auto revoked = rel("1.9");
+  revoked.revoked = true;
+  std::vector<std::string> candidates{"1.10", "1.2", "1.9", "1.8", "3.0", "2.0"};
+  CHECK(previous_good_deployment("2.0", candidates, {}, {}) == std::optional<std::string>("1.10"));  // not "1.9"
+  CHECK(previous_good_deployment("2.0", candidates, {"1.10"}, {revoked}) == std::optional<std::string>("1.8"));
+  CHECK_FALSE(previous_good_deployment("1.2", candidates, {}, {}));
+}
