@@ -42,6 +42,10 @@ mkdir -p "$M/src" "$M/dst" "$M/ref"
 echo "== building a ${SIZE_MB} MB tree from /usr"
 btrfs -q subvolume create "$M/src/work"
 copy_usr_tree "$SIZE_MB" "$M/src/work"
+# repo add checks what a host checks: the image's os-release names the release's version.
+mkdir -p "$M/src/work/usr/lib"
+image_version() { rm -f "$M/src/work/usr/lib/os-release"; printf 'ID=bench\nIMAGE_VERSION=%s\n' "$1" > "$M/src/work/usr/lib/os-release"; }
+image_version 1
 btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/1"
 # 5 % of the files change: every 20th gets a block of its bytes rewritten and a tail appended.
 python3 - "$M/src/work" <<'PY'
@@ -57,6 +61,7 @@ for i, p in enumerate(paths[::20]):
         f.write(b'changed %d\n' % i)
 print(len(paths[::20]), 'of', len(paths), 'files changed', file=sys.stderr)
 PY
+image_version 2
 btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/2"
 du -sh --apparent-size "$M/src/1"
 
