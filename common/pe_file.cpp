@@ -1,6 +1,12 @@
 #include "common/pe_file.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+
+#include "common/fd.hpp"
 
 namespace ballast::pe {
 
@@ -50,7 +56,10 @@ uint64_t Image::end_of_sections() const {
   return (end + align - 1) / align * align;
 }
 
-Result<Image> read_image(std::string_view b) {
+namespace {
+
+// The headers in `b`, sections checked against the size of the whole file.
+Result<Image> read_headers(std::string_view b, uint64_t file_size) {
   auto malformed = [](const std::string& why) { return fail("pe.malformed", "not a PE image: " + why); };
   const size_t coff = BALLAST_TRY(coff_header(b));
   const size_t count = le(b, coff + 2, 2);
@@ -69,11 +78,41 @@ Result<Image> read_image(std::string_view b) {
     s.virtual_address = le(b, at + 12, 4);
     s.raw_size = le(b, at + 16, 4);
     s.raw_offset = le(b, at + 20, 4);
-    if (uint64_t{s.raw_offset} + s.raw_size > b.size())
+    if (uint64_t{s.raw_offset} + s.raw_size > file_size)
       return malformed("section " + s.name + " lies past the end of the file");
     img.sections.push_back(std::move(s));
   }
   return img;
+}
+
+}  // namespace
+
+Result<Image> read_image(std::string_view b) { return read_headers(b, b.size()); }
+
+Result<std::optional<std::string>> read_section_of_file(const std::string& path, std::string_view name) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail_errno("pe.read", errno, "cannot open " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("pe.read", errno, "cannot read " + path);
+  auto read_at = [&](uint64_t offset, size_t size) -> Result<std::string> {
+    std::string buf(size, '\0');
+    size_t got = 0;
+    while (got < size) {
+      ssize_t n = ::pread(fd.get(), buf.data() + got, size - got, static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail_errno("pe.read", errno, "cannot read " + path);
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    buf.resize(got);
+    return buf;
+  };
+  constexpr size_t kHeaders = 64 << 10;  // DOS stub, PE headers and section table fit with room to spare
+  auto head = BALLAST_TRY(read_at(0, std::min<uint64_t>(kHeaders, static_cast<uint64_t>(st.st_size))));
+  auto img = BALLAST_TRY(with_context(read_headers(head, static_cast<uint64_t>(st.st_size)), path));
+  const Section* s = img.find(name);
+  if (!s) return std::optional<std::string>{};
+  return std::optional<std::string>(BALLAST_TRY(read_at(s->raw_offset, std::min(s->virtual_size, s->raw_size))));
 }
 
 Status set_timestamp(std::string& b, uint32_t seconds) {

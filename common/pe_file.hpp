@@ -38,6 +38,9 @@ Result<Image> read_image(std::string_view bytes);
 // optional header's checksum, so an image assembled twice from the same inputs has the same bytes.
 Status set_timestamp(std::string& bytes, uint32_t seconds);
 
+// One section of the image in a file, read without reading the rest: the headers, then the section.
+Result<std::optional<std::string>> read_section_of_file(const std::string& path, std::string_view name);
+
 // A section's contents as the loader sees them: virtual_size bytes, less when the file holds fewer.
 std::string_view contents(std::string_view bytes, const Section& s);
 

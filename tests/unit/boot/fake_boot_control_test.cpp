@@ -17,6 +17,21 @@ TEST_CASE("the fake boot control follows the boot-counting scenarios", "[boot][f
   });
 }
 
+TEST_CASE("the fake follows the boot-counting scenarios with UKIs among Type #1 entries", "[boot][fake][uki]") {
+  testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
+    FakeBootControl fake;
+    testing::Rig rig{fake, [&fake] { return fake.simulate_reboot(); }, [](const std::string& v, int tries) {
+                       KernelSpec k = fake_spec(v, tries);
+                       if (std::stoi(v) % 2 == 0) k.uki_path = "/uki/" + v;  // even versions are UKIs
+                       return k;
+                     }};
+    scenario(rig);
+    auto all = fake.entries();
+    REQUIRE(all);
+    for (const auto& e : *all) CHECK(e.uki == (std::stoi(e.version) % 2 == 0));
+  });
+}
+
 TEST_CASE("the fake gives new entries the configured tries and refuses a full ESP", "[boot][fake]") {
   FakeBootControl fake(5);
   REQUIRE(fake.install(fake_spec("1", 0)));
