@@ -267,7 +267,17 @@ Status add_boot_binaries(const ImageDefinition& def, const BuildOptions& opts, c
   UkiParts parts;
   parts.linux_path = path_join(modules, "vmlinuz");
   parts.initrd_path = path_exists(path_join(modules, "initrd.img")) ? path_join(modules, "initrd.img") : "";
-  parts.osrel = os_release;
+  // systemd-boot sorts a UKI by its os-release's IMAGE_ID, else ID, where Type #1 entries have a
+  // sort-key: without IMAGE_ID the UKI sorts with ballast's Type #1 entries (sort-key "ballast",
+  // the ID every image has), so a host moving to UKIs boots the newest version of either kind.
+  if (auto id = def.os_release.find("ID"); id != def.os_release.end() && id->second != "ballast")
+    return fail("image.uki-os-release", "a UKI needs os-release ID=ballast (systemd-boot's sort key), not " + id->second);
+  for (size_t pos = 0; pos < os_release.size();) {
+    size_t end = os_release.find('\n', pos);
+    end = end == std::string::npos ? os_release.size() : end + 1;
+    if (os_release.compare(pos, 9, "IMAGE_ID=") != 0) parts.osrel += os_release.substr(pos, end - pos);
+    pos = end;
+  }
   parts.cmdline = uki_cmdline(opts.version, def.kernel.cmdline);
   parts.timestamp = epoch;
   std::string uki = path_join(work, "uki.efi");
