@@ -117,6 +117,9 @@ int daemon(const GlobalOptions& g, const DaemonArgs& a) {
   so.state_dir = g.state_dir;
   so.wariness = *wariness;
   so.keep = static_cast<int>(cfg->get_int("retention.keep"));
+  auto type = entry_type(*cfg);
+  if (!type) return report_error(type.error());
+  so.entry_type = *type;
   so.on_progress = [&daemon_ptr](const agent::Progress& p) {
     if (daemon_ptr) daemon_ptr->report_progress(p);
   };

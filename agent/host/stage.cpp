@@ -10,6 +10,7 @@
 
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "common/pe_file.hpp"
 #include "images/builder.hpp"
 #include "snapshot/receive.hpp"
 #include "snapshot/send_stream.hpp"
@@ -157,6 +158,16 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
     while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
     if (!e.empty()) result.entry_options += " " + e;
   }
+  const std::string uki = deployment + images::kUkiPath;
+  const bool use_uki = req.entry_type == EntryType::uki || (req.entry_type == EntryType::automatic && path_exists(uki));
+  if (use_uki) {
+    if (!path_exists(uki))
+      return fail("stage.no-uki", "boot.entry_type is uki but release " + req.version + " has no UKI at " + images::kUkiPath);
+    // The UKI's command line is sealed in it: that, not the Type #1 options, is what boots.
+    auto sealed = BALLAST_TRY(with_context(pe::read_section_of_file(uki, ".cmdline"), "reading the UKI of " + req.version));
+    if (!sealed) return fail("boot.bad-uki", "the UKI of release " + req.version + " has no .cmdline section");
+    result.entry_options = *sealed;
+  }
   bool have_entry = false;
   for (const auto& e : BALLAST_TRY(ctx.boot.entries()))
     if (e.version == req.version) have_entry = true;
@@ -170,6 +181,7 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
     k.initrd_path = path_exists(initrd) ? initrd : "";
     k.options = result.entry_options;
     k.tries = req.tries;
+    if (use_uki) k.uki_path = uki;
     BALLAST_CHECK(with_context(ctx.boot.install(k), "writing the boot entry of " + req.version));
   }
   BALLAST_CHECK(journal(ctx, req.version, "staged"));

@@ -22,12 +22,20 @@ namespace ballast::host {
 
 inline constexpr const char* kStageSteps[] = {"receive", "check", "slot", "deploy", "boot-entry", "staged"};
 
+// Which kind of boot entry a staged release gets (config boot.entry_type).
+enum class EntryType {
+  automatic,  // uki when the release carries one (images::kUkiPath), else type1
+  type1,      // kernel and initrd copied to the ESP, a loader/entries/ file
+  uki,        // the release's UKI copied to EFI/Linux/; a release without one fails to stage
+};
+
 struct StageRequest {
   std::string version;
   // The stream of the release: full, or a delta whose parent is one of our slots.
   std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;
   uint64_t needed_bytes = 0;     // uncompressed stream size from the manifest; 0: unknown
   int tries = 0;                 // 0: the boot backend's default
+  EntryType entry_type = EntryType::automatic;
   std::string esp_fstab;         // fstab line for the ESP (by UUID); empty: none
   std::function<void(uint64_t)> progress;
 };
