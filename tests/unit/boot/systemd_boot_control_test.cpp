@@ -48,8 +48,10 @@ struct DirHost {
 
 }  // namespace
 
-TEST_CASE("the systemd-boot backend on a directory ESP follows the boot-counting scenarios", "[boot][systemd-boot]") {
-  testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
+// Runs every scenario on a fresh directory ESP, booted by the simulator; `with_ukis`: even
+// versions are UKIs, as on a host moving from Type #1 releases to UKI releases and back.
+static void run_dir_host_scenarios(bool with_ukis, const std::function<void(DirHost&, BootControl&)>& after = {}) {
+  testing::run_all_scenarios([&](const std::function<void(testing::Rig&)>& scenario) {
     DirHost host;
     auto control = make_systemd_boot_control(host.paths);
     BootSimulator sim(host.paths);
@@ -58,25 +60,21 @@ TEST_CASE("the systemd-boot backend on a directory ESP follows the boot-counting
                        BALLAST_TRY(sim.reboot());
                        return control->booted_version();
                      },
-                     [&](const std::string& v, int t) { return host.spec(v, t); }};
+                     [&](const std::string& v, int t) {
+                       return with_ukis && std::stoi(v) % 2 == 0 ? host.uki_spec(v, t) : host.spec(v, t);
+                     }};
     scenario(rig);
+    if (after) after(host, *control);
   });
 }
 
+TEST_CASE("the systemd-boot backend on a directory ESP follows the boot-counting scenarios", "[boot][systemd-boot]") {
+  run_dir_host_scenarios(false);
+}
+
 TEST_CASE("the systemd-boot backend follows the boot-counting scenarios with UKIs among Type #1 entries", "[boot][systemd-boot][uki]") {
-  testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
-    DirHost host;
-    auto control = make_systemd_boot_control(host.paths);
-    BootSimulator sim(host.paths);
-    testing::Rig rig{*control,
-                     [&]() -> Result<std::string> {
-                       BALLAST_TRY(sim.reboot());
-                       return control->booted_version();
-                     },
-                     // Even versions are UKIs: a host moving from Type #1 releases to UKI releases and back.
-                     [&](const std::string& v, int t) { return std::stoi(v) % 2 == 0 ? host.uki_spec(v, t) : host.spec(v, t); }};
-    scenario(rig);
-    auto all = control->entries();
+  run_dir_host_scenarios(true, [](DirHost& host, BootControl& control) {
+    auto all = control.entries();
     REQUIRE(all);
     for (const auto& e : *all) {
       CHECK(e.uki == (std::stoi(e.version) % 2 == 0));
