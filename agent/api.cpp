@@ -9,7 +9,8 @@ nlohmann::json to_json(const Progress& p) {
 
 nlohmann::json to_json(const AgentStatus& s) {
   return {{"state", s.state},   {"booted", s.booted},         {"staged", s.staged},        {"target", s.target},
-          {"pinned", s.pinned}, {"lastError", s.last_error}, {"lastCheck", s.last_check}, {"progress", to_json(s.progress)}};
+          {"pinned", s.pinned}, {"lastError", s.last_error}, {"lastCheck", s.last_check}, {"progress", to_json(s.progress)},
+          {"droppedEvents", s.dropped_events}};
 }
 
 Result<AgentStatus> agent_status_from_json(const nlohmann::json& j) {
@@ -23,6 +24,7 @@ Result<AgentStatus> agent_status_from_json(const nlohmann::json& j) {
     s.pinned = j.value("pinned", "");
     s.last_error = j.value("lastError", "");
     s.last_check = j.value("lastCheck", int64_t{0});
+    s.dropped_events = j.value("droppedEvents", uint64_t{0});
     if (j.contains("progress")) {
       const auto& p = j.at("progress");
       s.progress.percent = p.value("percent", 0.0);

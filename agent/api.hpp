@@ -30,6 +30,7 @@ struct AgentStatus {
   std::string last_error;  // the last failure, empty when none
   int64_t last_check = 0;  // unix seconds of the last check; 0 when never
   Progress progress;
+  uint64_t dropped_events = 0;  // reports the outbox dropped to stay in its bounds, ever
 };
 
 nlohmann::json to_json(const Progress& p);
@@ -37,8 +38,8 @@ nlohmann::json to_json(const AgentStatus& s);
 Result<AgentStatus> agent_status_from_json(const nlohmann::json& j);
 
 struct UpdateOptions {
-  bool download_only = false;  // stage, never reboot
-  bool apply = false;          // reboot now once staged, whatever the reboot strategy says
+  bool download_only = false;  // stage, no reboot for this update
+  bool apply = false;          // reboot once staged, as RebootPolicy::allow_once (FleetLock still needs the lock)
 };
 
 class AgentApi {
@@ -49,7 +50,8 @@ class AgentApi {
   virtual Result<nlohmann::json> check() = 0;
   // Starts an update in the background; progress shows in status() and in transition signals.
   virtual Status update(const UpdateOptions& options) = 0;
-  // Makes the previous good deployment the default (and reboots into it when `reboot`).
+  // Makes the previous good deployment the default (and reboots into it when `reboot`, as the
+  // reboot policy allows once: under FleetLock once the lock is granted).
   virtual Status rollback(bool reboot) = 0;
   virtual Status pin(const std::string& version) = 0;
   virtual Status unpin() = 0;

@@ -154,7 +154,7 @@ Result<FlowState> UpdateFlow::do_check() {
   auto booted = ports_.boot.booted_version();
   record_.target = release->version;
   record_.target_bytes = release->download_bytes;
-  record_.from = booted ? *booted : "";
+  record_.from = booted ? booted->str() : "";
   record_.last_error.clear();
   return S::staging;
 }
@@ -185,14 +185,15 @@ Result<FlowState> UpdateFlow::do_reboot() {
 }
 
 Result<FlowState> UpdateFlow::do_verify() {
-  std::string booted = BALLAST_TRY(ports_.boot.booted_version());
+  std::string booted = BALLAST_TRY(ports_.boot.booted_version()).str();
+  Version target = BALLAST_TRY(Version::parse(record_.target));
   ports_.reporter.report("booted", {{"version", booted}, {"target", record_.target}});
   if (booted == record_.from && booted != record_.target) return S::rolled_back;  // the loader fell back
   if (booted != record_.target)
     return fail("flow.unexpected-boot", "booted " + booted + ", neither the target " + record_.target + " nor " + record_.from);
   auto health = BALLAST_TRY(ports_.health.run());
   if (health.healthy) {
-    BALLAST_CHECK(ports_.boot.bless(record_.target));
+    BALLAST_CHECK(ports_.boot.bless(target));
     ports_.reporter.report("health.passed", health_to_json(health));
     if (auto st = ports_.gate.steady_state(); !st) log::warning("steady-state not reported yet: " + st.error().describe());
     return S::committed;
@@ -200,11 +201,13 @@ Result<FlowState> UpdateFlow::do_verify() {
   ports_.reporter.report("health.failed", health_to_json(health));
   record_.last_error = "health checks failed:";
   for (const auto& f : health.failures()) record_.last_error += " " + f;
-  BALLAST_CHECK(ports_.boot.mark_bad(record_.target));
+  BALLAST_CHECK(ports_.boot.mark_bad(target));
   return S::reverting;
 }
 
 Result<FlowState> UpdateFlow::do_revert() {
+  // Not gated (see agent/reboot/policy.hpp): the target is broken and already marked bad, and
+  // under FleetLock this node still holds the slot it took to boot it.
   asked_reboot_ = true;
   BALLAST_CHECK(ports_.rebooter.reboot());
   return S::verifying;

@@ -79,6 +79,8 @@ class Reporter {
  public:
   virtual ~Reporter() = default;
   virtual void report(const std::string& type, const nlohmann::json& data) = 0;
+  // Events dropped to keep the outbox in its bounds, ever (status and metrics show it).
+  virtual uint64_t dropped_events() const { return 0; }
 };
 
 // What survives restarts, in <state>/flow.json.

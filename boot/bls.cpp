@@ -95,19 +95,6 @@ std::optional<std::string> version_of_stem(std::string_view stem) {
   return out;
 }
 
-Status validate_version(std::string_view v) {
-  if (v.empty()) return fail("boot.bad-version", "empty version");
-  if (v.size() > 128) return fail("boot.bad-version", "version longer than 128 bytes");
-  if (v.front() == '.' || v.front() == '-')
-    return fail("boot.bad-version", "version may not start with '.' or '-': " + std::string(v));
-  for (char c : v) {
-    bool okc = is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '_' ||
-               c == '~' || c == '^' || c == '-';
-    if (!okc) return fail("boot.bad-version", "version holds a character other than A-Z a-z 0-9 . _ ~ ^ -: " + std::string(v));
-  }
-  return ok();
-}
-
 Result<EntryFile> parse_entry(std::string_view text) {
   EntryFile e;
   size_t line_no = 0;

@@ -48,10 +48,6 @@ std::string stem_of_version(std::string_view version);
 // entries and broken escapes.
 std::optional<std::string> version_of_stem(std::string_view stem);
 
-// Versions become file names and kernel command-line words: letters, digits and . _ ~ ^ - only,
-// no leading '.' or '-', at most 128 bytes. '+' is refused since it starts the boot counter.
-Status validate_version(std::string_view version);
-
 // The fields of a Type #1 entry that ballast reads and writes.
 struct EntryFile {
   std::string title;

@@ -10,6 +10,7 @@
 
 #include "boot/bls.hpp"
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace ballast::boot {
 
@@ -22,7 +23,7 @@ enum class EntryState {
 const char* to_string(EntryState s);
 
 struct BootEntry {
-  std::string version;
+  Version version;
   std::string id;  // file name, counter included ("ballast-2.0+3-0.conf")
   EntryState state = EntryState::good;
   int tries_left = 0;
@@ -33,7 +34,7 @@ struct BootEntry {
 };
 
 struct KernelSpec {
-  std::string version;
+  Version version;
   std::string kernel_path;  // source files, copied to $ESP/ballast/<version>/
   std::string initrd_path;  // empty: no initrd
   std::string options;
@@ -55,21 +56,21 @@ class BootControl {
  public:
   virtual ~BootControl() = default;
   // `ballast.version=` on the kernel command line, cross-checked with LoaderEntrySelected.
-  virtual Result<std::string> booted_version() = 0;
+  virtual Result<Version> booted_version() = 0;
   // Ballast's entries in the order the loader tries them.
   virtual Result<std::vector<BootEntry>> entries() = 0;
   // Copies kernel and initrd, then writes the entry with its tries; nothing is left half-written.
   virtual Status install(const KernelSpec& spec) = 0;
-  virtual Status bless(const std::string& version) = 0;
-  virtual Status mark_bad(const std::string& version) = 0;
+  virtual Status bless(const Version& version) = 0;
+  virtual Status mark_bad(const Version& version) = 0;
   // Operator rollback: `version` boots next and by default. Entries the loader would try
   // before it are marked bad (they are what is being rolled back from); a bad `version` is
   // refused (bless it first). The order alone decides, so bootctl, the menu and GRUB agree:
   // ballast never writes LoaderEntryDefault and drops one naming its entries.
-  virtual Status prefer(const std::string& version) = 0;
+  virtual Status prefer(const Version& version) = 0;
   // Boots `version` once on the next boot only.
-  virtual Status set_oneshot(const std::string& version) = 0;
-  virtual Status remove(const std::string& version) = 0;
+  virtual Status set_oneshot(const Version& version) = 0;
+  virtual Status remove(const Version& version) = 0;
 };
 
 std::unique_ptr<BootControl> make_systemd_boot_control(const BootPaths& paths);
@@ -94,20 +95,20 @@ class FakeBootControl final : public BootControl {
  public:
   explicit FakeBootControl(int default_tries = 3) : default_tries_(default_tries) {}
 
-  Result<std::string> booted_version() override;
+  Result<Version> booted_version() override;
   Result<std::vector<BootEntry>> entries() override;
   Status install(const KernelSpec& spec) override;
-  Status bless(const std::string& version) override;
-  Status mark_bad(const std::string& version) override;
-  Status prefer(const std::string& version) override;
-  Status set_oneshot(const std::string& version) override;
-  Status remove(const std::string& version) override;
+  Status bless(const Version& version) override;
+  Status mark_bad(const Version& version) override;
+  Status prefer(const Version& version) override;
+  Status set_oneshot(const Version& version) override;
+  Status remove(const Version& version) override;
 
   // Boots like systemd-boot: picks an entry, counts the try down, and records it as booted.
   // Returns the booted version.
-  Result<std::string> simulate_reboot();
+  Result<Version> simulate_reboot();
   // Sets what booted_version() reports (e.g. the first boot of a host).
-  void set_booted(const std::string& version) { booted_ = version; }
+  void set_booted(const Version& version) { booted_ = version; }
   // Free bytes on the fake ESP; install() needs the kernel+initrd sizes given via add_file_size.
   void set_esp_free(uint64_t bytes) { esp_free_ = bytes; }
   void set_file_size(const std::string& path, uint64_t bytes);
@@ -117,12 +118,12 @@ class FakeBootControl final : public BootControl {
 
  private:
   Status take_failure();
-  BootEntry* find(const std::string& version);
+  BootEntry* find(const Version& version);
   void rename(BootEntry& e, std::optional<BootCounter> c);
 
   int default_tries_;
   std::vector<BootEntry> entries_;
-  std::string booted_;
+  std::optional<Version> booted_;
   std::string oneshot_;
   std::optional<uint64_t> esp_free_;
   std::vector<std::pair<std::string, uint64_t>> sizes_;

@@ -3,7 +3,6 @@
 #include <strings.h>
 
 #include "boot/boot_control.hpp"
-#include "boot/version_compare.hpp"
 
 namespace ballast::boot {
 
@@ -25,8 +24,8 @@ void sort_boot_order(std::vector<BootEntry>& entries) {
   std::stable_sort(entries.begin(), entries.end(), [](const BootEntry& a, const BootEntry& b) {
     bool a_out = a.has_counter && a.tries_left == 0, b_out = b.has_counter && b.tries_left == 0;
     if (a_out != b_out) return b_out;
-    if (int r = compare_versions(a.version, b.version); r != 0) return r > 0;
-    if (int r = compare_versions(a.id, b.id); r != 0) return r > 0;
+    if (auto r = a.version <=> b.version; r != 0) return r > 0;
+    if (int r = compare_uapi_versions(a.id, b.id); r != 0) return r > 0;
     if (a.has_counter && b.has_counter) {
       if (a.tries_left != b.tries_left) return a.tries_left > b.tries_left;
       return a.tries_done < b.tries_done;

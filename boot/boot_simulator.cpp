@@ -20,20 +20,25 @@ Result<SimulatedBoot> BootSimulator::reboot() {
       BootEntry e;
       e.id = name;
       e.uki = uki;
+      std::string version_text;
       if (uki) {
         // Like systemd-stub: the command line is the UKI's own .cmdline, the version its os-release's.
         auto cmdline = pe::read_section_of_file(path_join(dir, name), ".cmdline");
-        auto version = version_of_stem(parsed->stem);
-        if (!cmdline || !*cmdline || !version) continue;  // the loader skips what it cannot use
-        e.version = *version;
+        auto stem_version = version_of_stem(parsed->stem);
+        if (!cmdline || !*cmdline || !stem_version) continue;  // the loader skips what it cannot use
+        version_text = *stem_version;
         e.options = **cmdline;
       } else {
         auto text = BALLAST_TRY(read_file(path_join(dir, name)));
         auto content = parse_entry(text);
         if (!content) continue;  // the loader skips what it cannot parse
-        e.version = content->version;
+        version_text = content->version;
         e.options = content->options;
       }
+      // The sandbox's ESP holds ballast's entries only; one without a valid version is not ours.
+      auto version = Version::parse(version_text);
+      if (!version) continue;
+      e.version = *version;
       e.has_counter = parsed->counter.has_value();
       e.tries_left = parsed->counter ? parsed->counter->left : 0;
       e.tries_done = parsed->counter ? parsed->counter->done : 0;
@@ -84,7 +89,7 @@ Result<SimulatedBoot> BootSimulator::reboot() {
     BALLAST_CHECK(efi->write_string("LoaderBootCountPath", (e.uki ? "\\EFI\\Linux\\" : "\\loader\\entries\\") + current));
   else BALLAST_CHECK(efi->remove("LoaderBootCountPath"));
   BALLAST_CHECK(write_file_atomic(paths_.cmdline_path, e.options + "\n"));
-  return SimulatedBoot{e.id, e.version};
+  return SimulatedBoot{e.id, e.version.str()};
 }
 
 }  // namespace ballast::boot

@@ -132,7 +132,7 @@ std::string EntryStore::journal_path() const { return path_join(paths_.esp_path,
 Result<EntryStore::Scanned> EntryStore::scan() {
   Scanned out;
   auto journal = BALLAST_TRY(read_journal(journal_path()));
-  std::map<std::string, std::vector<BootEntry>> by_version;
+  std::map<std::string, std::vector<BootEntry>> by_version;  // by the version's text
   for (const bool uki : {false, true}) {
     const std::string dir = uki ? uki_dir() : entries_dir();
     if (!path_exists(dir)) continue;
@@ -144,8 +144,13 @@ Result<EntryStore::Scanned> EntryStore::scan() {
       }
       auto parsed = parse_entry_name(name);
       if (!parsed || parsed->uki != uki) continue;
-      auto version = version_of_stem(parsed->stem);
-      if (!version) continue;
+      auto stem_version = version_of_stem(parsed->stem);
+      if (!stem_version) continue;
+      auto version = Version::parse(*stem_version);
+      if (!version) {
+        log::warning("ignoring boot entry " + name + ": " + version.error().describe());
+        continue;
+      }
       BootEntry e;
       e.version = *version;
       e.id = name;
@@ -160,7 +165,7 @@ Result<EntryStore::Scanned> EntryStore::scan() {
           log::warning("ignoring boot entry " + name + ": not a unified kernel image with a .cmdline section");
           continue;
         }
-        e.title = "ballast " + e.version;
+        e.title = "ballast " + e.version.str();
         e.options = **cmdline;
         e.linux_path = "/EFI/Linux/" + name;
       } else {
@@ -176,7 +181,7 @@ Result<EntryStore::Scanned> EntryStore::scan() {
         e.linux_path = content->linux_path;
         e.initrd_path = content->initrd_paths.empty() ? "" : content->initrd_paths.front();
       }
-      by_version[e.version].push_back(std::move(e));
+      by_version[e.version.str()].push_back(std::move(e));
     }
   }
   for (auto& [version, files] : by_version) {
@@ -222,11 +227,11 @@ Status EntryStore::recover() {
   return ok();
 }
 
-Result<BootEntry> EntryStore::find(const std::string& version) {
+Result<BootEntry> EntryStore::find(const Version& version) {
   auto all = BALLAST_TRY(load());
   for (auto& e : all)
     if (e.version == version) return std::move(e);
-  return fail("boot.no-entry", "no boot entry for version " + version);
+  return fail("boot.no-entry", "no boot entry for version " + version.str());
 }
 
 Status EntryStore::install_uki(const KernelSpec& spec, std::optional<BootCounter> counter) {
@@ -235,19 +240,18 @@ Status EntryStore::install_uki(const KernelSpec& spec, std::optional<BootCounter
   auto cmdline = BALLAST_TRY(with_context(pe::read_section_of_file(spec.uki_path, ".cmdline"), "reading the UKI"));
   if (!cmdline) return fail("boot.bad-uki", spec.uki_path + " has no .cmdline section");
   auto named = cmdline_version(*cmdline);
-  if (named != spec.version)
+  if (named != spec.version.str())
     return fail("boot.bad-uki", "the command line of " + spec.uki_path + " says ballast.version=" + named.value_or("(nothing)") +
-                                    ", not " + spec.version);
+                                    ", not " + spec.version.str());
   BALLAST_CHECK(recover());
-  if (find(spec.version)) return fail("boot.exists", "a boot entry for version " + spec.version + " exists already");
-  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version, {{"UKI", size}}));
+  if (find(spec.version)) return fail("boot.exists", "a boot entry for version " + spec.version.str() + " exists already");
+  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), {{"UKI", size}}));
   BALLAST_CHECK(make_dirs(uki_dir()));
   // Written under a temp name and renamed: the loader never sees a partial UKI.
-  return copy_file_atomic(spec.uki_path, uki_dir(), format_entry_name(stem_of_version(spec.version), counter, true));
+  return copy_file_atomic(spec.uki_path, uki_dir(), format_entry_name(stem_of_version(spec.version.str()), counter, true));
 }
 
 Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> counter) {
-  BALLAST_CHECK(validate_version(spec.version));
   if (!spec.uki_path.empty()) return install_uki(spec, counter);
   if (spec.kernel_path.empty()) return fail("boot.usage", "no kernel given");
   if (has_line_break(spec.options) || has_line_break(spec.title))
@@ -255,26 +259,27 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
   uint64_t kernel_size = BALLAST_TRY(regular_file_size(spec.kernel_path));
   uint64_t initrd_size = spec.initrd_path.empty() ? 0 : BALLAST_TRY(regular_file_size(spec.initrd_path));
   BALLAST_CHECK(recover());
-  if (find(spec.version)) return fail("boot.exists", "a boot entry for version " + spec.version + " exists already");
+  if (find(spec.version)) return fail("boot.exists", "a boot entry for version " + spec.version.str() + " exists already");
 
   EntryFile entry;
-  entry.title = spec.title.empty() ? "ballast " + spec.version : spec.title;
-  entry.version = spec.version;
+  entry.title = spec.title.empty() ? "ballast " + spec.version.str() : spec.title;
+  entry.version = spec.version.str();
   entry.sort_key = std::string(kSortKey);
   entry.machine_id = paths_.machine_id;
-  std::string rel_dir = "/ballast/" + escape_version(spec.version);
+  std::string rel_dir = "/ballast/" + escape_version(spec.version.str());
   entry.linux_path = rel_dir + "/vmlinuz";
   if (!spec.initrd_path.empty()) entry.initrd_paths.push_back(rel_dir + "/initrd.img");
   // The booted version is read back from the kernel command line, so every entry names its own.
   auto named = cmdline_version(spec.options);
-  if (named && *named != spec.version)
-    return fail("boot.usage", "options say ballast.version=" + *named + " for version " + spec.version);
-  entry.options = named ? spec.options : (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version;
+  if (named && *named != spec.version.str())
+    return fail("boot.usage", "options say ballast.version=" + *named + " for version " + spec.version.str());
+  entry.options =
+      named ? spec.options : (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version.str();
   std::string text = format_entry(entry);
 
-  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version, {{"kernel", kernel_size}, {"initrd", initrd_size}}));
+  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), {{"kernel", kernel_size}, {"initrd", initrd_size}}));
 
-  std::string kdir = path_join(paths_.esp_path, "ballast/" + escape_version(spec.version));
+  std::string kdir = path_join(paths_.esp_path, "ballast/" + escape_version(spec.version.str()));
   bool created = !path_exists(kdir);
   BALLAST_CHECK(make_dirs(kdir));
   auto undo = [&](Error e) -> Status {
@@ -285,7 +290,7 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
   if (!spec.initrd_path.empty())
     if (auto st = copy_file_atomic(spec.initrd_path, kdir, "initrd.img"); !st) return undo(st.error());
   BALLAST_CHECK(make_dirs(entries_dir()));
-  std::string name = format_entry_name(stem_of_version(spec.version), counter);
+  std::string name = format_entry_name(stem_of_version(spec.version.str()), counter);
   if (auto st = write_file_atomic(path_join(entries_dir(), name), text); !st) {
     Error e = st.error();
     if (e.sys_errno == ENOSPC) e.code = "boot.esp-full";
@@ -294,16 +299,16 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
   return ok();
 }
 
-Status EntryStore::mark_bad_before(const std::string& version) {
+Status EntryStore::mark_bad_before(const Version& version) {
   auto all = BALLAST_TRY(load());
   bool found = false;
   for (const auto& e : all) {
     if (e.version != version) continue;
     found = true;
     if (e.state == EntryState::bad)
-      return fail("boot.entry-bad", "version " + version + " is marked bad; bless it first");
+      return fail("boot.entry-bad", "version " + version.str() + " is marked bad; bless it first");
   }
-  if (!found) return fail("boot.no-entry", "no boot entry for version " + version);
+  if (!found) return fail("boot.no-entry", "no boot entry for version " + version.str());
   for (const auto& e : all) {
     if (e.version == version) break;
     if (e.state != EntryState::bad) BALLAST_CHECK(set_counter(e.version, BootCounter{0, e.tries_done}));
@@ -311,9 +316,9 @@ Status EntryStore::mark_bad_before(const std::string& version) {
   return ok();
 }
 
-Status EntryStore::set_counter(const std::string& version, std::optional<BootCounter> counter) {
+Status EntryStore::set_counter(const Version& version, std::optional<BootCounter> counter) {
   auto e = BALLAST_TRY(find(version));
-  std::string to = format_entry_name(stem_of_version(version), counter, e.uki);
+  std::string to = format_entry_name(stem_of_version(version.str()), counter, e.uki);
   if (to == e.id) return ok();
   std::string dir = e.uki ? uki_dir() : entries_dir();
   BALLAST_CHECK(make_dirs(path_join(paths_.esp_path, "ballast")));
@@ -325,14 +330,14 @@ Status EntryStore::set_counter(const std::string& version, std::optional<BootCou
   return remove_if_exists(journal_path());
 }
 
-Status EntryStore::remove(const std::string& version) {
-  BALLAST_CHECK(validate_version(version));
+Status EntryStore::remove(const Version& version) {
   BALLAST_CHECK(recover());
   auto e = BALLAST_TRY(find(version));
   const std::string dir = e.uki ? uki_dir() : entries_dir();
   if (::unlink(path_join(dir, e.id).c_str()) != 0) return fail_errno("boot.write", errno, "cannot remove boot entry " + e.id);
   BALLAST_CHECK(fsync_dir(dir));
-  return with_context(remove_tree(path_join(paths_.esp_path, "ballast/" + escape_version(version))), "removing kernel files of " + version);
+  return with_context(remove_tree(path_join(paths_.esp_path, "ballast/" + escape_version(version.str()))),
+                      "removing kernel files of " + version.str());
 }
 
 }  // namespace ballast::boot

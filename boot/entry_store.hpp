@@ -20,16 +20,16 @@ class EntryStore {
   Result<std::vector<BootEntry>> load();
   // Finishes or rolls forward a rename cut short, removes duplicates and stale temp files.
   Status recover();
-  Result<BootEntry> find(const std::string& version);
+  Result<BootEntry> find(const Version& version);
   // Copies kernel (+ initrd) to $BOOT/ballast/<v>/, then writes the entry named with `counter`.
   Status install(const KernelSpec& spec, std::optional<BootCounter> counter);
   // Renames the entry of `version` to carry `counter` (nullopt: none), journaled.
-  Status set_counter(const std::string& version, std::optional<BootCounter> counter);
+  Status set_counter(const Version& version, std::optional<BootCounter> counter);
   // Operator rollback, the same for every loader: `version` must exist and not be bad; every
   // entry the loader would try before it is marked bad, so the order alone boots `version`.
-  Status mark_bad_before(const std::string& version);
+  Status mark_bad_before(const Version& version);
   // Removes the entry (first) and then its kernel files.
-  Status remove(const std::string& version);
+  Status remove(const Version& version);
 
   std::string entries_dir() const;
   std::string uki_dir() const;  // $ESP/EFI/Linux: Type #2 entries

@@ -9,7 +9,7 @@ Status FakeBootControl::take_failure() {
   return tl::unexpected(std::move(e));
 }
 
-BootEntry* FakeBootControl::find(const std::string& version) {
+BootEntry* FakeBootControl::find(const Version& version) {
   for (auto& e : entries_)
     if (e.version == version) return &e;
   return nullptr;
@@ -20,14 +20,14 @@ void FakeBootControl::rename(BootEntry& e, std::optional<BootCounter> c) {
   e.tries_left = c ? c->left : 0;
   e.tries_done = c ? c->done : 0;
   e.state = state_of(c);
-  e.id = format_entry_name(stem_of_version(e.version), c, e.uki);
+  e.id = format_entry_name(stem_of_version(e.version.str()), c, e.uki);
 }
 
 void FakeBootControl::set_file_size(const std::string& path, uint64_t bytes) { sizes_.emplace_back(path, bytes); }
 
-Result<std::string> FakeBootControl::booted_version() {
-  if (booted_.empty()) return fail("boot.unknown-booted", "no ballast version has booted");
-  return booted_;
+Result<Version> FakeBootControl::booted_version() {
+  if (!booted_) return fail("boot.unknown-booted", "no ballast version has booted");
+  return *booted_;
 }
 
 Result<std::vector<BootEntry>> FakeBootControl::entries() {
@@ -38,26 +38,25 @@ Result<std::vector<BootEntry>> FakeBootControl::entries() {
 
 Status FakeBootControl::install(const KernelSpec& spec) {
   BALLAST_CHECK(take_failure());
-  BALLAST_CHECK(validate_version(spec.version));
-  if (find(spec.version)) return fail("boot.exists", "an entry for version " + spec.version + " exists already");
+  if (find(spec.version)) return fail("boot.exists", "an entry for version " + spec.version.str() + " exists already");
   if (esp_free_) {
     uint64_t need = 0;
     for (const auto& [p, n] : sizes_)
       if (p == spec.kernel_path || p == spec.initrd_path || p == spec.uki_path) need += n;
     if (need > *esp_free_)
       return fail("boot.esp-full", "the ESP has " + std::to_string(*esp_free_) + " bytes free; installing " +
-                                       spec.version + " needs " + std::to_string(need) + " bytes");
+                                       spec.version.str() + " needs " + std::to_string(need) + " bytes");
     *esp_free_ -= need;
   }
   BootEntry e;
   e.version = spec.version;
   e.uki = !spec.uki_path.empty();
-  e.title = spec.title.empty() ? "ballast " + spec.version : spec.title;
-  e.options = (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version;
-  e.linux_path = "/ballast/" + escape_version(spec.version) + "/vmlinuz";
-  if (!spec.initrd_path.empty()) e.initrd_path = "/ballast/" + escape_version(spec.version) + "/initrd.img";
+  e.title = spec.title.empty() ? "ballast " + spec.version.str() : spec.title;
+  e.options = (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version.str();
+  e.linux_path = "/ballast/" + escape_version(spec.version.str()) + "/vmlinuz";
+  if (!spec.initrd_path.empty()) e.initrd_path = "/ballast/" + escape_version(spec.version.str()) + "/initrd.img";
   if (e.uki) {
-    e.linux_path = "/EFI/Linux/" + stem_of_version(spec.version) + ".efi";
+    e.linux_path = "/EFI/Linux/" + stem_of_version(spec.version.str()) + ".efi";
     e.initrd_path.clear();
   }
   rename(e, BootCounter{spec.tries > 0 ? spec.tries : default_tries_, 0});
@@ -65,28 +64,28 @@ Status FakeBootControl::install(const KernelSpec& spec) {
   return ok();
 }
 
-Status FakeBootControl::bless(const std::string& version) {
+Status FakeBootControl::bless(const Version& version) {
   BALLAST_CHECK(take_failure());
   auto* e = find(version);
-  if (!e) return fail("boot.no-entry", "no boot entry for version " + version);
+  if (!e) return fail("boot.no-entry", "no boot entry for version " + version.str());
   rename(*e, std::nullopt);
   return ok();
 }
 
-Status FakeBootControl::mark_bad(const std::string& version) {
+Status FakeBootControl::mark_bad(const Version& version) {
   BALLAST_CHECK(take_failure());
   auto* e = find(version);
-  if (!e) return fail("boot.no-entry", "no boot entry for version " + version);
+  if (!e) return fail("boot.no-entry", "no boot entry for version " + version.str());
   rename(*e, BootCounter{0, e->tries_done});
   return ok();
 }
 
-Status FakeBootControl::prefer(const std::string& version) {
+Status FakeBootControl::prefer(const Version& version) {
   BALLAST_CHECK(take_failure());
   auto* target = find(version);
-  if (!target) return fail("boot.no-entry", "no boot entry for version " + version);
+  if (!target) return fail("boot.no-entry", "no boot entry for version " + version.str());
   if (target->state == EntryState::bad)
-    return fail("boot.entry-bad", "version " + version + " is marked bad; bless it first");
+    return fail("boot.entry-bad", "version " + version.str() + " is marked bad; bless it first");
   auto ordered = entries_;
   sort_boot_order(ordered);
   for (const auto& e : ordered) {
@@ -98,24 +97,24 @@ Status FakeBootControl::prefer(const std::string& version) {
   return ok();
 }
 
-Status FakeBootControl::set_oneshot(const std::string& version) {
+Status FakeBootControl::set_oneshot(const Version& version) {
   BALLAST_CHECK(take_failure());
   auto* e = find(version);
-  if (!e) return fail("boot.no-entry", "no boot entry for version " + version);
+  if (!e) return fail("boot.no-entry", "no boot entry for version " + version.str());
   oneshot_ = e->id;
   return ok();
 }
 
-Status FakeBootControl::remove(const std::string& version) {
+Status FakeBootControl::remove(const Version& version) {
   BALLAST_CHECK(take_failure());
-  if (version == booted_) return fail("boot.busy", "version " + version + " is the booted one");
+  if (booted_ && version == *booted_) return fail("boot.busy", "version " + version.str() + " is the booted one");
   auto before = entries_.size();
   std::erase_if(entries_, [&](const BootEntry& e) { return e.version == version; });
-  if (entries_.size() == before) return fail("boot.no-entry", "no boot entry for version " + version);
+  if (entries_.size() == before) return fail("boot.no-entry", "no boot entry for version " + version.str());
   return ok();
 }
 
-Result<std::string> FakeBootControl::simulate_reboot() {
+Result<Version> FakeBootControl::simulate_reboot() {
   auto ordered = entries_;
   sort_boot_order(ordered);
   auto pick = select_boot_entry(ordered, oneshot_, "");
@@ -124,7 +123,7 @@ Result<std::string> FakeBootControl::simulate_reboot() {
   auto* e = find(ordered[*pick].version);
   if (e->has_counter && e->tries_left > 0) rename(*e, BootCounter{e->tries_left - 1, e->tries_done + 1});
   booted_ = e->version;
-  return booted_;
+  return *booted_;
 }
 
 }  // namespace ballast::boot

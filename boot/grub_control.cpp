@@ -27,11 +27,11 @@ class GrubControl final : public BootControl {
     grubenv_ = path_join(path_exists(grub2) ? grub2 : path_join(paths.esp_path, "grub"), "grubenv");
   }
 
-  Result<std::string> booted_version() override {
+  Result<Version> booted_version() override {
     auto cmdline = BALLAST_TRY(read_file(store_.paths().cmdline_path, 1 << 20));
     auto v = cmdline_version(cmdline);
     if (!v) return fail("boot.unknown-booted", "no ballast.version= on " + store_.paths().cmdline_path);
-    return *v;
+    return with_context(Version::parse(*v), "ballast.version= on the kernel command line");
   }
 
   Result<std::vector<BootEntry>> entries() override {
@@ -55,13 +55,13 @@ class GrubControl final : public BootControl {
     return ok();
   }
 
-  Status bless(const std::string& version) override {
+  Status bless(const Version& version) override {
     auto env = BALLAST_TRY(fold());
     BALLAST_CHECK(store_.set_counter(version, std::nullopt));
     return sync(env);
   }
 
-  Status mark_bad(const std::string& version) override {
+  Status mark_bad(const Version& version) override {
     auto env = BALLAST_TRY(fold());
     auto e = BALLAST_TRY(store_.find(version));
     BALLAST_CHECK(store_.set_counter(version, BootCounter{0, e.tries_done}));
@@ -69,24 +69,23 @@ class GrubControl final : public BootControl {
     return sync(env);
   }
 
-  Status prefer(const std::string& version) override {
+  Status prefer(const Version& version) override {
     auto env = BALLAST_TRY(fold());
     BALLAST_CHECK(store_.mark_bad_before(version));
     env.erase("next_entry");
     return sync(env);
   }
 
-  Status set_oneshot(const std::string& version) override {
+  Status set_oneshot(const Version& version) override {
     auto env = BALLAST_TRY(fold());
     auto e = BALLAST_TRY(store_.find(version));
     env["next_entry"] = grub_id(e);
     return sync(env);
   }
 
-  Status remove(const std::string& version) override {
-    BALLAST_CHECK(validate_version(version));
+  Status remove(const Version& version) override {
     if (auto booted = booted_version(); booted && *booted == version)
-      return fail("boot.busy", "version " + version + " is the booted one");
+      return fail("boot.busy", "version " + version.str() + " is the booted one");
     auto env = BALLAST_TRY(fold());
     auto e = BALLAST_TRY(store_.find(version));
     BALLAST_CHECK(store_.remove(version));

@@ -30,7 +30,7 @@ class SystemdBootControl final : public BootControl {
  public:
   explicit SystemdBootControl(const BootPaths& paths) : store_(paths), efi_(make_efivarfs(paths.efivars_path)) {}
 
-  Result<std::string> booted_version() override {
+  Result<Version> booted_version() override {
     auto cmdline = read_file(store_.paths().cmdline_path, 1 << 20);
     std::optional<std::string> from_cmdline;
     if (cmdline) from_cmdline = cmdline_version(*cmdline);
@@ -41,8 +41,8 @@ class SystemdBootControl final : public BootControl {
     if (from_cmdline && from_loader && strcasecmp(from_cmdline->c_str(), from_loader->c_str()) != 0)
       return fail("boot.booted-mismatch", "the kernel command line says ballast.version=" + *from_cmdline +
                                               " but the loader booted entry " + *selected);
-    if (from_cmdline) return *from_cmdline;
-    if (from_loader) return *from_loader;
+    if (from_cmdline) return with_context(Version::parse(*from_cmdline), "ballast.version= on the kernel command line");
+    if (from_loader) return with_context(Version::parse(*from_loader), "the entry LoaderEntrySelected names");
     return fail("boot.unknown-booted", "no ballast.version= on " + store_.paths().cmdline_path +
                                            " and LoaderEntrySelected names no ballast entry");
   }
@@ -60,20 +60,20 @@ class SystemdBootControl final : public BootControl {
     return drop_variable_if_ballast("LoaderEntryDefault", "");
   }
 
-  Status bless(const std::string& version) override {
+  Status bless(const Version& version) override {
     BALLAST_CHECK(store_.recover());
     return store_.set_counter(version, std::nullopt);
   }
 
-  Status mark_bad(const std::string& version) override {
+  Status mark_bad(const Version& version) override {
     BALLAST_CHECK(store_.recover());
     auto e = BALLAST_TRY(store_.find(version));
     BALLAST_CHECK(store_.set_counter(version, BootCounter{0, e.tries_done}));
-    BALLAST_CHECK(drop_variable_if_ballast("LoaderEntryDefault", version));
-    return drop_variable_if_ballast("LoaderEntryOneShot", version);
+    BALLAST_CHECK(drop_variable_if_ballast("LoaderEntryDefault", version.str()));
+    return drop_variable_if_ballast("LoaderEntryOneShot", version.str());
   }
 
-  Status prefer(const std::string& version) override {
+  Status prefer(const Version& version) override {
     BALLAST_CHECK(store_.recover());
     BALLAST_CHECK(store_.mark_bad_before(version));
     BALLAST_CHECK(drop_loader_conf_default());
@@ -81,19 +81,18 @@ class SystemdBootControl final : public BootControl {
     return drop_variable_if_ballast("LoaderEntryDefault", "");
   }
 
-  Status set_oneshot(const std::string& version) override {
+  Status set_oneshot(const Version& version) override {
     BALLAST_CHECK(store_.recover());
     auto e = BALLAST_TRY(store_.find(version));
     return efi_->write_string("LoaderEntryOneShot", e.id);
   }
 
-  Status remove(const std::string& version) override {
-    BALLAST_CHECK(validate_version(version));
+  Status remove(const Version& version) override {
     if (auto booted = booted_version(); booted && *booted == version)
-      return fail("boot.busy", "version " + version + " is the booted one");
+      return fail("boot.busy", "version " + version.str() + " is the booted one");
     BALLAST_CHECK(store_.remove(version));
-    BALLAST_CHECK(drop_variable_if_ballast("LoaderEntryOneShot", version));
-    return drop_variable_if_ballast("LoaderEntryDefault", version);
+    BALLAST_CHECK(drop_variable_if_ballast("LoaderEntryOneShot", version.str()));
+    return drop_variable_if_ballast("LoaderEntryDefault", version.str());
   }
 
  private:
@@ -130,7 +129,7 @@ class SystemdBootControl final : public BootControl {
         bool names_ours = false;
         // Loaders differ on whether an id keeps its counter and ".conf"; try every form.
         for (const auto& e : all) {
-          std::string stem = stem_of_version(e.version);
+          std::string stem = stem_of_version(e.version.str());
           for (const std::string& id : {e.id, stem + (e.uki ? ".efi" : ".conf"), stem})
             names_ours = names_ours || ::fnmatch(pattern.c_str(), id.c_str(), FNM_CASEFOLD) == 0;
         }

@@ -1,8 +1,11 @@
 #include "common/config.hpp"
 
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <algorithm>
 #include <cassert>
 #include <map>
@@ -12,6 +15,7 @@
 
 #include "common/duration.hpp"
 #include "common/file.hpp"
+#include "common/log.hpp"
 
 namespace ballast {
 
@@ -77,15 +81,26 @@ Result<ConfigValue> convert(const ConfigKeySpec& spec, const toml::node& node, c
       if (!node.is_number()) return wrong();
       return ConfigValue(*node.value<double>());
     case ConfigType::duration: {
+      std::chrono::milliseconds d;
       if (node.is_integer()) {
         int64_t s = *node.value<int64_t>();
         if (s < 0) return wrong("negative");
-        return ConfigValue(std::chrono::milliseconds(s * 1000));
+        // Seconds beyond the bound are refused below without overflowing on the way.
+        d = std::chrono::milliseconds(s > spec.max / 1000 ? spec.max + 1 : s * 1000);
+      } else if (node.is_string()) {
+        auto parsed = parse_duration(*node.value<std::string>());
+        if (!parsed) return wrong(parsed.error().message);
+        d = *parsed;
+      } else {
+        return wrong();
       }
-      if (!node.is_string()) return wrong();
-      auto d = parse_duration(*node.value<std::string>());
-      if (!d) return wrong(d.error().message);
-      return ConfigValue(*d);
+      if (d.count() < spec.min || d.count() > spec.max)
+        return fail("config.bad-value", where(file, node) + ": key '" + spec.key + "' is " +
+                                            (d.count() > spec.max ? "more than " + format_duration(std::chrono::milliseconds(spec.max))
+                                                                  : format_duration(d)) +
+                                            ", outside " + format_duration(std::chrono::milliseconds(std::max<int64_t>(spec.min, 0))) +
+                                            ".." + format_duration(std::chrono::milliseconds(spec.max)));
+      return ConfigValue(d);
     }
     case ConfigType::string_list: {
       const auto* arr = node.as_array();
@@ -142,12 +157,19 @@ Result<std::vector<std::string>> resolve_config_files(const std::vector<std::str
       return tl::unexpected(names.error());
     }
     for (const auto& name : *names) {
-      if (name.size() < 6 || name.substr(name.size() - 5) != ".toml") continue;
+      if (name.size() < 6 || name.substr(name.size() - 5) != ".toml" || name[0] == '.') continue;
       std::string path = path_join(dir, name);
-      char target[64];
-      ssize_t n = ::readlink(path.c_str(), target, sizeof(target) - 1);
-      if (n > 0 && std::string_view(target, static_cast<size_t>(n)) == "/dev/null") {
-        by_name.erase(name);  // masked
+      struct stat st {};
+      if (::stat(path.c_str(), &st) != 0) {
+        log::warning("config: skipping " + path + ": " + std::strerror(errno));
+        continue;
+      }
+      if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+        by_name.erase(name);  // a symlink to /dev/null masks the name
+        continue;
+      }
+      if (!S_ISREG(st.st_mode)) {
+        log::warning("config: skipping " + path + ": not a regular file");
         continue;
       }
       by_name[name] = path;
@@ -162,7 +184,8 @@ Result<Config> Config::load(const std::vector<std::string>& dirs) {
   Config cfg;
   auto files = BALLAST_TRY(resolve_config_files(dirs));
   for (const auto& path : files) {
-    auto text = BALLAST_TRY(read_file(path, 1 << 20));
+    // Checked again on open: what was a file when listed may have been swapped for a FIFO.
+    auto text = BALLAST_TRY(read_regular_file(path, 1 << 20));
     BALLAST_CHECK(cfg.merge_text(text, path));
   }
   return cfg;

@@ -2,8 +2,11 @@
 // (config_schema.cpp) so that an unknown key or a wrong type is an error naming file, line, key.
 //
 // Directories are read lowest priority first (default /usr/lib, /etc, /run …/ballast/config.d).
-// Files are merged in lexical order of their names; a file in a later directory replaces a file
-// of the same name in an earlier one, and a symlink to /dev/null masks it.
+// Only `*.toml` names not starting with a dot are read (an editor's `.#10.toml` is not config),
+// and only regular files (or symlinks to them): a FIFO, device, socket, directory or dangling
+// symlink is skipped with a warning. Files are merged in lexical order of their names; a file in a
+// later directory replaces a file of the same name in an earlier one, and a symlink to /dev/null
+// masks it.
 #pragma once
 
 #include <chrono>
@@ -26,8 +29,8 @@ struct ConfigKeySpec {
   std::string default_text;   // shown in docs; parsed as TOML value text; empty → no default
   std::string doc;
   std::vector<std::string> choices = {};  // for ConfigType::choice
-  int64_t min = INT64_MIN;    // for integers
-  int64_t max = INT64_MAX;
+  int64_t min = INT64_MIN;    // for integers; for durations in milliseconds (every duration key
+  int64_t max = INT64_MAX;    // has both: a test keeps them below a year)
 };
 
 // The one list of every configuration key.

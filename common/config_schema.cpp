@@ -6,11 +6,13 @@ namespace ballast {
 
 const std::vector<ConfigKeySpec>& config_schema() {
   using T = ConfigType;
+  // Duration bounds are in milliseconds.
+  constexpr int64_t second = 1000, minute = 60 * second, hour = 60 * minute, day = 24 * hour;
   static const std::vector<ConfigKeySpec> schema = {
       // [update]
       {"update.channel", T::string, "\"stable\"", "Release channel to follow."},
-      {"update.check_interval", T::duration, "\"1h\"", "Time between update checks."},
-      {"update.check_jitter", T::duration, "\"10m\"", "Random extra delay added to each check interval."},
+      {"update.check_interval", T::duration, "\"1h\"", "Time between update checks.", {}, 1 * second, 30 * day},
+      {"update.check_jitter", T::duration, "\"10m\"", "Random extra delay added to each check interval.", {}, 0, 7 * day},
       {"update.auto_apply", T::boolean, "true", "Stage new releases automatically; false: check and report only."},
       // [repository]
       {"repository.url", T::string, "", "Base URL of the TUF update repository (https:// or file://)."},
@@ -20,11 +22,14 @@ const std::vector<ConfigKeySpec>& config_schema() {
       {"repository.client_cert", T::string, "", "PEM client certificate for mutual TLS."},
       {"repository.client_key", T::string, "", "PEM private key of the client certificate."},
       {"repository.parallel_fetches", T::integer, "4", "Chunks fetched at once.", {}, 1, 64},
-      {"repository.max_bandwidth", T::integer, "0", "Download limit in bytes per second; 0: unlimited.", {}, 0},
-      {"repository.low_speed_limit", T::integer, "1024", "Bytes per second below which a transfer is stalled.", {}, 0},
-      {"repository.low_speed_time", T::duration, "\"30s\"", "How long a transfer may stay stalled before it is retried."},
+      {"repository.max_bandwidth", T::integer, "0", "Download limit in bytes per second; 0: unlimited.", {}, 0,
+       int64_t{1} << 40},
+      {"repository.low_speed_limit", T::integer, "1024", "Bytes per second below which a transfer is stalled.", {}, 0,
+       int64_t{1} << 30},
+      {"repository.low_speed_time", T::duration, "\"30s\"", "How long a transfer may stay stalled before it is retried.", {}, 1 * second, 1 * hour},
       {"repository.retries", T::integer, "5", "Attempts per chunk or metadata file before giving up.", {}, 0, 100},
-      {"repository.max_metadata_size", T::integer, "8388608", "Largest metadata file accepted, in bytes.", {}, 1024},
+      {"repository.max_metadata_size", T::integer, "8388608", "Largest metadata file accepted, in bytes.", {}, 1024,
+       int64_t{1} << 30},
       // [boot]
       {"boot.loader", T::choice, "\"systemd-boot\"", "Boot loader backend.", {"systemd-boot", "grub"}},
       {"boot.tries", T::integer, "3", "Boot attempts a new entry gets before it counts as bad.", {}, 1, 99},
@@ -38,15 +43,19 @@ const std::vector<ConfigKeySpec>& config_schema() {
       {"reboot.window_days", T::string_list, "[\"Mon\", \"Tue\", \"Wed\", \"Thu\", \"Fri\", \"Sat\", \"Sun\"]",
        "periodic: days of the maintenance window."},
       {"reboot.window_start", T::string, "\"03:00\"", "periodic: start of the window, HH:MM."},
-      {"reboot.window_length", T::duration, "\"1h\"", "periodic: length of the window."},
+      {"reboot.window_length", T::duration, "\"1h\"", "periodic: length of the window.", {}, 1 * minute, 7 * day},
       {"reboot.time_zone", T::string, "\"UTC\"", "periodic: time zone of the window (tz database name)."},
       {"reboot.fleet_lock_url", T::string, "", "fleet_lock: base URL of the FleetLock server."},
       {"reboot.fleet_lock_group", T::string, "\"default\"", "fleet_lock: reboot group of this node."},
+      {"reboot.fleet_lock_ca_bundle", T::string, "",
+       "fleet_lock: PEM CA bundle for the FleetLock server's HTTPS; empty: the system store (not the repository's)."},
+      {"reboot.fleet_lock_client_cert", T::string, "", "fleet_lock: PEM client certificate for the FleetLock server."},
+      {"reboot.fleet_lock_client_key", T::string, "", "fleet_lock: PEM private key of the client certificate."},
       // [node]
       {"node.id", T::string, "", "Stable node id; empty: derived from /etc/machine-id."},
       {"node.wariness", T::number, "", "Rollout wariness in [0,1]; empty: derived from the node id."},
       // [health]
-      {"health.check_timeout", T::duration, "\"60s\"", "Time limit for each health check."},
+      {"health.check_timeout", T::duration, "\"60s\"", "Time limit for each health check.", {}, 1 * second, 1 * hour},
       {"health.check_failed_units", T::boolean, "true", "Count failed systemd units as a required check."},
       // [report]
       {"report.endpoint", T::string, "", "CloudEvents sink URL; empty: reporting off."},
@@ -54,7 +63,7 @@ const std::vector<ConfigKeySpec>& config_schema() {
       {"report.ca_bundle", T::string, "", "PEM CA bundle for the sink's HTTPS; empty: the system store."},
       {"report.client_cert", T::string, "", "PEM client certificate for the sink."},
       {"report.client_key", T::string, "", "PEM private key of the client certificate."},
-      {"report.heartbeat_interval", T::duration, "\"1h\"", "Time between heartbeat events."},
+      {"report.heartbeat_interval", T::duration, "\"1h\"", "Time between heartbeat events; 0: none.", {}, 0, 7 * day},
       {"report.metrics_socket", T::string, "\"/run/ballast/metrics.sock\"",
        "Unix socket serving Prometheus text metrics; empty: not served."},
       {"report.metrics_textfile", T::string, "",

@@ -14,6 +14,7 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) return bad();
+    const bool first_part = i == 0;
     int64_t n = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
       if (n > std::numeric_limits<int64_t>::max() / 10 - 10) return bad();
@@ -32,8 +33,9 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
     else if (unit == "w") mult = 7 * 86'400'000LL;
     else return bad();
     if (n > std::numeric_limits<int64_t>::max() / mult) return bad();
+    if (n * mult > std::numeric_limits<int64_t>::max() - total_ms) return bad();
     total_ms += n * mult;
-    if (unit.empty() && i != text.size()) return bad();
+    if (unit.empty() && (!first_part || i != text.size())) return bad();
   }
   return std::chrono::milliseconds(total_ms);
 }

@@ -87,6 +87,16 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes) {
   return read_fd(fd.get(), max_bytes, path);
 }
 
+Result<std::string> read_regular_file(const std::string& path, size_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) return fail_errno(errno == ENOENT ? "io.not-found" : "io.open", errno, "cannot open " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("io.stat", errno, "cannot stat " + path);
+  if (!S_ISREG(st.st_mode)) return fail("io.not-regular", path + " is not a regular file");
+  return read_fd(fd.get(), max_bytes, path);
+}
+
 Result<std::string> read_file_at(int dirfd, const std::string& path, size_t max_bytes) {
   auto fd = BALLAST_TRY(open_beneath(dirfd, path, O_RDONLY));
   return read_fd(fd.get(), max_bytes, path);

@@ -25,6 +25,9 @@ Result<UniqueFd> open_dir(const std::string& path);
 
 Result<std::string> read_file(const std::string& path, size_t max_bytes = 64 << 20);
 Result<std::string> read_file_at(int dirfd, const std::string& path, size_t max_bytes = 64 << 20);
+// read_file for a path that must be a regular file (after symlinks): a FIFO or a device is
+// refused with "io.not-regular" instead of blocking the reader.
+Result<std::string> read_regular_file(const std::string& path, size_t max_bytes = 64 << 20);
 
 // Writes `data` so that a crash leaves either the old or the new content, never a mix:
 // temp file in the same directory, fsync, rename over the target, fsync the directory.

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <regex>
 #include <sstream>
 
 #include "common/config.hpp"
@@ -296,21 +295,12 @@ Status add_boot_binaries(const ImageDefinition& def, const BuildOptions& opts, c
 
 }  // namespace
 
-Status validate_version(const std::string& version) {
-  static const std::regex re("[0-9A-Za-z][0-9A-Za-z._~^-]{0,63}");
-  if (!std::regex_match(version, re))
-    return fail("image.bad-version", "version \"" + version + "\" must be 1-64 characters of 0-9 A-Z a-z . _ ~ ^ -, "
-                                     "starting with a letter or digit ('+' is reserved for boot counters)");
-  return ok();
-}
-
 Result<std::string> prepare_base(const ImageDefinition& def, const std::string& cache_dir) {
   if (def.base.kind != BaseKind::debootstrap) return std::string{};
   return cached_debootstrap(def.base, cache_dir);
 }
 
 Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& opts) {
-  BALLAST_CHECK(validate_version(opts.version));
   if (opts.output.empty()) return fail("image.output", "no output path given");
   if (path_exists(opts.output)) return fail("image.output-exists", opts.output + " already exists");
   if (opts.secure_boot)
@@ -354,7 +344,7 @@ Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& o
     if (!f.source.empty()) content = BALLAST_TRY(read_file(f.source, 256 << 20));
     BALLAST_CHECK(write_in(partial, f.path, content, f.mode, f.uid, f.gid));
   }
-  const std::string os_release = os_release_text(def, opts.version);
+  const std::string os_release = os_release_text(def, opts.version.str());
   BALLAST_CHECK(write_in(partial, "/usr/lib/os-release", os_release, 0644));
   BALLAST_CHECK(symlink_in(partial, "etc/os-release", "../usr/lib/os-release"));
 

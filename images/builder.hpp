@@ -9,13 +9,14 @@
 #include <string>
 
 #include "common/result.hpp"
+#include "common/version.hpp"
 #include "images/definition.hpp"
 #include "images/uki.hpp"
 
 namespace ballast::images {
 
 struct BuildOptions {
-  std::string version;                      // IMAGE_VERSION; no '/', whitespace or '+'
+  Version version;                          // IMAGE_VERSION
   std::string output;                       // the subvolume to create; must not exist
   std::string parent;                       // the previous release's image: built over a snapshot of
                                             // it, changing only what differs, for minimal deltas
@@ -31,7 +32,7 @@ struct BuildOptions {
 struct BuiltImage {
   std::string path;
   std::string name;
-  std::string version;
+  Version version;
   std::string kernel_version;
   int64_t source_date_epoch = 0;
   bool uki = false;      // kUkiPath is in the image
@@ -44,8 +45,5 @@ Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& o
 // once: a build machine or a test run warms it while it does other work. Returns the cached file,
 // or "" when the base kind needs no cache.
 Result<std::string> prepare_base(const ImageDefinition& def, const std::string& cache_dir);
-
-// Versions name slots, entries and files: [0-9A-Za-z._~^-], starting with an alphanumeric.
-Status validate_version(const std::string& version);
 
 }  // namespace ballast::images

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace ballast::images {
 
@@ -34,7 +35,7 @@ struct UkiParts {
 // installed from the release boots the same bytes: the root filesystem is found by its GPT partition
 // type on the disk the loader booted from (root=gpt-auto, docs/boot.md), the deployment by its
 // subvolume. `extra` is the image's own command line ([kernel] cmdline).
-std::string uki_cmdline(const std::string& version, const std::string& extra);
+std::string uki_cmdline(const Version& version, const std::string& extra);
 
 // Writes the UKI to `output` (replacing it): .osrel .cmdline .linux .initrd, in that order, each
 // at a page-aligned address after the stub's last section.

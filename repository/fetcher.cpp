@@ -21,6 +21,7 @@
 #include "common/log.hpp"
 #include "common/mirrored_ring.hpp"
 #include "repository/chunk_codec.hpp"
+#include "repository/curl_options.hpp"
 
 namespace ballast::repository {
 
@@ -413,10 +414,9 @@ class Stream final : public ArtifactStream {
       return false;
     }
     t->easy = e;
-    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http,file");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    // libcurl limits each transfer: the chunks in flight share the bandwidth budget.
+    const HttpSettings& h = o_.http;
+    apply_http_settings(e, url, h, h.max_bandwidth ? std::max<uint64_t>(1, h.max_bandwidth / o_.parallel) : 0);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Stream::on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
@@ -424,16 +424,6 @@ class Stream final : public ArtifactStream {
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, o_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, o_.http2 ? 1L : 0L);
-    const HttpSettings& h = o_.http;
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(h.connect_timeout.count()));
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(h.low_speed_limit));
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(h.low_speed_time.count()));
-    if (h.max_bandwidth)  // libcurl limits each transfer; share the budget among them
-      curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE,
-                       static_cast<curl_off_t>(std::max<uint64_t>(1, h.max_bandwidth / o_.parallel)));
-    if (!h.ca_bundle.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, h.ca_bundle.c_str());
-    if (!h.client_cert.empty()) curl_easy_setopt(e, CURLOPT_SSLCERT, h.client_cert.c_str());
-    if (!h.client_key.empty()) curl_easy_setopt(e, CURLOPT_SSLKEY, h.client_key.c_str());
     if (t->offset > 0) {
       std::string range = std::to_string(t->offset) + "-" + std::to_string(c.size - 1);
       curl_easy_setopt(e, CURLOPT_RANGE, range.c_str());  // libcurl copies it

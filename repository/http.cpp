@@ -4,6 +4,8 @@
 
 #include <mutex>
 
+#include "repository/curl_options.hpp"
+
 namespace ballast::repository {
 
 namespace {
@@ -65,20 +67,9 @@ class CurlHttpClient final : public HttpClient {
     curl_easy_reset(curl);
     HttpResponse resp;
     Sink sink{&resp.body, max_bytes};
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http,file");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    apply_http_settings(curl, url, settings_, settings_.max_bandwidth);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(settings_.connect_timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(settings_.low_speed_limit));
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(settings_.low_speed_time.count()));
-    if (settings_.max_bandwidth)
-      curl_easy_setopt(curl, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(settings_.max_bandwidth));
-    if (!settings_.ca_bundle.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, settings_.ca_bundle.c_str());
-    if (!settings_.client_cert.empty()) curl_easy_setopt(curl, CURLOPT_SSLCERT, settings_.client_cert.c_str());
-    if (!settings_.client_key.empty()) curl_easy_setopt(curl, CURLOPT_SSLKEY, settings_.client_key.c_str());
     curl_slist* header_list = nullptr;
     for (const auto& h : headers) header_list = curl_slist_append(header_list, h.c_str());
     struct FreeHeaders {

@@ -88,6 +88,16 @@ Result<bool> get_bool(const json& obj, const std::string& where, const char* key
   return v->get<bool>();
 }
 
+// A channel is a name, not a version, but the same characters keep it a safe word.
+bool valid_channel(std::string_view s) {
+  if (s.empty() || s.size() > 64 || s[0] == '.' || s[0] == '-') return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '+' || c == '~' || c == '-'))
+      return false;
+  return s != "." && s != "..";
+}
+
 bool valid_uuid(std::string_view s) {
   if (s.size() != 36) return false;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -103,7 +113,7 @@ Result<Artifact> parse_artifact(const json& a, const std::string& where) {
   BALLAST_CHECK(only_keys(a, where, {"from", "parent_uuid", "chunks", "history", "size", "usize"}));
   Artifact art;
   art.from = BALLAST_TRY(get_string(a, where, "from", 64, false));
-  if (a.contains("from") && !valid_version(art.from)) return invalid(where + ".from", "not a valid version");
+  if (a.contains("from")) BALLAST_CHECK(with_context(Version::parse(art.from), where + ".from"));
   art.parent_uuid = BALLAST_TRY(get_string(a, where, "parent_uuid", 36, false));
   if (a.contains("parent_uuid")) {
     if (art.from.empty()) return invalid(where + ".parent_uuid", "only a delta has a parent");
@@ -176,8 +186,8 @@ Result<Manifest> parse_manifest(std::string_view text) {
     return fail("manifest.unsupported", "manifest schema " + std::to_string(schema) + " is not supported (expected " +
                                             std::to_string(Manifest::kSchema) + ")");
   Manifest m;
-  m.version = BALLAST_TRY(get_string(j, "manifest", "version", 64));
-  if (!valid_version(m.version)) return invalid("manifest.version", "not a valid version");
+  m.version = BALLAST_TRY(with_context(Version::parse(BALLAST_TRY(get_string(j, "manifest", "version", 64))),
+                                      "manifest.version"));
   const json* arts = BALLAST_TRY(member(j, "manifest", "artifacts"));
   if (!arts->is_array() || arts->empty()) return invalid("manifest.artifacts", "must be a non-empty array");
   if (arts->size() > kMaxArtifacts) return invalid("manifest.artifacts", "too many artifacts");
@@ -187,7 +197,7 @@ Result<Manifest> parse_manifest(std::string_view text) {
     Artifact a = BALLAST_TRY(parse_artifact((*arts)[i], where));
     if (!froms.insert(a.from).second)
       return invalid(where, a.from.empty() ? "a second full stream" : "a second delta from " + a.from);
-    if (a.from == m.version) return invalid(where + ".from", "a delta from the release itself");
+    if (a.from == m.version.str()) return invalid(where + ".from", "a delta from the release itself");
     m.artifacts.push_back(std::move(a));
   }
   return m;
@@ -204,7 +214,7 @@ std::string serialize_manifest(const Manifest& m) {
     if (a.history) ja["history"] = a.history;
     arts.push_back(std::move(ja));
   }
-  json j{{"schema", Manifest::kSchema}, {"version", m.version}, {"artifacts", std::move(arts)}};
+  json j{{"schema", Manifest::kSchema}, {"version", m.version.str()}, {"artifacts", std::move(arts)}};
   return j.dump();
 }
 
@@ -213,11 +223,11 @@ Result<ReleaseInfo> parse_release_info(const json& custom) {
   if (!custom.is_object()) return invalid(where, "custom data must be an object");
   BALLAST_CHECK(only_keys(custom, where, {"version", "channel", "os_release", "cmdline", "rollout", "barrier", "revoked"}));
   ReleaseInfo info;
-  info.version = BALLAST_TRY(get_string(custom, where, "version", 64));
-  if (!valid_version(info.version)) return invalid(where + ".version", "not a valid version");
+  info.version =
+      BALLAST_TRY(with_context(Version::parse(BALLAST_TRY(get_string(custom, where, "version", 64))), where + ".version"));
   if (custom.contains("channel")) {
     info.channel = BALLAST_TRY(get_string(custom, where, "channel", 64));
-    if (!valid_version(info.channel)) return invalid(where + ".channel", "not a valid channel name");
+    if (!valid_channel(info.channel)) return invalid(where + ".channel", "not a valid channel name");
   }
   if (const json* os = BALLAST_TRY(member(custom, where, "os_release", false))) {
     if (!os->is_object()) return invalid(where + ".os_release", "must be an object");
@@ -249,50 +259,18 @@ Result<ReleaseInfo> parse_release_info(const json& custom) {
 }
 
 json release_info_json(const ReleaseInfo& info) {
-  json j{{"version", info.version}, {"channel", info.channel}, {"barrier", info.barrier}, {"revoked", info.revoked}};
+  json j{{"version", info.version.str()}, {"channel", info.channel}, {"barrier", info.barrier}, {"revoked", info.revoked}};
   if (!info.os_release.empty()) j["os_release"] = info.os_release;
   if (!info.cmdline.empty()) j["cmdline"] = info.cmdline;
   if (info.rollout) j["rollout"] = {{"start", format_rfc3339(info.rollout->start)}, {"duration", static_cast<uint64_t>(info.rollout->duration)}};
   return j;
 }
 
-std::string manifest_target_name(std::string_view version) {
-  return "releases/" + std::string(version) + "/manifest.json";
+std::string manifest_target_name(const Version& version) {
+  return "releases/" + version.str() + "/manifest.json";
 }
 
 std::string chunk_path(std::string_view sha256) { return "chunks/" + std::string(sha256); }
-
-bool valid_version(std::string_view v) {
-  if (v.empty() || v.size() > 64 || v[0] == '.' || v[0] == '-') return false;
-  for (char c : v) {
-    bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-               c == '_' || c == '+' || c == '~' || c == '-';
-    if (!okc) return false;
-  }
-  return v != "." && v != "..";
-}
-
-int compare_versions(std::string_view a, std::string_view b) {
-  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
-  size_t i = 0, j = 0;
-  while (i < a.size() || j < b.size()) {
-    // Compare the next run of digits numerically, or of non-digits lexically.
-    bool da = i < a.size() && is_digit(a[i]), db = j < b.size() && is_digit(b[j]);
-    size_t ei = i, ej = j;
-    while (ei < a.size() && is_digit(a[ei]) == da) ++ei;
-    while (ej < b.size() && is_digit(b[ej]) == db) ++ej;
-    std::string_view sa = a.substr(i, ei - i), sb = b.substr(j, ej - j);
-    if (da && db) {
-      while (sa.size() > 1 && sa[0] == '0') sa.remove_prefix(1);
-      while (sb.size() > 1 && sb[0] == '0') sb.remove_prefix(1);
-      if (sa.size() != sb.size()) return sa.size() < sb.size() ? -1 : 1;
-    }
-    if (int c = sa.compare(sb); c != 0) return c < 0 ? -1 : 1;
-    i = ei;
-    j = ej;
-  }
-  return 0;
-}
 
 bool valid_sha256_hex(std::string_view s) {
   if (s.size() != 64) return false;

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace ballast::repository {
 
@@ -49,7 +50,7 @@ struct Artifact {
 
 struct Manifest {
   static constexpr int kSchema = 1;
-  std::string version;
+  Version version;
   std::vector<Artifact> artifacts;
 
   const Artifact* full() const;
@@ -65,7 +66,7 @@ struct Rollout {
 
 // The `custom` data of a release's TUF target.
 struct ReleaseInfo {
-  std::string version;
+  Version version;
   std::string channel = "stable";
   std::map<std::string, std::string> os_release;  // KEY=value fields of the image's os-release
   std::string cmdline;                            // extra kernel command line of the release
@@ -76,7 +77,8 @@ struct ReleaseInfo {
 };
 
 // Strict parsers: unknown or duplicate keys, wrong types, out-of-range numbers, bad hashes and
-// inconsistent totals are errors with code "manifest.invalid" naming the field.
+// inconsistent totals are errors with code "manifest.invalid" naming the field; a version that
+// breaks Version's rule is "version.invalid" with the field in its context.
 Result<Manifest> parse_manifest(std::string_view json);
 std::string serialize_manifest(const Manifest& m);  // canonical: sorted keys, no whitespace
 
@@ -84,13 +86,8 @@ Result<ReleaseInfo> parse_release_info(const nlohmann::json& custom);
 nlohmann::json release_info_json(const ReleaseInfo& info);
 
 // The TUF target name of a release's manifest and the repository path of a chunk.
-std::string manifest_target_name(std::string_view version);
+std::string manifest_target_name(const Version& version);
 std::string chunk_path(std::string_view sha256);
-
-// Versions are used in paths: [A-Za-z0-9._+~-], 1..64 chars, not starting with '.' or '-'.
-bool valid_version(std::string_view v);
-// Orders versions by their dot/dash-separated segments, numerically where both are digits.
-int compare_versions(std::string_view a, std::string_view b);
 
 bool valid_sha256_hex(std::string_view s);
 

@@ -1,25 +1,26 @@
 #include "repository/publisher.hpp"
 
 #include "common/file.hpp"
+#include "repository/layout.hpp"
 
 namespace ballast::repository {
 
-std::string chunk_store_dir(const std::string& repo_dir) { return path_join(repo_dir, "targets/chunks"); }
+std::string chunk_store_dir(const std::string& repo_dir) { return layout::chunks_dir(repo_dir); }
 
 Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
                                       const std::vector<ArtifactInput>& inputs, const PackOptions& pack) {
-  if (!valid_version(info.version)) return fail("repo.bad-version", "\"" + info.version + "\" is not a valid version");
   const auto& published = writer.targets();
   if (published.count(manifest_target_name(info.version)))
-    return fail("repo.release-exists", "release " + info.version + " is already published");
+    return fail("repo.release-exists", "release " + info.version.str() + " is already published");
   size_t fulls = 0;
   for (const auto& in : inputs) {
     if (in.from.empty()) {
       ++fulls;
       continue;
     }
-    if (in.from == info.version) return fail("repo.bad-delta", "a delta from the release itself");
-    if (!published.count(manifest_target_name(in.from)))
+    if (in.from == info.version.str()) return fail("repo.bad-delta", "a delta from the release itself");
+    Version from = BALLAST_TRY(with_context(Version::parse(in.from), "delta from"));
+    if (!published.count(manifest_target_name(from)))
       return fail("repo.unknown-release", "cannot add a delta from " + in.from + ": no such release in the repository");
   }
   if (fulls != 1) return fail("repo.no-full", "a release needs exactly one full stream");
@@ -52,11 +53,11 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
   return report;
 }
 
-Status revoke_release(tuf::RepoWriter& writer, const std::string& version) {
+Status revoke_release(tuf::RepoWriter& writer, const Version& version) {
   std::string name = manifest_target_name(version);
   auto it = writer.targets().find(name);
-  if (it == writer.targets().end()) return fail("repo.unknown-release", "no release " + version + " in the repository");
-  ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(it->second.custom), "release " + version));
+  if (it == writer.targets().end()) return fail("repo.unknown-release", "no release " + version.str() + " in the repository");
+  ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(it->second.custom), "release " + version.str()));
   if (info.revoked) return ok();
   info.revoked = true;
   BALLAST_CHECK(writer.set_custom(name, release_info_json(info)));

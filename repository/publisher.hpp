@@ -43,6 +43,6 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
                                       const std::vector<ArtifactInput>& inputs, const PackOptions& pack);
 
 // Marks a published release revoked (its custom data), re-signing targets → snapshot → timestamp.
-Status revoke_release(tuf::RepoWriter& writer, const std::string& version);
+Status revoke_release(tuf::RepoWriter& writer, const Version& version);
 
 }  // namespace ballast::repository

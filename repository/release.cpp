@@ -2,6 +2,7 @@
 
 #include "common/file.hpp"
 #include "repository/http.hpp"
+#include "repository/layout.hpp"
 
 namespace ballast::repository {
 
@@ -14,26 +15,26 @@ Result<std::vector<Release>> list_releases(tuf::Client& client) {
     if (slash == std::string::npos || t.name.substr(slash) != "/manifest.json") continue;
     std::string version = t.name.substr(9, slash - 9);
     ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(t.custom), "target " + t.name));
-    if (info.version != version)
-      return fail("manifest.invalid", "target " + t.name + " claims to be release " + info.version);
+    if (info.version.str() != version)
+      return fail("manifest.invalid", "target " + t.name + " claims to be release " + info.version.str());
     out.push_back({std::move(info), std::move(t)});
   }
   return out;
 }
 
-Result<Release> choose_release(const std::vector<Release>& releases, const std::optional<std::string>& version,
+Result<Release> choose_release(const std::vector<Release>& releases, const std::optional<Version>& version,
                                const std::string& channel) {
   const Release* best = nullptr;
   for (const auto& r : releases) {
     if (version) {
       if (r.info.version != *version) continue;
-      if (r.info.revoked) return fail("fetch.revoked", "release " + *version + " has been revoked");
+      if (r.info.revoked) return fail("fetch.revoked", "release " + version->str() + " has been revoked");
       return r;
     }
     if (r.info.revoked || r.info.channel != channel) continue;
-    if (!best || compare_versions(r.info.version, best->info.version) > 0) best = &r;
+    if (!best || r.info.version > best->info.version) best = &r;
   }
-  if (version) return fail("fetch.no-release", "the repository has no release " + *version);
+  if (version) return fail("fetch.no-release", "the repository has no release " + version->str());
   if (!best) return fail("fetch.no-release", "the repository has no release on channel " + channel);
   return *best;
 }
@@ -42,7 +43,7 @@ Result<Manifest> load_manifest(tuf::Client& client, const Release& release) {
   auto bytes = BALLAST_TRY(client.download_target(release.target.name, kMaxManifestBytes));
   Manifest m = BALLAST_TRY(with_context(parse_manifest(bytes), release.target.name));
   if (m.version != release.info.version)
-    return fail("manifest.invalid", release.target.name + " describes version " + m.version);
+    return fail("manifest.invalid", release.target.name + " describes version " + m.version.str());
   return m;
 }
 
@@ -59,9 +60,7 @@ const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvol
 }
 
 std::string chunk_base_url(const std::string& repo_url) {
-  std::string base = repo_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base + "/targets/chunks/";
+  return layout::chunks_dir(repo_url) + "/";
 }
 
 }  // namespace ballast::repository
@@ -102,9 +101,10 @@ Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock
   auto releases = BALLAST_TRY(list_releases(client));
   auto release = BALLAST_TRY(choose_release(releases, req.version, req.channel));
   OpenedRelease out;
+  out.info = release.info;
   out.manifest = BALLAST_TRY(load_manifest(client, release));
   const Artifact* art = plan_artifact(out.manifest, req.local);
-  if (!art) return fail("fetch.no-artifact", "release " + out.manifest.version + " has no full stream");
+  if (!art) return fail("fetch.no-artifact", "release " + out.manifest.version.str() + " has no full stream");
   out.artifact = *art;
   FetchOptions fo;
   fo.chunk_base_url = chunk_base_url(req.repo_url);

@@ -26,8 +26,9 @@ struct Release {
 Result<std::vector<Release>> list_releases(tuf::Client& client);
 
 // `version` set: that release ("fetch.no-release" when absent, "fetch.revoked" when revoked).
-// Otherwise the newest release of `channel` that is not revoked.
-Result<Release> choose_release(const std::vector<Release>& releases, const std::optional<std::string>& version,
+// Otherwise the newest release of `channel` that is not revoked, in Version's order (the
+// daemon's planner uses the same order, so both pick the same release).
+Result<Release> choose_release(const std::vector<Release>& releases, const std::optional<Version>& version,
                                const std::string& channel);
 
 // Downloads (length and hashes checked by TUF) and parses the release's manifest.
@@ -55,7 +56,7 @@ struct ReleaseRequest {
   std::string repo_url;
   std::string root_json;                    // first trust anchor; an already trusted root is kept
   std::string state_dir;                    // trusted metadata in <state>/tuf, chunks in <state>/cache/chunks
-  std::optional<std::string> version;       // empty: the newest on `channel`
+  std::optional<Version> version;           // empty: the newest on `channel`
   std::string channel = "stable";
   std::optional<LocalSubvolume> local;      // a delta may start from it
   HttpSettings http;
@@ -65,6 +66,7 @@ struct ReleaseRequest {
 };
 
 struct OpenedRelease {
+  ReleaseInfo info;                         // the signed custom data (kernel command line, …)
   Manifest manifest;
   Artifact artifact;                        // the one planned: a delta from `local`, else the full stream
   std::unique_ptr<ArtifactStream> stream;   // verified, decompressed send-stream bytes

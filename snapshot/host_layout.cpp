@@ -86,6 +86,14 @@ Result<std::string> image_version_of(const std::string& tree) {
   return std::string();
 }
 
+Status check_image_version(const std::string& tree, const Version& version) {
+  std::string image_version = BALLAST_TRY(image_version_of(tree));
+  if (image_version != version.str())
+    return fail("image.wrong-version",
+                "the image holds IMAGE_VERSION \"" + image_version + "\", not release " + version.str());
+  return ok();
+}
+
 namespace {
 
 // Replaces the fstab lines for the mount points we manage and keeps everything else.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace ballast::snapshot {
 
@@ -53,6 +54,10 @@ Result<std::string> filesystem_uuid(const std::string& path);
 
 // IMAGE_VERSION from a tree's /usr/lib/os-release (empty when absent).
 Result<std::string> image_version_of(const std::string& tree);
+// The one check that an image is release `version`: its os-release says IMAGE_VERSION=<version>
+// ("image.wrong-version" otherwise). A host applies it to what it received before it keeps it as
+// a slot, `ballast repo add` to the subvolume before it publishes it.
+Status check_image_version(const std::string& tree, const Version& version);
 
 struct DeploymentOptions {
   std::string version;

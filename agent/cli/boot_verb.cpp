@@ -10,9 +10,15 @@ namespace ballast::cli {
 namespace {
 
 struct BootOptions {
-  std::string version;
+  std::string version;  // the VERSION argument as given; parsed by version_arg()
   boot::KernelSpec spec;
 };
+
+// The VERSION argument, parsed here once ("version.invalid"); nullopt when none was given.
+Result<std::optional<Version>> version_arg(const BootOptions& o) {
+  if (o.version.empty()) return std::optional<Version>();
+  return std::optional<Version>(BALLAST_TRY(Version::parse(o.version)));
+}
 
 Result<std::unique_ptr<boot::BootControl>> open_control(const GlobalOptions& g, const BootOptions&) {
   auto cfg = BALLAST_TRY(g.load_config());
@@ -20,7 +26,7 @@ Result<std::unique_ptr<boot::BootControl>> open_control(const GlobalOptions& g, 
 }
 
 nlohmann::json entry_json(const boot::BootEntry& e, bool booted) {
-  return {{"version", e.version},       {"id", e.id},
+  return {{"version", e.version.str()}, {"id", e.id},
           {"state", boot::to_string(e.state)},
           {"tries_left", e.has_counter ? nlohmann::json(e.tries_left) : nlohmann::json()},
           {"tries_done", e.has_counter ? nlohmann::json(e.tries_done) : nlohmann::json()},
@@ -35,10 +41,10 @@ int list(const GlobalOptions& g, const BootOptions& o) {
   auto entries = (*control)->entries();
   if (!entries) return report_error(entries.error());
   auto booted = (*control)->booted_version();
-  std::string booted_v = booted ? *booted : "";
+  auto is_booted = [&](const boot::BootEntry& e) { return booted && e.version == *booted; };
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : *entries) out.push_back(entry_json(e, e.version == booted_v));
+    for (const auto& e : *entries) out.push_back(entry_json(e, is_booted(e)));
     print_json(out);
     return 0;
   }
@@ -49,7 +55,7 @@ int list(const GlobalOptions& g, const BootOptions& o) {
   // Boot order: the loader tries the first line first.
   for (const auto& e : *entries) {
     std::string tries = e.has_counter ? std::to_string(e.tries_left) + " left, " + std::to_string(e.tries_done) + " done" : "";
-    std::cout << (e.version == booted_v ? "* " : "  ") << e.version << "  " << boot::to_string(e.state)
+    std::cout << (is_booted(e) ? "* " : "  ") << e.version.str() << "  " << boot::to_string(e.state)
               << (tries.empty() ? "" : " (" + tries + ")") << "  " << e.id << "\n";
   }
   return 0;
@@ -89,14 +95,21 @@ void setup(VerbContext& ctx) {
   auto& action = ctx.action;
 
   auto* add = boot->add_subcommand("add", "Copy a kernel (+ initrd) to the ESP and add a counted trial entry");
-  add->add_option("VERSION", o.spec.version, "Version of the entry")->required();
+  add->add_option("VERSION", o.version, "Version of the entry")->required();
   add->add_option("--kernel", o.spec.kernel_path, "Kernel image to copy")->required()->check(CLI::ExistingFile);
   add->add_option("--initrd", o.spec.initrd_path, "Initrd to copy")->check(CLI::ExistingFile);
   add->add_option("--options", o.spec.options, "Kernel command line (ballast.version= is appended)");
   add->add_option("--tries", o.spec.tries, "Boot attempts before the entry counts as bad (default: boot.tries)")
       ->check(CLI::Range(1, 99));
   add->add_option("--title", o.spec.title, "Menu title (default \"ballast VERSION\")");
-  add->callback([&] { action = [&] { return change(g, o, [](boot::BootControl& c) { return c.install(o.spec); }); }; });
+  add->callback([&] {
+    action = [&] {
+      return change(g, o, [](boot::BootControl& c) -> Status {
+        o.spec.version = *BALLAST_TRY(version_arg(o));
+        return c.install(o.spec);
+      });
+    };
+  });
 
   auto* ls = boot->add_subcommand("list", "List ballast's entries in boot order with their boot-counting state");
   ls->add_flag("--json", g.json, "Print machine-readable JSON");
@@ -107,9 +120,8 @@ void setup(VerbContext& ctx) {
   bless->callback([&] {
     action = [&] {
       return change(g, o, [](boot::BootControl& c) -> Status {
-        std::string v = o.version;
-        if (v.empty()) v = BALLAST_TRY(c.booted_version());
-        return c.bless(v);
+        auto v = BALLAST_TRY(version_arg(o));
+        return c.bless(v ? *v : BALLAST_TRY(c.booted_version()));
       });
     };
   });
@@ -123,7 +135,7 @@ void setup(VerbContext& ctx) {
   struct Simple {
     const char* name;
     const char* help;
-    Status (boot::BootControl::*op)(const std::string&);
+    Status (boot::BootControl::*op)(const Version&);
   };
   for (const Simple& s : {Simple{"mark-bad", "Mark an entry bad (+0): the loader falls back past it", &boot::BootControl::mark_bad},
                           Simple{"set-default", "Boot VERSION next and by default (entries before it are marked bad)",
@@ -134,7 +146,9 @@ void setup(VerbContext& ctx) {
     cmd->add_option("VERSION", o.version, "Version of the entry")->required();
     auto op = s.op;
     cmd->callback([&, op] {
-      action = [&, op] { return change(g, o, [op](boot::BootControl& c) { return (c.*op)(o.version); }); };
+      action = [&, op] {
+        return change(g, o, [op](boot::BootControl& c) -> Status { return (c.*op)(*BALLAST_TRY(version_arg(o))); });
+      };
     });
   }
 }

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "agent/cli/verb.hpp"
+#include "common/duration.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -61,9 +62,15 @@ int show(const GlobalOptions& g) {
 int keys(const GlobalOptions& g, bool markdown) {
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& s : config_schema())
-      out.push_back({{"key", s.key}, {"type", type_label(s.type)}, {"default", s.default_text},
-                     {"choices", s.choices}, {"doc", s.doc}});
+    for (const auto& s : config_schema()) {
+      nlohmann::json key{{"key", s.key}, {"type", type_label(s.type)}, {"default", s.default_text},
+                         {"choices", s.choices}, {"doc", s.doc}};
+      if (s.type == ConfigType::integer) key.update({{"min", s.min}, {"max", s.max}});
+      if (s.type == ConfigType::duration)
+        key.update({{"min", format_duration(std::chrono::milliseconds(s.min))},
+                    {"max", format_duration(std::chrono::milliseconds(s.max))}});
+      out.push_back(std::move(key));
+    }
     print_json(out);
     return 0;
   }

@@ -40,7 +40,11 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   if (!a.ca_bundle.empty()) req.http.ca_bundle = a.ca_bundle;
   if (!a.client_cert.empty()) req.http.client_cert = a.client_cert;
   if (!a.client_key.empty()) req.http.client_key = a.client_key;
-  if (!a.version.empty()) req.version = a.version;
+  if (!a.version.empty()) {
+    auto version = Version::parse(a.version);
+    if (!version) return report_error(version.error());
+    req.version = *version;
+  }
   if (!a.channel.empty()) req.channel = a.channel;
   if (a.parallel > 0) req.parallel = static_cast<unsigned>(a.parallel);
   if (!a.from_subvolume.empty()) {
@@ -69,7 +73,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   if (!a.keep_cache)
     if (auto st = (*stream)->discard_cache(); !st) return report_error(st.error());
   if (g.json) {
-    print_json({{"version", manifest->version},
+    print_json({{"version", manifest->version.str()},
                 {"artifact", art->is_full() ? "full" : "delta"},
                 {"from", art->from},
                 {"path", received->path},
@@ -81,7 +85,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
                 {"requests", stats.requests},
                 {"retries", stats.retries}});
   } else {
-    std::cout << "received " << manifest->version << (art->is_full() ? " (full)" : " (delta from " + art->from + ")")
+    std::cout << "received " << manifest->version.str() << (art->is_full() ? " (full)" : " (delta from " + art->from + ")")
               << " into " << received->path << ": " << stats.network_bytes << " bytes downloaded\n";
   }
   return 0;

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "agent/cli/verb.hpp"
-#include "agent/dbus/cli_agent.hpp"
+#include "agent/cli/cli_agent.hpp"
 #include "agent/dbus/view.hpp"
 
 namespace ballast::cli {

@@ -5,7 +5,7 @@
 
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
-#include "agent/dbus/cli_agent.hpp"
+#include "agent/cli/cli_agent.hpp"
 #include "agent/dbus/view.hpp"
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
@@ -26,9 +26,11 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);
   auto booted = boot->booted_version();
-  host::StageContext ctx{host_layout(g), *boot, g.state_dir, booted ? *booted : ""};
+  auto version = Version::parse(a.version);
+  if (!version) return report_error(version.error());
+  host::StageContext ctx{host_layout(g), *boot, g.state_dir, booted ? booted->str() : ""};
   host::StageRequest req;
-  req.version = a.version;
+  req.version = *version;
   req.tries = a.tries;
   auto type = entry_type(*cfg);
   if (!type) return report_error(type.error());
@@ -44,10 +46,10 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
       return report_error(st.error());
   }
   if (g.json) {
-    print_json({{"version", r->version}, {"kernelVersion", r->kernel_version}, {"options", r->entry_options},
+    print_json({{"version", r->version.str()}, {"kernelVersion", r->kernel_version}, {"options", r->entry_options},
                 {"resumed", r->resumed}});
   } else {
-    std::cout << "staged " << r->version << " (kernel " << r->kernel_version << ") with a trial boot entry\n";
+    std::cout << "staged " << r->version.str() << " (kernel " << r->kernel_version << ") with a trial boot entry\n";
     if (!r->resumed.empty()) {
       std::cout << "resumed: already complete:";
       for (const auto& s : r->resumed) std::cout << " " << s;
@@ -81,6 +83,7 @@ void print_agent_status(const GlobalOptions& g, const agent::AgentStatus& s) {
   if (!s.pinned.empty()) std::cout << "pinned:  " << s.pinned << "\n";
   if (s.state == "staging") std::cout << "progress: " << agent::dbus::format_progress(s.progress, false) << "\n";
   if (!s.last_error.empty()) std::cout << "last error: " << s.last_error << "\n";
+  if (s.dropped_events > 0) std::cout << "dropped reports: " << s.dropped_events << "\n";
 }
 
 int status(const GlobalOptions& g, const std::string& bus_address) {
@@ -94,7 +97,7 @@ int status(const GlobalOptions& g, const std::string& bus_address) {
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);
   auto booted = boot->booted_version();
-  auto s = host::read_host_status(host_layout(g), *boot, booted ? *booted : "");
+  auto s = host::read_host_status(host_layout(g), *boot, booted ? booted->str() : "");
   if (!s) return report_error(s.error());
   if (!booted) s->booted_error = booted.error().describe();
   if (g.json) print_json(host::status_to_json(*s));

@@ -11,6 +11,7 @@ namespace {
 struct ImageBuildArgs {
   std::string definition;
   images::BuildOptions opts;
+  std::string version;
   int64_t epoch = -1;
   std::vector<std::string> overlays;
   std::string secure_boot_key, secure_boot_cert;
@@ -19,6 +20,9 @@ struct ImageBuildArgs {
 int build(const GlobalOptions& g, ImageBuildArgs& a) {
   auto def = images::load_definition(a.definition);
   if (!def) return report_error(def.error());
+  auto version = Version::parse(a.version);
+  if (!version) return report_error(version.error());
+  a.opts.version = *version;
   for (const auto& o : a.overlays) {
     std::error_code ec;
     auto abs = std::filesystem::absolute(o, ec).lexically_normal().string();
@@ -35,11 +39,11 @@ int build(const GlobalOptions& g, ImageBuildArgs& a) {
   auto built = images::build_image(*def, a.opts);
   if (!built) return report_error(built.error());
   if (g.json) {
-    print_json({{"path", built->path}, {"name", built->name}, {"version", built->version},
+    print_json({{"path", built->path}, {"name", built->name}, {"version", built->version.str()},
                 {"kernel_version", built->kernel_version}, {"source_date_epoch", built->source_date_epoch},
                 {"uki", built->uki ? nlohmann::json(images::kUkiPath) : nlohmann::json(nullptr)}, {"signed", built->signed_}});
   } else {
-    std::cout << "built " << built->name << " " << built->version << " (kernel " << built->kernel_version
+    std::cout << "built " << built->name << " " << built->version.str() << " (kernel " << built->kernel_version
               << ") into read-only subvolume " << built->path << "\n";
     if (built->uki)
       std::cout << "with a" << (built->signed_ ? " signed" : "n unsigned") << " UKI at " << images::kUkiPath
@@ -74,7 +78,7 @@ void setup(VerbContext& ctx) {
   static ImageBuildArgs args;
   auto* b = image->add_subcommand("build", "Build a definition into a new read-only Btrfs subvolume");
   b->add_option("definition", args.definition, "Image definition (images/NAME.toml)")->required();
-  b->add_option("--version", args.opts.version, "IMAGE_VERSION of the build")->required();
+  b->add_option("--version", args.version, "IMAGE_VERSION of the build")->required();
   b->add_option("--output", args.opts.output, "Subvolume to create (on Btrfs; must not exist)")->required();
   b->add_option("--source-date-epoch", args.epoch,
                 "Timestamp of every file (default: $SOURCE_DATE_EPOCH, else the definition's mtime)");

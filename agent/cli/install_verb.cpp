@@ -37,6 +37,12 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
     std::fprintf(stderr, "ballast: install takes either --repo URL --root ROOT.json [--version V], or -f STREAM --version V\n");
     return 2;
   }
+  std::optional<Version> version;
+  if (!a.version.empty()) {
+    auto parsed = Version::parse(a.version);
+    if (!parsed) return report_error(parsed.error());
+    version = *parsed;
+  }
   host::ReleaseSource release;
   std::optional<repository::OpenedRelease> opened;
   std::string scratch;
@@ -56,19 +62,20 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
     GlobalOptions scratch_global = g;
     scratch_global.state_dir = scratch;
     auto req = release_request(scratch_global, *cfg, a.repo, a.root);
-    if (!a.version.empty()) req.version = a.version;
+    req.version = version;
     SystemClock clock;
     auto r = repository::open_release(req, clock);
     if (!r) return report_error(r.error());
     opened = std::move(*r);
     release.version = opened->manifest.version;
     release.needed_bytes = opened->artifact.usize;
+    release.cmdline = opened->info.cmdline;
     release.open_stream = [&opened]() -> Result<std::unique_ptr<ByteSource>> {
       if (!opened->stream) return fail("install.stream-used", "the release stream can be read once");
       return std::unique_ptr<ByteSource>(std::move(opened->stream));
     };
   } else {
-    release.version = a.version;
+    release.version = *version;
     std::string stream = a.stream;
     release.open_stream = [stream]() { return open_file_source(stream); };
   }
@@ -93,9 +100,9 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
   }
   if (!r) return report_error(r.error());
   if (g.json) {
-    print_json({{"version", r->version}, {"rootUuid", r->root_uuid}, {"espUuid", r->esp_uuid}});
+    print_json({{"version", r->version.str()}, {"rootUuid", r->root_uuid}, {"espUuid", r->esp_uuid}});
   } else {
-    std::cout << "installed " << r->version << ": Btrfs root " << r->root_uuid
+    std::cout << "installed " << r->version.str() << ": Btrfs root " << r->root_uuid
               << (r->esp_uuid.empty() ? "" : ", ESP " + r->esp_uuid) << "\n";
   }
   return 0;

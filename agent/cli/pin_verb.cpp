@@ -9,10 +9,12 @@
 namespace ballast::cli {
 namespace {
 
-int pin(const GlobalOptions& g, const std::string& version) {
-  if (auto st = agent::write_pin(g.state_dir, version); !st) return report_error(st.error());
-  if (g.json) print_json({{"pinned", version}});
-  else std::cout << "pinned to " << version << "\n";
+int pin(const GlobalOptions& g, const std::string& text) {
+  auto version = Version::parse(text);
+  if (!version) return report_error(version.error());
+  if (auto st = agent::write_pin(g.state_dir, *version); !st) return report_error(st.error());
+  if (g.json) print_json({{"pinned", version->str()}});
+  else std::cout << "pinned to " << version->str() << "\n";
   return 0;
 }
 
@@ -20,7 +22,7 @@ int unpin(const GlobalOptions& g) {
   auto was = agent::read_pin(g.state_dir);
   if (auto st = agent::remove_pin(g.state_dir); !st) return report_error(st.error());
   if (g.json) print_json({{"pinned", nullptr}});
-  else std::cout << (was && *was ? "unpinned (was " + **was + ")" : std::string("nothing was pinned")) << "\n";
+  else std::cout << (was && *was ? "unpinned (was " + (*was)->str() + ")" : std::string("nothing was pinned")) << "\n";
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "common/file.hpp"
 #include "repository/publisher.hpp"
 #include "repository/tuf/writer.hpp"
+#include "snapshot/host_layout.hpp"
 #include "snapshot/send.hpp"
 #include "snapshot/send_stream.hpp"
 #include "snapshot/stream_rewrite.hpp"
@@ -231,7 +232,12 @@ int run_add(const GlobalOptions& g) {
     return 2;
   }
   repository::ReleaseInfo info;
-  info.version = o.version;
+  auto version = Version::parse(o.version);
+  if (!version) return report_error(version.error());
+  info.version = *version;
+  // The host refuses a stream whose image is another release; refuse to publish one.
+  if (auto st = with_context(snapshot::check_image_version(o.subvolume, info.version), "--subvolume " + o.subvolume); !st)
+    return report_error(st.error());
   info.channel = o.channel;
   info.cmdline = o.cmdline;
   info.barrier = o.barrier;
@@ -288,14 +294,14 @@ int run_add(const GlobalOptions& g) {
     nlohmann::json arts = nlohmann::json::array();
     for (const auto& a : r->manifest.artifacts)
       arts.push_back({{"from", a.from}, {"chunks", a.chunks.size()}, {"size", a.size}, {"usize", a.usize}});
-    print_json({{"version", info.version},
+    print_json({{"version", info.version.str()},
                 {"artifacts", arts},
                 {"new_chunks", r->stats.new_chunks},
                 {"new_bytes", r->stats.new_bytes},
                 {"targets_version", w->targets_version()}});
   } else {
     for (const auto& a : r->manifest.artifacts)
-      std::cout << info.version << (a.is_full() ? " full" : " delta from " + a.from) << ": " << a.chunks.size()
+      std::cout << info.version.str() << (a.is_full() ? " full" : " delta from " + a.from) << ": " << a.chunks.size()
                 << " chunks, " << a.size << " bytes (" << a.usize << " uncompressed)\n";
     std::cout << r->stats.new_chunks << " new chunks, " << r->stats.new_bytes << " bytes stored\n";
   }
@@ -326,7 +332,9 @@ void setup_add(CLI::App& repo, VerbContext& ctx) {
 int run_revoke(const GlobalOptions& g) {
   auto w = tuf::RepoWriter::open(opts().dir, opts().keys);
   if (!w) return report_error(w.error());
-  if (auto st = repository::revoke_release(*w, opts().version); !st) return report_error(st.error());
+  auto version = Version::parse(opts().version);
+  if (!version) return report_error(version.error());
+  if (auto st = repository::revoke_release(*w, *version); !st) return report_error(st.error());
   return print_versions(g, *w);
 }
 

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "agent/cli/verb.hpp"
-#include "agent/dbus/cli_agent.hpp"
+#include "agent/cli/cli_agent.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -20,7 +20,7 @@ int rollback(const GlobalOptions& g, const RollbackArgs& a) {
   auto s = (*client)->status();
   if (!s) return report_error(s.error());
   if (g.json) print_json(agent::to_json(*s));
-  else std::cout << (a.reboot ? "rolling back: rebooting into the previous version\n"
+  else std::cout << (a.reboot ? "rolling back: rebooting into the previous version (under fleet_lock once the lock is granted)\n"
                               : "rolled back: the previous version boots next\n");
   return 0;
 }
@@ -29,7 +29,7 @@ void setup(VerbContext& ctx) {
   static RollbackArgs args;
   auto* cmd = ctx.app.add_subcommand(
       "rollback", "Ask the running agent to boot the previous good version next (and reboot with --reboot)");
-  cmd->add_flag("--reboot", args.reboot, "Reboot into it now");
+  cmd->add_flag("--reboot", args.reboot, "Reboot into it now (under reboot.strategy fleet_lock once the lock is granted)");
   add_bus_address_option(cmd, args.bus_address);
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return rollback(g, args); }; });
 }

@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "agent/cli/verb.hpp"
-#include "agent/dbus/cli_agent.hpp"
+#include "agent/cli/cli_agent.hpp"
 #include "agent/dbus/view.hpp"
 
 namespace ballast::cli {
@@ -134,7 +134,8 @@ void setup(VerbContext& ctx) {
       "update", "Ask the running agent to update now and follow it (progress, then the resulting state)");
   auto* check = cmd->add_flag("--check", args.check, "Only ask whether an update is available");
   auto* dl = cmd->add_flag("--download-only", args.download_only, "Stage the update but do not reboot into it");
-  auto* apply = cmd->add_flag("--apply", args.apply, "Reboot into the update once staged, whatever reboot.strategy says");
+  auto* apply = cmd->add_flag("--apply", args.apply, "Reboot into the update once staged, also outside a maintenance window or under the manual\n"
+                              "strategy (under fleet_lock once the lock is granted)");
   check->excludes(dl)->excludes(apply);
   dl->excludes(apply);
   add_bus_address_option(cmd, args.bus_address);

@@ -9,7 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent/daemon/pin.hpp"
-#include "boot/version_compare.hpp"
+#include "agent/daemon/planner.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -36,22 +36,12 @@ bool staged_state(FlowState s) { return s == S::staged || s == S::waiting_to_reb
 
 }  // namespace
 
-Result<bool> Daemon::OverridableGate::may_reboot_now() {
-  switch (mode.load()) {
-    case Mode::never: return false;
-    case Mode::now: return true;
-    case Mode::strategy: break;
-  }
-  return inner_.may_reboot_now();
-}
-
-Daemon::Daemon(DaemonOptions options, DaemonPorts ports) : opts_(std::move(options)), ports_(ports), gate_(ports.gate) {}
+Daemon::Daemon(DaemonOptions options, DaemonPorts ports) : opts_(std::move(options)), ports_(ports) {}
 
 Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options, DaemonPorts ports) {
   std::unique_ptr<Daemon> d(new Daemon(std::move(options), ports));
-  // The ports hold references: the gate is swapped by building them anew.
-  FlowPorts fp{d->ports_.boot, d->ports_.source, d->gate_, d->ports_.rebooter, d->ports_.health, d->ports_.reporter,
-               d->ports_.clock};
+  FlowPorts fp{d->ports_.boot,   d->ports_.source,   d->ports_.reboot, d->ports_.rebooter,
+               d->ports_.health, d->ports_.reporter, d->ports_.clock};
   d->flow_.emplace(BALLAST_TRY(UpdateFlow::open(d->opts_.state_dir, fp)));
   d->flow_->on_transition([p = d.get()](FlowState from, FlowState to) { p->transitioned(from, to); });
   d->wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -59,7 +49,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options, DaemonPorts 
   auto booted = ports.boot.booted_version();
   const FlowRecord& r = d->flow_->record();
   d->status_.state = to_string(r.state);
-  d->status_.booted = booted ? *booted : "";
+  d->status_.booted = booted ? booted->str() : "";
   d->status_.target = r.target;
   d->status_.staged = staged_state(r.state) ? r.target : "";
   d->status_.last_error = r.last_error;
@@ -102,8 +92,8 @@ void Daemon::transitioned(FlowState from, FlowState to) {
     if (to == S::staging) status_.progress = Progress{0, 0, r.target_bytes, 0, "staging " + r.target};
     history_ = r.history;
   }
-  // An override of the reboot strategy lasts for one update.
-  if (to == S::idle) gate_.mode = OverridableGate::Mode::strategy;
+  // An operator's override of the reboot strategy lasts for one update.
+  if (to == S::idle) ports_.reboot.end_of_update();
   post(Transition{to_string(from), to_string(to)});
 }
 
@@ -175,15 +165,17 @@ Result<nlohmann::json> Daemon::check_locked() {
   return nlohmann::json{{"available", available}, {"reason", ports_.source.explain()}};
 }
 
-bool Daemon::start_worker(bool check_only) {
+bool Daemon::start_worker(Job job) {
   std::lock_guard worker_lock(worker_mutex_);
   if (busy_.exchange(true)) return false;
   if (worker_.joinable()) worker_.join();
-  worker_ = std::thread([this, check_only] {
+  worker_ = std::thread([this, job] {
     {
       std::lock_guard lock(flow_mutex_);
-      if (check_only) {
+      if (job == Job::check) {
         if (auto r = check_locked(); !r) log::warning("update check failed: " + r.error().describe());
+      } else if (job == Job::rollback_reboot) {
+        if (auto st = reboot_for_rollback_locked(); !st) log::error("rollback: " + st.error().describe());
       } else if (auto r = run_flow_locked(); !r) {
         log::error("update flow: " + r.error().describe());
       }
@@ -203,13 +195,24 @@ void Daemon::worker_finished() {
   arm_timer();
 }
 
+Daemon::Wakeup Daemon::next_wakeup() const {
+  if (!rollback_reboot_waits_ && state() != S::waiting_to_reboot) return {};
+  Wakeup w{true, std::nullopt};
+  if (auto at = ports_.reboot.next_attempt()) {
+    auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(*at - ports_.clock.now());
+    w.delay = std::max(delay, std::chrono::milliseconds{0});
+  }
+  return w;
+}
+
 void Daemon::arm_timer() {
   if (!loop_ || !loop_->timer) return;
-  if (reboot_asked_) {
+  auto wakeup = next_wakeup();
+  if (reboot_asked_ || (wakeup.reboot_waits && !wakeup.delay)) {
     sd_event_source_set_enabled(loop_->timer, SD_EVENT_OFF);
     return;
   }
-  auto delay = state() == S::waiting_to_reboot ? opts_.reboot_retry : next_check_delay(opts_, rng_);
+  auto delay = wakeup.reboot_waits ? *wakeup.delay : next_check_delay(opts_, rng_);
   sd_event_source_set_time_relative(loop_->timer, usec(delay));
   sd_event_source_set_enabled(loop_->timer, SD_EVENT_ONESHOT);
 }
@@ -239,6 +242,8 @@ Status Daemon::run() {
     }
     self->dispatch();
     self->worker_finished();
+    // While a worker runs, its end arms the timer (and the policy is the worker's to ask).
+    if (self->rearm_.exchange(false) && !self->busy_) self->arm_timer();
     // A step that asked to stop (a simulated reboot) ends first, so that its last transitions
     // still reach the bus; the worker's own wake-up comes once it has.
     if (self->stop_ && !self->busy_) return sd_event_exit(sd_event_source_get_event(s), 0);
@@ -247,7 +252,10 @@ Status Daemon::run() {
   BALLAST_CHECK(check(sd_event_add_io(loop->event, nullptr, wake_fd_, EPOLLIN, on_wake, this), "wake-up"));
   auto on_timer = [](sd_event_source*, uint64_t, void* data) -> int {
     auto* self = static_cast<Daemon*>(data);
-    if (!self->start_worker(!self->opts_.auto_apply && self->state() == S::idle)) self->arm_timer();
+    Job job = self->rollback_reboot_waits_                                ? Job::rollback_reboot
+              : !self->opts_.auto_apply && self->state() == S::idle ? Job::check
+                                                                     : Job::flow;
+    if (!self->start_worker(job)) self->arm_timer();
     return 0;
   };
   BALLAST_CHECK(check(sd_event_add_time_relative(loop->event, &loop->timer, CLOCK_MONOTONIC,
@@ -273,7 +281,7 @@ Status Daemon::run() {
   running_cv_.notify_all();
   sd_notifyf(0, "READY=1\nSTATUS=%s", to_string(state()));
   // Resume what a restart interrupted (verifying after a reboot) without waiting for the timer.
-  if (state() != S::idle) start_worker(false);
+  if (state() != S::idle) start_worker(Job::flow);
   int r = stop_ ? 0 : sd_event_loop(loop_->event);
   sd_notify(0, "STOPPING=1");
   {
@@ -314,7 +322,8 @@ Result<AgentStatus> Daemon::status() {
     s = status_;
   }
   auto pinned = BALLAST_TRY(read_pin(opts_.state_dir));
-  s.pinned = pinned.value_or("");
+  s.pinned = pinned ? pinned->str() : "";
+  s.dropped_events = ports_.reporter.dropped_events();
   return s;
 }
 
@@ -329,11 +338,11 @@ Status Daemon::update(const UpdateOptions& options) {
   S s = state();
   if (s != S::idle && s != S::waiting_to_reboot)
     return fail("daemon.busy", std::string("an update is under way (state ") + to_string(s) + ")");
-  gate_.mode = options.download_only ? OverridableGate::Mode::never
-               : options.apply       ? OverridableGate::Mode::now
-                                     : OverridableGate::Mode::strategy;
+  if (options.download_only) ports_.reboot.hold();
+  else if (options.apply) ports_.reboot.allow_once();
+  else ports_.reboot.end_of_update();
   if (running()) {
-    if (!start_worker(false)) return fail("daemon.busy", "an update step is running");
+    if (!start_worker(Job::flow)) return fail("daemon.busy", "an update step is running");
     return ok();
   }
   auto r = run_flow();
@@ -345,22 +354,40 @@ Status Daemon::rollback(bool reboot) {
   std::unique_lock lock(flow_mutex_, std::try_to_lock);
   if (!lock.owns_lock() || busy_) return fail("daemon.busy", "an update step is running");
   auto booted = BALLAST_TRY(ports_.boot.booted_version());
-  auto entries = BALLAST_TRY(ports_.boot.entries());
-  std::optional<std::string> previous;
-  for (const auto& e : entries) {
-    if (e.state == boot::EntryState::bad || boot::compare_versions(e.version, booted) >= 0) continue;
-    if (!previous || boot::compare_versions(e.version, *previous) > 0) previous = e.version;
-  }
-  if (!previous) return fail("rollback.none", "no older deployment to roll back to from " + booted);
-  BALLAST_CHECK(ports_.boot.prefer(*previous));
+  std::vector<std::string> bootable;  // an entry marked bad is no place to go back to
+  for (const auto& e : BALLAST_TRY(ports_.boot.entries()))
+    if (e.state != boot::EntryState::bad) bootable.push_back(e.version.str());
+  // An operator's rollback is deliberate: neither the denylist nor revocations narrow it.
+  std::optional<std::string> previous = previous_good_deployment(booted.str(), bootable, {}, {});
+  if (!previous) return fail("rollback.none", "no older deployment to roll back to from " + booted.str());
+  BALLAST_CHECK(ports_.boot.prefer(BALLAST_TRY(Version::parse(*previous))));
   // Else the next check would bring the version back at once.
-  BALLAST_CHECK(flow_->denylist_add(booted));
-  log::info("rollback: " + *previous + " boots next, " + booted + " is denylisted");
-  if (reboot) BALLAST_CHECK(ports_.rebooter.reboot());
+  BALLAST_CHECK(flow_->denylist_add(booted.str()));
+  log::info("rollback: " + *previous + " boots next, " + booted.str() + " is denylisted");
+  if (!reboot) return ok();
+  ports_.reboot.allow_once();
+  BALLAST_CHECK(reboot_for_rollback_locked());
+  if (rollback_reboot_waits_) {
+    log::info(std::string("rollback: the reboot waits for the reboot strategy (") + ports_.reboot.strategy() + ")");
+    if (running()) {
+      rearm_ = true;  // for the policy's next attempt
+      wake();
+    }
+  }
   return ok();
 }
 
-Status Daemon::pin(const std::string& version) { return write_pin(opts_.state_dir, version); }
+Status Daemon::reboot_for_rollback_locked() {
+  rollback_reboot_waits_ = !BALLAST_TRY(ports_.reboot.may_reboot_now());
+  if (rollback_reboot_waits_) return ok();
+  BALLAST_CHECK(ports_.rebooter.reboot());
+  reboot_asked_ = true;
+  return ok();
+}
+
+Status Daemon::pin(const std::string& version) {
+  return write_pin(opts_.state_dir, BALLAST_TRY(Version::parse(version)));
+}
 
 Status Daemon::unpin() { return remove_pin(opts_.state_dir); }
 

@@ -5,6 +5,8 @@
 // transition and progress change on the loop thread. systemd: READY=1 once the loop runs,
 // STATUS= on each transition, WATCHDOG=1 at half of WATCHDOG_USEC, SIGTERM/SIGINT end the loop
 // (a running step is finished first: staging is journaled, but not interruptible).
+// While an update waits for its reboot, the timer is armed for the RebootPolicy's next_attempt()
+// (a window's opening, the end of a FleetLock backoff), not for a fixed poll.
 #pragma once
 
 #include <atomic>
@@ -21,22 +23,29 @@
 #include <systemd/sd-event.h>
 
 #include "agent/api.hpp"
+#include "agent/reboot/policy.hpp"
 #include "agent/update_flow.hpp"
 
 namespace ballast::agent {
 
-// What the daemon needs from the host: the flow's ports (the verb fills them from the
-// configuration; tests with fakes). The daemon hands the flow its own gate wrapping `gate`.
-using DaemonPorts = FlowPorts;
+// What the daemon needs from the host: the flow's ports, with the reboot policy as the flow's
+// gate (the service fills them from the configuration; tests with fakes).
+struct DaemonPorts {
+  boot::BootControl& boot;
+  ReleaseSource& source;
+  reboot::RebootPolicy& reboot;
+  Rebooter& rebooter;
+  HealthChecker& health;
+  Reporter& reporter;
+  const Clock& clock;
+};
 
 struct DaemonOptions {
   std::string state_dir;
   std::chrono::milliseconds check_interval{std::chrono::hours(1)};
   std::chrono::milliseconds check_jitter{std::chrono::minutes(10)};
-  // How often the reboot strategy is asked again while an update waits for it.
-  std::chrono::milliseconds reboot_retry{std::chrono::minutes(1)};
   bool auto_apply = true;  // false: checks only report what is available
-  // Called on the loop thread once the event loop exists, before READY=1: where the verb adds
+  // Called on the loop thread once the event loop exists, before READY=1: where the service adds
   // its own sources (the D-Bus server, the metrics socket, the event outbox's timers).
   std::function<Status(sd_event*)> on_loop;
 };
@@ -67,10 +76,21 @@ class Daemon final : public AgentApi {
   FlowState state() const;
   // interval + a uniformly random part of jitter.
   static std::chrono::milliseconds next_check_delay(const DaemonOptions& options, std::mt19937_64& rng);
+  // What the loop's timer is armed for while a reboot waits for the policy (an update in
+  // waiting-to-reboot, or `rollback --reboot` refused by the strategy): the policy's
+  // next_attempt() less now, 0 when that is past; nullopt when no reboot waits (the check
+  // timer runs) or when only an operator can allow it (the timer is off).
+  struct Wakeup {
+    bool reboot_waits = false;
+    std::optional<std::chrono::milliseconds> delay;
+  };
+  Wakeup next_wakeup() const;
 
   Result<AgentStatus> status() override;
   Result<nlohmann::json> check() override;
   Status update(const UpdateOptions& options) override;
+  // With `reboot`, the policy allows the reboot once (FleetLock still takes the lock); when the
+  // strategy refuses, the reboot waits for the policy's next_attempt() (not across a restart).
   Status rollback(bool reboot) override;
   Status pin(const std::string& version) override;
   Status unpin() override;
@@ -78,18 +98,7 @@ class Daemon final : public AgentApi {
   Result<nlohmann::json> history() override;
 
  private:
-  // The reboot strategy as update(download_only | apply) overrides it until the flow rests.
-  class OverridableGate final : public RebootGate {
-   public:
-    explicit OverridableGate(RebootGate& inner) : inner_(inner) {}
-    Result<bool> may_reboot_now() override;
-    Status steady_state() override { return inner_.steady_state(); }
-    enum class Mode { strategy, never, now };
-    std::atomic<Mode> mode{Mode::strategy};
-
-   private:
-    RebootGate& inner_;
-  };
+  enum class Job { check, flow, rollback_reboot };
   struct Transition {
     std::string from, to;
   };
@@ -103,14 +112,14 @@ class Daemon final : public AgentApi {
   void dispatch();
   Result<std::vector<FlowState>> run_flow_locked();
   Result<nlohmann::json> check_locked();
-  bool start_worker(bool check_only);
+  bool start_worker(Job job);
+  Status reboot_for_rollback_locked();
   void worker_finished();
   bool running() const;
   void arm_timer();
 
   DaemonOptions opts_;
   DaemonPorts ports_;
-  OverridableGate gate_;
   std::optional<UpdateFlow> flow_;
   std::mutex flow_mutex_;  // held by whoever runs the flow or the source
 
@@ -124,6 +133,8 @@ class Daemon final : public AgentApi {
   std::thread worker_;
   std::atomic<bool> busy_{false};
   std::atomic<bool> reboot_asked_{false};
+  std::atomic<bool> rollback_reboot_waits_{false};
+  std::atomic<bool> rearm_{false};  // the loop's timer must be armed anew
   std::atomic<bool> stop_{false};
   bool running_ = false;  // guarded by mutex_
   std::condition_variable running_cv_;

@@ -6,13 +6,14 @@
 #include <string>
 
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace ballast::agent {
 
 // nullopt when nothing is pinned; "pin.corrupt" when the file does not hold a valid version.
-Result<std::optional<std::string>> read_pin(const std::string& state_dir);
-// "pin.bad-version" for a string that cannot be a version. Written atomically.
-Status write_pin(const std::string& state_dir, const std::string& version);
+Result<std::optional<Version>> read_pin(const std::string& state_dir);
+// Written atomically.
+Status write_pin(const std::string& state_dir, const Version& version);
 // Succeeds when nothing was pinned.
 Status remove_pin(const std::string& state_dir);
 

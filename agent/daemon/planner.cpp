@@ -4,15 +4,14 @@
 #include <cmath>
 #include <ctime>
 
-#include "boot/version_compare.hpp"
 #include "common/file.hpp"
+#include "common/version.hpp"
 #include "repository/chunk_codec.hpp"
 
 namespace ballast::agent {
 namespace {
 
 using repository::ReleaseInfo;
-using boot::compare_versions;
 
 bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 
@@ -33,7 +32,7 @@ int64_t wave_opens_at(const ReleaseInfo& r, double wariness) {
 
 const ReleaseInfo* find(const std::vector<ReleaseInfo>& releases, const std::string& version) {
   for (const auto& r : releases)
-    if (r.version == version) return &r;
+    if (r.version.str() == version) return &r;
   return nullptr;
 }
 
@@ -42,12 +41,12 @@ PlanDecision stay(std::string reason) { return PlanDecision{std::nullopt, false,
 // The newest release newer than the booted one that the automatic rules allow, or why none.
 PlanDecision plan_forward(const PlanInput& in) {
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(in.now.time_since_epoch()).count();
-  auto newer = [&](const ReleaseInfo& r) { return in.booted.empty() || compare_versions(r.version, in.booted) > 0; };
+  auto newer = [&](const ReleaseInfo& r) { return in.booted.empty() || compare_uapi_versions(r.version.str(), in.booted) > 0; };
   std::vector<const ReleaseInfo*> candidates;  // on the channel, newer, not revoked
   for (const auto& r : in.releases)
     if (r.channel == in.channel && !r.revoked && newer(r)) candidates.push_back(&r);
   std::sort(candidates.begin(), candidates.end(),
-            [](const ReleaseInfo* a, const ReleaseInfo* b) { return compare_versions(a->version, b->version) > 0; });
+            [](const ReleaseInfo* a, const ReleaseInfo* b) { return a->version > b->version; });
   if (candidates.empty())
     return stay("up to date: nothing newer than " + (in.booted.empty() ? std::string("the booted version") : in.booted) +
                 " on channel " + in.channel);
@@ -61,22 +60,22 @@ PlanDecision plan_forward(const PlanInput& in) {
     if (skipped.empty()) skipped = why;
   };
   for (const auto* r : candidates) {
-    if (barrier && compare_versions(r->version, barrier->version) > 0) {
-      note("barrier " + barrier->version + " first");
+    if (barrier && r->version > barrier->version) {
+      note("barrier " + barrier->version.str() + " first");
       continue;
     }
-    if (contains(in.denylist, r->version)) {
-      note(r->version + " is denylisted (this host rolled back from it)");
+    if (contains(in.denylist, r->version.str())) {
+      note(r->version.str() + " is denylisted (this host rolled back from it)");
       continue;
     }
     int64_t opens = wave_opens_at(*r, in.wariness);
     if (now < opens) {
-      note("waiting for rollout wave of " + r->version + ": opens at " + format_utc(opens));
+      note("waiting for rollout wave of " + r->version.str() + ": opens at " + format_utc(opens));
       continue;
     }
-    std::string reason = "newest allowed on channel " + in.channel + ": " + r->version;
+    std::string reason = "newest allowed on channel " + in.channel + ": " + r->version.str();
     if (!skipped.empty()) reason += " (" + skipped + ")";
-    return PlanDecision{r->version, false, reason};
+    return PlanDecision{r->version.str(), false, reason};
   }
   return stay(skipped);
 }
@@ -89,7 +88,7 @@ PlanDecision plan_update(const PlanInput& in) {
     if (*in.pin == in.booted) return stay("pinned to " + *in.pin + ", which is booted");
     if (!r) return stay("pinned to " + *in.pin + ", which the repository does not list");
     if (r->revoked) return stay("pinned to " + *in.pin + ", which has been revoked");
-    return PlanDecision{*in.pin, !in.booted.empty() && compare_versions(*in.pin, in.booted) < 0, "pinned to " + *in.pin};
+    return PlanDecision{*in.pin, !in.booted.empty() && compare_uapi_versions(*in.pin, in.booted) < 0, "pinned to " + *in.pin};
   }
 
   const ReleaseInfo* booted = in.booted.empty() ? nullptr : find(in.releases, in.booted);
@@ -99,17 +98,23 @@ PlanDecision plan_update(const PlanInput& in) {
       forward.reason = "booted " + in.booted + " is revoked; forward to " + *forward.target;
       return forward;
     }
-    // Back to the previous good deployment: the newest retained older version not revoked.
-    std::optional<std::string> back;
-    for (const auto& v : in.retained) {
-      if (compare_versions(v, in.booted) >= 0 || contains(in.denylist, v)) continue;
-      if (const ReleaseInfo* info = find(in.releases, v); info && info->revoked) continue;
-      if (!back || compare_versions(v, *back) > 0) back = v;
-    }
+    std::optional<std::string> back = previous_good_deployment(in.booted, in.retained, in.denylist, in.releases);
     if (!back) return stay("booted " + in.booted + " is revoked, but there is nothing newer allowed and no older deployment to go back to");
     return PlanDecision{*back, true, "booted " + in.booted + " is revoked; back to the previous good deployment " + *back};
   }
   return plan_forward(in);
+}
+
+std::optional<std::string> previous_good_deployment(const std::string& booted, const std::vector<std::string>& candidates,
+                                                    const std::vector<std::string>& denylist,
+                                                    const std::vector<ReleaseInfo>& releases) {
+  std::optional<std::string> back;
+  for (const auto& v : candidates) {
+    if (compare_uapi_versions(v, booted) >= 0 || contains(denylist, v)) continue;
+    if (const ReleaseInfo* info = find(releases, v); info && info->revoked) continue;
+    if (!back || compare_uapi_versions(v, *back) > 0) back = v;
+  }
+  return back;
 }
 
 double wariness_from_node_id(std::string_view node_id) {

@@ -40,6 +40,13 @@ struct PlanDecision {
 
 PlanDecision plan_update(const PlanInput& in);
 
+// Where going back from `booted` leads: the newest of `candidates` (versions this host can boot:
+// retained deployments, or boot entries not marked bad) older than `booted`, not in `denylist`
+// and not revoked in `releases`. The planner's revoked path and `ballast rollback` both ask this.
+std::optional<std::string> previous_good_deployment(const std::string& booted, const std::vector<std::string>& candidates,
+                                                    const std::vector<std::string>& denylist,
+                                                    const std::vector<repository::ReleaseInfo>& releases);
+
 // A node's place in the rollout, uniform in [0,1): the first 8 bytes of sha256(node id).
 // node.id, else the machine id: what FleetLock, the event source and the rollout wave know
 // this host by.

@@ -3,7 +3,6 @@
 #include "agent/daemon/pin.hpp"
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
-#include "boot/version_compare.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 
@@ -14,9 +13,9 @@ Result<std::optional<Release>> HostReleaseSource::check(const std::vector<std::s
   PlanInput in;
   for (auto& r : releases) in.releases.push_back(std::move(r.info));
   auto booted = boot_.booted_version();
-  in.booted = booted ? *booted : "";
+  in.booted = booted ? booted->str() : "";
   in.channel = opts_.request.channel;
-  in.pin = BALLAST_TRY(read_pin(opts_.state_dir));
+  if (auto pin = BALLAST_TRY(read_pin(opts_.state_dir))) in.pin = pin->str();
   in.wariness = opts_.wariness;
   in.denylist = denylist;
   in.retained = BALLAST_TRY(snapshot::list_deployments(opts_.host));
@@ -32,18 +31,19 @@ Result<std::optional<Release>> HostReleaseSource::check(const std::vector<std::s
 }
 
 Status HostReleaseSource::stage(const Release& release) {
+  Version version = BALLAST_TRY(Version::parse(release.version));
   auto booted = boot_.booted_version();
-  std::string booted_version = booted ? *booted : "";
+  std::string booted_version = booted ? booted->str() : "";
   // Going back to a retained deployment (a revoked release left, a pin to an older version):
   // nothing to fetch, its entry only has to come first.
-  if (!booted_version.empty() && boot::compare_versions(release.version, booted_version) < 0 &&
+  if (booted && version < *booted &&
       path_exists(opts_.host.deployment(release.version))) {
     auto entries = BALLAST_TRY(boot_.entries());
     for (const auto& e : entries)
-      if (e.version == release.version) return boot_.prefer(release.version);
+      if (e.version == version) return boot_.prefer(version);
   }
   repository::ReleaseRequest req = opts_.request;
-  req.version = release.version;
+  req.version = version;
   if (!booted_version.empty() && path_exists(opts_.host.slot(booted_version))) {
     auto local = host::local_subvolume(opts_.host.slot(booted_version));
     if (local) req.local = *local;
@@ -57,8 +57,9 @@ Status HostReleaseSource::stage(const Release& release) {
   auto opened = BALLAST_TRY(repository::open_release(req, clock_));
   host::StageContext ctx{opts_.host, boot_, opts_.state_dir, booted_version};
   host::StageRequest sreq;
-  sreq.version = release.version;
+  sreq.version = version;
   sreq.needed_bytes = opened.artifact.usize;
+  sreq.cmdline = opened.info.cmdline;
   sreq.tries = opts_.tries;
   sreq.entry_type = opts_.entry_type;
   sreq.esp_fstab = opts_.esp_fstab;
@@ -99,7 +100,7 @@ Result<HealthReport> HostHealthChecker::run() {
   if (!host_) return run_health_checks(opts_);
   HealthOptions o = opts_;
   auto booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
-  o.dirs = deployment_health_dirs(*host_, booted);
+  o.dirs = deployment_health_dirs(*host_, booted.str());
   return run_health_checks(o);
 }
 

@@ -124,6 +124,10 @@ Result<AgentStatus> Client::status() {
       int64_t v = 0;
       if ((r = sd_bus_message_read(reply, "v", "x", &v)) < 0) return bad(r);
       s.last_check = v;
+    } else if (k == "DroppedEvents") {
+      uint64_t v = 0;
+      if ((r = sd_bus_message_read(reply, "v", "t", &v)) < 0) return bad(r);
+      s.dropped_events = v;
     } else if (k == "Progress") {
       if ((r = sd_bus_message_enter_container(reply, 'v', "(dttds)")) < 0) return bad(r);
       auto p = read_progress(reply);

@@ -71,6 +71,9 @@ Result<UpdateOptions> read_update_options(sd_bus_message* m) {
 
 }  // namespace
 
+Server::Server(AgentApi& api, ServerOptions options)
+    : api_(api), options_(std::move(options)), clock_(options_.clock ? *options_.clock : system_clock_) {}
+
 Result<std::unique_ptr<Server>> Server::open(AgentApi& api, const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server(api, options));
   s->bus_ = BALLAST_TRY(connect_bus(options.bus_address));
@@ -114,7 +117,7 @@ Result<bool> Server::process() {
   }
 }
 
-Result<bool> Server::caller_may_mutate(sd_bus_message* m) {
+Result<bool> Server::caller_is_admin(sd_bus_message* m) {
   sd_bus_creds* creds = nullptr;
   // The uid comes from the bus daemon (trustworthy); the group list is augmented from /proc.
   int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
@@ -148,7 +151,7 @@ Result<bool> Server::caller_may_mutate(sd_bus_message* m) {
 
 int Server::mutate(sd_bus_message* m, void* userdata, sd_bus_error* error, Status (*call)(Server&, sd_bus_message*)) {
   auto& self = *static_cast<Server*>(userdata);
-  auto allowed = self.caller_may_mutate(m);
+  auto allowed = self.caller_is_admin(m);
   if (!allowed) return reply_error(error, allowed.error());
   if (!*allowed) {
     std::string who = self.options_.admin_group.empty() ? "root" : "root or members of group " + self.options_.admin_group;
@@ -161,7 +164,20 @@ int Server::mutate(sd_bus_message* m, void* userdata, sd_bus_error* error, Statu
 
 int Server::method_check(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   auto& self = *static_cast<Server*>(userdata);
-  auto r = self.api_.check();
+  auto admin = self.caller_is_admin(m);
+  if (!admin) return reply_error(error, admin.error());
+  auto now = self.clock_.monotonic();
+  // Calls are served one at a time on the loop: callers that queued behind a running check
+  // find its result here, as do those within the interval after it.
+  bool fresh = self.last_check_ && now - self.last_check_->at < kUnprivilegedCheckInterval;
+  if (*admin || !fresh) {
+    self.last_check_ = LastCheck{now, self.api_.check()};
+  } else {
+    log::debug("dbus: answering Check with the result of " +
+               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - self.last_check_->at).count()) +
+               " s ago (unprivileged caller)");
+  }
+  const auto& r = self.last_check_->result;
   if (!r) return reply_error(error, r.error());
   return sd_bus_reply_method_return(m, "s", r->dump().c_str());
 }
@@ -226,6 +242,7 @@ int Server::get_property(sd_bus*, const char*, const char*, const char* property
                                                   : nullptr;
   if (str) return sd_bus_message_append(reply, "s", str->c_str());
   if (p == "LastCheck") return sd_bus_message_append(reply, "x", static_cast<int64_t>(s->last_check));
+  if (p == "DroppedEvents") return sd_bus_message_append(reply, "t", static_cast<uint64_t>(s->dropped_events));
   if (p == "Progress") {
     const auto& g = s->progress;
     return sd_bus_message_append(reply, "(dttds)", g.percent, static_cast<uint64_t>(g.bytes),
@@ -241,7 +258,8 @@ void Server::on_transition(const std::string& from, const std::string& to) {
   if (!s) return;
   emitting_status = &*s;
   r = sd_bus_emit_properties_changed(bus_, kObjectPath, kInterface, "State", "BootedVersion", "StagedVersion",
-                                     "TargetVersion", "Pinned", "LastError", "LastCheck", "Progress", nullptr);
+                                     "TargetVersion", "Pinned", "LastError", "LastCheck", "Progress",
+                                     "DroppedEvents", nullptr);
   emitting_status = nullptr;
   if (r < 0) log::warning("dbus: cannot emit PropertiesChanged: " + std::string(std::strerror(-r)));
 }
@@ -258,7 +276,7 @@ void Server::on_progress(const Progress& progress) {
 
 const sd_bus_vtable* Server::vtable() {
   constexpr uint64_t emits = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
-  // Every method is UNPRIVILEGED for sd-bus: the access rule is caller_may_mutate's, not sd-bus's.
+  // Every method is UNPRIVILEGED for sd-bus: the access rule is caller_is_admin's, not sd-bus's.
   constexpr uint64_t open = SD_BUS_VTABLE_UNPRIVILEGED;
   static const sd_bus_vtable table[] = {
       SD_BUS_VTABLE_START(0),
@@ -270,6 +288,7 @@ const sd_bus_vtable* Server::vtable() {
       SD_BUS_PROPERTY("LastError", "s", get_property, 0, emits),
       SD_BUS_PROPERTY("LastCheck", "x", get_property, 0, emits),
       SD_BUS_PROPERTY("Progress", "(dttds)", get_property, 0, emits),
+      SD_BUS_PROPERTY("DroppedEvents", "t", get_property, 0, emits),
       SD_BUS_METHOD_WITH_NAMES("Check", "", , "s", SD_BUS_PARAM(result), method_check, open),
       SD_BUS_METHOD_WITH_NAMES("Update", "a{sv}", SD_BUS_PARAM(options), "", , method_update, open),
       SD_BUS_METHOD_WITH_NAMES("Rollback", "b", SD_BUS_PARAM(reboot), "", , method_rollback, open),

@@ -1,23 +1,29 @@
 // The agent's D-Bus server: exposes any AgentApi as object kObjectPath, interface kInterface, and
 // owns the name kBusName (see names.hpp). Properties State, BootedVersion, StagedVersion,
-// TargetVersion, Pinned, LastError, LastCheck (x, unix seconds) and Progress
-// ((dttds) percent, bytes, total bytes, rate in bytes/s, message); methods Check() → s (JSON),
+// TargetVersion, Pinned, LastError, LastCheck (x, unix seconds), Progress
+// ((dttds) percent, bytes, total bytes, rate in bytes/s, message) and DroppedEvents (t); methods Check() → s (JSON),
 // Update(a{sv} "download-only", "apply"), Rollback(b reboot), Pin(s), Unpin(), Bless(),
 // History() → s (JSON); signal StateChanged(s from, s to), and PropertiesChanged on every
 // transition and progress change (the server is the AgentObserver that emits them).
 //
 // Reads are open to everyone the bus policy lets through; mutating methods only to uid 0 and
-// members of the admin group, refused with kAccessDenied. AgentApi errors become D-Bus errors
+// members of the admin group, refused with kAccessDenied. Check() asks the repository and reports
+// a `checked` event, so anyone else is answered with the last check's result (success or error)
+// while it is younger than kUnprivilegedCheckInterval: a local user cannot flood the repository
+// or the event outbox. AgentApi errors become D-Bus errors
 // named after their code (error_name_for_code) carrying Error::describe().
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "agent/api.hpp"
+#include "common/clock.hpp"
 #include "common/result.hpp"
 
 namespace ballast::agent::dbus {
@@ -26,7 +32,11 @@ struct ServerOptions {
   std::string bus_address;   // empty: the system bus
   std::string admin_group;   // members may call mutating methods besides root; empty: root only
   bool request_name = true;  // own kBusName (off only for tests that run two servers)
+  const Clock* clock = nullptr;  // for Check()'s interval; null: the system clock
 };
+
+// How long a check answers unprivileged callers of Check() instead of a new one.
+inline constexpr std::chrono::seconds kUnprivilegedCheckInterval{60};
 
 class Server : public AgentObserver {
  public:
@@ -50,8 +60,9 @@ class Server : public AgentObserver {
   std::string unique_name() const;
 
  private:
-  Server(AgentApi& api, ServerOptions options) : api_(api), options_(std::move(options)) {}
-  Result<bool> caller_may_mutate(sd_bus_message* m);
+  Server(AgentApi& api, ServerOptions options);
+  // uid 0 or a member of options_.admin_group, from the bus daemon's credentials of the sender.
+  Result<bool> caller_is_admin(sd_bus_message* m);
   static const sd_bus_vtable* vtable();
 
   static int method_check(sd_bus_message* m, void* userdata, sd_bus_error* error);
@@ -66,8 +77,15 @@ class Server : public AgentObserver {
   // Runs a mutating AgentApi call after the access check and answers with an empty reply.
   static int mutate(sd_bus_message* m, void* userdata, sd_bus_error* error, Status (*call)(Server&, sd_bus_message*));
 
+  struct LastCheck {
+    std::chrono::steady_clock::time_point at;
+    Result<nlohmann::json> result;
+  };
   AgentApi& api_;
   ServerOptions options_;
+  SystemClock system_clock_;
+  const Clock& clock_;
+  std::optional<LastCheck> last_check_;
   sd_bus* bus_ = nullptr;
   sd_bus_slot* slot_ = nullptr;
 };

@@ -101,6 +101,7 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
   req.version = release.version;
   req.open_stream = release.open_stream;
   req.needed_bytes = release.needed_bytes;
+  req.cmdline = release.cmdline;
   if (!esp_uuid.empty()) req.esp_fstab = "UUID=" + esp_uuid + " /efi vfat umask=0077 0 2";
   auto staged = stage_release(ctx, req);
   (void)remove_tree(efivars);

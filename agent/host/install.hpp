@@ -14,13 +14,15 @@
 
 #include "common/byte_source.hpp"
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace ballast::host {
 
 struct ReleaseSource {
-  std::string version;
+  Version version;
   std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;  // the full stream
   uint64_t needed_bytes = 0;
+  std::string cmdline;  // the release's signed kernel command line; empty: the image's own
 };
 
 struct InstallOptions {
@@ -33,7 +35,7 @@ struct InstallOptions {
 };
 
 struct InstallResult {
-  std::string version;
+  Version version;
   std::string root_uuid;  // the Btrfs filesystem
   std::string esp_uuid;   // the FAT volume id, XXXX-XXXX
 };

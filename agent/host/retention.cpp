@@ -32,10 +32,8 @@ Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot
   for (const auto& v : plan.remove) {
     log::info("retention: removing " + v);
     // The entry goes first: a boot entry must never point at a deleted deployment.
-    bool has_entry = false;
     for (const auto& e : BALLAST_TRY(boot.entries()))
-      if (e.version == v) has_entry = true;
-    if (has_entry) BALLAST_CHECK(with_context(boot.remove(v), "removing the boot entry of " + v));
+      if (e.version.str() == v) BALLAST_CHECK(with_context(boot.remove(e.version), "removing the boot entry of " + v));
     BALLAST_CHECK(snapshot::delete_deployment(host, v));
     BALLAST_CHECK(snapshot::delete_slot(host, v));
   }

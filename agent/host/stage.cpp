@@ -11,7 +11,7 @@
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "common/pe_file.hpp"
-#include "images/builder.hpp"
+#include "images/uki.hpp"
 #include "snapshot/receive.hpp"
 #include "snapshot/send_stream.hpp"
 #include "snapshot/subvolume.hpp"
@@ -62,31 +62,30 @@ Status check_space(const StageContext& ctx, const StageRequest& req) {
   uint64_t needed = req.needed_bytes + req.needed_bytes / 10 + (64ull << 20);
   if (free_bytes < needed)
     return fail("stage.no-space", "the Btrfs filesystem has " + std::to_string(free_bytes >> 20) + " MiB free; staging " +
-                                      req.version + " needs about " + std::to_string(needed >> 20) + " MiB");
+                                      req.version.str() + " needs about " + std::to_string(needed >> 20) + " MiB");
   return ok();
 }
 
 // The slot is received in place (slots/.ballast-receive-* renamed to slots/<v>), checked, and
 // deleted again if it is not the release it claims to be.
 Status receive_into_slot(const StageContext& ctx, const StageRequest& req) {
+  const std::string& v = req.version.str();
   auto stream = BALLAST_TRY(req.open_stream());
   snapshot::ReceiveOptions ro;
   ro.dest_dir = ctx.host.slots_dir();
-  ro.name = req.version;
+  ro.name = v;
   for (const auto& s : BALLAST_TRY(snapshot::list_slots(ctx.host))) ro.clone_sources.push_back(ctx.host.slot(s));
   ro.progress = req.progress;
-  if (path_exists(ctx.host.slot(req.version))) BALLAST_CHECK(snapshot::delete_subvolume(ctx.host.slot(req.version)));
+  if (path_exists(ctx.host.slot(v))) BALLAST_CHECK(snapshot::delete_subvolume(ctx.host.slot(v)));
   auto received = BALLAST_TRY(snapshot::receive(*stream, ro));
   snapshot::SubvolumeGuard guard(received.path);
 
-  BALLAST_CHECK(journal(ctx, req.version, "check"));
+  BALLAST_CHECK(journal(ctx, v, "check"));
   if (received.received_uuid.empty() || !BALLAST_TRY(snapshot::is_read_only(received.path)))
     return fail("stage.bad-image", "the received subvolume is not read-only with a received UUID");
-  std::string image_version = BALLAST_TRY(snapshot::image_version_of(received.path));
-  if (image_version != req.version)
-    return fail("stage.bad-image", "the stream holds IMAGE_VERSION \"" + image_version + "\", not release " + req.version);
+  BALLAST_CHECK(snapshot::check_image_version(received.path, req.version));
 
-  BALLAST_CHECK(journal(ctx, req.version, "slot"));
+  BALLAST_CHECK(journal(ctx, v, "slot"));
   BALLAST_CHECK(fsync_dir(ctx.host.slots_dir()));
   guard.commit();
   return ok();
@@ -117,55 +116,55 @@ Result<std::vector<std::string>> recover_stage(const StageContext& ctx) {
 }
 
 Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& req) {
-  BALLAST_CHECK(images::validate_version(req.version));
   BALLAST_CHECK(recover_stage(ctx));
-  if (!ctx.booted_version.empty() && req.version == ctx.booted_version)
-    return fail("stage.booted", "version " + req.version + " is the booted one");
+  const std::string& v = req.version.str();
+  if (!ctx.booted_version.empty() && v == ctx.booted_version)
+    return fail("stage.booted", "version " + v + " is the booted one");
   StageResult result;
   result.version = req.version;
 
-  BALLAST_CHECK(journal(ctx, req.version, "receive"));
-  if (BALLAST_TRY(slot_is_complete(ctx.host, req.version))) {
+  BALLAST_CHECK(journal(ctx, v, "receive"));
+  if (BALLAST_TRY(slot_is_complete(ctx.host, v))) {
     result.resumed.push_back("receive");
   } else {
     BALLAST_CHECK(check_space(ctx, req));
-    BALLAST_CHECK(with_context(receive_into_slot(ctx, req), "staging " + req.version));
+    BALLAST_CHECK(with_context(receive_into_slot(ctx, req), "staging " + v));
   }
 
-  BALLAST_CHECK(journal(ctx, req.version, "deploy"));
-  if (path_exists(ctx.host.deployment(req.version))) {
+  BALLAST_CHECK(journal(ctx, v, "deploy"));
+  if (path_exists(ctx.host.deployment(v))) {
     result.resumed.push_back("deploy");
   } else {
     snapshot::DeploymentOptions d;
-    d.version = req.version;
+    d.version = v;
     if (!ctx.booted_version.empty() && path_exists(ctx.host.deployment(ctx.booted_version)) &&
         path_exists(ctx.host.slot(ctx.booted_version)))
       d.previous = ctx.booted_version;
     std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
     d.var_fstab = "UUID=" + fs_uuid + " /var btrfs subvol=@var 0 0";
     d.esp_fstab = req.esp_fstab;
-    BALLAST_CHECK(with_context(snapshot::create_deployment(ctx.host, d), "deploying " + req.version));
+    BALLAST_CHECK(with_context(snapshot::create_deployment(ctx.host, d), "deploying " + v));
   }
 
-  BALLAST_CHECK(journal(ctx, req.version, "boot-entry"));
-  std::string deployment = ctx.host.deployment(req.version);
+  BALLAST_CHECK(journal(ctx, v, "boot-entry"));
+  std::string deployment = ctx.host.deployment(v);
   result.kernel_version = BALLAST_TRY(kernel_version_in(deployment));
   std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
-  result.entry_options = "root=UUID=" + fs_uuid + " rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(req.version) +
-                         " ro ballast.version=" + req.version;
-  if (auto extra = read_file(deployment + "/usr/lib/kernel/cmdline", 4096)) {
-    std::string e = *extra;
-    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
-    if (!e.empty()) result.entry_options += " " + e;
-  }
+  result.entry_options = "root=UUID=" + fs_uuid + " rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(v) +
+                         " ro ballast.version=" + v;
+  std::string extra = req.cmdline;
+  if (extra.empty())
+    if (auto image_cmdline = read_file(deployment + "/usr/lib/kernel/cmdline", 4096)) extra = *image_cmdline;
+  while (!extra.empty() && (extra.back() == '\n' || extra.back() == ' ')) extra.pop_back();
+  if (!extra.empty()) result.entry_options += " " + extra;
   const std::string uki = deployment + images::kUkiPath;
   const bool use_uki = req.entry_type == EntryType::uki || (req.entry_type == EntryType::automatic && path_exists(uki));
   if (use_uki) {
     if (!path_exists(uki))
-      return fail("stage.no-uki", "boot.entry_type is uki but release " + req.version + " has no UKI at " + images::kUkiPath);
+      return fail("stage.no-uki", "boot.entry_type is uki but release " + v + " has no UKI at " + images::kUkiPath);
     // The UKI's command line is sealed in it: that, not the Type #1 options, is what boots.
-    auto sealed = BALLAST_TRY(with_context(pe::read_section_of_file(uki, ".cmdline"), "reading the UKI of " + req.version));
-    if (!sealed) return fail("boot.bad-uki", "the UKI of release " + req.version + " has no .cmdline section");
+    auto sealed = BALLAST_TRY(with_context(pe::read_section_of_file(uki, ".cmdline"), "reading the UKI of " + v));
+    if (!sealed) return fail("boot.bad-uki", "the UKI of release " + v + " has no .cmdline section");
     result.entry_options = *sealed;
   }
   bool have_entry = false;
@@ -182,9 +181,9 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
     k.options = result.entry_options;
     k.tries = req.tries;
     if (use_uki) k.uki_path = uki;
-    BALLAST_CHECK(with_context(ctx.boot.install(k), "writing the boot entry of " + req.version));
+    BALLAST_CHECK(with_context(ctx.boot.install(k), "writing the boot entry of " + v));
   }
-  BALLAST_CHECK(journal(ctx, req.version, "staged"));
+  BALLAST_CHECK(journal(ctx, v, "staged"));
   return result;
 }
 

@@ -15,6 +15,7 @@
 #include "boot/boot_control.hpp"
 #include "common/byte_source.hpp"
 #include "common/result.hpp"
+#include "common/version.hpp"
 #include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
 
@@ -30,10 +31,14 @@ enum class EntryType {
 };
 
 struct StageRequest {
-  std::string version;
+  Version version;
   // The stream of the release: full, or a delta whose parent is one of our slots.
   std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;
   uint64_t needed_bytes = 0;     // uncompressed stream size from the manifest; 0: unknown
+  // The release's kernel command line from its signed TUF target (ReleaseInfo::cmdline): what
+  // every host's entry gets after `root=… ro ballast.version=<v>`. Empty (no manifest, as with
+  // `ballast stage -f`, or none published): the image's own /usr/lib/kernel/cmdline instead.
+  std::string cmdline;
   int tries = 0;                 // 0: the boot backend's default
   EntryType entry_type = EntryType::automatic;
   std::string esp_fstab;         // fstab line for the ESP (by UUID); empty: none
@@ -48,7 +53,7 @@ struct StageContext {
 };
 
 struct StageResult {
-  std::string version;
+  Version version;
   std::string kernel_version;
   std::string entry_options;
   std::vector<std::string> resumed;  // steps found already complete

@@ -4,7 +4,7 @@
 #include <map>
 #include <sstream>
 
-#include "boot/version_compare.hpp"
+#include "common/version.hpp"
 
 namespace ballast::host {
 
@@ -13,7 +13,7 @@ Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::Boot
   for (const auto& v : BALLAST_TRY(snapshot::list_slots(host))) by_version[v].slot = true;
   for (const auto& v : BALLAST_TRY(snapshot::list_deployments(host))) by_version[v].deployment = true;
   auto entries = BALLAST_TRY(boot.entries());
-  for (const auto& e : entries) by_version[e.version].entry = e;
+  for (const auto& e : entries) by_version[e.version.str()].entry = e;
 
   HostStatus s;
   for (auto& [v, d] : by_version) {
@@ -21,7 +21,7 @@ Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::Boot
     s.all.push_back(d);
   }
   std::sort(s.all.begin(), s.all.end(), [](const auto& a, const auto& b) {
-    return boot::compare_versions(a.version, b.version) > 0;
+    return compare_uapi_versions(a.version, b.version) > 0;
   });
   for (const auto& d : s.all) {
     if (d.version == booted) s.booted = d;
@@ -29,8 +29,8 @@ Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::Boot
   // Staged: what the loader would try next in place of the booted version — the first entry in
   // boot order that is on trial. Rollback: the first good entry in boot order other than the booted.
   for (const auto& e : entries) {
-    if (e.version == booted) continue;
-    auto it = std::find_if(s.all.begin(), s.all.end(), [&](const auto& d) { return d.version == e.version; });
+    if (e.version.str() == booted) continue;
+    auto it = std::find_if(s.all.begin(), s.all.end(), [&](const auto& d) { return d.version == e.version.str(); });
     if (!s.staged && e.state == boot::EntryState::indeterminate) s.staged = *it;
     if (!s.rollback && e.state == boot::EntryState::good) s.rollback = *it;
   }

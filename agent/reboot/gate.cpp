@@ -6,10 +6,7 @@
 
 namespace ballast::agent::reboot {
 
-Result<bool> PeriodicGate::may_reboot_now() {
-  if (allowed_.exchange(false)) return true;
-  return window_.is_open(clock_.now());
-}
+Result<bool> PeriodicGate::may_reboot_now() { return window_.is_open(clock_.now()); }
 
 Result<bool> FleetLockGate::may_reboot_now() {
   if (retry_at_ && clock_.now() < *retry_at_) return false;

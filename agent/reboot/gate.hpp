@@ -1,18 +1,17 @@
 // The reboot strategies (reboot.strategy): immediate, manual, periodic maintenance windows and
-// FleetLock, each an agent::RebootGate the update flow asks before it reboots.
+// FleetLock, each a Gate that RebootPolicy (policy.hpp) asks; the policy adds the operator's
+// override, so a gate answers for the strategy alone.
 //
-// The daemon needs two things beyond RebootGate, both on Gate:
-// - next_attempt(): when to ask again by itself (a window opens, a FleetLock backoff ends), so it
-//   arms a timer instead of polling; nullopt means only an operator can change the answer.
-// - allow_once(): an operator asked to reboot now (D-Bus/CLI). Manual and periodic open for the
-//   next may_reboot_now(); FleetLock still needs the lock, since other nodes count on it.
-// At start-up the daemon calls retry_steady_state() until it returns nullopt (FleetLock: a
-// slot a previous boot took is given back; the other strategies have nothing to send).
+// - next_attempt(): when to ask again by itself (a window opens, a FleetLock backoff ends), so
+//   the daemon arms a timer instead of polling; nullopt means only an operator can change the answer.
+// - takes_lock(): whether the gate holds something other nodes count on (FleetLock's slot), which
+//   an operator's "reboot now" must still take.
+// At start-up the daemon sends steady_state() (FleetLock: a slot a previous boot took is given
+// back; the other strategies have nothing to send); retry_steady_state() says when to send it again.
 //
-// allow_once() may be called from another thread than the flow's; the rest is not thread-safe.
+// Not thread-safe: the flow's thread asks.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -33,7 +32,7 @@ class Gate : public RebootGate {
  public:
   virtual const char* strategy() const = 0;
   virtual std::optional<TimePoint> next_attempt() const { return std::nullopt; }
-  virtual void allow_once() {}
+  virtual bool takes_lock() const { return false; }
   Status steady_state() override { return ok(); }
 };
 
@@ -43,15 +42,11 @@ class ImmediateGate final : public Gate {
   Result<bool> may_reboot_now() override { return true; }
 };
 
-// Stage and wait: only allow_once() opens it, for one reboot.
+// Stage and wait: only the operator (RebootPolicy::allow_once) reboots.
 class ManualGate final : public Gate {
  public:
   const char* strategy() const override { return "manual"; }
-  Result<bool> may_reboot_now() override { return allowed_.exchange(false); }
-  void allow_once() override { allowed_ = true; }
-
- private:
-  std::atomic<bool> allowed_{false};
+  Result<bool> may_reboot_now() override { return false; }
 };
 
 class PeriodicGate final : public Gate {
@@ -60,13 +55,11 @@ class PeriodicGate final : public Gate {
   const char* strategy() const override { return "periodic"; }
   Result<bool> may_reboot_now() override;
   std::optional<TimePoint> next_attempt() const override { return window_.next_opening(clock_.now()); }
-  void allow_once() override { allowed_ = true; }
   const MaintenanceWindow& window() const { return window_; }
 
  private:
   MaintenanceWindow window_;
   const Clock& clock_;
-  std::atomic<bool> allowed_{false};
 };
 
 struct Backoff {
@@ -87,6 +80,7 @@ class FleetLockGate final : public Gate {
   // returned so the caller retries at next_attempt().
   Status steady_state() override;
   std::optional<TimePoint> next_attempt() const override { return retry_at_; }
+  bool takes_lock() const override { return true; }
   // Why the last request failed; empty after a success.
   const std::string& last_refusal() const { return last_refusal_; }
   const FleetLockClient& client() const { return client_; }

@@ -148,6 +148,9 @@ std::string Metrics::exposition() const {
   o << "ballast_rollbacks_total " << c_.rollbacks << '\n';
   family(o, "ballast_health_failures_total", "counter", "Trial boots that failed their health checks.");
   o << "ballast_health_failures_total " << c_.health_failures << '\n';
+  family(o, "ballast_report_events_dropped_total", "counter",
+         "Reports (heartbeats, check results) dropped to keep the event outbox in its bounds.");
+  o << "ballast_report_events_dropped_total " << (dropped_events_ ? dropped_events_() : 0) << '\n';
   if (!c_.booted.empty()) {
     family(o, "ballast_booted_info", "gauge", "The version running now.");
     o << "ballast_booted_info{version=\"" << label_value(c_.booted) << "\"} 1\n";

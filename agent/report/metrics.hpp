@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,9 @@ class Metrics final : public AgentObserver {
   void on_progress(const Progress& progress) override;
 
   void set_booted(const std::string& version);  // saves
+  // Where ballast_report_events_dropped_total comes from (the outbox keeps the count); asked on
+  // the loop thread at every exposition.
+  void count_dropped_events_from(std::function<uint64_t()> source) { dropped_events_ = std::move(source); }
   Status save();
 
   const MetricsCounters& counters() const { return c_; }
@@ -76,6 +80,7 @@ class Metrics final : public AgentObserver {
   const Clock& clock_;
   MetricsCounters c_;
   uint64_t progress_seen_ = 0;  // bytes of the current staging already counted
+  std::function<uint64_t()> dropped_events_;
 
   sd_event* event_ = nullptr;
   sd_event_source* listen_source_ = nullptr;

@@ -148,6 +148,10 @@ Status Outbox::load() {
         m["dropped"].is_number_unsigned()) {
       next_seq_ = m["next_seq"].get<uint64_t>();
       dropped_ = m["dropped"].get<uint64_t>();
+      // Older outboxes kept only the total.
+      if (m.contains("dropped_by_type") && m["dropped_by_type"].is_object())
+        for (const auto& [type, n] : m["dropped_by_type"].items())
+          if (n.is_number_unsigned()) dropped_by_type_[type] = n.get<uint64_t>();
       meta_ok = true;
     } else {
       quarantine(kMetaFile, "the sequence file is not valid");
@@ -189,7 +193,7 @@ Status Outbox::load() {
 }
 
 Status Outbox::save_meta() {
-  json m = {{"next_seq", next_seq_}, {"dropped", dropped_}};
+  json m = {{"next_seq", next_seq_}, {"dropped", dropped_}, {"dropped_by_type", dropped_by_type_}};
   return write_file_atomic(path_join(options_.dir, kMetaFile), m.dump() + "\n", 0600);
 }
 
@@ -224,21 +228,45 @@ Status Outbox::remove_entry(size_t index) {
   return ok();
 }
 
-Status Outbox::drop_for(uint64_t incoming_bytes) {
+bool droppable_event_type(const std::string& type) { return type == "heartbeat" || type == "checked"; }
+
+void Outbox::count_drop(const std::string& type, const std::string& what) {
+  ++dropped_;
+  ++dropped_by_type_[type];
+  log::warning("outbox full: dropping " + what + " (" + std::to_string(dropped_) + " dropped so far)",
+               {{"BALLAST_OUTBOX_DROPPED_TYPE", type}});
+}
+
+Result<bool> Outbox::drop_for(const std::string& incoming_type, uint64_t incoming_bytes) {
   uint64_t bytes = pending_bytes();
+  auto over = [&] { return events_.size() + 1 > options_.max_events || bytes + incoming_bytes > options_.max_bytes; };
+  bool keep_incoming = true;
   size_t dropped_now = 0;
-  while (!events_.empty() && (events_.size() + 1 > options_.max_events || bytes + incoming_bytes > options_.max_bytes)) {
-    // Heartbeats are the cheapest to lose: the next one says the same and more.
-    auto it = std::find_if(events_.begin(), events_.end(), [](const Entry& e) { return e.type == "heartbeat"; });
-    size_t index = it != events_.end() ? static_cast<size_t>(it - events_.begin()) : 0;
-    bytes -= events_[index].bytes;
-    log::warning("outbox full: dropping event " + events_[index].file, {{"BALLAST_OUTBOX_FILE", events_[index].file}});
-    BALLAST_CHECK(remove_entry(index));
-    ++dropped_;
+  while (over()) {
+    // Heartbeats first (the next one says the same and more), then check results; both oldest first.
+    auto oldest = [&](const char* type) {
+      return std::find_if(events_.begin(), events_.end(), [&](const Entry& e) { return e.type == type; });
+    };
+    auto it = oldest("heartbeat");
+    if (it == events_.end()) it = oldest("checked");
+    if (it == events_.end()) {
+      if (droppable_event_type(incoming_type)) {
+        count_drop(incoming_type, "the new " + incoming_type + " event");
+        keep_incoming = false;
+        ++dropped_now;
+      } else {
+        log::warning("outbox full of lifecycle events: keeping the " + incoming_type + " event beyond the bounds");
+      }
+      break;
+    }
+    Entry victim = *it;
+    bytes -= victim.bytes;
+    BALLAST_CHECK(remove_entry(static_cast<size_t>(it - events_.begin())));
+    count_drop(victim.type, "event " + victim.file);
     ++dropped_now;
   }
   if (dropped_now) BALLAST_CHECK(save_meta());
-  return ok();
+  return keep_incoming;
 }
 
 Result<json> Outbox::enqueue(const std::string& type, const json& data) {
@@ -264,7 +292,9 @@ Result<json> Outbox::enqueue(const std::string& type, const json& data) {
     return fail("report.too-large", "a " + type + " event of " + std::to_string(text.size()) +
                                         " bytes is larger than the outbox");
 
-  BALLAST_CHECK(drop_for(text.size()));
+  // Reporting is off: nothing is kept for a sink that will never be asked.
+  if (options_.endpoint.empty()) return event;
+  if (!BALLAST_TRY(drop_for(type, text.size()))) return event;
   std::string name = event_file_name(seq, type);
   // The sequence is saved before the event so a crash in between skips a number instead of
   // reusing it; load() also takes the largest file's sequence into account.

@@ -4,10 +4,17 @@
 // with the same id, which a CloudEvents sink treats as a duplicate (source + id are the key).
 // The library never sleeps: after a failure flush() stops and next_retry() says when the daemon
 // should arm its timer.
+//
+// Bounded without losing what the fleet must learn: over max_events/max_bytes the oldest
+// heartbeat, then the oldest check result make room (see droppable_event_type); a lifecycle
+// event (staged, rebooting, booted, health.*, committed, rolled-back, error) is never dropped,
+// so an outbox holding only those grows past its bounds, and a droppable event that finds
+// nothing to displace is dropped itself. Every drop is counted, in total and by type.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -28,7 +35,7 @@ namespace ballast::agent::report {
 struct OutboxOptions {
   std::string dir;                // the outbox directory, e.g. <state>/outbox; created when missing
   std::string node_id;            // source "ballast://<node id>", id "<node id>-<sequence>"
-  std::string endpoint;           // the sink; empty: events are kept but flush() sends nothing
+  std::string endpoint;           // the sink; empty: reporting is off, nothing is written or sent
   std::string bearer_token_file;  // read at every flush so a rotated token is picked up; empty: none
   size_t max_events = 1000;
   uint64_t max_bytes = 4 << 20;
@@ -67,8 +74,8 @@ class Outbox final : public Reporter {
 
   // Builds the event (type "dev.ballast.<type>", subject = data["version"] when it is a string,
   // data["from"] for "rolled-back")
-  // and writes it durably, dropping the oldest events when the outbox is over its bounds
-  // (heartbeats first). Returns the event as written.
+  // and writes it durably, dropping droppable events when the outbox is over its bounds (see
+  // above). Returns the event as written; without an endpoint, as it would have been written.
   Result<nlohmann::json> enqueue(const std::string& type, const nlohmann::json& data);
 
   // POSTs pending events oldest first until one fails or none is left. While a backoff runs
@@ -82,6 +89,8 @@ class Outbox final : public Reporter {
   size_t pending() const { return events_.size(); }
   uint64_t pending_bytes() const;
   uint64_t dropped() const { return dropped_; }  // events dropped for the bounds, ever
+  // The same by short type ("heartbeat", "checked"); kept in meta.json with the total.
+  const std::map<std::string, uint64_t>& dropped_by_type() const { return dropped_by_type_; }
   int consecutive_failures() const { return failures_; }
   const std::string& dir() const { return options_.dir; }
 
@@ -95,7 +104,9 @@ class Outbox final : public Reporter {
   Outbox(OutboxOptions options, repository::HttpClient& http, const Clock& clock);
   Status load();
   Status save_meta();
-  Status drop_for(uint64_t incoming_bytes);
+  // Makes room for an incoming event; false when the incoming (droppable) event is the one to drop.
+  Result<bool> drop_for(const std::string& incoming_type, uint64_t incoming_bytes);
+  void count_drop(const std::string& type, const std::string& what);
   Status remove_entry(size_t index);
   void quarantine(const std::string& file, const std::string& why);
   Result<std::vector<std::string>> headers() const;
@@ -107,10 +118,15 @@ class Outbox final : public Reporter {
   std::vector<Entry> events_;  // oldest first
   uint64_t next_seq_ = 1;
   uint64_t dropped_ = 0;
+  std::map<std::string, uint64_t> dropped_by_type_;
   int failures_ = 0;
   std::chrono::steady_clock::time_point retry_at_{};
   std::mt19937_64 rng_;
 };
+
+// Whether the outbox may drop an event of this short type to stay in its bounds: heartbeats and
+// check results (the next one says the same); never a lifecycle event.
+bool droppable_event_type(const std::string& type);
 
 // The data of a dev.ballast.heartbeat event: the agent's status, plus the outbox's drop count so
 // the fleet learns that events were lost.

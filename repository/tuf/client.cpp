@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/file.hpp"
+#include "repository/layout.hpp"
 
 namespace ballast::repository::tuf {
 namespace {
@@ -370,8 +371,8 @@ std::string trusted_metadata_dir(const std::string& state_dir) { return path_joi
 
 Result<Client> open_repository(const std::string& state_dir, HttpClient& http, const Clock& clock,
                                const std::string& repo_url, ClientOptions options) {
-  auto base = trim_slash(repo_url);
-  return Client::open(trusted_metadata_dir(state_dir), http, clock, base + "/metadata", base + "/targets", options);
+  return Client::open(trusted_metadata_dir(state_dir), http, clock, layout::metadata_dir(repo_url),
+                      layout::targets_dir(repo_url), options);
 }
 
 uint64_t Client::root_version() const { return root_ ? root_->env.version : 0; }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/file.hpp"
+#include "repository/layout.hpp"
 
 namespace ballast::repository::tuf {
 namespace {
@@ -89,17 +90,17 @@ TimePoint RepoWriter::now() const {
 }
 
 std::string RepoWriter::meta_path(const std::string& file) const {
-  return path_join(path_join(repo_dir_, "metadata"), file);
+  return path_join(layout::metadata_dir(repo_dir_), file);
 }
 
 Status RepoWriter::init(const std::string& repo_dir, const std::string& key_dir, const Expiries& expiries,
                         KeyType key_type, const Clock* clock) {
-  auto meta_dir = path_join(repo_dir, "metadata");
+  auto meta_dir = layout::metadata_dir(repo_dir);
   if (path_exists(path_join(meta_dir, "root.json")) || path_exists(path_join(meta_dir, "1.root.json")))
     return fail("repo.exists", repo_dir + " already holds a repository");
   auto keys = BALLAST_TRY(load_key_dir(key_dir, key_type));
   BALLAST_CHECK(make_dirs(meta_dir));
-  BALLAST_CHECK(make_dirs(path_join(repo_dir, "targets")));
+  BALLAST_CHECK(make_dirs(layout::targets_dir(repo_dir)));
   BALLAST_CHECK(write_file_atomic(path_join(repo_dir, "ballast-repo.json"),
                                   json{{"expiries",
                                         {{"root", expiries.root.count()},
@@ -161,7 +162,7 @@ Result<RepoWriter> RepoWriter::open(const std::string& repo_dir, const std::stri
 Status RepoWriter::add_target(const std::string& name, std::string_view bytes, const nlohmann::json& custom) {
   BALLAST_CHECK(check_target_name(name));
   auto hash = sha256_hex(bytes);
-  auto path = path_join(path_join(repo_dir_, "targets"), target_rel_path(name, hash));
+  auto path = path_join(layout::targets_dir(repo_dir_), target_rel_path(name, hash));
   BALLAST_CHECK(make_dirs(path.substr(0, path.rfind('/'))));
   BALLAST_CHECK(write_file_atomic(path, bytes));
   targets_[name] = TargetInfo{name, bytes.size(), {{"sha256", hash}}, custom};

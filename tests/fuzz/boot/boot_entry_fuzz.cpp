@@ -6,7 +6,7 @@
 
 #include "boot/bls.hpp"
 #include "boot/grubenv.hpp"
-#include "boot/version_compare.hpp"
+#include "common/version.hpp"
 
 using namespace ballast::boot;
 
@@ -42,8 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // Version comparison is antisymmetric on any split of the input.
   auto half = in.size() / 2;
-  int ab = compare_versions(in.substr(0, half), in.substr(half));
-  int ba = compare_versions(in.substr(half), in.substr(0, half));
+  int ab = ballast::compare_uapi_versions(in.substr(0, half), in.substr(half));
+  int ba = ballast::compare_uapi_versions(in.substr(half), in.substr(0, half));
   if ((ab < 0) != (ba > 0) || (ab == 0) != (ba == 0)) __builtin_trap();
   return 0;
 }

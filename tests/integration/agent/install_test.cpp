@@ -13,11 +13,13 @@
 #include "snapshot/send.hpp"
 #include "snapshot/subvolume.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using ballast::testing::LoopBtrfs;
 
 namespace {
+using namespace ballast::version_literals;
 
 struct Published {
   std::unique_ptr<LoopBtrfs> fs;
@@ -32,7 +34,7 @@ Published publish_minimal(const std::string& version) {
   auto def = images::load_definition(std::string(BALLAST_SOURCE_ROOT) + "/images/minimal.toml");
   REQUIRE(def);
   images::BuildOptions opts;
-  opts.version = version;
+  opts.version = make_version(version);
   opts.output = p.fs->mount_point() + "/minimal-" + version;
   REQUIRE(images::build_image(*def, opts));
   p.stream = p.fs->base_dir() + "/full";
@@ -44,7 +46,7 @@ Published publish_minimal(const std::string& version) {
 }
 
 host::ReleaseSource source(const std::string& version, const std::string& stream) {
-  return host::ReleaseSource{version, [stream]() { return open_file_source(stream); }, 0};
+  return host::ReleaseSource{make_version(version), [stream]() { return open_file_source(stream); }, 0, ""};
 }
 
 std::string esp_file(const std::string& image, uint64_t offset, const std::string& path) {
@@ -115,7 +117,7 @@ TEST_CASE("a failed install removes the disk image it created and leaves no loop
   o.size = 1ull << 30;
   auto installed = host::install_to_disk(o, source("2.0", published.stream));  // the stream holds 1.0
   REQUIRE_FALSE(installed);
-  CHECK(installed.error().code == "stage.bad-image");
+  CHECK(installed.error().code == "image.wrong-version");
   CHECK_FALSE(path_exists(image));
   auto loops = run_checked({"losetup", "--list", "--noheadings", "--output", "BACK-FILE"});
   REQUIRE(loops);

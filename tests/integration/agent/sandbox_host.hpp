@@ -13,8 +13,10 @@
 #include "images/builder.hpp"
 #include "snapshot/send.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/version_literal.hpp"
 
 namespace ballast::testing {
+using namespace ballast::version_literals;
 
 // A sandbox host on a loop-backed Btrfs: a build area for images, the host's top level, a
 // directory ESP and a directory of EFI variables.
@@ -50,7 +52,7 @@ struct SandboxHost {
     def->kernel.uki = uki;
     def->files.push_back(images::FileSpec{"/etc/release-note", "this is " + version + "\n", "", 0644, 0, 0});
     images::BuildOptions opts;
-    opts.version = version;
+    opts.version = make_version(version);
     opts.output = build + "/minimal-" + version;
     opts.source_date_epoch = 1700000000;
     REQUIRE(images::build_image(*def, opts));
@@ -65,11 +67,12 @@ struct SandboxHost {
   }
 
   Result<host::StageResult> stage(boot::BootControl& boot, const std::string& version, const std::string& stream,
-                                  host::EntryType type = host::EntryType::automatic) {
+                                  const std::string& cmdline = "", host::EntryType type = host::EntryType::automatic) {
     auto booted = boot.booted_version();
-    host::StageContext ctx{layout(), boot, state, booted ? *booted : ""};
+    host::StageContext ctx{layout(), boot, state, booted ? booted->str() : ""};
     host::StageRequest req;
-    req.version = version;
+    req.version = make_version(version);
+    req.cmdline = cmdline;
     req.entry_type = type;
     req.open_stream = [stream]() { return open_file_source(stream); };
     return host::stage_release(ctx, req);
@@ -102,7 +105,7 @@ inline void install_first(SandboxHost& h, boot::BootControl& boot, const std::st
   auto booted = sim.reboot();
   REQUIRE(booted);
   REQUIRE(booted->version == version);
-  REQUIRE(boot.bless(version));
+  REQUIRE(boot.bless(make_version(version)));
 }
 
 }  // namespace ballast::testing

@@ -16,6 +16,9 @@
 #include "snapshot/subvolume.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/version_literal.hpp"
+
+using namespace ballast::version_literals;
 
 using namespace ballast;
 using ballast::testing::LoopBtrfs;
@@ -50,37 +53,50 @@ TEST_CASE("a staged release has a read-only slot and deployment, a writable /etc
   CHECK(list_dir(layout.partial_dir())->empty());
 }
 
+TEST_CASE("the release's signed kernel command line replaces the image's in the entry") {
+  SandboxHost h;
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  auto staged = h.stage(*boot, "1.0", h.publish("1.0"), "console=hvc0 signed.flag=1\n");
+  REQUIRE(staged);
+  CHECK_THAT(staged->entry_options, Catch::EndsWith("ro ballast.version=1.0 console=hvc0 signed.flag=1"));
+  CHECK_THAT(staged->entry_options, !Catch::Contains("quiet"));  // the image's own file is not appended
+  auto entries = boot->entries();
+  REQUIRE(entries);
+  REQUIRE(entries->size() == 1);
+  CHECK_THAT(entries->front().options, Catch::EndsWith("console=hvc0 signed.flag=1"));
+}
+
 TEST_CASE("a release with a UKI stages as a Type #2 entry of the UKI's bytes, booted after a Type #1 release", "[uki]") {
   SandboxHost h;
   auto boot = boot::make_systemd_boot_control(h.paths);
   REQUIRE(h.stage(*boot, "1.0", h.publish("1.0")));
   boot::BootSimulator sim(h.paths);
   REQUIRE(sim.reboot());
-  REQUIRE(boot->bless("1.0"));
+  REQUIRE(boot->bless("1.0"_v));
 
   auto staged = h.stage(*boot, "2.0", h.publish("2.0", "1.0", true));
   REQUIRE(staged);
   const std::string uki = h.layout().deployment("2.0") + images::kUkiPath;
-  CHECK(staged->entry_options == images::uki_cmdline("2.0", "console=ttyS0 quiet"));
+  CHECK(staged->entry_options == images::uki_cmdline("2.0"_v, "console=ttyS0 quiet"));
   CHECK(*read_file(h.esp + "/EFI/Linux/ballast-2.0+3-0.efi") == *read_file(uki));
   CHECK_FALSE(path_exists(h.esp + "/ballast/2.0"));  // no kernel copy for a UKI
-  CHECK(boot->entries()->front().version == "2.0");
+  CHECK(boot->entries()->front().version == "2.0"_v);
   CHECK(boot->entries()->front().uki);
 
   REQUIRE(sim.reboot()->version == "2.0");
-  CHECK(*read_file(h.cmdline) == images::uki_cmdline("2.0", "console=ttyS0 quiet") + "\n");
-  CHECK(*boot->booted_version() == "2.0");
-  REQUIRE(boot->bless("2.0"));
+  CHECK(*read_file(h.cmdline) == images::uki_cmdline("2.0"_v, "console=ttyS0 quiet") + "\n");
+  CHECK(*boot->booted_version() == "2.0"_v);
+  REQUIRE(boot->bless("2.0"_v));
   CHECK(path_exists(h.esp + "/EFI/Linux/ballast-2.0.efi"));
 }
 
 TEST_CASE("boot.entry_type type1 stages a UKI release as Type #1 and uki refuses a release without one", "[uki]") {
   SandboxHost h;
   auto boot = boot::make_systemd_boot_control(h.paths);
-  REQUIRE(h.stage(*boot, "1.0", h.publish("1.0", "", true), host::EntryType::type1));
+  REQUIRE(h.stage(*boot, "1.0", h.publish("1.0", "", true), "", host::EntryType::type1));
   CHECK(path_exists(h.esp + "/ballast/1.0/vmlinuz"));
   CHECK_FALSE(boot->entries()->front().uki);
-  auto refused = h.stage(*boot, "2.0", h.publish("2.0"), host::EntryType::uki);
+  auto refused = h.stage(*boot, "2.0", h.publish("2.0"), "", host::EntryType::uki);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == "stage.no-uki");
   CHECK(boot->entries()->size() == 1);
@@ -107,7 +123,7 @@ TEST_CASE("a delta stages on top of the booted version, carrying its /etc change
   struct stat efi;
   CHECK((::stat((layout.deployment("2.0") + "/efi").c_str(), &efi) == 0 && S_ISDIR(efi.st_mode)));
 
-  auto status = host::read_host_status(layout, *boot, *boot->booted_version());
+  auto status = host::read_host_status(layout, *boot, boot->booted_version()->str());
   REQUIRE(status);
   REQUIRE(status->booted);
   CHECK(status->booted->version == "1.0");
@@ -132,7 +148,7 @@ TEST_CASE("a stream whose image version is not the release's is refused and leav
   auto boot = boot::make_systemd_boot_control(h.paths);
   auto r = h.stage(*boot, "9.9", h.publish("1.0"));
   REQUIRE_FALSE(r);
-  CHECK(r.error().code == "stage.bad-image");
+  CHECK(r.error().code == "image.wrong-version");
   auto layout = h.layout();
   CHECK(list_dir(layout.slots_dir())->empty());
   CHECK(list_dir(layout.deploy_dir())->empty());
@@ -160,7 +176,7 @@ TEST_CASE("a stage killed at any journaled step leaves the booted system untouch
       auto after_kill = boot->entries();
       REQUIRE(after_kill);
       for (const auto& e : *after_kill)
-        if (e.version == "2.0") CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
+        if (e.version == "2.0"_v) CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
 
       auto retried = h.stage_cli("2.0", delta);
       REQUIRE(retried);
@@ -189,7 +205,7 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
                                       big.fs->base_dir() + "/big.toml");
   REQUIRE(def);
   images::BuildOptions opts;
-  opts.version = "2.0";
+  opts.version = "2.0"_v;
   opts.output = big.build + "/big-2.0";
   REQUIRE(images::build_image(*def, opts));
   std::string stream = big.fs->base_dir() + "/big.full";
@@ -214,9 +230,9 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
 
   // With the manifest's size known, the stage is refused before anything is written.
   auto booted = boot->booted_version();
-  host::StageContext ctx{small.layout(), *boot, small.state, *booted};
+  host::StageContext ctx{small.layout(), *boot, small.state, booted->str()};
   host::StageRequest req;
-  req.version = "2.0";
+  req.version = "2.0"_v;
   req.needed_bytes = 300ull << 20;
   req.open_stream = [stream]() { return open_file_source(stream); };
   auto refused = host::stage_release(ctx, req);
@@ -235,7 +251,7 @@ TEST_CASE("retention across five releases keeps the booted, staged and previous 
     auto booted = sim.reboot();
     REQUIRE(booted);
     REQUIRE(booted->version == v);
-    REQUIRE(boot->bless(v));
+    REQUIRE(boot->bless(make_version(v)));
     auto status = host::read_host_status(h.layout(), *boot, v);
     REQUIRE(status);
     auto plan = host::plan_retention(*status, 3, {});

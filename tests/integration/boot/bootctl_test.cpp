@@ -7,11 +7,13 @@
 #include "common/process.hpp"
 #include "images/uki.hpp"
 #include "tests/integration/boot/tmpfs_esp.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::boot;
 
 namespace {
+using namespace ballast::version_literals;
 
 struct BootctlEntry {
   std::string id;
@@ -51,7 +53,7 @@ std::vector<BootctlEntry> bootctl_list(const std::string& esp) {
 }
 
 KernelSpec spec_for(const testing::TmpfsEsp& host, const std::string& v, int tries) {
-  return KernelSpec{v, host.file("vmlinuz-" + v, 1000), host.file("initrd-" + v, 500), "ro", "", tries};
+  return KernelSpec{make_version(v), host.file("vmlinuz-" + v, 1000), host.file("initrd-" + v, 500), "ro", "", tries};
 }
 
 // A UKI as the image builder makes it (systemd's stub, objcopy), with stand-in kernel bytes.
@@ -59,9 +61,9 @@ KernelSpec uki_spec_for(const testing::TmpfsEsp& host, const std::string& v, int
   images::UkiParts parts;
   parts.linux_path = host.file("vmlinuz-" + v, 1000);
   parts.osrel = "NAME=\"ballast\"\nID=\"ballast\"\nIMAGE_VERSION=\"" + v + "\"\n";
-  parts.cmdline = images::uki_cmdline(v, "");
+  parts.cmdline = images::uki_cmdline(make_version(v), "");
   KernelSpec k;
-  k.version = v;
+  k.version = make_version(v);
   k.uki_path = host.file("uki-" + v + ".efi", 0);
   k.tries = tries;
   REQUIRE(images::assemble_uki(images::kDefaultStub, parts, k.uki_path));
@@ -69,7 +71,7 @@ KernelSpec uki_spec_for(const testing::TmpfsEsp& host, const std::string& v, int
 }
 
 // bootctl 252 ids keep ".conf" (".efi" for a UKI) and drop the counter.
-std::string bootctl_id(const BootEntry& e) { return stem_of_version(e.version) + (e.uki ? ".efi" : ".conf"); }
+std::string bootctl_id(const BootEntry& e) { return stem_of_version(e.version.str()) + (e.uki ? ".efi" : ".conf"); }
 
 void check_bootctl_agrees(const testing::TmpfsEsp& host, BootControl& control) {
   auto ours = control.entries();
@@ -95,13 +97,13 @@ TEST_CASE("bootctl reads ballast's entries in ballast's boot order with the same
   auto control = make_systemd_boot_control(paths);
   for (const char* v : {"1.9", "1.10", "2~rc1"}) {
     REQUIRE(control->install(spec_for(host, v, 0)));
-    REQUIRE(control->bless(v));
+    REQUIRE(control->bless(make_version(v)));
   }
   REQUIRE(control->install(spec_for(host, "2024.01.02", 2)));
   REQUIRE(control->install(spec_for(host, "1.2", 3)));
-  REQUIRE(control->mark_bad("1.2"));
+  REQUIRE(control->mark_bad("1.2"_v));
   check_bootctl_agrees(host, *control);
-  CHECK(control->entries()->front().version == "2024.01.02");
+  CHECK(control->entries()->front().version == "2024.01.02"_v);
 
   BootSimulator sim(paths);
   REQUIRE(sim.reboot()->version == "2024.01.02");
@@ -109,11 +111,11 @@ TEST_CASE("bootctl reads ballast's entries in ballast's boot order with the same
   REQUIRE(sim.reboot()->version == "2024.01.02");
   // Exhausted: bootctl, like ballast, now puts the newest good entry first and the spent one last.
   check_bootctl_agrees(host, *control);
-  CHECK(control->entries()->front().version == "2~rc1");
+  CHECK(control->entries()->front().version == "2~rc1"_v);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-2_trc1.conf");
   REQUIRE(sim.reboot()->version == "2~rc1");
 
-  REQUIRE(control->prefer("1.10"));
+  REQUIRE(control->prefer("1.10"_v));
   check_bootctl_agrees(host, *control);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-1.10.conf");
 }
@@ -124,20 +126,20 @@ TEST_CASE("bootctl reads ballast's UKIs among its Type #1 entries in ballast's b
   BootPaths paths{host.esp(), host.efivars(), host.cmdline(), 3, ""};
   auto control = make_systemd_boot_control(paths);
   REQUIRE(control->install(spec_for(host, "1.9", 0)));
-  REQUIRE(control->bless("1.9"));
+  REQUIRE(control->bless("1.9"_v));
   REQUIRE(control->install(uki_spec_for(host, "1.10", 0)));
-  REQUIRE(control->bless("1.10"));
+  REQUIRE(control->bless("1.10"_v));
   REQUIRE(control->install(spec_for(host, "2~rc1", 0)));
-  REQUIRE(control->bless("2~rc1"));
+  REQUIRE(control->bless("2~rc1"_v));
   REQUIRE(control->install(uki_spec_for(host, "2024.01.02", 2)));
   REQUIRE(control->install(uki_spec_for(host, "1.2", 3)));
-  REQUIRE(control->mark_bad("1.2"));
+  REQUIRE(control->mark_bad("1.2"_v));
   check_bootctl_agrees(host, *control);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-2024.01.02.efi");
 
   BootSimulator sim(paths);
   REQUIRE(sim.reboot()->version == "2024.01.02");
-  CHECK(*read_file(host.cmdline()) == images::uki_cmdline("2024.01.02", "") + "\n");
+  CHECK(*read_file(host.cmdline()) == images::uki_cmdline("2024.01.02"_v, "") + "\n");
   check_bootctl_agrees(host, *control);
   REQUIRE(sim.reboot()->version == "2024.01.02");
   // The UKI's trial is exhausted: the newest good entry, a Type #1 one, boots next.
@@ -145,13 +147,13 @@ TEST_CASE("bootctl reads ballast's UKIs among its Type #1 entries in ballast's b
   CHECK(bootctl_list(host.esp()).front().id == "ballast-2_trc1.conf");
   REQUIRE(sim.reboot()->version == "2~rc1");
 
-  REQUIRE(control->prefer("1.10"));
+  REQUIRE(control->prefer("1.10"_v));
   check_bootctl_agrees(host, *control);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-1.10.efi");
-  REQUIRE(control->set_oneshot("1.9"));
+  REQUIRE(control->set_oneshot("1.9"_v));
   REQUIRE(sim.reboot()->version == "1.9");
   REQUIRE(sim.reboot()->version == "1.10");
-  REQUIRE(control->remove("2024.01.02"));
+  REQUIRE(control->remove("2024.01.02"_v));
   check_bootctl_agrees(host, *control);
 }
 
@@ -160,11 +162,11 @@ TEST_CASE("bootctl sees a blessed trial entry without a counter", "[boot][bootct
   BootPaths paths{host.esp(), host.efivars(), host.cmdline(), 3, ""};
   auto control = make_systemd_boot_control(paths);
   REQUIRE(control->install(spec_for(host, "1", 0)));
-  REQUIRE(control->bless("1"));
+  REQUIRE(control->bless("1"_v));
   REQUIRE(control->install(spec_for(host, "2", 0)));
   BootSimulator sim(paths);
   REQUIRE(sim.reboot()->version == "2");
-  REQUIRE(control->bless("2"));
+  REQUIRE(control->bless("2"_v));
   auto theirs = bootctl_list(host.esp());
   REQUIRE(theirs.size() == 2);
   CHECK(theirs[0].id == "ballast-2.conf");

@@ -5,11 +5,13 @@
 #include "boot/efivars.hpp"
 #include "common/process.hpp"
 #include "tests/integration/boot/tmpfs_esp.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::boot;
 
 namespace {
+using namespace ballast::version_literals;
 
 struct Cli {
   const testing::TmpfsEsp& host;
@@ -94,7 +96,7 @@ TEST_CASE("ballast boot adds, lists, blesses, marks bad, sets default, one-shots
   CHECK(cli.run({"boot", "add", "3", "--kernel", k, "--tries", "0"}).exit_code == 2);
   auto bad_version = cli.run({"boot", "add", "3/..", "--kernel", k});
   CHECK(bad_version.exit_code == 1);
-  CHECK(bad_version.err.find("boot.bad-version") != std::string::npos);
+  CHECK(bad_version.err.find("version.invalid") != std::string::npos);
   CHECK(cli.run({"boot", "remove", "9"}).exit_code == 1);
 }
 
@@ -119,10 +121,10 @@ TEST_CASE("the library refuses an install that does not fit before copying anyth
   testing::TmpfsEsp host("1m");
   auto control = make_systemd_boot_control(BootPaths{host.esp(), host.efivars(), host.cmdline(), 3, ""});
   auto kernel = host.file("k", 600 * 1024);
-  REQUIRE(control->install(KernelSpec{"1", kernel, "", "", "", 0}));
+  REQUIRE(control->install(KernelSpec{"1"_v, kernel, "", "", "", 0}));
   auto before = esp_files(host.esp());
   // 600 KiB more does not fit in what is left, and the check must say so before copying.
-  auto st = control->install(KernelSpec{"2", kernel, "", "", "", 0});
+  auto st = control->install(KernelSpec{"2"_v, kernel, "", "", "", 0});
   REQUIRE(!st);
   CHECK(st.error().code == "boot.esp-full");
   CHECK(esp_files(host.esp()) == before);
@@ -131,7 +133,7 @@ TEST_CASE("the library refuses an install that does not fit before copying anyth
 TEST_CASE("a copy that fails midway (no inodes left) removes what it copied and writes no entry", "[boot][esp-full]") {
   testing::TmpfsEsp host("16m,nr_inodes=4");  // the root, ballast/, ballast/2/, vmlinuz: no room for initrd.img
   auto control = make_systemd_boot_control(BootPaths{host.esp(), host.efivars(), host.cmdline(), 3, ""});
-  auto st = control->install(KernelSpec{"2", host.file("k", 4096), host.file("i", 4096), "", "", 0});
+  auto st = control->install(KernelSpec{"2"_v, host.file("k", 4096), host.file("i", 4096), "", "", 0});
   REQUIRE(!st);
   CHECK(st.error().code == "boot.esp-full");
   CHECK(!path_exists(path_join(host.esp(), "ballast/2")));

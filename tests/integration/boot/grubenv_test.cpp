@@ -7,6 +7,9 @@
 #include "boot/grubenv.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
+#include "tests/version_literal.hpp"
+
+using namespace ballast::version_literals;
 
 using namespace ballast;
 using namespace ballast::boot;
@@ -70,9 +73,9 @@ TEST_CASE("grub-editenv reads the trial the GRUB backend sets up", "[boot][grube
   std::string kernel = path_join(*dir, "vmlinuz");
   REQUIRE(write_file_atomic(kernel, "k"));
   auto control = make_grub_control(paths);
-  REQUIRE(control->install(KernelSpec{"1", kernel, "", "", "", 0}));
-  REQUIRE(control->bless("1"));
-  REQUIRE(control->install(KernelSpec{"2", kernel, "", "", "", 4}));
+  REQUIRE(control->install(KernelSpec{"1"_v, kernel, "", "", "", 0}));
+  REQUIRE(control->bless("1"_v));
+  REQUIRE(control->install(KernelSpec{"2"_v, kernel, "", "", "", 4}));
   std::string env = path_join(paths.esp_path, "grub2/grubenv");
   auto listed = run_checked({"grub-editenv", env, "list"});
   REQUIRE(listed);

@@ -10,11 +10,13 @@
 #include "images/builder.hpp"
 #include "snapshot/subvolume.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using ballast::testing::LoopBtrfs;
 
 namespace {
+using namespace ballast::version_literals;
 
 std::string source_dir() { return BALLAST_SOURCE_ROOT; }
 
@@ -45,7 +47,7 @@ Result<images::BuiltImage> build_minimal(const std::string& output, const std::s
   auto def = images::load_definition(source_dir() + "/images/minimal.toml");
   REQUIRE(def);
   images::BuildOptions opts;
-  opts.version = version;
+  opts.version = make_version(version);
   opts.output = output;
   opts.source_date_epoch = 1700000000;
   return images::build_image(*def, opts);
@@ -92,7 +94,7 @@ TEST_CASE("a build that fails midway leaves no subvolume behind") {
                                       (*fs)->base_dir() + "/broken.toml");
   REQUIRE(def);
   images::BuildOptions opts;
-  opts.version = "1";
+  opts.version = "1"_v;
   opts.output = (*fs)->mount_point() + "/broken-1";
   auto built = images::build_image(*def, opts);
   REQUIRE_FALSE(built);
@@ -119,7 +121,7 @@ Result<images::BuiltImage> build_text(const std::string& text, const std::string
   auto def = images::parse_definition(text, dir + "/def.toml");
   REQUIRE(def);
   images::BuildOptions opts;
-  opts.version = version;
+  opts.version = make_version(version);
   opts.output = output;
   opts.parent = parent;
   opts.source_date_epoch = 1700000000;
@@ -172,7 +174,7 @@ TEST_CASE("enabling ballast's units links them where their WantedBy= and Require
   def->install_ballast = true;
   def->enable_services = {"ballast.service", "ballast-health.service"};
   images::BuildOptions opts;
-  opts.version = "1.0";
+  opts.version = "1.0"_v;
   opts.output = (*fs)->mount_point() + "/minimal-1.0";
   opts.source_date_epoch = 1700000000;
   opts.ballast_binary = "/proc/self/exe";

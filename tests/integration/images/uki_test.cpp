@@ -6,8 +6,10 @@
 #include "common/process.hpp"
 #include "images/builder.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
+using namespace ballast::version_literals;
 using ballast::testing::LoopBtrfs;
 
 namespace {
@@ -25,7 +27,7 @@ Result<images::BuiltImage> build_uki(const std::string& output, std::optional<im
   REQUIRE(def);
   def->kernel.uki = true;
   images::BuildOptions opts;
-  opts.version = "2.0";
+  opts.version = "2.0"_v;
   opts.output = output;
   opts.source_date_epoch = 1700000000;
   opts.secure_boot = std::move(key);

@@ -40,8 +40,10 @@ TEST_CASE("a full and a delta release published by repo add arrive over HTTPS id
   REQUIRE(make_dirs(dst));
   sh({"btrfs", "-q", "subvolume", "create", src + "/work"});
   build_tree_v1(src + "/work");
+  write_image_version(src + "/work", "1.0");
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/1.0"});
   change_tree_v2(src + "/work");
+  write_image_version(src + "/work", "1.1");
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/1.1"});
 
   REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
@@ -104,6 +106,7 @@ TEST_CASE("repo add refuses a delta from a release the repository does not have"
   const std::string top = (*fs)->mount_point(), repo = (*fs)->base_dir() + "/repo", keys = (*fs)->base_dir() + "/keys";
   sh({"btrfs", "-q", "subvolume", "create", top + "/w"});
   REQUIRE(write_file_atomic(top + "/w/f", "x"));
+  write_image_version(top + "/w", "2");
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", top + "/w", top + "/2"});
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", top + "/w", top + "/1"});
   REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
@@ -111,4 +114,27 @@ TEST_CASE("repo add refuses a delta from a release the repository does not have"
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("repo.unknown-release") != std::string::npos);
   CHECK_FALSE(path_exists(repo + "/targets/chunks"));
+}
+
+TEST_CASE("repo add refuses what a host would refuse: a version with '+' and an image of another version",
+          "[repository][fetch-release]") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point(), repo = (*fs)->base_dir() + "/repo", keys = (*fs)->base_dir() + "/keys";
+  sh({"btrfs", "-q", "subvolume", "create", top + "/w"});
+  REQUIRE(write_file_atomic(top + "/w/f", "x"));
+  write_image_version(top + "/w", "3.0");
+  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", top + "/w", top + "/3.0"});
+  REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
+
+  auto plus = run_ballast({"repo", "add", repo, "--keys", keys, "--version", "2.0+1", "--subvolume", top + "/3.0"});
+  CHECK(plus.exit_code == 1);
+  CHECK(plus.err.find("version.invalid") != std::string::npos);
+  auto other = run_ballast({"repo", "add", repo, "--keys", keys, "--version", "4.0", "--subvolume", top + "/3.0"});
+  CHECK(other.exit_code == 1);
+  CHECK(other.err.find("image.wrong-version") != std::string::npos);
+  CHECK(other.err.find("IMAGE_VERSION \"3.0\"") != std::string::npos);
+  CHECK_FALSE(path_exists(repo + "/targets/chunks"));
+  // The same image under its own version publishes.
+  CHECK(run_ballast({"repo", "add", repo, "--keys", keys, "--version", "3.0", "--subvolume", top + "/3.0"}).success());
 }

@@ -17,12 +17,14 @@
 #include "tests/integration/support/ballast_cli.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
 #include "tests/integration/support/tree_compare.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::testing;
 namespace stream = ballast::snapshot::stream;
 
 namespace {
+using namespace ballast::version_literals;
 
 
 void sh(const std::vector<std::string>& argv) {
@@ -62,6 +64,7 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   // Release 1, published from its original subvolume.
   sh({"btrfs", "-q", "subvolume", "create", origin + "/work"});
   build_tree_v1(origin + "/work");
+  write_image_version(origin + "/work", "1");
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", origin + "/work", origin + "/1"});
   run_ballast_ok({"repo", "init", repo, "--keys", keys});
   run_ballast_ok({"repo", "add", repo, "--keys", keys, "--version", "1", "--subvolume", origin + "/1", "--zstd-level", "3"});
@@ -72,6 +75,7 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   run_ballast_ok({"--state-dir", build_state, "fetch", "--repo", url, "--root", root, "--version", "1", build});
   sh({"btrfs", "-q", "subvolume", "snapshot", build + "/1", build + "/work"});
   change_tree_v2(build + "/work");
+  write_image_version(build + "/work", "2");
   sh({"cp", "--reflink=always", build + "/work/big", build + "/work/big-copy"});
   sh({"rm", build + "/work/big"});
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", build + "/work", build + "/2"});
@@ -109,7 +113,7 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   req.repo_url = url;
   req.root_json = root;
   req.state_dir = host_state;
-  req.version = "2";
+  req.version = "2"_v;
   req.local = *local;
   SystemClock clock;
   auto opened = repository::open_release(req, clock);
@@ -169,6 +173,7 @@ TEST_CASE("a release published from a received subvolume and a delta from it agr
   sh({"btrfs", "-q", "subvolume", "create", farm + "/work"});
   REQUIRE(write_file_atomic(farm + "/work/kept", std::string(300000, 'k')));
   REQUIRE(write_file_atomic(farm + "/work/changed", "one\n"));
+  write_image_version(farm + "/work", "1");
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", farm + "/work", farm + "/1"});
   sh({"btrfs", "-q", "send", "-f", sent, farm + "/1"});
   sh({"btrfs", "-q", "receive", "-f", sent, build});
@@ -179,6 +184,7 @@ TEST_CASE("a release published from a received subvolume and a delta from it agr
   run_ballast_ok({"repo", "add", repo, "--keys", keys, "--version", "1", "--subvolume", build + "/1", "--zstd-level", "3"});
   sh({"btrfs", "-q", "subvolume", "snapshot", build + "/1", build + "/work"});
   REQUIRE(write_file_atomic(build + "/work/changed", "two\n"));
+  write_image_version(build + "/work", "2");
   sh({"btrfs", "-q", "subvolume", "snapshot", "-r", build + "/work", build + "/2"});
   run_ballast_ok({"repo", "add", repo, "--keys", keys, "--version", "2", "--subvolume", build + "/2", "--delta-from", "1",
                "--zstd-level", "3"});

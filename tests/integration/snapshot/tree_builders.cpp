@@ -207,4 +207,10 @@ void change_tree_v3(const std::string& r) {
   put(r + "/sixty-four-k", "", 0, true);
 }
 
+void write_image_version(const std::string& root, const std::string& version) {
+  for (const char* dir : {"/usr", "/usr/lib"})
+    if (::mkdir((root + dir).c_str(), 0755) != 0) ok(errno == EEXIST ? 0 : -1, std::string("mkdir ") + dir);
+  put(root + "/usr/lib/os-release", "ID=test\nIMAGE_VERSION=" + version + "\n");
+}
+
 }  // namespace ballast::testing

@@ -16,4 +16,8 @@ void change_tree_v2(const std::string& root);
 // replacing a file by a directory of the same name.
 void change_tree_v3(const std::string& root);
 
+// Writes <root>/usr/lib/os-release naming IMAGE_VERSION=<version>: what `ballast repo add` and a
+// host's stage check before they take a tree as that release.
+void write_image_version(const std::string& root, const std::string& version);
+
 }  // namespace ballast::testing

@@ -135,18 +135,12 @@ uint64_t FaultyHttpServer::bytes_served() const {
   return n;
 }
 
-Result<std::unique_ptr<NginxHttps>> NginxHttps::start(const std::string& root) { return start(root, Options{}); }
-
-Result<std::unique_ptr<NginxHttps>> NginxHttps::start(const std::string& root, const Options& opts) {
-  auto s = std::unique_ptr<NginxHttps>(new NginxHttps());
-  s->dir_ = BALLAST_TRY(make_temp_dir("ballast-nginx"));
-  const std::string& d = s->dir_;
+Status make_test_certificates(const std::string& d) {
   auto ossl = [&](std::vector<std::string> args) -> Status {
     args.insert(args.begin(), "openssl");
     BALLAST_CHECK(run_checked(args, SpawnOptions{.cwd = d}));
     return ok();
   };
-  // A throwaway CA, a server certificate for localhost/127.0.0.1 and a client certificate.
   BALLAST_CHECK(ossl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
                       "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ballast test CA"}));
   BALLAST_CHECK(write_file_atomic(d + "/server.ext",
@@ -158,6 +152,16 @@ Result<std::unique_ptr<NginxHttps>> NginxHttps::start(const std::string& root, c
     BALLAST_CHECK(ossl({"x509", "-req", "-in", who + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
                         "-out", who + ".pem", "-days", "2", "-extfile", who + ".ext"}));
   }
+  return ok();
+}
+
+Result<std::unique_ptr<NginxHttps>> NginxHttps::start(const std::string& root) { return start(root, Options{}); }
+
+Result<std::unique_ptr<NginxHttps>> NginxHttps::start(const std::string& root, const Options& opts) {
+  auto s = std::unique_ptr<NginxHttps>(new NginxHttps());
+  s->dir_ = BALLAST_TRY(make_temp_dir("ballast-nginx"));
+  const std::string& d = s->dir_;
+  BALLAST_CHECK(make_test_certificates(d));
   s->port_ = BALLAST_TRY(free_port());
   BALLAST_CHECK(make_dirs(d + "/tmp"));
   std::string conf =

@@ -34,6 +34,10 @@ class ChildProcess {
   pid_t pid_ = -1;
 };
 
+// A throwaway CA (ca.pem, ca.key), a server certificate for localhost and 127.0.0.1 (server.pem,
+// server.key) and a client certificate (client.pem, client.key) signed by it, made in `dir`.
+Status make_test_certificates(const std::string& dir);
+
 class FaultyHttpServer {
  public:
   // Serves `root`.

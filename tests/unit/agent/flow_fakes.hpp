@@ -21,7 +21,7 @@ struct FakeSource : ReleaseSource {
     for (auto it = offered.rbegin(); it != offered.rend(); ++it) {
       if (std::find(denylist.begin(), denylist.end(), *it) != denylist.end()) continue;
       auto booted = boot.booted_version();
-      if (booted && *booted == *it) return std::optional<Release>();
+      if (booted && booted->str() == *it) return std::optional<Release>();
       return std::optional<Release>(Release{*it, 1000});
     }
     return std::optional<Release>();
@@ -30,7 +30,7 @@ struct FakeSource : ReleaseSource {
     ++stages;
     if (stage_error) return tl::unexpected(*stage_error);
     boot::KernelSpec k;
-    k.version = r.version;
+    k.version = BALLAST_TRY(Version::parse(r.version));
     k.kernel_path = "/vmlinuz-" + r.version;
     return boot.install(k);
   }
@@ -75,6 +75,8 @@ struct FakeHealth : HealthChecker {
 struct RecordingReporter : Reporter {
   std::vector<std::string> types;
   void report(const std::string& type, const nlohmann::json&) override { types.push_back(type); }
+  uint64_t dropped = 0;
+  uint64_t dropped_events() const override { return dropped; }
 };
 
 }  // namespace ballast::agent::testing

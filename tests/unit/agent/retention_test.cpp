@@ -2,18 +2,20 @@
 #include <catch2/catch.hpp>
 
 #include "agent/host/retention.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::host;
 
 namespace {
+using namespace ballast::version_literals;
 
 DeploymentStatus version(const std::string& v, boot::EntryState state) {
   DeploymentStatus d;
   d.version = v;
   d.slot = d.deployment = true;
   boot::BootEntry e;
-  e.version = v;
+  e.version = make_version(v);
   e.state = state;
   d.entry = e;
   return d;

@@ -3,6 +3,7 @@
 #include "agent/update_flow.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
 #include "common/file.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent;
@@ -10,6 +11,7 @@ using S = FlowState;
 using namespace ballast::agent::testing;
 
 namespace {
+using namespace ballast::version_literals;
 
 // A host running 1.0 with the flow's collaborators, and a state directory that outlives
 // "processes" (each open() is a fresh start of the agent).
@@ -24,11 +26,11 @@ struct Rig {
   FakeClock clock;
   Rig() {
     boot::KernelSpec k;
-    k.version = "1.0";
+    k.version = "1.0"_v;
     k.kernel_path = "/vmlinuz-1.0";
     REQUIRE(boot.install(k));
-    REQUIRE(boot.bless("1.0"));
-    boot.set_booted("1.0");
+    REQUIRE(boot.bless("1.0"_v));
+    boot.set_booted("1.0"_v);
   }
   ~Rig() { (void)remove_tree(state); }
   UpdateFlow start() {
@@ -63,10 +65,10 @@ TEST_CASE("an update goes check, stage, reboot, verify, commit and blesses the n
   auto after = rig.start();  // the agent starts again on the new boot
   CHECK(after.state() == S::verifying);
   CHECK(run(after) == std::vector<S>{S::committed, S::idle});
-  CHECK(*rig.boot.booted_version() == "2.0");
+  CHECK(*rig.boot.booted_version() == "2.0"_v);
   auto entries = rig.boot.entries();
   REQUIRE(entries);
-  CHECK(entries->front().version == "2.0");
+  CHECK(entries->front().version == "2.0"_v);
   CHECK(entries->front().state == boot::EntryState::good);
   CHECK(rig.gate.steady == 1);
   CHECK(rig.reporter.types ==
@@ -85,7 +87,7 @@ TEST_CASE("an unhealthy update is marked bad, falls back, is recorded as rolled 
   CHECK(run(on_target) == std::vector<S>{S::reverting, S::verifying});
   CHECK(rig.rebooter.reboots == 2);
   rig.reboot_machine();  // systemd-boot skips the bad entry
-  CHECK(*rig.boot.booted_version() == "1.0");
+  CHECK(*rig.boot.booted_version() == "1.0"_v);
 
   auto back = rig.start();
   CHECK(back.state() == S::verifying);
@@ -109,7 +111,7 @@ TEST_CASE("a target that never comes up is rolled back once boot counting gives 
   for (int i = 0; i < 4 && booted != "1.0"; ++i) {
     auto b = rig.boot.simulate_reboot();
     REQUIRE(b);
-    booted = *b;
+    booted = b->str();
   }
   REQUIRE(booted == "1.0");
   auto back = rig.start();

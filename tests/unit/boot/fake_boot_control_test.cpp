@@ -1,34 +1,38 @@
 #include "tests/unit/boot/scenarios.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::boot;
 
 namespace {
+using namespace ballast::version_literals;
 
-KernelSpec fake_spec(const std::string& v, int tries) { return KernelSpec{v, "/k/" + v, "/i/" + v, "", "", tries}; }
+KernelSpec fake_spec(const std::string& v, int tries) { return KernelSpec{make_version(v), "/k/" + v, "/i/" + v, "", "", tries}; }
 
 }  // namespace
 
-TEST_CASE("the fake boot control follows the boot-counting scenarios", "[boot][fake]") {
-  testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
+// Runs every scenario on a fresh fake; `with_ukis`: even versions are UKIs.
+static void run_fake_scenarios(bool with_ukis, const std::function<void(FakeBootControl&)>& after = {}) {
+  testing::run_all_scenarios([&](const std::function<void(testing::Rig&)>& scenario) {
     FakeBootControl fake;
-    testing::Rig rig{fake, [&fake] { return fake.simulate_reboot(); }, fake_spec};
-    scenario(rig);
-  });
-}
-
-TEST_CASE("the fake follows the boot-counting scenarios with UKIs among Type #1 entries", "[boot][fake][uki]") {
-  testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
-    FakeBootControl fake;
-    testing::Rig rig{fake, [&fake] { return fake.simulate_reboot(); }, [](const std::string& v, int tries) {
+    testing::Rig rig{fake, [&fake]() -> Result<std::string> { return BALLAST_TRY(fake.simulate_reboot()).str(); },
+                     [&](const std::string& v, int tries) {
                        KernelSpec k = fake_spec(v, tries);
-                       if (std::stoi(v) % 2 == 0) k.uki_path = "/uki/" + v;  // even versions are UKIs
+                       if (with_ukis && std::stoi(v) % 2 == 0) k.uki_path = "/uki/" + v;
                        return k;
                      }};
     scenario(rig);
+    if (after) after(fake);
+  });
+}
+
+TEST_CASE("the fake boot control follows the boot-counting scenarios", "[boot][fake]") { run_fake_scenarios(false); }
+
+TEST_CASE("the fake follows the boot-counting scenarios with UKIs among Type #1 entries", "[boot][fake][uki]") {
+  run_fake_scenarios(true, [](FakeBootControl& fake) {
     auto all = fake.entries();
     REQUIRE(all);
-    for (const auto& e : *all) CHECK(e.uki == (std::stoi(e.version) % 2 == 0));
+    for (const auto& e : *all) CHECK(e.uki == (std::stoi(e.version.str()) % 2 == 0));
   });
 }
 
@@ -50,9 +54,9 @@ TEST_CASE("the fake injects a failure once and refuses to remove the booted vers
   FakeBootControl fake;
   REQUIRE(fake.install(fake_spec("1", 0)));
   fake.fail_next(Error{"boot.write", "disk on fire", 0, {}});
-  CHECK(fake.bless("1").error().code == "boot.write");
-  CHECK(fake.bless("1"));
-  CHECK(*fake.simulate_reboot() == "1");
-  CHECK(fake.remove("1").error().code == "boot.busy");
-  CHECK(fake.booted_version().value() == "1");
+  CHECK(fake.bless("1"_v).error().code == "boot.write");
+  CHECK(fake.bless("1"_v));
+  CHECK(*fake.simulate_reboot() == "1"_v);
+  CHECK(fake.remove("1"_v).error().code == "boot.busy");
+  CHECK(fake.booted_version().value() == "1"_v);
 }

@@ -1,14 +1,16 @@
 #include <algorithm>
 
 #include "boot/grubenv.hpp"
-#include "boot/version_compare.hpp"
+#include "common/version.hpp"
 #include "common/file.hpp"
 #include "tests/unit/boot/scenarios.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::boot;
 
 namespace {
+using namespace ballast::version_literals;
 
 // What GRUB does at boot with Fedora's grub.cfg and blscfg: the menu is every BLS entry, newest
 // version first; next_entry wins once; else saved_entry; Fedora's fallback counting counts
@@ -29,7 +31,7 @@ struct GrubSimulator {
       menu.push_back({name.substr(0, name.size() - 5), e.version, e.options});
     }
     std::stable_sort(menu.begin(), menu.end(),
-                     [](const Menu& a, const Menu& b) { return compare_versions(a.version, b.version) > 0; });
+                     [](const Menu& a, const Menu& b) { return compare_uapi_versions(a.version, b.version) > 0; });
     auto env = BALLAST_TRY(read_grubenv(grubenv()));
     std::string def = env["saved_entry"];
     if (!env["next_entry"].empty()) {
@@ -68,7 +70,7 @@ struct GrubHost {
   KernelSpec spec(const std::string& v, int tries) {
     std::string k = path_join(root, "vmlinuz-" + v);
     REQUIRE(write_file_atomic(k, "kernel " + v));
-    return KernelSpec{v, k, "", "ro", "", tries};
+    return KernelSpec{make_version(v), k, "", "ro", "", tries};
   }
 };
 
@@ -82,7 +84,7 @@ TEST_CASE("the GRUB backend follows the boot-counting scenarios under Fedora's g
     testing::Rig rig{*control,
                      [&]() -> Result<std::string> {
                        BALLAST_TRY(grub.reboot());
-                       return control->booted_version();
+                       return BALLAST_TRY(control->booted_version()).str();
                      },
                      [&](const std::string& v, int t) { return host.spec(v, t); }};
     scenario(rig);
@@ -95,7 +97,7 @@ TEST_CASE("the GRUB backend points saved_entry and boot_counter at the trial and
   auto control = make_grub_control(host.paths);
   GrubSimulator grub{host.paths};
   REQUIRE(control->install(host.spec("1", 0)));
-  REQUIRE(control->bless("1"));
+  REQUIRE(control->bless("1"_v));
   auto env = *read_grubenv(grub.grubenv());
   CHECK(env["saved_entry"] == "ballast-1");
   CHECK(env.count("boot_counter") == 0);
@@ -108,7 +110,7 @@ TEST_CASE("the GRUB backend points saved_entry and boot_counter at the trial and
   auto e = testing::entry_of(*control, "2");
   CHECK(e.tries_left == 2);
   CHECK(e.tries_done == 1);
-  REQUIRE(control->set_oneshot("1"));  // any change folds GRUB's count into the file name
+  REQUIRE(control->set_oneshot("1"_v));  // any change folds GRUB's count into the file name
   CHECK(path_exists(path_join(host.paths.esp_path, "loader/entries/ballast-2+2-1.conf")));
   env = *read_grubenv(grub.grubenv());
   CHECK(env["saved_entry"] == "ballast-2+2-1");

@@ -8,8 +8,10 @@
 #include <string>
 
 #include "boot/boot_control.hpp"
+#include "tests/version_literal.hpp"
 
 namespace ballast::boot::testing {
+using namespace ballast::version_literals;
 
 struct Rig {
   BootControl& control;
@@ -21,7 +23,7 @@ inline std::vector<std::string> order_of(BootControl& c) {
   std::vector<std::string> out;
   auto all = c.entries();
   REQUIRE(all);
-  for (const auto& e : *all) out.push_back(e.version);
+  for (const auto& e : *all) out.push_back(e.version.str());
   return out;
 }
 
@@ -29,14 +31,14 @@ inline BootEntry entry_of(BootControl& c, const std::string& v) {
   auto all = c.entries();
   REQUIRE(all);
   for (const auto& e : *all)
-    if (e.version == v) return e;
+    if (e.version.str() == v) return e;
   FAIL("no entry " << v);
   return {};
 }
 
 inline void install_good(Rig& r, const std::string& v) {
   REQUIRE(r.control.install(r.spec(v, 0)));
-  REQUIRE(r.control.bless(v));
+  REQUIRE(r.control.bless(make_version(v)));
 }
 
 inline void trial_then_bless(Rig& r) {
@@ -51,7 +53,7 @@ inline void trial_then_bless(Rig& r) {
   trial = entry_of(r.control, "2");
   CHECK(trial.tries_left == 2);
   CHECK(trial.tries_done == 1);
-  CHECK(*r.control.booted_version() == "2");
+  CHECK(*r.control.booted_version() == "2"_v);
 
   REQUIRE(r.control.bless(*r.control.booted_version()));
   auto blessed = entry_of(r.control, "2");
@@ -82,7 +84,7 @@ inline void mark_bad_falls_back(Rig& r) {
   install_good(r, "1");
   REQUIRE(r.control.install(r.spec("2", 3)));
   CHECK(*r.reboot() == "2");
-  REQUIRE(r.control.mark_bad("2"));
+  REQUIRE(r.control.mark_bad("2"_v));
   auto bad = entry_of(r.control, "2");
   CHECK(bad.state == EntryState::bad);
   CHECK(bad.tries_done == 1);  // mark-bad keeps the tries done
@@ -93,23 +95,23 @@ inline void operator_rollback(Rig& r) {
   install_good(r, "1");
   install_good(r, "2");
   CHECK(*r.reboot() == "2");
-  REQUIRE(r.control.prefer("1"));
+  REQUIRE(r.control.prefer("1"_v));
   CHECK(order_of(r.control).front() == "1");
   CHECK(entry_of(r.control, "2").state == EntryState::bad);
   CHECK(*r.reboot() == "1");
   CHECK(*r.reboot() == "1");
-  auto refused = r.control.prefer("2");
+  auto refused = r.control.prefer("2"_v);
   REQUIRE(!refused);
   CHECK(refused.error().code == "boot.entry-bad");
   // Going forward again is explicit: bless the version rolled back from.
-  REQUIRE(r.control.bless("2"));
+  REQUIRE(r.control.bless("2"_v));
   CHECK(*r.reboot() == "2");
 }
 
 inline void oneshot_boots_once(Rig& r) {
   install_good(r, "1");
   install_good(r, "2");
-  REQUIRE(r.control.set_oneshot("1"));
+  REQUIRE(r.control.set_oneshot("1"_v));
   CHECK(*r.reboot() == "1");
   CHECK(*r.reboot() == "2");
 }

@@ -6,11 +6,13 @@
 #include "common/file.hpp"
 #include "tests/unit/boot/scenarios.hpp"
 #include "tests/unit/support/pe_image.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::boot;
 
 namespace {
+using namespace ballast::version_literals;
 
 // A directory ESP, an efivars directory and a cmdline file under one temp dir.
 struct DirHost {
@@ -28,7 +30,7 @@ struct DirHost {
     std::string k = path_join(root, "vmlinuz-" + v), i = path_join(root, "initrd-" + v);
     REQUIRE(write_file_atomic(k, "kernel " + v));
     REQUIRE(write_file_atomic(i, "initrd " + v));
-    return KernelSpec{v, k, i, "root=UUID=f00 rootflags=subvol=@ballast/deploy/" + v + " ro", "", tries};
+    return KernelSpec{make_version(v), k, i, "root=UUID=f00 rootflags=subvol=@ballast/deploy/" + v + " ro", "", tries};
   }
   // A UKI whose sealed command line names `named` (the version itself unless told otherwise).
   KernelSpec uki_spec(const std::string& v, int tries, const std::string& named = "") {
@@ -36,7 +38,7 @@ struct DirHost {
     REQUIRE(write_file_atomic(u, ballast::pe_testing::uki_image(v, "root=gpt-auto rootflags=subvol=@ballast/deploy/" + v +
                                                                   " ro ballast.version=" + (named.empty() ? v : named))));
     KernelSpec k;
-    k.version = v;
+    k.version = make_version(v);
     k.uki_path = u;
     k.tries = tries;
     return k;
@@ -58,7 +60,7 @@ static void run_dir_host_scenarios(bool with_ukis, const std::function<void(DirH
     testing::Rig rig{*control,
                      [&]() -> Result<std::string> {
                        BALLAST_TRY(sim.reboot());
-                       return control->booted_version();
+                       return BALLAST_TRY(control->booted_version()).str();
                      },
                      [&](const std::string& v, int t) {
                        return with_ukis && std::stoi(v) % 2 == 0 ? host.uki_spec(v, t) : host.spec(v, t);
@@ -77,7 +79,7 @@ TEST_CASE("the systemd-boot backend follows the boot-counting scenarios with UKI
     auto all = control.entries();
     REQUIRE(all);
     for (const auto& e : *all) {
-      CHECK(e.uki == (std::stoi(e.version) % 2 == 0));
+      CHECK(e.uki == (std::stoi(e.version.str()) % 2 == 0));
       if (e.uki) CHECK(path_exists(path_join(host.uki_dir(), e.id)));
     }
   });
@@ -101,15 +103,15 @@ TEST_CASE("a UKI is installed byte for byte as a counted Type #2 entry and the s
   REQUIRE(booted);
   CHECK(*read_file(host.paths.cmdline_path) == e.options + "\n");
   CHECK(make_efivarfs(host.paths.efivars_path)->read_string("LoaderBootCountPath")->value() == "\\EFI\\Linux\\ballast-2.0+2-1.efi");
-  CHECK(*control->booted_version() == "2.0");
-  REQUIRE(control->bless("2.0"));
+  CHECK(*control->booted_version() == "2.0"_v);
+  REQUIRE(control->bless("2.0"_v));
   CHECK(path_exists(path_join(host.uki_dir(), "ballast-2.0.efi")));
   REQUIRE(control->install(host.uki_spec("3.0", 3)));
-  REQUIRE(control->mark_bad("3.0"));
+  REQUIRE(control->mark_bad("3.0"_v));
   CHECK(path_exists(path_join(host.uki_dir(), "ballast-3.0+0-0.efi")));
-  REQUIRE(control->remove("3.0"));
+  REQUIRE(control->remove("3.0"_v));
   CHECK_FALSE(path_exists(path_join(host.uki_dir(), "ballast-3.0+0-0.efi")));
-  CHECK(control->remove("2.0").error().code == "boot.busy");
+  CHECK(control->remove("2.0"_v).error().code == "boot.busy");
 }
 
 TEST_CASE("a UKI whose sealed command line names another version, or that is no PE image, is refused", "[boot][systemd-boot][uki]") {
@@ -158,9 +160,6 @@ TEST_CASE("a failed install leaves no entry and no kernel directory", "[boot][sy
   CHECK(!path_exists(path_join(host.paths.esp_path, "ballast/2")));
   CHECK(host.entry_files().empty());
 
-  auto bad_version = host.spec("2", 0);
-  bad_version.version = "2+1";
-  CHECK(control->install(bad_version).error().code == "boot.bad-version");
   auto two_lines = host.spec("2", 0);
   two_lines.options = "ro\nquiet";
   CHECK(control->install(two_lines).error().code == "boot.usage");
@@ -171,7 +170,7 @@ TEST_CASE("a default naming a ballast entry is removed when a trial entry is ins
   DirHost host;
   auto control = make_systemd_boot_control(host.paths);
   REQUIRE(control->install(host.spec("1", 0)));
-  REQUIRE(control->bless("1"));
+  REQUIRE(control->bless("1"_v));
   REQUIRE(write_file_atomic(path_join(host.paths.esp_path, "loader/loader.conf"), "timeout 3\ndefault ballast-*\neditor no\n"));
   auto efi = make_efivarfs(host.paths.efivars_path);
   REQUIRE(efi->write_string("LoaderEntryDefault", "ballast-1.conf"));
@@ -197,20 +196,20 @@ TEST_CASE("the booted version comes from the command line and must agree with Lo
   auto efi = make_efivarfs(host.paths.efivars_path);
   CHECK(control->booted_version().error().code == "boot.unknown-booted");
   REQUIRE(write_file_atomic(host.paths.cmdline_path, "root=UUID=x ballast.version=2 quiet\n"));
-  CHECK(*control->booted_version() == "2");
+  CHECK(*control->booted_version() == "2"_v);
   REQUIRE(efi->write_string("LoaderEntrySelected", "ballast-2+3-0.conf"));
-  CHECK(*control->booted_version() == "2");
+  CHECK(*control->booted_version() == "2"_v);
   REQUIRE(efi->write_string("LoaderEntrySelected", "ballast-1.conf"));
   CHECK(control->booted_version().error().code == "boot.booted-mismatch");
   REQUIRE(write_file_atomic(host.paths.cmdline_path, "root=UUID=x\n"));
-  CHECK(*control->booted_version() == "1");  // the loader's word alone
+  CHECK(*control->booted_version() == "1"_v);  // the loader's word alone
 }
 
 TEST_CASE("a rename interrupted midway with both files present is recovered on the next run", "[boot][systemd-boot]") {
   DirHost host;
   auto control = make_systemd_boot_control(host.paths);
   REQUIRE(control->install(host.spec("1", 0)));
-  REQUIRE(control->bless("1"));
+  REQUIRE(control->bless("1"_v));
   REQUIRE(control->install(host.spec("2", 0)));
   std::string counted = path_join(host.entries_dir(), "ballast-2+3-0.conf");
   std::string blessed = path_join(host.entries_dir(), "ballast-2.conf");
@@ -225,14 +224,14 @@ TEST_CASE("a rename interrupted midway with both files present is recovered on t
     REQUIRE(listed->size() == 2);
     CHECK(testing::entry_of(*control, "2").state == EntryState::good);  // read-only view already resolves
     CHECK(path_exists(counted));                                        // ... without writing
-    REQUIRE(control->mark_bad("1"));                                    // any change repairs first
+    REQUIRE(control->mark_bad("1"_v));                                    // any change repairs first
     CHECK(!path_exists(counted));
     CHECK(path_exists(blessed));
     CHECK(!path_exists(journal));
   }
   SECTION("a bless cut short before the rename") {
     REQUIRE(write_file_atomic(journal, "ballast-2+3-0.conf\nballast-2.conf\n"));
-    REQUIRE(control->prefer("2"));
+    REQUIRE(control->prefer("2"_v));
     CHECK(!path_exists(counted));
     CHECK(testing::entry_of(*control, "2").state == EntryState::good);
   }
@@ -242,13 +241,13 @@ TEST_CASE("a rename interrupted midway with both files present is recovered on t
     auto e = testing::entry_of(*control, "2");
     CHECK(e.tries_left == 2);
     CHECK(e.tries_done == 1);
-    REQUIRE(control->bless("2"));
+    REQUIRE(control->bless("2"_v));
     CHECK(host.entry_files() == std::vector<std::string>{"ballast-1.conf", "ballast-2.conf"});
   }
   SECTION("a counted and an uncounted name without a journal keep the counted one") {
     REQUIRE(::link(counted.c_str(), blessed.c_str()) == 0);
     CHECK(testing::entry_of(*control, "2").state == EntryState::indeterminate);
-    REQUIRE(control->set_oneshot("1"));
+    REQUIRE(control->set_oneshot("1"_v));
     CHECK(host.entry_files() == std::vector<std::string>{"ballast-1.conf", "ballast-2+3-0.conf"});
   }
 }
@@ -258,16 +257,16 @@ TEST_CASE("remove deletes the entry and its kernel files but never the booted ve
   auto control = make_systemd_boot_control(host.paths);
   REQUIRE(control->install(host.spec("1", 0)));
   REQUIRE(control->install(host.spec("2", 0)));
-  REQUIRE(control->bless("1"));
+  REQUIRE(control->bless("1"_v));
   BootSimulator sim(host.paths);
   REQUIRE(sim.reboot()->version == "2");
-  REQUIRE(control->set_oneshot("1"));
-  CHECK(control->remove("2").error().code == "boot.busy");
-  REQUIRE(control->remove("1"));
+  REQUIRE(control->set_oneshot("1"_v));
+  CHECK(control->remove("2"_v).error().code == "boot.busy");
+  REQUIRE(control->remove("1"_v));
   CHECK(host.entry_files() == std::vector<std::string>{"ballast-2+2-1.conf"});
   CHECK(!path_exists(path_join(host.paths.esp_path, "ballast/1")));
   CHECK(!make_efivarfs(host.paths.efivars_path)->read_string("LoaderEntryOneShot")->has_value());
-  CHECK(control->remove("1").error().code == "boot.no-entry");
+  CHECK(control->remove("1"_v).error().code == "boot.no-entry");
 }
 
 TEST_CASE("the boot simulator records the selected name before the count-down and the count path", "[boot][simulator]") {

@@ -1,3 +1,4 @@
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -79,6 +80,87 @@ TEST_CASE("files not ending in .toml are ignored and missing directories are fin
   auto cfg = Config::load(dirs);
   REQUIRE(cfg);
   CHECK(cfg->files().empty());
+}
+
+TEST_CASE("hidden files, such as an editor's lock file, are not configuration") {
+  ConfigDirs d;
+  d.write(1, ".#10-a.toml", "this is not toml [[[");
+  d.write(1, ".10-b.toml", "[boot]\ntries = 9\n");
+  d.write(1, "10-c.toml", "[boot]\ntries = 5\n");
+  auto cfg = Config::load(d.dirs);
+  REQUIRE(cfg);
+  CHECK(cfg->get_int("boot.tries") == 5);
+  CHECK(cfg->files() == std::vector<std::string>{path_join(d.dirs[1], "10-c.toml")});
+}
+
+TEST_CASE("a FIFO, a directory or a dangling symlink named *.toml is skipped, not read") {
+  ConfigDirs d;
+  // A FIFO without a writer would block the reader forever: load() returning at all is the test.
+  REQUIRE(::mkfifo(path_join(d.dirs[1], "10-fifo.toml").c_str(), 0644) == 0);
+  REQUIRE(make_dirs(path_join(d.dirs[1], "20-dir.toml")));
+  REQUIRE(::symlink("/nonexistent/x.toml", path_join(d.dirs[1], "30-dangling.toml").c_str()) == 0);
+  d.write(0, "40-real.toml", "[boot]\ntries = 4\n");
+  REQUIRE(::symlink(path_join(d.dirs[0], "40-real.toml").c_str(), path_join(d.dirs[2], "50-link.toml").c_str()) == 0);
+  auto cfg = Config::load(d.dirs);
+  REQUIRE(cfg);
+  CHECK(cfg->get_int("boot.tries") == 4);
+  CHECK(cfg->files() == std::vector<std::string>{path_join(d.dirs[0], "40-real.toml"), path_join(d.dirs[2], "50-link.toml")});
+}
+
+TEST_CASE("reading a file that must be regular refuses a FIFO at once") {
+  ConfigDirs d;
+  std::string fifo = path_join(d.root, "fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+  auto r = read_regular_file(fifo);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == "io.not-regular");
+}
+
+TEST_CASE("durations beyond their key's bound are refused naming file, line and key, also as integer seconds") {
+  Config cfg;
+  auto huge = cfg.merge_text("[update]\ncheck_interval = 9223372036854775807\n", "/etc/ballast/config.d/10-a.toml");
+  REQUIRE_FALSE(huge);
+  CHECK(huge.error().code == "config.bad-value");
+  CHECK_THAT(huge.error().message, Catch::Contains("/etc/ballast/config.d/10-a.toml:2"));
+  CHECK_THAT(huge.error().message, Catch::Contains("update.check_interval"));
+  CHECK_THAT(huge.error().message, Catch::Contains("30d"));
+  auto long_text = cfg.merge_text("[health]\ncheck_timeout = \"2h\"\n", "b.toml");
+  REQUIRE_FALSE(long_text);
+  CHECK_THAT(long_text.error().message, Catch::Contains("b.toml:2"));
+  CHECK_THAT(long_text.error().message, Catch::Contains("health.check_timeout"));
+  CHECK(cfg.get_duration("update.check_interval") == 1h);  // nothing was applied
+  REQUIRE(cfg.merge_text("[update]\ncheck_interval = \"30d\"\n", "c.toml"));  // the bound itself is fine
+}
+
+TEST_CASE("zero where zero makes no sense, and 1h30, are refused naming file, line and key") {
+  Config cfg;
+  const std::pair<const char*, const char*> cases[] = {
+      {"[repository]\nlow_speed_time = 0\n", "repository.low_speed_time"},
+      {"[repository]\nlow_speed_time = \"0s\"\n", "repository.low_speed_time"},
+      {"[update]\ncheck_interval = \"0s\"\n", "update.check_interval"},
+      {"[health]\ncheck_timeout = \"0s\"\n", "health.check_timeout"},
+      {"[reboot]\nwindow_length = \"0s\"\n", "reboot.window_length"},
+      {"[update]\ncheck_interval = \"1h30\"\n", "update.check_interval"}};
+  for (const auto& [text, key] : cases) {
+    INFO(text);
+    auto st = cfg.merge_text(text, "z.toml");
+    REQUIRE_FALSE(st);
+    CHECK_THAT(st.error().message, Catch::Contains("z.toml:2"));
+    CHECK_THAT(st.error().message, Catch::Contains(key));
+  }
+  // Where zero means "none", it stays allowed.
+  REQUIRE(cfg.merge_text("[update]\ncheck_jitter = \"0s\"\n[report]\nheartbeat_interval = 0\n", "ok.toml"));
+}
+
+TEST_CASE("every duration key and every size key has an upper bound") {
+  for (const auto& spec : config_schema()) {
+    INFO(spec.key);
+    if (spec.type == ConfigType::duration) {
+      CHECK(spec.min >= 0);
+      CHECK(spec.max <= int64_t{366} * 24 * 3600 * 1000);
+    }
+    if (spec.type == ConfigType::integer) CHECK(spec.max < INT64_MAX);
+  }
 }
 
 TEST_CASE("an unknown key is an error naming file, line and key") {

@@ -8,11 +8,13 @@
 #include "repository/publisher.hpp"
 #include "repository/release.hpp"
 #include "repository/tuf/client.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::repository;
 
 namespace {
+using namespace ballast::version_literals;
 
 std::string text(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -46,7 +48,7 @@ struct Fixture {
                                 const std::string& channel = "stable") {
     auto w = BALLAST_TRY(tuf::RepoWriter::open(repo, keys, &clock));
     ReleaseInfo info;
-    info.version = version;
+    info.version = make_version(version);
     info.channel = channel;
     return publish_release(w, info, inputs, pack);
   }
@@ -78,7 +80,7 @@ TEST_CASE("a published release is listed, its manifest verified, and its artifac
   CHECK(releases->size() == 3);
   auto newest = choose_release(*releases, std::nullopt, "stable");
   REQUIRE(newest);
-  CHECK(newest->info.version == "1.1");
+  CHECK(newest->info.version == "1.1"_v);
   auto m = load_manifest(*c, *newest);
   REQUIRE(m);
   CHECK(*m == r->manifest);
@@ -115,7 +117,7 @@ TEST_CASE("publishing refuses a duplicate version, an unknown delta parent and a
   CHECK(f.publish("2", {Fixture::input("", "two"), Fixture::input("0.9", "d")}).error().code ==
         "repo.unknown-release");
   CHECK(f.publish("2", {Fixture::input("1", "d")}).error().code == "repo.no-full");
-  CHECK(f.publish("../x", {Fixture::input("", "x")}).error().code == "repo.bad-version");
+  CHECK(f.publish("2", {Fixture::input("", "two"), Fixture::input("../x", "d")}).error().code == "version.invalid");
   // A stream that fails half-way publishes nothing.
   ArtifactInput broken;
   broken.open = []() -> Result<std::unique_ptr<ByteSource>> { return open_file_source("/nonexistent/stream"); };
@@ -132,15 +134,15 @@ TEST_CASE("a revoked release is skipped as newest and refused by name", "[reposi
   {
     auto w = tuf::RepoWriter::open(f.repo, f.keys, &f.clock);
     REQUIRE(w);
-    REQUIRE(revoke_release(*w, "2"));
-    CHECK(revoke_release(*w, "3").error().code == "repo.unknown-release");
+    REQUIRE(revoke_release(*w, "2"_v));
+    CHECK(revoke_release(*w, "3"_v).error().code == "repo.unknown-release");
   }
   auto c = f.client();
   REQUIRE(c);
   auto releases = list_releases(*c);
   REQUIRE(releases);
-  CHECK(choose_release(*releases, std::nullopt, "stable")->info.version == "1");
-  CHECK(choose_release(*releases, std::string("2"), "stable").error().code == "fetch.revoked");
-  CHECK(choose_release(*releases, std::string("7"), "stable").error().code == "fetch.no-release");
+  CHECK(choose_release(*releases, std::nullopt, "stable")->info.version == "1"_v);
+  CHECK(choose_release(*releases, "2"_v, "stable").error().code == "fetch.revoked");
+  CHECK(choose_release(*releases, "7"_v, "stable").error().code == "fetch.no-release");
   CHECK(choose_release(*releases, std::nullopt, "beta").error().code == "fetch.no-release");
 }

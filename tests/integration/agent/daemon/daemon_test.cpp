@@ -7,11 +7,12 @@
 
 #include "agent/daemon/daemon.hpp"
 #include "agent/daemon/ports.hpp"
-#include "agent/reboot/gate.hpp"
+#include "agent/reboot/policy.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent;
@@ -20,6 +21,7 @@ using S = FlowState;
 using Types = std::vector<std::string>;
 
 namespace {
+using namespace ballast::version_literals;
 
 const std::string kBallast = std::string(BALLAST_BUILD_ROOT) + "/agent/ballast";
 
@@ -40,7 +42,7 @@ struct SimulatorRebooter : agent::testing::FakeRebooter {
 struct Fleet {
   SandboxHost h;
   std::string repo, keys, health;
-  agent::testing::FakeGate gate;
+  agent::reboot::FakeRebootPolicy gate;
   agent::testing::RecordingReporter reporter;
   SimulatorRebooter rebooter{h.paths};
   SystemClock clock;
@@ -76,7 +78,7 @@ struct Fleet {
     argv.insert(argv.end(), args.begin(), args.end());
     REQUIRE(run_checked(argv));
   }
-  std::string booted() { return *boot::make_systemd_boot_control(h.paths)->booted_version(); }
+  std::string booted() { return boot::make_systemd_boot_control(h.paths)->booted_version()->str(); }
   std::vector<boot::BootEntry> entries() { return *boot::make_systemd_boot_control(h.paths)->entries(); }
   nlohmann::json flow_record() { return nlohmann::json::parse(*read_file(h.state + "/flow.json")); }
 };
@@ -88,8 +90,8 @@ struct Agent {
   std::unique_ptr<HostHealthChecker> health;
   std::unique_ptr<Daemon> daemon;
 
-  // `gate`: the reboot strategy, the fleet's always-open fake unless given.
-  explicit Agent(Fleet& f, RebootGate* gate = nullptr) {
+  // `gate`: the reboot policy, the fleet's always-open fake unless given.
+  explicit Agent(Fleet& f, agent::reboot::RebootPolicy* gate = nullptr) {
     boot = boot::make_systemd_boot_control(f.h.paths);
     HostReleaseSourceOptions so;
     so.request.repo_url = "file://" + f.repo;
@@ -138,7 +140,7 @@ TEST_CASE("the daemon updates the host from the repository, reboots into the upd
   CHECK_THAT(*read_file(f.h.layout().deployment("2.0") + "/etc/release-note"), Catch::Contains("this is 2.0"));
   Agent after(f);
   CHECK(after.run() == std::vector<S>{S::committed, S::idle});
-  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::good);
   CHECK(f.reporter.types == Types{"checked", "staged", "rebooting", "booted", "health.passed", "committed"});
   CHECK(f.gate.steady == 1);
@@ -173,7 +175,7 @@ TEST_CASE("an unhealthy update falls back to the old version, is recorded as rol
   CHECK(record["history"].back()["result"] == "rolled-back");
   CHECK_THAT(record["history"].back()["error"].get<std::string>(), Catch::Contains("required/20-broken"));
   for (const auto& e : f.entries())
-    if (e.version == "2.0") CHECK(e.state == boot::EntryState::bad);
+    if (e.version == "2.0"_v) CHECK(e.state == boot::EntryState::bad);
   // The next check does not try 2.0 again.
   CHECK(after.run() == std::vector<S>{S::checking, S::idle});
   CHECK(f.reporter.types.back() == "checked");
@@ -205,7 +207,7 @@ TEST_CASE("a host booted into a release that is then revoked goes back to its pr
   CHECK(f.booted() == "1.0");
   Agent after(f);
   CHECK(after.run() == std::vector<S>{S::committed, S::idle});
-  CHECK(f.entries().front().version == "1.0");
+  CHECK(f.entries().front().version == "1.0"_v);
   auto last = f.flow_record()["history"].back();
   CHECK(last["from"] == "2.0");
   CHECK(last["target"] == "1.0");
@@ -264,7 +266,7 @@ TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update
   CHECK(path_exists(flag));
   CHECK_THAT(*read_file(flag + ".pkgs"), Catch::Contains("ballast=2.0"));
   CHECK(f.booted() == "1.0");
-  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::indeterminate);
 
   // Bad configuration: a clear error and exit 1.
@@ -291,7 +293,7 @@ TEST_CASE("with the periodic strategy an update staged outside the maintenance w
   repository::FakeHttpClient http;  // only FleetLock would use it
   auto made = agent::reboot::make_reboot_gate(config, http, window_clock, "node-1");
   REQUIRE(made);
-  agent::reboot::Gate& gate = **made;
+  agent::reboot::StrategyPolicy gate(std::move(*made));
   REQUIRE(std::string(gate.strategy()) == "periodic");
   const auto opens = window_clock.now() + std::chrono::hours(2);
   const auto next_week = opens + std::chrono::days(7);
@@ -311,7 +313,7 @@ TEST_CASE("with the periodic strategy an update staged outside the maintenance w
   CHECK(f.rebooter.reboots == 0);
   CHECK(f.rebooter.announced == Types{"2.0"});
   CHECK(f.booted() == "1.0");
-  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::indeterminate);
 
   // A window missed (the daemon was not running): it waits for next week's.
@@ -336,7 +338,7 @@ TEST_CASE("with the periodic strategy an update staged outside the maintenance w
   CHECK(f.booted() == "2.0");
   Agent after(f, &gate);
   CHECK(after.run() == std::vector<S>{S::committed, S::idle});
-  CHECK(f.entries().front().version == "2.0");
+  CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::good);
   CHECK(f.reporter.types == Types{"checked", "staged", "rebooting", "booted", "health.passed", "committed"});
 }

@@ -189,3 +189,16 @@ TEST_CASE("ballast update rejects contradictory options as bad usage", "[dbus][v
   auto r = run({kBallast, "update", "--check", "--apply"});
   CHECK(r.exit_code == 2);
 }
+
+TEST_CASE("ballast pin refuses a version the boot manager could not stage and writes no pin", "[dbus][verbs]") {
+  auto state = make_temp_dir("ballast-pin-verb");
+  REQUIRE(state);
+  auto bad = run({kBallast, "--state-dir", *state, "pin", "2.0+1"});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("version.invalid") != std::string::npos);
+  CHECK_FALSE(path_exists(*state + "/pin"));
+  auto good = run({kBallast, "--state-dir", *state, "pin", "2.0"});
+  CHECK(good.exit_code == 0);
+  CHECK(*read_file(*state + "/pin") == "2.0\n");
+  REQUIRE(remove_tree(*state));
+}

@@ -6,40 +6,16 @@
 #include <thread>
 
 #include "agent/reboot/gate.hpp"
+#include "agent/reboot/policy.hpp"
 #include "common/file.hpp"
-#include "tests/integration/support/http_servers.hpp"
+#include "tests/integration/agent/reboot/fleet_lock_server.hpp"
 
 using namespace ballast;
 using namespace ballast::agent::reboot;
 using namespace std::chrono_literals;
+using ballast::testing::FleetLockServer;
 
 namespace {
-
-// The node server in a private directory; the ChildProcess member kills it whatever the test does.
-struct FleetLockServer {
-  std::string dir;
-  ballast::testing::ChildProcess proc;
-  int port = 0;
-
-  explicit FleetLockServer(int slots) {
-    dir = make_temp_dir("ballast-fleetlock").value();
-    std::string port_file = dir + "/port";
-    auto p = ballast::testing::ChildProcess::spawn(
-        {"node", BALLAST_SOURCE_ROOT "/tests/integration/agent/reboot/fleetlock-server.mjs", "--slots",
-         std::to_string(slots), "--port-file", port_file});
-    REQUIRE(p);
-    proc = std::move(*p);
-    for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(10ms);
-    auto text = read_file(port_file);
-    REQUIRE(text);
-    port = std::stoi(*text);
-  }
-  ~FleetLockServer() {
-    proc.stop();
-    (void)remove_tree(dir);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
-};
 
 FleetLockGate gate(repository::HttpClient& http, const Clock& clock, const std::string& base, const std::string& id,
                    const std::string& group) {
@@ -125,4 +101,53 @@ TEST_CASE("steady-state at start-up is retried until the FleetLock server answer
   CHECK_FALSE(retry_steady_state(up, clock));
   clock.advance(1s);
   CHECK(other.may_reboot_now().value());
+}
+
+namespace {
+
+// The policy `ballast daemon` builds from `toml` on top of reboot.strategy = "fleet_lock".
+std::unique_ptr<RebootPolicy> lock_policy(const Clock& clock, const FleetLockServer& server, const std::string& toml) {
+  Config config;
+  REQUIRE(config.merge_text("[reboot]\nstrategy = \"fleet_lock\"\nfleet_lock_url = \"" + server.url() + "\"\n" + toml,
+                            "10-test.toml"));
+  auto p = make_reboot_policy(config, clock, "node-a");
+  REQUIRE(p);
+  return std::move(*p);
+}
+
+std::string refusal(RebootPolicy& p) {
+  return dynamic_cast<FleetLockGate&>(dynamic_cast<StrategyPolicy&>(p).gate()).last_refusal();
+}
+
+}  // namespace
+
+TEST_CASE("FleetLock over HTTPS with a CA of its own works with reboot.fleet_lock_ca_bundle, and not with the repository's settings") {
+  FleetLockServer server(1, {.tls = true});
+  FakeClock clock;
+  SECTION("the repository's CA bundle is not the FleetLock server's") {
+    auto p = lock_policy(clock, server, "[repository]\nca_bundle = \"" + server.ca() + "\"\n");
+    CHECK_FALSE(p->may_reboot_now().value());
+    CHECK_THAT(refusal(*p), Catch::Contains("http.transfer"));
+    CHECK(server.post("pre-reboot", "node-b") == 200);  // the refusal took no slot
+  }
+  SECTION("reboot.fleet_lock_ca_bundle trusts it") {
+    auto p = lock_policy(clock, server, "fleet_lock_ca_bundle = \"" + server.ca() + "\"\n");
+    CHECK(p->may_reboot_now().value());
+    CHECK(server.post("pre-reboot", "node-b") == 423);  // node-a holds the slot
+    CHECK(p->steady_state());
+    CHECK(server.post("pre-reboot", "node-b") == 200);
+  }
+}
+
+TEST_CASE("a FleetLock server that wants a client certificate gets reboot.fleet_lock_client_cert and _key") {
+  FleetLockServer server(1, {.tls = true, .client_cert = true});
+  FakeClock clock;
+  const std::string ca = "fleet_lock_ca_bundle = \"" + server.ca() + "\"\n";
+  auto without = lock_policy(clock, server, ca);
+  CHECK_FALSE(without->may_reboot_now().value());
+  CHECK_THAT(refusal(*without), Catch::Contains("http.transfer"));
+  auto with = lock_policy(clock, server, ca + "fleet_lock_client_cert = \"" + server.client_cert() + "\"\n" +
+                                             "fleet_lock_client_key = \"" + server.client_key() + "\"\n");
+  CHECK(with->may_reboot_now().value());
+  CHECK(server.post("pre-reboot", "node-b") == 423);
 }

@@ -4,8 +4,10 @@
 // request needs the header "fleet-lock-protocol: true" and a body
 // {"client_params":{"id":…,"group":…}}; errors are {"kind":…,"value":…} with 400, 404, 405 or
 // 423 (group full). Listens on 127.0.0.1 on a free port and prints the port (and writes it to
-// --port-file when given). node's http module only.
+// --port-file when given). node's http module only; with --tls-cert and --tls-key it speaks
+// HTTPS (https module), and with --client-ca it also wants a client certificate signed by that CA.
 import http from 'node:http';
+import https from 'node:https';
 import fs from 'node:fs';
 
 const args = process.argv.slice(2);
@@ -15,6 +17,9 @@ function option(name, fallback) {
 }
 const slots = Number(option('--slots', '1'));
 const portFile = option('--port-file', null);
+const tlsCert = option('--tls-cert', null);
+const tlsKey = option('--tls-key', null);
+const clientCa = option('--client-ca', null);
 const groupPattern = /^[a-zA-Z0-9.-]+$/;
 const holders = new Map();  // group → Set of node ids
 
@@ -39,7 +44,7 @@ function parseParams(text) {
   return { id: p.id, group: p.group };
 }
 
-const server = http.createServer((req, res) => {
+function handler(req, res) {
   const chunks = [];
   let size = 0;
   req.on('data', (c) => {
@@ -70,7 +75,17 @@ const server = http.createServer((req, res) => {
     console.log(`unlock ${params.group}/${params.id}`);
     return reply(res, 200, {});
   });
-});
+}
+
+const server = tlsCert
+  ? https.createServer(
+      {
+        cert: fs.readFileSync(tlsCert),
+        key: fs.readFileSync(tlsKey),
+        ...(clientCa ? { ca: fs.readFileSync(clientCa), requestCert: true, rejectUnauthorized: true } : {}),
+      },
+      handler)
+  : http.createServer(handler);
 
 server.listen(0, '127.0.0.1', () => {
   const port = server.address().port;

@@ -7,15 +7,20 @@
 
 #include "agent/daemon/daemon.hpp"
 #include "agent/daemon/pin.hpp"
+#include "agent/reboot/window.hpp"
 #include "common/file.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
+#include "tests/unit/agent/reboot/time_support.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent;
 using namespace ballast::agent::testing;
 using S = FlowState;
+using namespace std::chrono_literals;
 
 namespace {
+using namespace ballast::version_literals;
 
 // Records what observers hear and on which thread; lets a test wait for a state.
 struct RecordingObserver : AgentObserver {
@@ -62,7 +67,7 @@ struct BlockingSource : FakeSource {
 struct Rig {
   std::string state = *make_temp_dir("ballast-daemon-test");
   boot::FakeBootControl boot;
-  FakeGate gate;
+  reboot::FakeRebootPolicy gate;
   FakeRebooter rebooter;
   FakeHealth health;
   RecordingReporter reporter;
@@ -70,18 +75,29 @@ struct Rig {
   DaemonOptions opts;
   Rig() {
     boot::KernelSpec k;
-    k.version = "1.0";
+    k.version = "1.0"_v;
     k.kernel_path = "/vmlinuz-1.0";
     REQUIRE(boot.install(k));
-    REQUIRE(boot.bless("1.0"));
-    boot.set_booted("1.0");
+    REQUIRE(boot.bless("1.0"_v));
+    boot.set_booted("1.0"_v);
     opts.state_dir = state;
     opts.check_interval = std::chrono::hours(24);  // the timer never fires during a test
     opts.check_jitter = std::chrono::milliseconds(0);
   }
   ~Rig() { (void)remove_tree(state); }
-  std::unique_ptr<Daemon> open(ReleaseSource& source) {
-    auto d = Daemon::open(opts, DaemonPorts{boot, source, gate, rebooter, health, reporter, clock});
+  std::unique_ptr<Daemon> open(ReleaseSource& source) { return open(source, gate); }
+  // 2.0 (offered by `source`) staged, booted and committed: the daemon on that boot, resting.
+  std::unique_ptr<Daemon> committed(FakeSource& source) {
+    source.offered = {"2.0"};
+    REQUIRE(open(source)->run_flow());
+    REQUIRE(boot.simulate_reboot());
+    auto d = open(source);
+    REQUIRE(d->run_flow());
+    REQUIRE(d->state() == S::idle);
+    return d;
+  }
+  std::unique_ptr<Daemon> open(ReleaseSource& source, reboot::RebootPolicy& policy) {
+    auto d = Daemon::open(opts, DaemonPorts{boot, source, policy, rebooter, health, reporter, clock});
     REQUIRE(d);
     return std::move(*d);
   }
@@ -186,20 +202,104 @@ TEST_CASE("at start-up the loop resumes an interrupted flow without waiting for 
   CHECK(rig.boot.entries()->front().state == boot::EntryState::good);
 }
 
-TEST_CASE("update --download-only stages without rebooting; update --apply reboots whatever the strategy says") {
+TEST_CASE("update --download-only stages without rebooting under the immediate strategy; update --apply then reboots") {
   Rig rig;
   FakeSource source(rig.boot);
   source.offered = {"2.0"};
-  auto d = rig.open(source);
+  reboot::StrategyPolicy policy(std::make_unique<reboot::ImmediateGate>());
+  auto d = rig.open(source, policy);
   REQUIRE(d->update(UpdateOptions{.download_only = true, .apply = false}));
   CHECK(d->state() == S::waiting_to_reboot);
   CHECK(rig.rebooter.reboots == 0);
-  rig.gate.open = false;
+  // Held for this update: the timer is off until the operator says more.
+  CHECK(d->next_wakeup().reboot_waits);
+  CHECK_FALSE(d->next_wakeup().delay);
   REQUIRE(d->update(UpdateOptions{.download_only = false, .apply = true}));
   CHECK(d->state() == S::verifying);
   CHECK(rig.rebooter.reboots == 1);
   CHECK(source.stages == 1);
   CHECK_FALSE(d->update(UpdateOptions{.download_only = true, .apply = true}));
+}
+
+TEST_CASE("update --apply under the manual strategy reboots once; the next update waits for the operator again") {
+  Rig rig;
+  FakeSource source(rig.boot);
+  source.offered = {"2.0"};
+  reboot::StrategyPolicy policy(std::make_unique<reboot::ManualGate>());
+  {
+    auto d = rig.open(source, policy);
+    REQUIRE(d->update(UpdateOptions{.download_only = false, .apply = true}));
+    CHECK(d->state() == S::verifying);
+    CHECK(rig.rebooter.reboots == 1);
+  }
+  REQUIRE(rig.boot.simulate_reboot());
+  source.offered = {"2.0", "3.0"};
+  auto d = rig.open(source, policy);
+  REQUIRE(d->run_flow());  // 2.0 committed, then 3.0 staged by the timer's flow
+  REQUIRE(d->run_flow());
+  CHECK(d->state() == S::waiting_to_reboot);
+  CHECK(rig.rebooter.reboots == 1);
+}
+
+TEST_CASE("update --apply under fleet_lock does not reboot while the server refuses the lock") {
+  Rig rig;
+  FakeSource source(rig.boot);
+  source.offered = {"2.0"};
+  repository::FakeHttpClient http;
+  http.on_post = [](const repository::FakeHttpClient::Post&) -> Result<repository::HttpResponse> {
+    return repository::HttpResponse{423, R"({"kind":"failed_lock","value":"held by node-b"})"};
+  };
+  auto client = reboot::FleetLockClient::create(http, reboot::FleetLockOptions{"http://locks", "node-a", "default"});
+  REQUIRE(client);
+  reboot::StrategyPolicy policy(std::make_unique<reboot::FleetLockGate>(std::move(*client), rig.clock));
+  auto d = rig.open(source, policy);
+  REQUIRE(d->update(UpdateOptions{.download_only = false, .apply = true}));
+  CHECK(d->state() == S::waiting_to_reboot);
+  CHECK(rig.rebooter.reboots == 0);
+  REQUIRE(http.posts.size() == 1);
+  CHECK(http.posts[0].url == "http://locks/v1/pre-reboot");
+  // The timer is armed for the end of the backoff, where the lock is asked for again.
+  CHECK(d->next_wakeup().delay == std::chrono::milliseconds(15s));
+}
+
+TEST_CASE("with strategy periodic the daemon arms its timer for the window's opening, not for a poll") {
+  Rig rig;
+  FakeSource source(rig.boot);
+  source.offered = {"2.0"};
+  rig.clock.set_wall(ballast::testing::utc(2026, 1, 2, 12));  // a Friday
+  auto window = reboot::MaintenanceWindow::parse({"Sat-Sun"}, "03:00", 2h, reboot::TimeZone::utc());
+  REQUIRE(window);
+  reboot::StrategyPolicy policy(std::make_unique<reboot::PeriodicGate>(std::move(*window), rig.clock));
+  auto d = rig.open(source, policy);
+  CHECK_FALSE(d->next_wakeup().reboot_waits);  // idle: the check timer
+  REQUIRE(d->run_flow());
+  REQUIRE(d->state() == S::waiting_to_reboot);
+  auto opens = ballast::testing::utc(2026, 1, 3, 3);
+  REQUIRE(policy.next_attempt() == opens);
+  CHECK(d->next_wakeup().reboot_waits);
+  CHECK(d->next_wakeup().delay == std::chrono::duration_cast<std::chrono::milliseconds>(opens - rig.clock.now()));
+  CHECK(d->next_wakeup().delay == std::chrono::milliseconds(15h));
+  rig.clock.advance(14h);
+  CHECK(d->next_wakeup().delay == std::chrono::milliseconds(1h));
+  rig.clock.set_wall(opens);
+  CHECK(d->next_wakeup().delay == std::chrono::milliseconds(0));
+  REQUIRE(d->run_flow());
+  CHECK(d->state() == S::verifying);
+  CHECK(rig.rebooter.reboots == 1);
+}
+
+TEST_CASE("while a reboot waits for a strategy with no next attempt the daemon's timer is off") {
+  Rig rig;
+  FakeSource source(rig.boot);
+  source.offered = {"2.0"};
+  rig.gate.open = false;
+  auto d = rig.open(source);
+  REQUIRE(d->run_flow());
+  REQUIRE(d->state() == S::waiting_to_reboot);
+  CHECK(d->next_wakeup().reboot_waits);
+  CHECK_FALSE(d->next_wakeup().delay);
+  rig.gate.next = rig.clock.now() + 90s;
+  CHECK(d->next_wakeup().delay == std::chrono::milliseconds(90s));
 }
 
 TEST_CASE("a check through the API reports what is available and why") {
@@ -215,26 +315,50 @@ TEST_CASE("a check through the API reports what is available and why") {
   CHECK(rig.reporter.types == std::vector<std::string>{"checked"});
 }
 
+TEST_CASE("the status shows how many reports the outbox dropped") {
+  Rig rig;
+  FakeSource source(rig.boot);
+  auto d = rig.open(source);
+  CHECK(d->status()->dropped_events == 0);
+  rig.reporter.dropped = 7;
+  CHECK(d->status()->dropped_events == 7);
+  CHECK(agent::to_json(*d->status())["droppedEvents"] == 7);
+  CHECK(agent::agent_status_from_json(agent::to_json(*d->status()))->dropped_events == 7);
+}
+
 TEST_CASE("an operator rollback makes the previous version boot next and denylists the booted one") {
   Rig rig;
   FakeSource source(rig.boot);
-  source.offered = {"2.0"};
   {
-    auto d = rig.open(source);
-    REQUIRE(d->run_flow());
-  }
-  REQUIRE(rig.boot.simulate_reboot());
-  {
-    auto d = rig.open(source);
-    REQUIRE(d->run_flow());  // 2.0 committed
+    auto d = rig.committed(source);
     REQUIRE(d->rollback(false));
     CHECK(rig.rebooter.reboots == 1);  // the update's only
+    CHECK(rig.gate.allowed_once == 0);
   }
-  CHECK(*rig.boot.simulate_reboot() == "1.0");
+  CHECK(*rig.boot.simulate_reboot() == "1.0"_v);
   auto d = rig.open(source);
   auto passed = d->run_flow();
   REQUIRE(passed);
   CHECK(*passed == std::vector<S>{S::checking, S::idle});  // 2.0 is not offered again
+}
+
+TEST_CASE("rollback --reboot asks the reboot policy, which may make the reboot wait") {
+  Rig rig;
+  FakeSource source(rig.boot);
+  auto d = rig.committed(source);
+  REQUIRE(rig.rebooter.reboots == 1);
+  rig.gate.open = false;
+  rig.gate.next = rig.clock.now() + 30s;
+  int asked = rig.gate.asked;
+  REQUIRE(d->rollback(true));
+  CHECK(rig.gate.allowed_once == 1);
+  CHECK(rig.gate.asked == asked + 1);
+  CHECK(rig.rebooter.reboots == 1);  // refused: no reboot yet
+  CHECK(d->next_wakeup().reboot_waits);
+  CHECK(d->next_wakeup().delay == std::chrono::milliseconds(30s));
+  rig.gate.open = true;
+  REQUIRE(d->rollback(true));
+  CHECK(rig.rebooter.reboots == 2);
 }
 
 TEST_CASE("pin and unpin through the API write and remove the pin file that status shows") {
@@ -242,11 +366,12 @@ TEST_CASE("pin and unpin through the API write and remove the pin file that stat
   FakeSource source(rig.boot);
   auto d = rig.open(source);
   REQUIRE(d->pin("3.1"));
-  CHECK(*read_pin(rig.state) == std::optional<std::string>("3.1"));
+  CHECK(*read_pin(rig.state) == std::optional<Version>("3.1"_v));
   CHECK(d->status()->pinned == "3.1");
   REQUIRE(d->unpin());
   CHECK(d->status()->pinned.empty());
-  CHECK(d->pin("../x").error().code == "pin.bad-version");
+  CHECK(d->pin("../x").error().code == "version.invalid");
+  CHECK(d->pin("2.0+1").error().code == "version.invalid");  // the boot counter's character, refused as everywhere
 }
 
 TEST_CASE("the check timer's delay is the interval plus a random part of the jitter") {

@@ -3,18 +3,21 @@
 #include "agent/daemon/pin.hpp"
 #include "agent/daemon/planner.hpp"
 #include "common/file.hpp"
+#include "repository/release.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent;
 using repository::ReleaseInfo;
 
 namespace {
+using namespace ballast::version_literals;
 
 constexpr int64_t kNow = 1'767'225'600;  // 2026-01-01T00:00:00Z
 
 ReleaseInfo rel(const std::string& v) {
   ReleaseInfo r;
-  r.version = v;
+  r.version = make_version(v);
   return r;
 }
 
@@ -38,6 +41,23 @@ TEST_CASE("the planner picks the newest release of the channel that is newer tha
   CHECK_FALSE(d.backward);
   in.channel = "beta";
   CHECK(plan_update(in).target == std::optional<std::string>("3.0"));
+}
+
+TEST_CASE("fetch and install --repo choose the same release as the daemon's planner: 1.0 over 1.0~rc1") {
+  for (auto order : {std::vector<std::string>{"1.0~rc1", "1.0"}, std::vector<std::string>{"1.0", "1.0~rc1"}}) {
+    std::vector<repository::Release> releases;
+    std::vector<ReleaseInfo> infos;
+    for (const auto& v : order) {
+      releases.push_back({rel(v), {}});
+      infos.push_back(rel(v));
+    }
+    auto chosen = repository::choose_release(releases, std::nullopt, "stable");  // `fetch`, `install --repo`
+    REQUIRE(chosen);
+    auto planned = plan_update(input(infos, "0.9"));                              // the daemon
+    REQUIRE(planned.target);
+    CHECK(chosen->info.version == "1.0"_v);
+    CHECK(*planned.target == "1.0");
+  }
 }
 
 TEST_CASE("the planner stays when nothing newer is on the channel") {
@@ -210,20 +230,25 @@ TEST_CASE("wariness comes from node.wariness, else node.id, else the machine id 
   REQUIRE(remove_tree(*dir));
 }
 
-TEST_CASE("a pin is written atomically, read back, and removed; a bad version is refused") {
+TEST_CASE("a pin is written atomically, read back, and removed; a corrupt pin file is refused") {
   auto dir = make_temp_dir("pin-test");
   REQUIRE(dir);
   CHECK_FALSE(*read_pin(*dir));
-  REQUIRE(write_pin(*dir, "2.0"));
-  CHECK(*read_pin(*dir) == std::optional<std::string>("2.0"));
-  auto bad = write_pin(*dir, "../etc");
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().code == "pin.bad-version");
-  CHECK(*read_pin(*dir) == std::optional<std::string>("2.0"));
+  REQUIRE(write_pin(*dir, "2.0"_v));
+  CHECK(*read_pin(*dir) == std::optional<Version>("2.0"_v));
   REQUIRE(remove_pin(*dir));
   CHECK_FALSE(*read_pin(*dir));
   CHECK(remove_pin(*dir));
   REQUIRE(write_file_atomic(*dir + "/pin", "not a/version\n"));
   CHECK(read_pin(*dir).error().code == "pin.corrupt");
   REQUIRE(remove_tree(*dir));
+}
+
+TEST_CASE("the previous good deployment is the newest older candidate neither denylisted nor revoked") {
+  auto revoked = rel("1.9");
+  revoked.revoked = true;
+  std::vector<std::string> candidates{"1.10", "1.2", "1.9", "1.8", "3.0", "2.0"};
+  CHECK(previous_good_deployment("2.0", candidates, {}, {}) == std::optional<std::string>("1.10"));  // not "1.9"
+  CHECK(previous_good_deployment("2.0", candidates, {"1.10"}, {revoked}) == std::optional<std::string>("1.8"));
+  CHECK_FALSE(previous_good_deployment("1.2", candidates, {}, {}));
 }

@@ -4,11 +4,13 @@
 
 #include "boot/boot_control.hpp"
 #include "common/file.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent;
 
 namespace {
+using namespace ballast::version_literals;
 
 struct TempDir {
   std::string path = make_temp_dir("ballast-ports").value();
@@ -48,13 +50,13 @@ TEST_CASE("seen from outside (--sysroot), the health checks are those of the boo
   o.check_failed_units = false;
   HostHealthChecker checker(o, host, boot);
 
-  boot.set_booted("1.0");
+  boot.set_booted("1.0"_v);
   auto one = checker.run();
   REQUIRE(one);
   CHECK(one->healthy);
   CHECK(names(*one) == std::vector<std::string>{"required/10-userland"});
 
-  boot.set_booted("2.0");  // the same checker after the next boot
+  boot.set_booted("2.0"_v);  // the same checker after the next boot
   auto two = checker.run();
   REQUIRE(two);
   CHECK_FALSE(two->healthy);

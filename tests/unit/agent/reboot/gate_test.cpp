@@ -42,14 +42,12 @@ TEST_CASE("the immediate strategy always allows the reboot") {
   CHECK(g.steady_state());
 }
 
-TEST_CASE("the manual strategy waits until an operator allows one reboot") {
+TEST_CASE("the manual strategy never allows the reboot by itself") {
   ManualGate g;
   CHECK_FALSE(g.may_reboot_now().value());
   CHECK_FALSE(g.may_reboot_now().value());
   CHECK_FALSE(g.next_attempt());
-  g.allow_once();
-  CHECK(g.may_reboot_now().value());
-  CHECK_FALSE(g.may_reboot_now().value());
+  CHECK_FALSE(g.takes_lock());
 }
 
 TEST_CASE("the periodic strategy opens within the window and names the next opening for the daemon's timer") {
@@ -65,11 +63,6 @@ TEST_CASE("the periodic strategy opens within the window and names the next open
   clock.set_wall(utc(2026, 1, 3, 5));
   CHECK_FALSE(g.may_reboot_now().value());
   CHECK(*g.next_attempt() == utc(2026, 1, 4, 3));
-  SECTION("an operator may reboot outside the window once") {
-    g.allow_once();
-    CHECK(g.may_reboot_now().value());
-    CHECK_FALSE(g.may_reboot_now().value());
-  }
 }
 
 TEST_CASE("FleetLock pre-reboot posts the protocol's header and body to {base}/v1/pre-reboot and 200 allows the reboot") {

@@ -3,11 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include "common/file.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent::reboot;
 
 namespace {
+using namespace ballast::version_literals;
 
 struct TempDir {
   std::string path;
@@ -96,14 +98,14 @@ struct SandboxBoot {
   }
   void install(const std::string& v, bool blessed) {
     REQUIRE(write_file_atomic(dir.path + "/vmlinuz-" + v, "kernel " + v));
-    REQUIRE(control->install({v, dir.path + "/vmlinuz-" + v, "", "rootflags=subvol=@ballast/deploy/" + v + " ro", "", 0}));
-    if (blessed) REQUIRE(control->bless(v));
+    REQUIRE(control->install({make_version(v), dir.path + "/vmlinuz-" + v, "", "rootflags=subvol=@ballast/deploy/" + v + " ro", "", 0}));
+    if (blessed) REQUIRE(control->bless(make_version(v)));
   }
   ballast::boot::BootEntry entry(const std::string& v) {
     auto all = control->entries();
     REQUIRE(all);
     for (const auto& e : *all)
-      if (e.version == v) return e;
+      if (e.version.str() == v) return e;
     FAIL("no entry " << v);
     return {};
   }
@@ -124,16 +126,16 @@ TEST_CASE("a simulated reboot boots the sandbox by systemd-boot's rules, clears 
   CHECK(ended == 1);
   REQUIRE(r.last_boot());
   CHECK(r.last_boot()->version == "2.0");
-  CHECK(host.control->booted_version().value() == "2.0");
+  CHECK(host.control->booted_version().value() == "2.0"_v);
   CHECK(host.entry("2.0").tries_left == 2);  // the try was counted down before it booted
   CHECK(list_dir(host.dir.path + "/run").value().empty());  // a reboot empties /run
 
   // Marked bad, the trial entry is skipped: boot counting falls back to 1.0.
-  REQUIRE(host.control->mark_bad("2.0"));
+  REQUIRE(host.control->mark_bad("2.0"_v));
   REQUIRE(r.reboot());
   CHECK(ended == 2);
   CHECK(r.last_boot()->version == "1.0");
-  CHECK(host.control->booted_version().value() == "1.0");
+  CHECK(host.control->booted_version().value() == "1.0"_v);
 }
 
 TEST_CASE("a simulated reboot with nothing to boot fails and leaves the agent running") {

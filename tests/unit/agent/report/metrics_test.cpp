@@ -108,6 +108,16 @@ TEST_CASE("a corrupt metrics state file is an error, not a silent reset", "[repo
   CHECK(m.error().code == "metrics.corrupt");
 }
 
+TEST_CASE("the exposition counts the reports the outbox dropped", "[report][metrics]") {
+  MetricsFixture f;
+  auto m = f.open();
+  CHECK(has_line(m->exposition(), "ballast_report_events_dropped_total 0"));
+  uint64_t dropped = 12;
+  m->count_dropped_events_from([&] { return dropped; });
+  CHECK(has_line(m->exposition(), "# TYPE ballast_report_events_dropped_total counter"));
+  CHECK(has_line(m->exposition(), "ballast_report_events_dropped_total 12"));
+}
+
 TEST_CASE("label values are escaped in the exposition", "[report][metrics]") {
   MetricsFixture f;
   auto m = f.open();

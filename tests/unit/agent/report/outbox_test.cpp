@@ -287,27 +287,34 @@ TEST_CASE("a corrupt outbox file is quarantined with a log and the other events 
   CHECK(f.event_files().empty());
 }
 
-TEST_CASE("the outbox is bounded: the oldest heartbeats go first, then the oldest events, and drops are counted",
+TEST_CASE("the outbox is bounded: heartbeats go first, then check results, never a lifecycle event; drops are counted",
           "[report][outbox]") {
   OutboxFixture f;
   auto opts = f.options();
   opts.max_events = 3;
   {
     auto box = f.open(opts);
-    box->report("staged", {{"version", "2.0"}});   // 1
-    box->report("heartbeat", json::object());      // 2
-    box->report("heartbeat", json::object());      // 3
+    box->report("staged", {{"version", "2.0"}});     // 1
+    box->report("heartbeat", json::object());        // 2
+    box->report("heartbeat", json::object());        // 3
     box->report("committed", {{"version", "2.0"}});  // 4: drops 2
     CHECK(box->dropped() == 1);
-    box->report("checked", json::object());        // 5: drops 3
-    box->report("checked", json::object());        // 6: no heartbeat left, drops 1
+    box->report("checked", json::object());          // 5: drops 3
+    box->report("checked", json::object());          // 6: no heartbeat left, drops the check result 5
     CHECK(box->dropped() == 3);
     CHECK(box->pending() == 3);
+    box->report("rebooting", {{"version", "3.0"}});  // 7: drops 6
+    box->report("booted", {{"version", "3.0"}});     // 8: only lifecycle events left: kept beyond the bound
+    box->report("heartbeat", json::object());        // 9: nothing it may displace: dropped itself
+    CHECK(box->pending() == 4);
+    CHECK(box->dropped() == 5);
+    CHECK(box->dropped_by_type() == std::map<std::string, uint64_t>{{"checked", 2}, {"heartbeat", 3}});
   }
   auto box = f.open(opts);
-  CHECK(box->dropped() == 3);  // persisted
+  CHECK(box->dropped() == 5);  // persisted, by type too
+  CHECK(box->dropped_by_type() == std::map<std::string, uint64_t>{{"checked", 2}, {"heartbeat", 3}});
   REQUIRE(box->flush());
-  CHECK(f.posted_ids() == std::vector<std::string>{"node-a-4", "node-a-5", "node-a-6"});
+  CHECK(f.posted_ids() == std::vector<std::string>{"node-a-1", "node-a-4", "node-a-7", "node-a-8"});
 
   // The byte bound: room for about two events.
   OutboxFixture g;
@@ -352,18 +359,38 @@ TEST_CASE("the bearer token is read from its file at every flush; without it not
   CHECK(box->consecutive_failures() == 1);
 }
 
-TEST_CASE("without an endpoint events are kept and flush sends nothing", "[report][outbox]") {
+TEST_CASE("with reporting off (no endpoint) no event is written and flush sends nothing", "[report][outbox]") {
   OutboxFixture f;
   auto opts = f.options();
   opts.endpoint.clear();
   auto box = f.open(opts);
   box->report("checked", json::object());
+  box->report("staged", {{"version", "2.0"}});
+  box->report_heartbeat(agent::AgentStatus{});
+  CHECK(f.event_files().empty());
+  CHECK(box->pending() == 0);
   auto r = box->flush(true);
   REQUIRE(r);
   CHECK(r->deferred);
   CHECK(f.http.posts.empty());
-  CHECK(box->pending() == 1);
   CHECK(!box->next_retry());
+}
+
+TEST_CASE("a flood of check results with the sink unreachable keeps the pending staged event", "[report][outbox]") {
+  OutboxFixture f;
+  f.statuses.assign(2000, 0);  // connection refused
+  auto box = f.open();
+  box->report("staged", {{"version", "2.0"}});
+  REQUIRE(box->flush());
+  for (int i = 0; i < 1500; ++i) box->report("checked", {{"available", "2.0"}});
+  CHECK(box->pending() == 1000);
+  CHECK(box->dropped_by_type() == std::map<std::string, uint64_t>{{"checked", 501}});
+  f.statuses.clear();
+  f.clock.advance(1h);
+  REQUIRE(box->flush());
+  REQUIRE(!f.http.posts.empty());
+  // The first post was the failed one; the first one after the outage is the staged event.
+  CHECK(json::parse(f.http.posts[1].body)["type"] == "dev.ballast.staged");
 }
 
 TEST_CASE("bad event types and incomplete options are refused", "[report][outbox]") {

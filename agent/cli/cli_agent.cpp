@@ -1,5 +1,5 @@
 #include "agent/cli/verb.hpp"
-#include "agent/dbus/cli_agent.hpp"
+#include "agent/cli/cli_agent.hpp"
 #include "agent/dbus/names.hpp"
 
 namespace ballast::cli {

@@ -1,6 +1,8 @@
-#include "boot/version_compare.hpp"
+#include "common/version.hpp"
 
-namespace ballast::boot {
+#include <algorithm>
+
+namespace ballast {
 namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -14,7 +16,27 @@ int compare_rest(std::string_view a, std::string_view b) { return sign(a.compare
 
 }  // namespace
 
-int compare_versions(std::string_view a, std::string_view b) {
+Result<Version> Version::parse(std::string_view text) {
+  bool valid = !text.empty() && text.size() <= 64 && (is_digit(text[0]) || is_alpha(text[0]));
+  for (size_t k = 0; valid && k < text.size(); ++k) {
+    char c = text[k];
+    valid = is_digit(c) || is_alpha(c) || c == '.' || c == '_' || c == '~' || c == '^' || c == '-';
+  }
+  if (!valid)
+    return fail("version.invalid", "\"" + std::string(text) +
+                                       "\" is not a version: 1-64 characters of 0-9 A-Z a-z . _ ~ ^ -, starting with a "
+                                       "letter or digit ('+' is reserved for the boot counter)");
+  Version v;
+  v.text_ = std::string(text);
+  return v;
+}
+
+std::weak_ordering operator<=>(const Version& a, const Version& b) {
+  int r = compare_uapi_versions(a.text_, b.text_);
+  return r < 0 ? std::weak_ordering::less : r > 0 ? std::weak_ordering::greater : std::weak_ordering::equivalent;
+}
+
+int compare_uapi_versions(std::string_view a, std::string_view b) {
   size_t i = 0, j = 0;
   for (;;) {
     while (i < a.size() && !is_version_char(a[i])) ++i;
@@ -75,4 +97,4 @@ int compare_versions(std::string_view a, std::string_view b) {
   }
 }
 
-}  // namespace ballast::boot
+}  // namespace ballast
