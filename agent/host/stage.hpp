@@ -38,6 +38,7 @@ struct StageRequest {
   // The release's kernel command line from its signed TUF target (ReleaseInfo::cmdline): what
   // every host's entry gets after `root=… ro ballast.version=<v>`. Empty (no manifest, as with
   // `ballast stage -f`, or none published): the image's own /usr/lib/kernel/cmdline instead.
+  // A Type #2 entry ignores it: a UKI boots the command line sealed in it.
   std::string cmdline;
   int tries = 0;                 // 0: the boot backend's default
   EntryType entry_type = EntryType::automatic;

@@ -74,7 +74,8 @@ TEST_CASE("a release with a UKI stages as a Type #2 entry of the UKI's bytes, bo
   REQUIRE(sim.reboot());
   REQUIRE(boot->bless("1.0"_v));
 
-  auto staged = h.stage(*boot, "2.0", h.publish("2.0", "1.0", true));
+  // The UKI's sealed command line, not the manifest's, is what a Type #2 entry boots.
+  auto staged = h.stage(*boot, "2.0", h.publish("2.0", "1.0", true), "console=hvc0 signed.flag=1");
   REQUIRE(staged);
   const std::string uki = h.layout().deployment("2.0") + images::kUkiPath;
   CHECK(staged->entry_options == images::uki_cmdline("2.0"_v, "console=ttyS0 quiet"));
