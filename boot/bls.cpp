@@ -28,11 +28,14 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 Result<EntryName> parse_entry_name(std::string_view name) {
-  constexpr std::string_view suffix = ".conf";
-  if (name.size() <= suffix.size() || name.substr(name.size() - suffix.size()) != suffix)
-    return fail("boot.bad-entry-name", "not a .conf entry file name: " + std::string(name));
-  std::string_view base = name.substr(0, name.size() - suffix.size());
+  auto ends_with = [&](std::string_view suffix) {
+    return name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+  };
   EntryName out;
+  out.uki = ends_with(".efi");
+  if (!out.uki && !ends_with(".conf"))
+    return fail("boot.bad-entry-name", "not a .conf or .efi entry file name: " + std::string(name));
+  std::string_view base = name.substr(0, name.size() - (out.uki ? 4 : 5));
   auto plus = base.rfind('+');
   if (plus == std::string_view::npos) {
     out.stem = std::string(base);
@@ -55,10 +58,10 @@ Result<EntryName> parse_entry_name(std::string_view name) {
   return out;
 }
 
-std::string format_entry_name(const std::string& stem, const std::optional<BootCounter>& counter) {
+std::string format_entry_name(const std::string& stem, const std::optional<BootCounter>& counter, bool uki) {
   std::string out = stem;
   if (counter) out += "+" + std::to_string(counter->left) + "-" + std::to_string(counter->done);
-  return out + ".conf";
+  return out + (uki ? ".efi" : ".conf");
 }
 
 std::string escape_version(std::string_view version) {

@@ -23,19 +23,21 @@ struct BootCounter {
   bool operator==(const BootCounter&) const = default;
 };
 
-// A file name split into its parts: "<stem>[+LEFT[-DONE]].conf".
+// A file name split into its parts: "<stem>[+LEFT[-DONE]].conf" (Type #1) or
+// "<stem>[+LEFT[-DONE]].efi" (Type #2: a unified kernel image in $ESP/EFI/Linux/).
 struct EntryName {
   std::string stem;                    // "ballast-2.0"
   std::optional<BootCounter> counter;  // +LEFT-DONE
+  bool uki = false;                    // ".efi"
 };
 
 // Parses any BLS file name; counters of any width ("+003-0001") are accepted. Fails for names
-// not ending in ".conf" and for a malformed or overflowing counter.
+// ending in neither ".conf" nor ".efi" and for a malformed or overflowing counter.
 Result<EntryName> parse_entry_name(std::string_view file_name);
 
-// "<stem>+LEFT-DONE.conf", numbers written in plain decimal without padding; DONE is always
-// written once a counter exists so every counted name has the same shape.
-std::string format_entry_name(const std::string& stem, const std::optional<BootCounter>& counter);
+// "<stem>+LEFT-DONE.conf" (".efi" for a UKI), numbers written in plain decimal without padding;
+// DONE is always written once a counter exists so every counted name has the same shape.
+std::string format_entry_name(const std::string& stem, const std::optional<BootCounter>& counter, bool uki = false);
 
 // systemd ignores entry files whose names hold anything but letters, digits and "+-_.", so the
 // version is escaped in file and directory names: '_' → "__", '~' → "_t", '^' → "_c".

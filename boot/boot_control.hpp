@@ -29,6 +29,7 @@ struct BootEntry {
   int tries_left = 0;
   int tries_done = 0;
   bool has_counter = false;
+  bool uki = false;  // Type #2: a unified kernel image in $ESP/EFI/Linux/, options read from its .cmdline
   std::string title, options, linux_path, initrd_path;
 };
 
@@ -39,6 +40,8 @@ struct KernelSpec {
   std::string options;
   std::string title;        // empty: "ballast <version>"
   int tries = 0;            // 0: BootPaths::default_tries
+  std::string uki_path = {};  // a unified kernel image: copied byte for byte to $ESP/EFI/Linux/ as a
+                            // Type #2 entry; kernel_path, initrd_path, options and title are then unused
 };
 
 struct BootPaths {

@@ -5,26 +5,40 @@
 
 #include "boot/efivars.hpp"
 #include "common/file.hpp"
+#include "common/pe_file.hpp"
 
 namespace ballast::boot {
 
 Result<SimulatedBoot> BootSimulator::reboot() {
-  std::string dir = path_join(paths_.esp_path, "loader/entries");
   std::vector<BootEntry> all;
-  if (path_exists(dir)) {
+  for (const bool uki : {false, true}) {
+    const std::string dir = path_join(paths_.esp_path, uki ? "EFI/Linux" : "loader/entries");
+    if (!path_exists(dir)) continue;
     for (const auto& name : BALLAST_TRY(list_dir(dir))) {
       auto parsed = parse_entry_name(name);
-      if (!parsed || name.front() == '.') continue;
-      auto text = BALLAST_TRY(read_file(path_join(dir, name)));
-      auto content = parse_entry(text);
-      if (!content) continue;  // the loader skips what it cannot parse
-      // The sandbox's ESP holds ballast's entries only; one without a valid version is not ours.
-      auto version = Version::parse(content->version);
-      if (!version) continue;
+      if (!parsed || parsed->uki != uki || name.front() == '.') continue;
       BootEntry e;
       e.id = name;
+      e.uki = uki;
+      std::string version_text;
+      if (uki) {
+        // Like systemd-stub: the command line is the UKI's own .cmdline, the version its os-release's.
+        auto cmdline = pe::read_section_of_file(path_join(dir, name), ".cmdline");
+        auto stem_version = version_of_stem(parsed->stem);
+        if (!cmdline || !*cmdline || !stem_version) continue;  // the loader skips what it cannot use
+        version_text = *stem_version;
+        e.options = **cmdline;
+      } else {
+        auto text = BALLAST_TRY(read_file(path_join(dir, name)));
+        auto content = parse_entry(text);
+        if (!content) continue;  // the loader skips what it cannot parse
+        version_text = content->version;
+        e.options = content->options;
+      }
+      // The sandbox's ESP holds ballast's entries only; one without a valid version is not ours.
+      auto version = Version::parse(version_text);
+      if (!version) continue;
       e.version = *version;
-      e.options = content->options;
       e.has_counter = parsed->counter.has_value();
       e.tries_left = parsed->counter ? parsed->counter->left : 0;
       e.tries_done = parsed->counter ? parsed->counter->done : 0;
@@ -62,15 +76,17 @@ Result<SimulatedBoot> BootSimulator::reboot() {
   }());
 
   const BootEntry& e = all[pick];
+  const std::string dir = path_join(paths_.esp_path, e.uki ? "EFI/Linux" : "loader/entries");
   std::string current = e.id;
   if (e.has_counter && e.tries_left > 0) {
     auto stem = BALLAST_TRY(parse_entry_name(e.id)).stem;
-    current = format_entry_name(stem, BootCounter{e.tries_left - 1, e.tries_done + 1});
+    current = format_entry_name(stem, BootCounter{e.tries_left - 1, e.tries_done + 1}, e.uki);
     if (::rename(path_join(dir, e.id).c_str(), path_join(dir, current).c_str()) != 0)
       return fail_errno("boot.write", errno, "cannot count down " + e.id);
   }
   BALLAST_CHECK(efi->write_string("LoaderEntrySelected", e.id));
-  if (e.has_counter) BALLAST_CHECK(efi->write_string("LoaderBootCountPath", "\\loader\\entries\\" + current));
+  if (e.has_counter)
+    BALLAST_CHECK(efi->write_string("LoaderBootCountPath", (e.uki ? "\\EFI\\Linux\\" : "\\loader\\entries\\") + current));
   else BALLAST_CHECK(efi->remove("LoaderBootCountPath"));
   BALLAST_CHECK(write_file_atomic(paths_.cmdline_path, e.options + "\n"));
   return SimulatedBoot{e.id, e.version.str()};

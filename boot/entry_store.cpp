@@ -11,6 +11,7 @@
 
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "common/pe_file.hpp"
 
 namespace ballast::boot {
 namespace {
@@ -79,6 +80,25 @@ Result<uint64_t> regular_file_size(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
+// Whole blocks per file, plus one each for the entry, a directory and the rename journal.
+Status check_esp_space(const std::string& esp, const std::string& version,
+                       const std::vector<std::pair<std::string, uint64_t>>& files) {
+  struct statvfs sv {};
+  if (::statvfs(esp.c_str(), &sv) != 0) return fail_errno("boot.esp", errno, "cannot inspect the ESP at " + esp);
+  uint64_t block = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+  uint64_t free_bytes = static_cast<uint64_t>(sv.f_bavail) * block;
+  uint64_t need = 3 * block;
+  std::string sizes;
+  for (const auto& [what, size] : files) {
+    need += round_up(size, block);
+    sizes += (sizes.empty() ? "" : ", ") + what + " " + std::to_string(size);
+  }
+  if (need > free_bytes)
+    return fail("boot.esp-full", "the ESP at " + esp + " has " + std::to_string(free_bytes) + " bytes free; installing " +
+                                     version + " needs " + std::to_string(need) + " bytes (" + sizes + ")");
+  return ok();
+}
+
 bool has_line_break(const std::string& s) { return s.find_first_of("\n\r", 0) != std::string::npos || s.find('\0') != std::string::npos; }
 
 }  // namespace
@@ -102,49 +122,67 @@ std::optional<std::string> cmdline_version(std::string_view cmdline) {
 EntryStore::EntryStore(BootPaths paths) : paths_(std::move(paths)) {}
 
 std::string EntryStore::entries_dir() const { return path_join(paths_.esp_path, "loader/entries"); }
+std::string EntryStore::uki_dir() const { return path_join(paths_.esp_path, "EFI/Linux"); }
+std::string EntryStore::dir_of(const std::string& name) const {
+  auto parsed = parse_entry_name(name);
+  return parsed && parsed->uki ? uki_dir() : entries_dir();
+}
 std::string EntryStore::journal_path() const { return path_join(paths_.esp_path, "ballast/rename-pending"); }
 
 Result<EntryStore::Scanned> EntryStore::scan() {
   Scanned out;
-  std::string dir = entries_dir();
-  if (!path_exists(dir)) return out;
-  auto names = BALLAST_TRY(with_context(list_dir(dir), "listing boot entries"));
   auto journal = BALLAST_TRY(read_journal(journal_path()));
   std::map<std::string, std::vector<BootEntry>> by_version;  // by the version's text
-  for (const auto& name : names) {
-    if (name.rfind(".", 0) == 0 && name.find(".tmp") != std::string::npos &&
-        name.rfind(std::string(".") + std::string(kEntryPrefix), 0) == 0) {
-      out.temp_files.push_back(name);
-      continue;
+  for (const bool uki : {false, true}) {
+    const std::string dir = uki ? uki_dir() : entries_dir();
+    if (!path_exists(dir)) continue;
+    for (const auto& name : BALLAST_TRY(with_context(list_dir(dir), "listing boot entries"))) {
+      if (name.rfind(".", 0) == 0 && name.find(".tmp") != std::string::npos &&
+          name.rfind(std::string(".") + std::string(kEntryPrefix), 0) == 0) {
+        out.temp_files.push_back(path_join(dir, name));
+        continue;
+      }
+      auto parsed = parse_entry_name(name);
+      if (!parsed || parsed->uki != uki) continue;
+      auto stem_version = version_of_stem(parsed->stem);
+      if (!stem_version) continue;
+      auto version = Version::parse(*stem_version);
+      if (!version) {
+        log::warning("ignoring boot entry " + name + ": " + version.error().describe());
+        continue;
+      }
+      BootEntry e;
+      e.version = *version;
+      e.id = name;
+      e.uki = uki;
+      e.has_counter = parsed->counter.has_value();
+      e.tries_left = parsed->counter ? parsed->counter->left : 0;
+      e.tries_done = parsed->counter ? parsed->counter->done : 0;
+      e.state = state_of(parsed->counter);
+      if (uki) {
+        auto cmdline = pe::read_section_of_file(path_join(dir, name), ".cmdline");
+        if (!cmdline || !*cmdline) {
+          log::warning("ignoring boot entry " + name + ": not a unified kernel image with a .cmdline section");
+          continue;
+        }
+        e.title = "ballast " + e.version.str();
+        e.options = **cmdline;
+        e.linux_path = "/EFI/Linux/" + name;
+      } else {
+        auto text = read_file(path_join(dir, name), 1 << 20);
+        if (!text) return with_context(Result<Scanned>(tl::unexpected(text.error())), "reading boot entry " + name);
+        auto content = parse_entry(*text);
+        if (!content) {
+          log::warning("ignoring malformed boot entry " + name + ": " + content.error().describe());
+          continue;
+        }
+        e.title = content->title;
+        e.options = content->options;
+        e.linux_path = content->linux_path;
+        e.initrd_path = content->initrd_paths.empty() ? "" : content->initrd_paths.front();
+      }
+      by_version[e.version.str()].push_back(std::move(e));
     }
-    auto parsed = parse_entry_name(name);
-    if (!parsed) continue;
-    auto stem_version = version_of_stem(parsed->stem);
-    if (!stem_version) continue;
-    auto version = Version::parse(*stem_version);
-    if (!version) {
-      log::warning("ignoring boot entry " + name + ": " + version.error().describe());
-      continue;
-    }
-    auto text = read_file(path_join(dir, name), 1 << 20);
-    if (!text) return with_context(Result<Scanned>(tl::unexpected(text.error())), "reading boot entry " + name);
-    auto content = parse_entry(*text);
-    if (!content) {
-      log::warning("ignoring malformed boot entry " + name + ": " + content.error().describe());
-      continue;
-    }
-    BootEntry e;
-    e.version = *version;
-    e.id = name;
-    e.has_counter = parsed->counter.has_value();
-    e.tries_left = parsed->counter ? parsed->counter->left : 0;
-    e.tries_done = parsed->counter ? parsed->counter->done : 0;
-    e.state = state_of(parsed->counter);
-    e.title = content->title;
-    e.options = content->options;
-    e.linux_path = content->linux_path;
-    e.initrd_path = content->initrd_paths.empty() ? "" : content->initrd_paths.front();
-    by_version[e.version.str()].push_back(std::move(e));
   }
   for (auto& [version, files] : by_version) {
     size_t win = 0;
@@ -154,7 +192,7 @@ Result<EntryStore::Scanned> EntryStore::scan() {
       if (journal_says || (!journal_against && later_state(files[i], files[win]))) win = i;
     }
     for (size_t i = 0; i < files.size(); ++i)
-      if (i != win) out.losers.push_back(files[i].id);
+      if (i != win) out.losers.push_back(path_join(dir_of(files[i].id), files[i].id));
     out.entries.push_back(std::move(files[win]));
   }
   sort_boot_order(out.entries);
@@ -167,8 +205,8 @@ Result<std::vector<BootEntry>> EntryStore::load() {
 }
 
 Status EntryStore::recover() {
-  std::string dir = entries_dir();
   auto journal = BALLAST_TRY(read_journal(journal_path()));
+  const std::string dir = journal ? dir_of(journal->first) : entries_dir();
   if (journal && path_exists(path_join(dir, journal->first)) && !path_exists(path_join(dir, journal->second))) {
     // The rename itself never happened: do it now.
     if (::rename(path_join(dir, journal->first).c_str(), path_join(dir, journal->second).c_str()) != 0)
@@ -176,13 +214,15 @@ Status EntryStore::recover() {
     log::notice("finished an interrupted rename of boot entry " + journal->first + " to " + journal->second);
   }
   auto s = BALLAST_TRY(scan());
-  for (const auto& name : s.losers) {
-    log::notice("removing boot entry " + name + " left by an interrupted rename");
-    if (::unlink(path_join(dir, name).c_str()) != 0 && errno != ENOENT)
-      return fail_errno("boot.write", errno, "cannot remove duplicate entry " + name);
+  for (const auto& path : s.losers) {
+    log::notice("removing boot entry " + path + " left by an interrupted rename");
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return fail_errno("boot.write", errno, "cannot remove duplicate entry " + path);
   }
-  for (const auto& name : s.temp_files) ::unlink(path_join(dir, name).c_str());
-  if (!s.losers.empty() || journal) BALLAST_CHECK(fsync_dir(dir));
+  for (const auto& path : s.temp_files) ::unlink(path.c_str());
+  if (!s.losers.empty() || journal)
+    for (const auto& d : {entries_dir(), uki_dir()})
+      if (path_exists(d)) BALLAST_CHECK(fsync_dir(d));
   if (path_exists(journal_path())) BALLAST_CHECK(remove_if_exists(journal_path()));
   return ok();
 }
@@ -194,7 +234,25 @@ Result<BootEntry> EntryStore::find(const Version& version) {
   return fail("boot.no-entry", "no boot entry for version " + version.str());
 }
 
+Status EntryStore::install_uki(const KernelSpec& spec, std::optional<BootCounter> counter) {
+  uint64_t size = BALLAST_TRY(regular_file_size(spec.uki_path));
+  // The booted version is read back from the command line, sealed in the UKI: it must name this one.
+  auto cmdline = BALLAST_TRY(with_context(pe::read_section_of_file(spec.uki_path, ".cmdline"), "reading the UKI"));
+  if (!cmdline) return fail("boot.bad-uki", spec.uki_path + " has no .cmdline section");
+  auto named = cmdline_version(*cmdline);
+  if (named != spec.version.str())
+    return fail("boot.bad-uki", "the command line of " + spec.uki_path + " says ballast.version=" + named.value_or("(nothing)") +
+                                    ", not " + spec.version.str());
+  BALLAST_CHECK(recover());
+  if (find(spec.version)) return fail("boot.exists", "a boot entry for version " + spec.version.str() + " exists already");
+  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), {{"UKI", size}}));
+  BALLAST_CHECK(make_dirs(uki_dir()));
+  // Written under a temp name and renamed: the loader never sees a partial UKI.
+  return copy_file_atomic(spec.uki_path, uki_dir(), format_entry_name(stem_of_version(spec.version.str()), counter, true));
+}
+
 Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> counter) {
+  if (!spec.uki_path.empty()) return install_uki(spec, counter);
   if (spec.kernel_path.empty()) return fail("boot.usage", "no kernel given");
   if (has_line_break(spec.options) || has_line_break(spec.title))
     return fail("boot.usage", "title and options must be a single line");
@@ -219,18 +277,7 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
       named ? spec.options : (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version.str();
   std::string text = format_entry(entry);
 
-  struct statvfs sv {};
-  if (::statvfs(paths_.esp_path.c_str(), &sv) != 0)
-    return fail_errno("boot.esp", errno, "cannot inspect the ESP at " + paths_.esp_path);
-  uint64_t block = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-  uint64_t free_bytes = static_cast<uint64_t>(sv.f_bavail) * block;
-  // Whole blocks per file, plus one each for the entry, the kernel directory and the journal.
-  uint64_t need = round_up(kernel_size, block) + round_up(initrd_size, block) + 3 * block;
-  if (need > free_bytes)
-    return fail("boot.esp-full", "the ESP at " + paths_.esp_path + " has " + std::to_string(free_bytes) +
-                                     " bytes free; installing " + spec.version.str() + " needs " + std::to_string(need) +
-                                     " bytes (kernel " + std::to_string(kernel_size) + ", initrd " +
-                                     std::to_string(initrd_size) + ")");
+  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), {{"kernel", kernel_size}, {"initrd", initrd_size}}));
 
   std::string kdir = path_join(paths_.esp_path, "ballast/" + escape_version(spec.version.str()));
   bool created = !path_exists(kdir);
@@ -271,9 +318,9 @@ Status EntryStore::mark_bad_before(const Version& version) {
 
 Status EntryStore::set_counter(const Version& version, std::optional<BootCounter> counter) {
   auto e = BALLAST_TRY(find(version));
-  std::string to = format_entry_name(stem_of_version(version.str()), counter);
+  std::string to = format_entry_name(stem_of_version(version.str()), counter, e.uki);
   if (to == e.id) return ok();
-  std::string dir = entries_dir();
+  std::string dir = e.uki ? uki_dir() : entries_dir();
   BALLAST_CHECK(make_dirs(path_join(paths_.esp_path, "ballast")));
   // FAT renames are not atomic: a crash can leave both names. The journal says which one won.
   BALLAST_CHECK(write_file_atomic(journal_path(), e.id + "\n" + to + "\n"));
@@ -286,10 +333,11 @@ Status EntryStore::set_counter(const Version& version, std::optional<BootCounter
 Status EntryStore::remove(const Version& version) {
   BALLAST_CHECK(recover());
   auto e = BALLAST_TRY(find(version));
-  if (::unlink(path_join(entries_dir(), e.id).c_str()) != 0)
-    return fail_errno("boot.write", errno, "cannot remove boot entry " + e.id);
-  BALLAST_CHECK(fsync_dir(entries_dir()));
-  return with_context(remove_tree(path_join(paths_.esp_path, "ballast/" + escape_version(version.str()))), "removing kernel files of " + version.str());
+  const std::string dir = e.uki ? uki_dir() : entries_dir();
+  if (::unlink(path_join(dir, e.id).c_str()) != 0) return fail_errno("boot.write", errno, "cannot remove boot entry " + e.id);
+  BALLAST_CHECK(fsync_dir(dir));
+  return with_context(remove_tree(path_join(paths_.esp_path, "ballast/" + escape_version(version.str()))),
+                      "removing kernel files of " + version.str());
 }
 
 }  // namespace ballast::boot

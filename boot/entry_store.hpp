@@ -32,16 +32,20 @@ class EntryStore {
   Status remove(const Version& version);
 
   std::string entries_dir() const;
+  std::string uki_dir() const;  // $ESP/EFI/Linux: Type #2 entries
   std::string journal_path() const;
   const BootPaths& paths() const { return paths_; }
 
  private:
   struct Scanned {
     std::vector<BootEntry> entries;       // one per version, the winner of any duplicates
-    std::vector<std::string> losers;      // file names of duplicates to delete
-    std::vector<std::string> temp_files;  // leftovers of atomic writes
+    std::vector<std::string> losers;      // paths of duplicates to delete
+    std::vector<std::string> temp_files;  // paths of leftovers of atomic writes
   };
   Result<Scanned> scan();
+  // The directory an entry file of this name lives in: entries_dir() or uki_dir().
+  std::string dir_of(const std::string& name) const;
+  Status install_uki(const KernelSpec& spec, std::optional<BootCounter> counter);
 
   BootPaths paths_;
 };

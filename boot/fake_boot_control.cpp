@@ -20,7 +20,7 @@ void FakeBootControl::rename(BootEntry& e, std::optional<BootCounter> c) {
   e.tries_left = c ? c->left : 0;
   e.tries_done = c ? c->done : 0;
   e.state = state_of(c);
-  e.id = format_entry_name(stem_of_version(e.version.str()), c);
+  e.id = format_entry_name(stem_of_version(e.version.str()), c, e.uki);
 }
 
 void FakeBootControl::set_file_size(const std::string& path, uint64_t bytes) { sizes_.emplace_back(path, bytes); }
@@ -42,7 +42,7 @@ Status FakeBootControl::install(const KernelSpec& spec) {
   if (esp_free_) {
     uint64_t need = 0;
     for (const auto& [p, n] : sizes_)
-      if (p == spec.kernel_path || p == spec.initrd_path) need += n;
+      if (p == spec.kernel_path || p == spec.initrd_path || p == spec.uki_path) need += n;
     if (need > *esp_free_)
       return fail("boot.esp-full", "the ESP has " + std::to_string(*esp_free_) + " bytes free; installing " +
                                        spec.version.str() + " needs " + std::to_string(need) + " bytes");
@@ -50,10 +50,15 @@ Status FakeBootControl::install(const KernelSpec& spec) {
   }
   BootEntry e;
   e.version = spec.version;
+  e.uki = !spec.uki_path.empty();
   e.title = spec.title.empty() ? "ballast " + spec.version.str() : spec.title;
   e.options = (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version.str();
   e.linux_path = "/ballast/" + escape_version(spec.version.str()) + "/vmlinuz";
   if (!spec.initrd_path.empty()) e.initrd_path = "/ballast/" + escape_version(spec.version.str()) + "/initrd.img";
+  if (e.uki) {
+    e.linux_path = "/EFI/Linux/" + stem_of_version(spec.version.str()) + ".efi";
+    e.initrd_path.clear();
+  }
   rename(e, BootCounter{spec.tries > 0 ? spec.tries : default_tries_, 0});
   entries_.push_back(std::move(e));
   return ok();

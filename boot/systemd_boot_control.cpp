@@ -11,10 +11,12 @@
 namespace ballast::boot {
 namespace {
 
-// Strips ".conf" and a "+LEFT[-DONE]" counter from an entry id as the loader reports it.
+// Strips ".conf" (".efi" for a UKI) and a "+LEFT[-DONE]" counter from an entry id as the loader reports it.
 std::optional<std::string> version_of_entry_id(const std::string& id) {
   std::string name = id;
-  if (name.size() < 5 || strcasecmp(name.c_str() + name.size() - 5, ".conf") != 0) name += ".conf";
+  auto ends_with = [&](const char* suffix, size_t n) { return name.size() >= n && strcasecmp(name.c_str() + name.size() - n, suffix) == 0; };
+  if (ends_with(".efi", 4)) name = name.substr(0, name.size() - 4) + ".efi";  // the loader may report ".EFI"
+  else if (!ends_with(".conf", 5)) name += ".conf";
   auto parsed = parse_entry_name(name);
   if (!parsed) return std::nullopt;
   std::string stem = parsed->stem;
@@ -128,7 +130,7 @@ class SystemdBootControl final : public BootControl {
         // Loaders differ on whether an id keeps its counter and ".conf"; try every form.
         for (const auto& e : all) {
           std::string stem = stem_of_version(e.version.str());
-          for (const std::string& id : {e.id, stem + ".conf", stem})
+          for (const std::string& id : {e.id, stem + (e.uki ? ".efi" : ".conf"), stem})
             names_ours = names_ours || ::fnmatch(pattern.c_str(), id.c_str(), FNM_CASEFOLD) == 0;
         }
         if (names_ours) {

@@ -33,6 +33,10 @@ const std::vector<ConfigKeySpec>& config_schema() {
       // [boot]
       {"boot.loader", T::choice, "\"systemd-boot\"", "Boot loader backend.", {"systemd-boot", "grub"}},
       {"boot.tries", T::integer, "3", "Boot attempts a new entry gets before it counts as bad.", {}, 1, 99},
+      {"boot.entry_type", T::choice, "\"auto\"",
+       "Entries a staged release gets: uki (the release's unified kernel image in EFI/Linux/, systemd-boot only), "
+       "type1 (kernel and initrd copied, a loader/entries/ file), auto (uki when the release has one and the loader is systemd-boot).",
+       {"auto", "type1", "uki"}},
       // [reboot]
       {"reboot.strategy", T::choice, "\"immediate\"", "When to reboot into a staged update.",
        {"immediate", "periodic", "fleet_lock", "manual"}},

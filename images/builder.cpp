@@ -253,6 +253,46 @@ std::string os_release_text(const ImageDefinition& def, const std::string& versi
   return out;
 }
 
+// The UKI (signed when a key is given) and the signed loader, built outside the tree and then
+// written into it beneath its root like every other file.
+Status add_boot_binaries(const ImageDefinition& def, const BuildOptions& opts, const std::string& root,
+                         const std::string& kver, const std::string& os_release, int64_t epoch) {
+  auto work = BALLAST_TRY(make_temp_dir("ballast-image-uki"));
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { (void)remove_tree(dir); }
+  } cleanup{work};
+  const std::string modules = path_join(root, "usr/lib/modules/" + kver);
+  UkiParts parts;
+  parts.linux_path = path_join(modules, "vmlinuz");
+  parts.initrd_path = path_exists(path_join(modules, "initrd.img")) ? path_join(modules, "initrd.img") : "";
+  // systemd-boot sorts a UKI by its os-release's IMAGE_ID, else ID, where Type #1 entries have a
+  // sort-key: without IMAGE_ID the UKI sorts with ballast's Type #1 entries (sort-key "ballast",
+  // the ID every image has), so a host moving to UKIs boots the newest version of either kind.
+  if (auto id = def.os_release.find("ID"); id != def.os_release.end() && id->second != "ballast")
+    return fail("image.uki-os-release", "a UKI needs os-release ID=ballast (systemd-boot's sort key), not " + id->second);
+  for (size_t pos = 0; pos < os_release.size();) {
+    size_t end = os_release.find('\n', pos);
+    end = end == std::string::npos ? os_release.size() : end + 1;
+    if (os_release.compare(pos, 9, "IMAGE_ID=") != 0) parts.osrel += os_release.substr(pos, end - pos);
+    pos = end;
+  }
+  parts.cmdline = uki_cmdline(opts.version, def.kernel.cmdline);
+  parts.timestamp = epoch;
+  std::string uki = path_join(work, "uki.efi");
+  BALLAST_CHECK(assemble_uki(opts.stub, parts, uki));
+  if (opts.secure_boot) {
+    BALLAST_CHECK(sign_efi(*opts.secure_boot, uki, uki + ".signed"));
+    uki += ".signed";
+    const std::string loader = path_join(work, "systemd-bootx64.efi.signed");
+    BALLAST_CHECK(with_context(sign_efi(*opts.secure_boot, opts.systemd_boot, loader),
+                               "signing systemd-boot (apt-get install systemd-boot-efi)"));
+    BALLAST_CHECK(write_in(root, kSignedLoaderPath, BALLAST_TRY(read_file(loader, 64 << 20)), 0644));
+  }
+  BALLAST_CHECK(write_in(root, kUkiPath, BALLAST_TRY(read_file(uki, 1ull << 30)), 0644));
+  return ok();
+}
+
 }  // namespace
 
 Result<std::string> prepare_base(const ImageDefinition& def, const std::string& cache_dir) {
@@ -263,6 +303,9 @@ Result<std::string> prepare_base(const ImageDefinition& def, const std::string& 
 Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& opts) {
   if (opts.output.empty()) return fail("image.output", "no output path given");
   if (path_exists(opts.output)) return fail("image.output-exists", opts.output + " already exists");
+  if (opts.secure_boot)
+    for (const auto& f : {opts.secure_boot->key, opts.secure_boot->cert})
+      if (f.empty() || !path_exists(f)) return fail("image.secure-boot-key", "no Secure Boot key or certificate at \"" + f + "\"");
   std::string parent = parent_of(opts.output);
   struct statfs sfs;
   if (::statfs(parent.c_str(), &sfs) != 0) return fail_errno("image.output", errno, "cannot reach " + parent);
@@ -301,11 +344,14 @@ Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& o
     if (!f.source.empty()) content = BALLAST_TRY(read_file(f.source, 256 << 20));
     BALLAST_CHECK(write_in(partial, f.path, content, f.mode, f.uid, f.gid));
   }
-  BALLAST_CHECK(write_in(partial, "/usr/lib/os-release", os_release_text(def, opts.version.str()), 0644));
+  const std::string os_release = os_release_text(def, opts.version.str());
+  BALLAST_CHECK(write_in(partial, "/usr/lib/os-release", os_release, 0644));
   BALLAST_CHECK(symlink_in(partial, "etc/os-release", "../usr/lib/os-release"));
 
   std::string kver = BALLAST_TRY(normalise_kernel(def.kernel, partial));
   if (!def.kernel.cmdline.empty()) BALLAST_CHECK(write_in(partial, "/usr/lib/kernel/cmdline", def.kernel.cmdline + "\n", 0644));
+  const bool with_uki = def.kernel.uki || opts.secure_boot.has_value();
+  if (with_uki) BALLAST_CHECK(with_context(add_boot_binaries(def, opts, partial, kver, os_release, epoch), "building the UKI"));
 
   if (!def.root_json.empty()) {
     auto root = BALLAST_TRY(read_file(def.root_json, 1 << 20));
@@ -372,7 +418,7 @@ Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& o
   if (::rename(partial.c_str(), opts.output.c_str()) != 0)
     return fail_errno("image.rename", errno, "cannot move the image into " + opts.output);
   guard.commit();
-  return BuiltImage{opts.output, def.name, opts.version, kver, epoch};
+  return BuiltImage{opts.output, def.name, opts.version, kver, epoch, with_uki, opts.secure_boot.has_value()};
 }
 
 }  // namespace ballast::images

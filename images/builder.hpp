@@ -11,6 +11,7 @@
 #include "common/result.hpp"
 #include "common/version.hpp"
 #include "images/definition.hpp"
+#include "images/uki.hpp"
 
 namespace ballast::images {
 
@@ -23,6 +24,9 @@ struct BuildOptions {
   std::string cache_dir = "/var/cache/ballast/images";  // debootstrap results, keyed by their inputs
   std::string ballast_binary;               // with [ballast] install: the binary to copy
   std::string units_dir;                    // with [ballast] install: unit files to copy
+  std::optional<SigningKey> secure_boot;    // sign the UKI and ship a signed systemd-boot (implies a UKI)
+  std::string stub = kDefaultStub;          // systemd's EFI stub the UKI is assembled on
+  std::string systemd_boot = kDefaultSystemdBoot;  // the loader signed into the release
 };
 
 struct BuiltImage {
@@ -31,6 +35,8 @@ struct BuiltImage {
   Version version;
   std::string kernel_version;
   int64_t source_date_epoch = 0;
+  bool uki = false;      // kUkiPath is in the image
+  bool signed_ = false;  // the UKI is signed and kSignedLoaderPath is in the image
 };
 
 Result<BuiltImage> build_image(const ImageDefinition& def, const BuildOptions& opts);

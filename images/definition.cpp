@@ -122,10 +122,11 @@ Result<ImageDefinition> parse_definition(std::string_view text, const std::strin
 
   if (auto* t = BALLAST_TRY(top.table("kernel"))) {
     TableReader k(*t, file, "kernel");
-    BALLAST_CHECK(k.check_keys({"version", "stand_in", "cmdline"}));
+    BALLAST_CHECK(k.check_keys({"version", "stand_in", "cmdline", "uki"}));
     def.kernel.version = BALLAST_TRY(k.string("version")).value_or("");
     def.kernel.stand_in = BALLAST_TRY(k.boolean("stand_in")).value_or(false);
     def.kernel.cmdline = BALLAST_TRY(k.string("cmdline")).value_or("");
+    def.kernel.uki = BALLAST_TRY(k.boolean("uki")).value_or(false);
     if (def.kernel.stand_in && def.kernel.version.empty())
       return fail("image.missing-key", k.where(*t) + ": key 'kernel.version' is required with stand_in = true");
   }

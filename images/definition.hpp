@@ -39,6 +39,7 @@ struct KernelSpec {
   std::string version;      // <kver> of /usr/lib/modules/<kver>/; empty: found in the base
   bool stand_in = false;    // write labelled stand-in files: for sandbox hosts that never boot them
   std::string cmdline;      // written to /usr/lib/kernel/cmdline
+  bool uki = false;         // also assemble a unified kernel image (always with a signing key)
 };
 
 struct ImageDefinition {

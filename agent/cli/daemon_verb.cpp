@@ -31,9 +31,11 @@ int daemon(const GlobalOptions& g, const DaemonArgs& a) {
   if (!cfg) return report_error(cfg.error());
   std::string root = path_exists("/etc/ballast/root.json") ? "/etc/ballast/root.json" : cfg->get_string("repository.root");
   auto boot = make_boot_control(g, *cfg);
+  auto type = entry_type(*cfg);
+  if (!type) return report_error(type.error());
   agent::ServiceHost host{*boot, boot_paths(g, *cfg), host_layout(g),
                           release_request(g, *cfg, cfg->get_string("repository.url"), root), g.state_dir,
-                          g.sysroot != GlobalOptions().sysroot};
+                          g.sysroot != GlobalOptions().sysroot, *type};
   agent::ServiceOptions so{a.once, a.no_dbus, a.simulate_reboot, a.run_dir, a.bus_address};
   auto rested = agent::run_service(*cfg, std::move(host), so);
   if (!rested) return report_error(rested.error());

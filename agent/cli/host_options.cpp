@@ -24,6 +24,14 @@ std::unique_ptr<boot::BootControl> make_boot_control(const GlobalOptions& g, con
   return boot::make_systemd_boot_control(paths);
 }
 
+Result<host::EntryType> entry_type(const Config& cfg) {
+  const std::string type = cfg.get_string("boot.entry_type");
+  const bool grub = cfg.get_string("boot.loader") == "grub";
+  if (type == "type1" || (type == "auto" && grub)) return host::EntryType::type1;
+  if (type == "uki" && grub) return fail("config.entry-type", "boot.entry_type = \"uki\" needs boot.loader = \"systemd-boot\"");
+  return type == "uki" ? host::EntryType::uki : host::EntryType::automatic;
+}
+
 repository::ReleaseRequest release_request(const GlobalOptions& g, const Config& cfg, std::string repo_url,
                                            std::string root_json) {
   repository::ReleaseRequest r;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "agent/cli/verb.hpp"
+#include "agent/host/stage.hpp"
 #include "boot/boot_control.hpp"
 #include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
@@ -17,6 +18,10 @@ boot::BootPaths boot_paths(const GlobalOptions& g, const Config& cfg);
 bool sandbox_boot_paths(const GlobalOptions& g);
 // The backend named by boot.loader (systemd-boot or grub).
 std::unique_ptr<boot::BootControl> make_boot_control(const GlobalOptions& g, const Config& cfg);
+
+// boot.entry_type for the configured loader: GRUB reads no UKIs, so auto means type1 there and
+// uki is refused ("config.entry-type").
+Result<host::EntryType> entry_type(const Config& cfg);
 // A release request with the [repository] and [update] settings of the configuration filled in.
 repository::ReleaseRequest release_request(const GlobalOptions& g, const Config& cfg, std::string repo_url,
                                            std::string root_json);

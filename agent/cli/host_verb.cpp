@@ -32,6 +32,9 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
   host::StageRequest req;
   req.version = *version;
   req.tries = a.tries;
+  auto type = entry_type(*cfg);
+  if (!type) return report_error(type.error());
+  req.entry_type = *type;
   req.open_stream = [&]() -> Result<std::unique_ptr<ByteSource>> {
     if (a.stream == "-") return std::unique_ptr<ByteSource>(new FdByteSource(0));
     return open_file_source(a.stream);

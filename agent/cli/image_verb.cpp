@@ -14,6 +14,7 @@ struct ImageBuildArgs {
   std::string version;
   int64_t epoch = -1;
   std::vector<std::string> overlays;
+  std::string secure_boot_key, secure_boot_cert;
 };
 
 int build(const GlobalOptions& g, ImageBuildArgs& a) {
@@ -30,16 +31,23 @@ int build(const GlobalOptions& g, ImageBuildArgs& a) {
     def->overlays.push_back(abs);
   }
   if (a.epoch >= 0) a.opts.source_date_epoch = a.epoch;
+  if (a.secure_boot_key.empty() != a.secure_boot_cert.empty())
+    return report_error(Error{"image.secure-boot-key", "--secure-boot-key and --secure-boot-cert go together", 0, {}});
+  if (!a.secure_boot_key.empty()) a.opts.secure_boot = images::SigningKey{a.secure_boot_key, a.secure_boot_cert};
   a.opts.ballast_binary = "/proc/self/exe";
   a.opts.units_dir = BALLAST_UNITS_DIR;
   auto built = images::build_image(*def, a.opts);
   if (!built) return report_error(built.error());
   if (g.json) {
     print_json({{"path", built->path}, {"name", built->name}, {"version", built->version.str()},
-                {"kernel_version", built->kernel_version}, {"source_date_epoch", built->source_date_epoch}});
+                {"kernel_version", built->kernel_version}, {"source_date_epoch", built->source_date_epoch},
+                {"uki", built->uki ? nlohmann::json(images::kUkiPath) : nlohmann::json(nullptr)}, {"signed", built->signed_}});
   } else {
     std::cout << "built " << built->name << " " << built->version.str() << " (kernel " << built->kernel_version
               << ") into read-only subvolume " << built->path << "\n";
+    if (built->uki)
+      std::cout << "with a" << (built->signed_ ? " signed" : "n unsigned") << " UKI at " << images::kUkiPath
+                << (built->signed_ ? std::string(" and a signed systemd-boot at ") + images::kSignedLoaderPath : "") << "\n";
   }
   return 0;
 }
@@ -79,6 +87,9 @@ void setup(VerbContext& ctx) {
   b->add_option("--overlay", args.overlays,
                 "A directory laid over the image after the definition's own overlays (repeatable): site or test additions");
   b->add_option("--cache-dir", args.opts.cache_dir, "Cache of debootstrap results (default /var/cache/ballast/images)");
+  b->add_option("--secure-boot-key", args.secure_boot_key,
+                "Secure Boot private key (unencrypted PEM): sign the UKI and ship a signed systemd-boot");
+  b->add_option("--secure-boot-cert", args.secure_boot_cert, "Secure Boot certificate (PEM) of --secure-boot-key");
   b->callback([&ctx] { ctx.action = [&g = ctx.global] { return build(g, args); }; });
 
   static ImagePrepareArgs prepare_args;

@@ -61,6 +61,7 @@ Status HostReleaseSource::stage(const Release& release) {
   sreq.needed_bytes = opened.artifact.usize;
   sreq.cmdline = opened.info.cmdline;
   sreq.tries = opts_.tries;
+  sreq.entry_type = opts_.entry_type;
   sreq.esp_fstab = opts_.esp_fstab;
   sreq.open_stream = [&opened]() -> Result<std::unique_ptr<ByteSource>> {
     if (!opened.stream) return fail("stage.stream-used", "the release stream can be read once");

@@ -9,6 +9,7 @@
 
 #include "agent/api.hpp"
 #include "agent/daemon/planner.hpp"
+#include "agent/host/stage.hpp"
 #include "agent/update_flow.hpp"
 #include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
@@ -21,6 +22,7 @@ struct HostReleaseSourceOptions {
   std::string state_dir;               // the pin lives here; the stage journal too
   double wariness = 0;
   int tries = 0;                       // trial boot attempts; 0: the backend's default
+  host::EntryType entry_type = host::EntryType::automatic;  // boot.entry_type
   int keep = 3;                        // retention.keep
   std::string esp_fstab;
   // Called from the fetching thread while staging.

@@ -94,6 +94,7 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   so.state_dir = host.state_dir;
   so.wariness = wariness;
   so.keep = static_cast<int>(config.get_int("retention.keep"));
+  so.entry_type = host.entry_type;
   so.on_progress = [&daemon_ptr](const Progress& p) {
     if (daemon_ptr) daemon_ptr->report_progress(p);
   };

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "agent/api.hpp"
+#include "agent/host/stage.hpp"
 #include "boot/boot_control.hpp"
 #include "common/config.hpp"
 #include "repository/release.hpp"
@@ -28,6 +29,7 @@ struct ServiceHost {
   // The agent looks at a host from outside (--sysroot): the health checks are the booted
   // deployment's, not the running system's own.
   bool outside = false;
+  host::EntryType entry_type = host::EntryType::automatic;  // boot.entry_type for boot.loader
 };
 
 struct ServiceOptions {

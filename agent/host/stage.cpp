@@ -10,6 +10,8 @@
 
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "common/pe_file.hpp"
+#include "images/uki.hpp"
 #include "snapshot/receive.hpp"
 #include "snapshot/send_stream.hpp"
 #include "snapshot/subvolume.hpp"
@@ -155,6 +157,16 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
     if (auto image_cmdline = read_file(deployment + "/usr/lib/kernel/cmdline", 4096)) extra = *image_cmdline;
   while (!extra.empty() && (extra.back() == '\n' || extra.back() == ' ')) extra.pop_back();
   if (!extra.empty()) result.entry_options += " " + extra;
+  const std::string uki = deployment + images::kUkiPath;
+  const bool use_uki = req.entry_type == EntryType::uki || (req.entry_type == EntryType::automatic && path_exists(uki));
+  if (use_uki) {
+    if (!path_exists(uki))
+      return fail("stage.no-uki", "boot.entry_type is uki but release " + v + " has no UKI at " + images::kUkiPath);
+    // The UKI's command line is sealed in it: that, not the Type #1 options, is what boots.
+    auto sealed = BALLAST_TRY(with_context(pe::read_section_of_file(uki, ".cmdline"), "reading the UKI of " + v));
+    if (!sealed) return fail("boot.bad-uki", "the UKI of release " + v + " has no .cmdline section");
+    result.entry_options = *sealed;
+  }
   bool have_entry = false;
   for (const auto& e : BALLAST_TRY(ctx.boot.entries()))
     if (e.version == req.version) have_entry = true;
@@ -168,6 +180,7 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
     k.initrd_path = path_exists(initrd) ? initrd : "";
     k.options = result.entry_options;
     k.tries = req.tries;
+    if (use_uki) k.uki_path = uki;
     BALLAST_CHECK(with_context(ctx.boot.install(k), "writing the boot entry of " + v));
   }
   BALLAST_CHECK(journal(ctx, v, "staged"));

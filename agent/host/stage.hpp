@@ -23,6 +23,13 @@ namespace ballast::host {
 
 inline constexpr const char* kStageSteps[] = {"receive", "check", "slot", "deploy", "boot-entry", "staged"};
 
+// Which kind of boot entry a staged release gets (config boot.entry_type).
+enum class EntryType {
+  automatic,  // uki when the release carries one (images::kUkiPath), else type1
+  type1,      // kernel and initrd copied to the ESP, a loader/entries/ file
+  uki,        // the release's UKI copied to EFI/Linux/; a release without one fails to stage
+};
+
 struct StageRequest {
   Version version;
   // The stream of the release: full, or a delta whose parent is one of our slots.
@@ -31,8 +38,10 @@ struct StageRequest {
   // The release's kernel command line from its signed TUF target (ReleaseInfo::cmdline): what
   // every host's entry gets after `root=… ro ballast.version=<v>`. Empty (no manifest, as with
   // `ballast stage -f`, or none published): the image's own /usr/lib/kernel/cmdline instead.
+  // A Type #2 entry ignores it: a UKI boots the command line sealed in it.
   std::string cmdline;
   int tries = 0;                 // 0: the boot backend's default
+  EntryType entry_type = EntryType::automatic;
   std::string esp_fstab;         // fstab line for the ESP (by UUID); empty: none
   std::function<void(uint64_t)> progress;
 };

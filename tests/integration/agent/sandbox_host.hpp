@@ -44,10 +44,12 @@ struct SandboxHost {
   std::string top() const { return fs->mount_point(); }
   snapshot::HostLayout layout() const { return snapshot::HostLayout(top()); }
 
-  // Builds images/minimal.toml at `version` and writes its send stream (a delta when `parent`).
-  std::string publish(const std::string& version, const std::string& parent = "") {
+  // Builds images/minimal.toml at `version` (with a UKI when `uki`) and writes its send stream
+  // (a delta when `parent`).
+  std::string publish(const std::string& version, const std::string& parent = "", bool uki = false) {
     auto def = images::load_definition(std::string(BALLAST_SOURCE_ROOT) + "/images/minimal.toml");
     REQUIRE(def);
+    def->kernel.uki = uki;
     def->files.push_back(images::FileSpec{"/etc/release-note", "this is " + version + "\n", "", 0644, 0, 0});
     images::BuildOptions opts;
     opts.version = make_version(version);
@@ -65,12 +67,13 @@ struct SandboxHost {
   }
 
   Result<host::StageResult> stage(boot::BootControl& boot, const std::string& version, const std::string& stream,
-                                  const std::string& cmdline = "") {
+                                  const std::string& cmdline = "", host::EntryType type = host::EntryType::automatic) {
     auto booted = boot.booted_version();
     host::StageContext ctx{layout(), boot, state, booted ? booted->str() : ""};
     host::StageRequest req;
     req.version = make_version(version);
     req.cmdline = cmdline;
+    req.entry_type = type;
     req.open_stream = [stream]() { return open_file_source(stream); };
     return host::stage_release(ctx, req);
   }

@@ -66,6 +66,43 @@ TEST_CASE("the release's signed kernel command line replaces the image's in the 
   CHECK_THAT(entries->front().options, Catch::EndsWith("console=hvc0 signed.flag=1"));
 }
 
+TEST_CASE("a release with a UKI stages as a Type #2 entry of the UKI's bytes, booted after a Type #1 release", "[uki]") {
+  SandboxHost h;
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  REQUIRE(h.stage(*boot, "1.0", h.publish("1.0")));
+  boot::BootSimulator sim(h.paths);
+  REQUIRE(sim.reboot());
+  REQUIRE(boot->bless("1.0"_v));
+
+  // The UKI's sealed command line, not the manifest's, is what a Type #2 entry boots.
+  auto staged = h.stage(*boot, "2.0", h.publish("2.0", "1.0", true), "console=hvc0 signed.flag=1");
+  REQUIRE(staged);
+  const std::string uki = h.layout().deployment("2.0") + images::kUkiPath;
+  CHECK(staged->entry_options == images::uki_cmdline("2.0"_v, "console=ttyS0 quiet"));
+  CHECK(*read_file(h.esp + "/EFI/Linux/ballast-2.0+3-0.efi") == *read_file(uki));
+  CHECK_FALSE(path_exists(h.esp + "/ballast/2.0"));  // no kernel copy for a UKI
+  CHECK(boot->entries()->front().version == "2.0"_v);
+  CHECK(boot->entries()->front().uki);
+
+  REQUIRE(sim.reboot()->version == "2.0");
+  CHECK(*read_file(h.cmdline) == images::uki_cmdline("2.0"_v, "console=ttyS0 quiet") + "\n");
+  CHECK(*boot->booted_version() == "2.0"_v);
+  REQUIRE(boot->bless("2.0"_v));
+  CHECK(path_exists(h.esp + "/EFI/Linux/ballast-2.0.efi"));
+}
+
+TEST_CASE("boot.entry_type type1 stages a UKI release as Type #1 and uki refuses a release without one", "[uki]") {
+  SandboxHost h;
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  REQUIRE(h.stage(*boot, "1.0", h.publish("1.0", "", true), "", host::EntryType::type1));
+  CHECK(path_exists(h.esp + "/ballast/1.0/vmlinuz"));
+  CHECK_FALSE(boot->entries()->front().uki);
+  auto refused = h.stage(*boot, "2.0", h.publish("2.0"), "", host::EntryType::uki);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == "stage.no-uki");
+  CHECK(boot->entries()->size() == 1);
+}
+
 TEST_CASE("a delta stages on top of the booted version, carrying its /etc changes, and status shows it staged") {
   SandboxHost h;
   auto boot = boot::make_systemd_boot_control(h.paths);

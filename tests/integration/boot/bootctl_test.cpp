@@ -5,6 +5,7 @@
 
 #include "boot/boot_simulator.hpp"
 #include "common/process.hpp"
+#include "images/uki.hpp"
 #include "tests/integration/boot/tmpfs_esp.hpp"
 #include "tests/version_literal.hpp"
 
@@ -55,8 +56,22 @@ KernelSpec spec_for(const testing::TmpfsEsp& host, const std::string& v, int tri
   return KernelSpec{make_version(v), host.file("vmlinuz-" + v, 1000), host.file("initrd-" + v, 500), "ro", "", tries};
 }
 
-// bootctl 252 ids keep ".conf" and drop the counter.
-std::string bootctl_id(const BootEntry& e) { return stem_of_version(e.version.str()) + ".conf"; }
+// A UKI as the image builder makes it (systemd's stub, objcopy), with stand-in kernel bytes.
+KernelSpec uki_spec_for(const testing::TmpfsEsp& host, const std::string& v, int tries) {
+  images::UkiParts parts;
+  parts.linux_path = host.file("vmlinuz-" + v, 1000);
+  parts.osrel = "NAME=\"ballast\"\nID=\"ballast\"\nIMAGE_VERSION=\"" + v + "\"\n";
+  parts.cmdline = images::uki_cmdline(make_version(v), "");
+  KernelSpec k;
+  k.version = make_version(v);
+  k.uki_path = host.file("uki-" + v + ".efi", 0);
+  k.tries = tries;
+  REQUIRE(images::assemble_uki(images::kDefaultStub, parts, k.uki_path));
+  return k;
+}
+
+// bootctl 252 ids keep ".conf" (".efi" for a UKI) and drop the counter.
+std::string bootctl_id(const BootEntry& e) { return stem_of_version(e.version.str()) + (e.uki ? ".efi" : ".conf"); }
 
 void check_bootctl_agrees(const testing::TmpfsEsp& host, BootControl& control) {
   auto ours = control.entries();
@@ -103,6 +118,43 @@ TEST_CASE("bootctl reads ballast's entries in ballast's boot order with the same
   REQUIRE(control->prefer("1.10"_v));
   check_bootctl_agrees(host, *control);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-1.10.conf");
+}
+
+TEST_CASE("bootctl reads ballast's UKIs among its Type #1 entries in ballast's boot order with the same counters",
+          "[boot][bootctl][uki]") {
+  testing::TmpfsEsp host;
+  BootPaths paths{host.esp(), host.efivars(), host.cmdline(), 3, ""};
+  auto control = make_systemd_boot_control(paths);
+  REQUIRE(control->install(spec_for(host, "1.9", 0)));
+  REQUIRE(control->bless("1.9"_v));
+  REQUIRE(control->install(uki_spec_for(host, "1.10", 0)));
+  REQUIRE(control->bless("1.10"_v));
+  REQUIRE(control->install(spec_for(host, "2~rc1", 0)));
+  REQUIRE(control->bless("2~rc1"_v));
+  REQUIRE(control->install(uki_spec_for(host, "2024.01.02", 2)));
+  REQUIRE(control->install(uki_spec_for(host, "1.2", 3)));
+  REQUIRE(control->mark_bad("1.2"_v));
+  check_bootctl_agrees(host, *control);
+  CHECK(bootctl_list(host.esp()).front().id == "ballast-2024.01.02.efi");
+
+  BootSimulator sim(paths);
+  REQUIRE(sim.reboot()->version == "2024.01.02");
+  CHECK(*read_file(host.cmdline()) == images::uki_cmdline("2024.01.02"_v, "") + "\n");
+  check_bootctl_agrees(host, *control);
+  REQUIRE(sim.reboot()->version == "2024.01.02");
+  // The UKI's trial is exhausted: the newest good entry, a Type #1 one, boots next.
+  check_bootctl_agrees(host, *control);
+  CHECK(bootctl_list(host.esp()).front().id == "ballast-2_trc1.conf");
+  REQUIRE(sim.reboot()->version == "2~rc1");
+
+  REQUIRE(control->prefer("1.10"_v));
+  check_bootctl_agrees(host, *control);
+  CHECK(bootctl_list(host.esp()).front().id == "ballast-1.10.efi");
+  REQUIRE(control->set_oneshot("1.9"_v));
+  REQUIRE(sim.reboot()->version == "1.9");
+  REQUIRE(sim.reboot()->version == "1.10");
+  REQUIRE(control->remove("2024.01.02"_v));
+  check_bootctl_agrees(host, *control);
 }
 
 TEST_CASE("bootctl sees a blessed trial entry without a counter", "[boot][bootctl]") {

@@ -11,12 +11,28 @@ KernelSpec fake_spec(const std::string& v, int tries) { return KernelSpec{make_v
 
 }  // namespace
 
-TEST_CASE("the fake boot control follows the boot-counting scenarios", "[boot][fake]") {
-  testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
+// Runs every scenario on a fresh fake; `with_ukis`: even versions are UKIs.
+static void run_fake_scenarios(bool with_ukis, const std::function<void(FakeBootControl&)>& after = {}) {
+  testing::run_all_scenarios([&](const std::function<void(testing::Rig&)>& scenario) {
     FakeBootControl fake;
     testing::Rig rig{fake, [&fake]() -> Result<std::string> { return BALLAST_TRY(fake.simulate_reboot()).str(); },
-                     fake_spec};
+                     [&](const std::string& v, int tries) {
+                       KernelSpec k = fake_spec(v, tries);
+                       if (with_ukis && std::stoi(v) % 2 == 0) k.uki_path = "/uki/" + v;
+                       return k;
+                     }};
     scenario(rig);
+    if (after) after(fake);
+  });
+}
+
+TEST_CASE("the fake boot control follows the boot-counting scenarios", "[boot][fake]") { run_fake_scenarios(false); }
+
+TEST_CASE("the fake follows the boot-counting scenarios with UKIs among Type #1 entries", "[boot][fake][uki]") {
+  run_fake_scenarios(true, [](FakeBootControl& fake) {
+    auto all = fake.entries();
+    REQUIRE(all);
+    for (const auto& e : *all) CHECK(e.uki == (std::stoi(e.version.str()) % 2 == 0));
   });
 }
 

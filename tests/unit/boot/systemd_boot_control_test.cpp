@@ -5,6 +5,7 @@
 #include "boot/efivars.hpp"
 #include "common/file.hpp"
 #include "tests/unit/boot/scenarios.hpp"
+#include "tests/unit/support/pe_image.hpp"
 #include "tests/version_literal.hpp"
 
 using namespace ballast;
@@ -31,14 +32,28 @@ struct DirHost {
     REQUIRE(write_file_atomic(i, "initrd " + v));
     return KernelSpec{make_version(v), k, i, "root=UUID=f00 rootflags=subvol=@ballast/deploy/" + v + " ro", "", tries};
   }
+  // A UKI whose sealed command line names `named` (the version itself unless told otherwise).
+  KernelSpec uki_spec(const std::string& v, int tries, const std::string& named = "") {
+    std::string u = path_join(root, "uki-" + v + ".efi");
+    REQUIRE(write_file_atomic(u, ballast::pe_testing::uki_image(v, "root=gpt-auto rootflags=subvol=@ballast/deploy/" + v +
+                                                                  " ro ballast.version=" + (named.empty() ? v : named))));
+    KernelSpec k;
+    k.version = make_version(v);
+    k.uki_path = u;
+    k.tries = tries;
+    return k;
+  }
+  std::string uki_dir() const { return path_join(paths.esp_path, "EFI/Linux"); }
   std::string entries_dir() const { return path_join(paths.esp_path, "loader/entries"); }
   std::vector<std::string> entry_files() const { return path_exists(entries_dir()) ? *list_dir(entries_dir()) : std::vector<std::string>{}; }
 };
 
 }  // namespace
 
-TEST_CASE("the systemd-boot backend on a directory ESP follows the boot-counting scenarios", "[boot][systemd-boot]") {
-  testing::run_all_scenarios([](const std::function<void(testing::Rig&)>& scenario) {
+// Runs every scenario on a fresh directory ESP, booted by the simulator; `with_ukis`: even
+// versions are UKIs, as on a host moving from Type #1 releases to UKI releases and back.
+static void run_dir_host_scenarios(bool with_ukis, const std::function<void(DirHost&, BootControl&)>& after = {}) {
+  testing::run_all_scenarios([&](const std::function<void(testing::Rig&)>& scenario) {
     DirHost host;
     auto control = make_systemd_boot_control(host.paths);
     BootSimulator sim(host.paths);
@@ -47,9 +62,67 @@ TEST_CASE("the systemd-boot backend on a directory ESP follows the boot-counting
                        BALLAST_TRY(sim.reboot());
                        return BALLAST_TRY(control->booted_version()).str();
                      },
-                     [&](const std::string& v, int t) { return host.spec(v, t); }};
+                     [&](const std::string& v, int t) {
+                       return with_ukis && std::stoi(v) % 2 == 0 ? host.uki_spec(v, t) : host.spec(v, t);
+                     }};
     scenario(rig);
+    if (after) after(host, *control);
   });
+}
+
+TEST_CASE("the systemd-boot backend on a directory ESP follows the boot-counting scenarios", "[boot][systemd-boot]") {
+  run_dir_host_scenarios(false);
+}
+
+TEST_CASE("the systemd-boot backend follows the boot-counting scenarios with UKIs among Type #1 entries", "[boot][systemd-boot][uki]") {
+  run_dir_host_scenarios(true, [](DirHost& host, BootControl& control) {
+    auto all = control.entries();
+    REQUIRE(all);
+    for (const auto& e : *all) {
+      CHECK(e.uki == (std::stoi(e.version.str()) % 2 == 0));
+      if (e.uki) CHECK(path_exists(path_join(host.uki_dir(), e.id)));
+    }
+  });
+}
+
+TEST_CASE("a UKI is installed byte for byte as a counted Type #2 entry and the simulator boots its sealed command line", "[boot][systemd-boot][uki]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  auto spec = host.uki_spec("2.0", 3);
+  REQUIRE(control->install(spec));
+  CHECK(*read_file(path_join(host.uki_dir(), "ballast-2.0+3-0.efi")) == *read_file(spec.uki_path));
+  CHECK(host.entry_files().empty());  // no Type #1 entry, no kernel copy
+  CHECK_FALSE(path_exists(path_join(host.paths.esp_path, "ballast/2.0")));
+  auto e = testing::entry_of(*control, "2.0");
+  CHECK(e.uki);
+  CHECK(e.state == EntryState::indeterminate);
+  CHECK(e.options == "root=gpt-auto rootflags=subvol=@ballast/deploy/2.0 ro ballast.version=2.0");
+
+  BootSimulator sim(host.paths);
+  auto booted = sim.reboot();
+  REQUIRE(booted);
+  CHECK(*read_file(host.paths.cmdline_path) == e.options + "\n");
+  CHECK(make_efivarfs(host.paths.efivars_path)->read_string("LoaderBootCountPath")->value() == "\\EFI\\Linux\\ballast-2.0+2-1.efi");
+  CHECK(*control->booted_version() == "2.0"_v);
+  REQUIRE(control->bless("2.0"_v));
+  CHECK(path_exists(path_join(host.uki_dir(), "ballast-2.0.efi")));
+  REQUIRE(control->install(host.uki_spec("3.0", 3)));
+  REQUIRE(control->mark_bad("3.0"_v));
+  CHECK(path_exists(path_join(host.uki_dir(), "ballast-3.0+0-0.efi")));
+  REQUIRE(control->remove("3.0"_v));
+  CHECK_FALSE(path_exists(path_join(host.uki_dir(), "ballast-3.0+0-0.efi")));
+  CHECK(control->remove("2.0"_v).error().code == "boot.busy");
+}
+
+TEST_CASE("a UKI whose sealed command line names another version, or that is no PE image, is refused", "[boot][systemd-boot][uki]") {
+  DirHost host;
+  auto control = make_systemd_boot_control(host.paths);
+  CHECK(control->install(host.uki_spec("2.0", 3, "1.0")).error().code == "boot.bad-uki");
+  auto garbage = host.uki_spec("2.1", 3);
+  REQUIRE(write_file_atomic(garbage.uki_path, "not a PE image"));
+  CHECK(control->install(garbage).error().code == "pe.malformed");
+  CHECK(control->entries()->empty());
+  CHECK((!path_exists(host.uki_dir()) || list_dir(host.uki_dir())->empty()));
 }
 
 TEST_CASE("install copies kernel and initrd and writes a counted entry with sort-key and version", "[boot][systemd-boot]") {

@@ -1,0 +1,98 @@
+#include "images/uki.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "common/file.hpp"
+#include "common/pe_file.hpp"
+#include "common/process.hpp"
+#include "snapshot/host_layout.hpp"
+
+namespace ballast::images {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+Result<uint64_t> file_size(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return fail_errno("image.uki", errno, "cannot read " + path);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+}  // namespace
+
+std::string uki_cmdline(const Version& version, const std::string& extra) {
+  std::string line = "root=gpt-auto rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(version.str()) +
+                     " ro ballast.version=" + version.str();
+  std::string e = extra;
+  while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
+  if (!e.empty()) line += " " + e;
+  return line;
+}
+
+Status assemble_uki(const std::string& stub, const UkiParts& parts, const std::string& output) {
+  auto stub_bytes = BALLAST_TRY(with_context(read_file(stub, 16 << 20), "reading the EFI stub (apt-get install systemd-boot-efi)"));
+  auto stub_image = BALLAST_TRY(with_context(pe::read_image(stub_bytes), stub));
+  auto work = BALLAST_TRY(make_temp_dir("ballast-uki"));
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { (void)remove_tree(dir); }
+  } cleanup{work};
+  BALLAST_CHECK(write_file_atomic(path_join(work, "osrel"), parts.osrel));
+  BALLAST_CHECK(write_file_atomic(path_join(work, "cmdline"), parts.cmdline));
+
+  std::vector<std::pair<std::string, std::string>> sections = {
+      {".osrel", path_join(work, "osrel")}, {".cmdline", path_join(work, "cmdline")}, {".linux", parts.linux_path}};
+  if (!parts.initrd_path.empty()) sections.emplace_back(".initrd", parts.initrd_path);
+
+  std::vector<std::string> argv = {"objcopy"};
+  uint64_t vma = align_up(stub_image.end_of_sections(), kPage);
+  for (const auto& [name, file] : sections) {
+    const uint64_t size = BALLAST_TRY(file_size(file));
+    argv.insert(argv.end(), {"--add-section", name + "=" + file, "--change-section-vma", name + "=" + hex(vma)});
+    vma = align_up(vma + size, kPage);
+  }
+  const std::string partial = output + ".partial";
+  argv.insert(argv.end(), {stub, partial});
+  auto made = run_checked(argv, SpawnOptions{.timeout = std::chrono::minutes(5)});
+  if (!made) {
+    (void)remove_if_exists(partial);
+    return with_context(Status(tl::unexpected(made.error())), "assembling the UKI with objcopy");
+  }
+  auto bytes = read_file(partial, 1ull << 30);
+  (void)remove_if_exists(partial);
+  if (!bytes) return with_context(Status(tl::unexpected(bytes.error())), "reading the assembled UKI");
+  BALLAST_CHECK(pe::set_timestamp(*bytes, static_cast<uint32_t>(parts.timestamp)));
+  return write_file_atomic(output, *bytes);
+}
+
+Status verify_signature(const std::string& cert, const std::string& path) {
+  auto r = BALLAST_TRY(run_process({"sbverify", "--cert", cert, path}));
+  if (!r.success())
+    return fail("image.unsigned", path + " carries no signature that " + cert + " verifies: " + r.err + r.out);
+  return ok();
+}
+
+Status sign_efi(const SigningKey& key, const std::string& input, const std::string& output) {
+  const std::string partial = output + ".partial";
+  auto signed_ = run_checked({"sbsign", "--key", key.key, "--cert", key.cert, "--output", partial, input});
+  Status checked = signed_ ? verify_signature(key.cert, partial) : Status(tl::unexpected(signed_.error()));
+  if (checked && ::rename(partial.c_str(), output.c_str()) != 0) checked = fail_errno("image.sign", errno, "cannot write " + output);
+  if (!checked) {
+    (void)remove_if_exists(partial);
+    return with_context(std::move(checked), "signing " + input + " with " + key.key);
+  }
+  return ok();
+}
+
+}  // namespace ballast::images
