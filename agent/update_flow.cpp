@@ -11,7 +11,7 @@ using S = FlowState;
 
 // The whole update flow. Each row: in this state, do this; the handler returns the next state.
 // A state names the step to do next, so the state written before a step is where a restart
-// picks up (through kResumeMap).
+// picks up (through resume_state()).
 const UpdateFlow::Step UpdateFlow::kSteps[] = {
     {S::idle, "start a check", &UpdateFlow::do_check},
     {S::checking, "ask the repository for an allowed newer release", &UpdateFlow::do_check},
@@ -26,14 +26,48 @@ const UpdateFlow::Step UpdateFlow::kSteps[] = {
     {S::failed, "record the failure", &UpdateFlow::do_finish},
 };
 
-// Written state → state to resume in after a restart. A reboot the flow asked for lands in
-// verifying; every other state's step is safe to run again.
-const std::pair<FlowState, FlowState> UpdateFlow::kResumeMap[] = {
-    {S::idle, S::idle},           {S::checking, S::checking},   {S::staging, S::staging},
-    {S::staged, S::staged},       {S::waiting_to_reboot, S::waiting_to_reboot},
-    {S::rebooting, S::verifying}, {S::verifying, S::verifying}, {S::reverting, S::verifying},
-    {S::committed, S::committed}, {S::rolled_back, S::rolled_back}, {S::failed, S::failed},
-};
+FlowState resume_state(FlowState written, const BootFacts& facts) {
+  switch (written) {
+    case S::idle:
+    case S::checking:
+    case S::committed:
+    case S::rolled_back:
+    case S::failed:
+      return written;  // no target on the loader's side yet, or the outcome is decided
+    case S::staging:
+    case S::staged:
+    case S::waiting_to_reboot:
+    case S::rebooting:
+    case S::verifying:
+    case S::reverting:
+      break;
+  }
+  if (facts.target_booted) return written == S::reverting ? S::reverting : S::verifying;
+  // The health checks failed and the target was marked bad: whatever booted instead, it is back.
+  if (written == S::reverting) return S::rolled_back;
+  switch (facts.target_entry) {
+    case TargetEntry::bad:
+      return S::rolled_back;  // boot counting gave up on it, or it was marked bad
+    case TargetEntry::absent:
+      return written == S::staging ? S::staging : S::failed;
+    case TargetEntry::pending:
+      break;
+  }
+  // Staged (the entry is the stage's last act) and not booted yet: the reboot is still to come.
+  if (written == S::staging || written == S::staged) return S::staged;
+  return S::waiting_to_reboot;
+}
+
+bool is_permanent_failure(const Error& error) {
+  // The one list. Everything else (network, disk space, a chunk corrupted in transit) is retried.
+  static constexpr const char* kPermanent[] = {
+      "stage.bad-image",    // the stream does not make a read-only received subvolume
+      "image.wrong-version", "image.bad-version",  // the image names another (or no valid) version
+      "stage.no-kernel",    "stage.no-uki",       "boot.bad-uki",  // nothing this host can boot
+      "manifest.invalid",  // the signed manifest itself is malformed
+  };
+  return std::any_of(std::begin(kPermanent), std::end(kPermanent), [&](const char* c) { return error.code == c; });
+}
 
 namespace {
 
@@ -70,8 +104,20 @@ Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports) {
   r.denylist = j.value("denylist", std::vector<std::string>{});
   if (j["history"].is_array()) r.history = j["history"].get<std::vector<nlohmann::json>>();
   FlowState resumed = *state;
-  for (const auto& [written, resume] : kResumeMap)
-    if (written == *state) resumed = resume;
+  if (auto facts = r.target.empty() ? std::nullopt : flow.boot_facts()) {
+    resumed = resume_state(*state, *facts);
+    if (resumed == S::failed && *state != S::failed)
+      r.last_error = "the boot entry of " + r.target + " is gone; the update is abandoned";
+    if (resumed == S::rolled_back && *state != S::rolled_back) {
+      if (r.last_error.empty()) r.last_error = r.target + " did not stay booted: the loader fell back past its entry";
+      // The verifying step, which says what booted, is skipped: say it here.
+      auto booted = flow.ports_.boot.booted_version();
+      flow.ports_.reporter.report("booted", {{"version", booted ? booted->str() : ""}, {"target", r.target}});
+    }
+    if (resumed != *state)
+      log::info(std::string("flow: resuming ") + to_string(*state) + " as " + to_string(resumed) + " (" +
+                (facts->target_booted ? r.target + " booted" : r.target + " not booted") + ")");
+  }
   if (resumed == *state && *state != S::idle && *state != S::waiting_to_reboot) {
     // Restarted without leaving the state: a step that kills the agent must not loop forever.
     if (++r.resumes > kMaxResumes) {
@@ -86,6 +132,23 @@ Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports) {
   r.state = resumed;
   BALLAST_CHECK(flow.save());
   return flow;
+}
+
+std::optional<BootFacts> UpdateFlow::boot_facts() {
+  BootFacts facts;
+  auto booted = ports_.boot.booted_version();
+  facts.target_booted = booted && booted->str() == record_.target;
+  auto entries = ports_.boot.entries();
+  if (!entries) {
+    // Nothing then tells a fallback from a reboot still to come: the written state resumes as
+    // written, and its step meets the error itself.
+    log::warning("flow: cannot read the boot entries, resuming as written: " + entries.error().describe());
+    return std::nullopt;
+  }
+  for (const auto& e : *entries)
+    if (e.version.str() == record_.target)
+      facts.target_entry = e.state == boot::EntryState::bad ? TargetEntry::bad : TargetEntry::pending;
+  return facts;
 }
 
 Status UpdateFlow::save() {
@@ -106,9 +169,14 @@ Status UpdateFlow::enter(FlowState next) {
   return ok();
 }
 
-Status UpdateFlow::denylist_add(const std::string& version) {
-  if (std::find(record_.denylist.begin(), record_.denylist.end(), version) != record_.denylist.end()) return ok();
+bool UpdateFlow::denylist_insert(const std::string& version) {
+  if (std::find(record_.denylist.begin(), record_.denylist.end(), version) != record_.denylist.end()) return false;
   record_.denylist.push_back(version);
+  return true;
+}
+
+Status UpdateFlow::denylist_add(const std::string& version) {
+  if (!denylist_insert(version)) return ok();
   return save();
 }
 
@@ -119,9 +187,16 @@ Result<FlowState> UpdateFlow::step() {
     auto next = (this->*row.run)();
     if (!next) {
       record_.last_error = next.error().describe();
+      // Staging it again would fail the same way at every check: denylisted, reported this once.
+      bool denylist = row.from == S::staging && is_permanent_failure(next.error());
+      if (denylist) {
+        denylist_insert(record_.target);
+        record_.last_error += " (" + record_.target + " is denylisted: not retried automatically)";
+      }
       log::error(std::string("update flow: ") + row.what + " failed: " + record_.last_error);
       ports_.reporter.report("error", {{"state", to_string(row.from)}, {"error", record_.last_error},
-                                       {"code", next.error().code}, {"target", record_.target}});
+                                       {"code", next.error().code}, {"target", record_.target},
+                                       {"denylisted", denylist}});
       BALLAST_CHECK(enter(S::failed));
       return S::failed;
     }
@@ -220,8 +295,7 @@ Result<FlowState> UpdateFlow::do_finish() {
   if (record_.state == S::committed) {
     ports_.reporter.report("committed", {{"version", record_.target}, {"from", record_.from}});
   } else if (record_.state == S::rolled_back) {
-    if (std::find(record_.denylist.begin(), record_.denylist.end(), record_.target) == record_.denylist.end())
-      record_.denylist.push_back(record_.target);
+    denylist_insert(record_.target);
     line["error"] = record_.last_error;
     ports_.reporter.report("rolled-back", {{"from", record_.target}, {"to", record_.from}, {"reason", record_.last_error}});
   } else {

@@ -1,8 +1,9 @@
 // The agent's update flow: one transition table (update_flow.cpp, kSteps) from idle to committed
 // or rolled back, in the manner of Mender's state machine. The state is written to the state
-// directory before every step with side effects; after a restart (a crash, or the reboot the
-// flow itself asked for) kResumeMap says where each written state resumes. The OS is reached
-// only through the small interfaces below, each with a fake in tests.
+// directory before every step with side effects; after a restart (a crash, the reboot the flow
+// asked for, or a reboot by anyone else) resume_state() says where the written state resumes,
+// from what booted. The OS is reached only through the small interfaces below, each with a fake
+// in tests.
 #pragma once
 
 #include <chrono>
@@ -91,9 +92,30 @@ struct FlowRecord {
   std::string from;                    // the version booted when the update started
   std::string last_error;
   int resumes = 0;                     // restarts in the current state (the loop guard)
-  std::vector<std::string> denylist;   // versions rolled back from: never retried automatically
+  std::vector<std::string> denylist;   // versions rolled back from, or failed for good: never retried automatically
   std::vector<nlohmann::json> history; // one line per finished update
 };
+
+// What the loader did, as a start of the agent finds it, about the flow's target.
+enum class TargetEntry {
+  absent,   // no boot entry for the target: not staged yet, or removed since
+  pending,  // an entry the loader would still boot (on trial with tries left, or blessed)
+  bad,      // marked bad or out of tries: the loader falls back past it
+};
+struct BootFacts {
+  bool target_booted = false;  // this boot runs the target (ballast.version=)
+  TargetEntry target_entry = TargetEntry::absent;
+};
+
+// Where a start resumes the written state, given what booted. One decision for every state and
+// for any reboot, whoever asked for it: the target booted → verify it; the target's entry bad or
+// exhausted → rolled back; the target still pending → wait for the reboot (or announce it); the
+// target's entry gone → failed. Idle, checking and the finishing states resume as written.
+FlowState resume_state(FlowState written, const BootFacts& facts);
+
+// Failures of a release that trying again cannot change (its image names another version, its
+// signed manifest cannot be used): the target is denylisted like a version rolled back from.
+bool is_permanent_failure(const Error& error);
 
 struct FlowPorts {
   boot::BootControl& boot;
@@ -107,7 +129,7 @@ struct FlowPorts {
 
 class UpdateFlow {
  public:
-  // Loads <state_dir>/flow.json (or starts idle) and applies the resume map.
+  // Loads <state_dir>/flow.json (or starts idle) and resumes it with resume_state().
   static Result<UpdateFlow> open(std::string state_dir, FlowPorts ports);
 
   FlowState state() const { return record_.state; }
@@ -132,6 +154,7 @@ class UpdateFlow {
   UpdateFlow(std::string state_dir, FlowPorts ports) : state_dir_(std::move(state_dir)), ports_(ports) {}
   Status save();
   Status enter(FlowState next);
+  bool denylist_insert(const std::string& version);  // false when it was there already
 
   Result<FlowState> do_check();
   Result<FlowState> do_stage();
@@ -148,7 +171,7 @@ class UpdateFlow {
     Result<FlowState> (UpdateFlow::*run)();
   };
   static const Step kSteps[];
-  static const std::pair<FlowState, FlowState> kResumeMap[];
+  std::optional<BootFacts> boot_facts();  // nullopt when the loader's side cannot be read
 
   std::string state_dir_;
   FlowPorts ports_;

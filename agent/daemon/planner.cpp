@@ -65,7 +65,7 @@ PlanDecision plan_forward(const PlanInput& in) {
       continue;
     }
     if (contains(in.denylist, r->version.str())) {
-      note(r->version.str() + " is denylisted (this host rolled back from it)");
+      note(r->version.str() + " is denylisted (this host rolled back from it, or it cannot be staged)");
       continue;
     }
     int64_t opens = wave_opens_at(*r, in.wariness);

@@ -10,6 +10,7 @@
 #include "agent/reboot/policy.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
+#include "repository/publisher.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
 #include "tests/version_literal.hpp"
@@ -341,4 +342,135 @@ TEST_CASE("with the periodic strategy an update staged outside the maintenance w
   CHECK(f.entries().front().version == "2.0"_v);
   CHECK(f.entries().front().state == boot::EntryState::good);
   CHECK(f.reporter.types == Types{"checked", "staged", "rebooting", "booted", "health.passed", "committed"});
+}
+
+namespace {
+
+// The strategies that keep a staged update waiting, as `ballast daemon` builds them from the
+// configuration: manual, a maintenance window that is closed, a FleetLock server that refuses.
+struct WaitingStrategy {
+  FakeClock window_clock;  // Thursday 2026-01-01 00:00 UTC: the Thursday 02:00 window is closed
+  repository::FakeHttpClient locks;
+  std::unique_ptr<agent::reboot::StrategyPolicy> policy;
+
+  explicit WaitingStrategy(const std::string& strategy) {
+    locks.on_post = [](const repository::FakeHttpClient::Post& p) -> Result<repository::HttpResponse> {
+      if (p.url.find("pre-reboot") != std::string::npos)
+        return repository::HttpResponse{423, R"({"kind":"failed_lock","value":"held by node-b"})"};
+      return repository::HttpResponse{200, "{}"};
+    };
+    std::string toml = "[reboot]\nstrategy = \"" + strategy + "\"\n";
+    if (strategy == "periodic")
+      toml += "window_days = [\"Thu\"]\nwindow_start = \"02:00\"\nwindow_length = \"1h\"\ntime_zone = \"UTC\"\n";
+    if (strategy == "fleet_lock") toml += "fleet_lock_url = \"http://locks\"\n";
+    Config config;
+    REQUIRE(config.merge_text(toml, "10-strategy.toml"));
+    auto gate = agent::reboot::make_reboot_gate(config, locks, window_clock, "node-1");
+    REQUIRE(gate);
+    policy = std::make_unique<agent::reboot::StrategyPolicy>(std::move(*gate));
+    REQUIRE(std::string(policy->strategy()) == strategy);
+  }
+};
+
+int count(const Types& types, const std::string& type) { return static_cast<int>(std::count(types.begin(), types.end(), type)); }
+
+}  // namespace
+
+TEST_CASE("a reboot by anyone else while the update waits for any strategy is verified and committed on the next start") {
+  for (const char* strategy : {"manual", "periodic", "fleet_lock"}) {
+    DYNAMIC_SECTION("reboot.strategy " << strategy) {
+      Fleet f;
+      f.release("2.0", "1.0");
+      f.health_check("10-ok", 0);
+      WaitingStrategy waiting(strategy);
+      {
+        Agent a(f, waiting.policy.get());
+        CHECK(a.run() == std::vector<S>{S::checking, S::staging, S::staged, S::waiting_to_reboot, S::waiting_to_reboot});
+      }
+      CHECK(f.rebooter.reboots == 0);
+      // The operator, or kured reacting to /run/reboot-required: the daemon is not asked.
+      boot::BootSimulator sim(f.h.paths);
+      REQUIRE(sim.reboot());
+      REQUIRE(f.booted() == "2.0");
+      REQUIRE(f.entries().front().state == boot::EntryState::indeterminate);
+      Agent after(f, waiting.policy.get());
+      CHECK(after.daemon->status()->state == "verifying");
+      CHECK(after.run() == std::vector<S>{S::committed, S::idle});
+      CHECK(f.entries().front().version == "2.0"_v);
+      CHECK(f.entries().front().state == boot::EntryState::good);
+      CHECK(f.rebooter.reboots == 0);
+      CHECK(f.reporter.types == Types{"checked", "staged", "booted", "health.passed", "committed"});
+      CHECK(f.flow_record()["history"].back()["result"] == "committed");
+      // And it checks for updates again.
+      CHECK(after.run() == std::vector<S>{S::checking, S::idle});
+    }
+  }
+}
+
+TEST_CASE("a reboot by anyone else into an unhealthy update waiting for the manual strategy rolls it back on the next start") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  f.health_check("20-broken", 1);
+  WaitingStrategy waiting("manual");
+  {
+    Agent a(f, waiting.policy.get());
+    CHECK(a.run() == std::vector<S>{S::checking, S::staging, S::staged, S::waiting_to_reboot, S::waiting_to_reboot});
+  }
+  boot::BootSimulator sim(f.h.paths);
+  REQUIRE(sim.reboot());
+  REQUIRE(f.booted() == "2.0");
+  {
+    Agent a(f, waiting.policy.get());
+    CHECK(a.run() == std::vector<S>{S::reverting, S::verifying});  // marked bad, rebooted back (not gated)
+  }
+  CHECK(f.booted() == "1.0");
+  Agent after(f, waiting.policy.get());
+  CHECK(after.run() == std::vector<S>{S::idle});  // resumed as rolled back, recorded
+  CHECK(f.reporter.types == Types{"checked", "staged", "booted", "health.failed", "booted", "rolled-back"});
+  CHECK(f.flow_record()["denylist"] == nlohmann::json{"2.0"});
+  CHECK(f.flow_record()["history"].back()["result"] == "rolled-back");
+  CHECK(after.run() == std::vector<S>{S::checking, S::idle});
+}
+
+TEST_CASE("a published release whose image names another version fails staging once, is reported once and not fetched again") {
+  Fleet f;
+  // Published past `repo add`'s check (by an older publisher): release 2.0 holds the 1.0 image.
+  std::string stream = f.h.fs->base_dir() + "/1.0-image.full";
+  {
+    UniqueFd out(::open(stream.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    REQUIRE(out);
+    snapshot::SendOptions so;
+    so.subvolume = f.h.build + "/minimal-1.0";
+    REQUIRE(snapshot::send(so, out.get()));
+  }
+  {
+    auto w = repository::tuf::RepoWriter::open(f.repo, f.keys);
+    REQUIRE(w);
+    repository::ReleaseInfo info;
+    info.version = "2.0"_v;
+    repository::ArtifactInput full;
+    full.open = [stream] { return open_file_source(stream); };
+    repository::PackOptions pack;
+    pack.zstd_level = 3;
+    REQUIRE(repository::publish_release(*w, info, {full}, pack));
+  }
+  Agent a(f);
+  CHECK(a.run() == std::vector<S>{S::checking, S::staging, S::failed, S::idle});
+  CHECK(count(f.reporter.types, "error") == 1);
+  auto record = f.flow_record();
+  CHECK(record["denylist"] == nlohmann::json{"2.0"});
+  CHECK(record["history"].back()["result"] == "failed");
+  CHECK_THAT(record["history"].back()["error"].get<std::string>(), Catch::Contains("[image.wrong-version]"));
+  CHECK_THAT(record["history"].back()["error"].get<std::string>(), Catch::Contains("2.0 is denylisted"));
+  CHECK_THAT(a.daemon->status()->last_error, Catch::Contains("image.wrong-version"));
+  CHECK_FALSE(path_exists(f.h.layout().slot("2.0")));
+  // The next checks do not stage (so do not download) it again, and say why.
+  for (int i = 0; i < 2; ++i) CHECK(a.run() == std::vector<S>{S::checking, S::idle});
+  CHECK(count(f.reporter.types, "error") == 1);
+  CHECK(count(f.reporter.types, "checked") == 3);
+  CHECK_THAT(a.source->explain(), Catch::Contains("2.0 is denylisted"));
+  // A restart keeps it so.
+  Agent after(f);
+  CHECK(after.run() == std::vector<S>{S::checking, S::idle});
+  CHECK(count(f.reporter.types, "error") == 1);
 }
