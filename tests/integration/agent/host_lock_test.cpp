@@ -231,7 +231,7 @@ TEST_CASE("a fetch killed mid-receive leaves a hidden subvolume that the next fe
   REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
   REQUIRE(run_ballast({"repo", "add", repo, "--keys", keys, "--version", "1.0", "--subvolume", src + "/1.0",
                            "--zstd-level", "3"}).success());
-  REQUIRE(write_file_atomic(slow + "/50-slow.toml", "[repository]\nmax_bandwidth = 262144\n"));
+  REQUIRE(write_file_atomic(slow + "/50-slow.toml", "[repository]\nmax_bandwidth = 262144\nparallel_fetches = 1\n"));
   auto server = FaultyHttpServer::start(repo);
   REQUIRE(server);
   auto fetch_args = [&](const std::string& config) {
