@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/file.hpp"
+#include "common/host_lock.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -74,6 +75,12 @@ namespace {
 constexpr const char* kNames[] = {"idle",      "checking",  "staging",   "staged",      "waiting-to-reboot", "rebooting",
                                   "verifying", "reverting", "committed", "rolled-back", "failed"};
 constexpr const char* kFile = "flow.json";
+
+// One writer per host (common/host_lock.hpp): every step takes the host lock but those that only
+// ask the repository or the reboot strategy, so that an operator's `ballast boot bless` waits at
+// most for one writing step, never for a check or a reboot window. The flow waits for the lock:
+// a verb holds it only while it writes.
+bool writes_host(FlowState s) { return s != S::idle && s != S::checking && s != S::waiting_to_reboot; }
 
 }  // namespace
 
@@ -184,7 +191,12 @@ Result<FlowState> UpdateFlow::step() {
   for (const auto& row : kSteps) {
     if (row.from != record_.state) continue;
     log::debug(std::string("flow: ") + to_string(row.from) + ": " + row.what);
-    auto next = (this->*row.run)();
+    auto next = [&]() -> Result<FlowState> {
+      if (!writes_host(row.from)) return (this->*row.run)();
+      auto lock = BALLAST_TRY(HostLock::acquire(host_lock_path(state_dir_), std::string("daemon ") + to_string(row.from),
+                                                HostLock::Mode::wait));
+      return (this->*row.run)();
+    }();
     if (!next) {
       record_.last_error = next.error().describe();
       // Staging it again would fail the same way at every check: denylisted, reported this once.

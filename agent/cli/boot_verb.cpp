@@ -76,9 +76,11 @@ int simulate_reboot(const GlobalOptions& g) {
   return 0;
 }
 
-// Runs one change and prints nothing on success (exit status tells).
-int change(const GlobalOptions& g, const BootOptions& o,
+// Runs one change under the host lock and prints nothing on success (exit status tells).
+int change(const GlobalOptions& g, const BootOptions& o, const std::string& verb,
            const std::function<Status(boot::BootControl&)>& op) {
+  auto lock = g.lock_host("boot " + verb);
+  if (!lock) return report_error(lock.error());
   auto control = open_control(g, o);
   if (!control) return report_error(control.error());
   auto st = op(**control);
@@ -104,7 +106,7 @@ void setup(VerbContext& ctx) {
   add->add_option("--title", o.spec.title, "Menu title (default \"ballast VERSION\")");
   add->callback([&] {
     action = [&] {
-      return change(g, o, [](boot::BootControl& c) -> Status {
+      return change(g, o, "add", [](boot::BootControl& c) -> Status {
         o.spec.version = *BALLAST_TRY(version_arg(o));
         return c.install(o.spec);
       });
@@ -119,7 +121,7 @@ void setup(VerbContext& ctx) {
   bless->add_option("VERSION", o.version, "Version to bless (default: the booted one)");
   bless->callback([&] {
     action = [&] {
-      return change(g, o, [](boot::BootControl& c) -> Status {
+      return change(g, o, "bless", [](boot::BootControl& c) -> Status {
         auto v = BALLAST_TRY(version_arg(o));
         return c.bless(v ? *v : BALLAST_TRY(c.booted_version()));
       });
@@ -145,9 +147,10 @@ void setup(VerbContext& ctx) {
     auto* cmd = boot->add_subcommand(s.name, s.help);
     cmd->add_option("VERSION", o.version, "Version of the entry")->required();
     auto op = s.op;
-    cmd->callback([&, op] {
-      action = [&, op] {
-        return change(g, o, [op](boot::BootControl& c) -> Status { return (c.*op)(*BALLAST_TRY(version_arg(o))); });
+    std::string name = s.name;
+    cmd->callback([&, op, name] {
+      action = [&, op, name] {
+        return change(g, o, name, [op](boot::BootControl& c) -> Status { return (c.*op)(*BALLAST_TRY(version_arg(o))); });
       };
     });
   }

@@ -22,6 +22,8 @@ struct StageArgs {
 };
 
 int stage(const GlobalOptions& g, const StageArgs& a) {
+  auto lock = g.lock_host("stage");
+  if (!lock) return report_error(lock.error());
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);

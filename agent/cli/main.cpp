@@ -19,6 +19,10 @@ Result<Config> GlobalOptions::load_config() const {
                       "loading configuration");
 }
 
+Result<HostLock> GlobalOptions::lock_host(const std::string& verb) const {
+  return HostLock::acquire(host_lock_path(state_dir), verb, wait ? HostLock::Mode::wait : HostLock::Mode::fail);
+}
+
 int report_error(const Error& e) {
   std::fprintf(stderr, "ballast: %s\n", e.describe().c_str());
   return 1;
@@ -58,6 +62,8 @@ int run(int argc, char** argv) {
       ->allow_extra_args(false);
   app.add_flag("--json", global.json, "Print machine-readable JSON");
   app.add_flag("-v,--verbose", global.verbose, "Log debug messages");
+  app.add_flag("--wait", global.wait,
+               "A verb that writes the host waits while another ballast process writes it (default: fail at once)");
 
   VerbAction action;
   VerbContext ctx{app, global, action};

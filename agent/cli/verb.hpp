@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config.hpp"
+#include "common/host_lock.hpp"
 #include "common/result.hpp"
 
 namespace ballast::cli {
@@ -24,6 +25,10 @@ struct GlobalOptions {
   std::vector<std::string> config_dirs;  // empty: default_config_dirs()
   bool json = false;
   bool verbose = false;
+  bool wait = false;  // a writing verb waits for the host lock instead of failing at once
+
+  // Takes the host lock (<state_dir>/lock) for a verb that writes the host, per --wait.
+  Result<HostLock> lock_host(const std::string& verb) const;
 
   // Loads the configuration from config_dirs (or the defaults).
   Result<Config> load_config() const;

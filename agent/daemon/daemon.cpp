@@ -10,6 +10,7 @@
 
 #include "agent/daemon/pin.hpp"
 #include "agent/daemon/planner.hpp"
+#include "common/host_lock.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -353,6 +354,8 @@ Status Daemon::update(const UpdateOptions& options) {
 Status Daemon::rollback(bool reboot) {
   std::unique_lock lock(flow_mutex_, std::try_to_lock);
   if (!lock.owns_lock() || busy_) return fail("daemon.busy", "an update step is running");
+  // An operator's call: it fails at once rather than block the bus while a verb writes the host.
+  auto host_lock = BALLAST_TRY(HostLock::acquire(host_lock_path(opts_.state_dir), "daemon rollback"));
   auto booted = BALLAST_TRY(ports_.boot.booted_version());
   std::vector<std::string> bootable;  // an entry marked bad is no place to go back to
   for (const auto& e : BALLAST_TRY(ports_.boot.entries()))
@@ -392,6 +395,7 @@ Status Daemon::pin(const std::string& version) {
 Status Daemon::unpin() { return remove_pin(opts_.state_dir); }
 
 Status Daemon::bless() {
+  auto host_lock = BALLAST_TRY(HostLock::acquire(host_lock_path(opts_.state_dir), "daemon bless"));
   auto booted = BALLAST_TRY(ports_.boot.booted_version());
   return ports_.boot.bless(booted);
 }

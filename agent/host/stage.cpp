@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file.hpp"
+#include "common/host_lock.hpp"
 #include "common/log.hpp"
 #include "common/pe_file.hpp"
 #include "images/uki.hpp"
@@ -106,6 +107,14 @@ Result<std::pair<std::string, std::string>> read_stage_journal(const std::string
 }
 
 Result<std::vector<std::string>> recover_stage(const StageContext& ctx) {
+  // Debris is only debris when no other writer is at work: another process's partial/ and
+  // .ballast-receive-* entries are its live work. Nests in the lock when this thread holds it.
+  auto lock = HostLock::acquire(host_lock_path(ctx.state_dir), "recovery");
+  if (!lock && lock.error().code == "host.locked") {
+    log::notice("not cleaning up after an interrupted stage: " + lock.error().message);
+    return std::vector<std::string>{};
+  }
+  if (!lock) return tl::unexpected(lock.error());
   BALLAST_CHECK(snapshot::ensure_layout(ctx.host));
   auto removed = BALLAST_TRY(snapshot::clean_partial(ctx.host));
   auto [version, step] = BALLAST_TRY(read_stage_journal(ctx.state_dir));
@@ -116,6 +125,8 @@ Result<std::vector<std::string>> recover_stage(const StageContext& ctx) {
 }
 
 Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& req) {
+  // Held for the whole transaction; nests in the caller's lock (the CLI verb, the daemon's step).
+  auto lock = BALLAST_TRY(HostLock::acquire(host_lock_path(ctx.state_dir), "stage"));
   BALLAST_CHECK(recover_stage(ctx));
   const std::string& v = req.version.str();
   if (!ctx.booted_version.empty() && v == ctx.booted_version)

@@ -61,8 +61,12 @@ struct StageResult {
 };
 
 // Undoes what an interrupted stage left: cleans @ballast/partial. Reads the journal only to report.
+// Only under the host lock (common/host_lock.hpp): while another process holds it, what looks
+// like debris is its work in progress, and recovery removes nothing.
 Result<std::vector<std::string>> recover_stage(const StageContext& ctx);
 
+// Holds the host lock of ctx.state_dir for the whole transaction ("host.locked" when another
+// process holds it; nested when the calling thread already does).
 Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& req);
 
 // The journal as last written (`{"version":…,"step":…}`), or empty when no stage ever ran.
