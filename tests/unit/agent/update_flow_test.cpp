@@ -179,3 +179,37 @@ TEST_CASE("a failed stage is reported with its error, recorded, and the flow ret
   CHECK_THAT(flow.record().history.back()["error"].get<std::string>(), Catch::Contains("stage.no-space"));
   CHECK(rig.rebooter.reboots == 0);
 }
+
+TEST_CASE("a committed update puts the release's boot loader on the ESP; only a commit does") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  auto flow = rig.start();
+  run(flow);
+  CHECK(rig.source.loader_updates.empty());  // staged and rebooting: the old loader stays
+  rig.reboot_machine();
+  auto after = rig.start();
+  CHECK(run(after) == std::vector<S>{S::committed, S::idle});
+  CHECK(rig.source.loader_updates == std::vector<std::string>{"2.0"});
+  REQUIRE(rig.reporter.types.back() == "committed");
+  CHECK(rig.reporter.data.back()["loader"] == "updated");
+}
+
+TEST_CASE("a boot loader that cannot be updated is reported with the commit and rolls nothing back") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.source.loader_error = Error{"boot.loader-unsigned", "unsigned under Secure Boot", 0, {}};
+  auto flow = rig.start();
+  run(flow);
+  rig.reboot_machine();
+  auto after = rig.start();
+  CHECK(run(after) == std::vector<S>{S::committed, S::idle});
+  CHECK(after.record().history.back()["result"] == "committed");
+  CHECK(after.record().denylist.empty());
+  REQUIRE(rig.reporter.types.back() == "committed");
+  CHECK(rig.reporter.data.back()["loader"] == "failed");
+  CHECK_THAT(rig.reporter.data.back()["loaderError"].get<std::string>(), Catch::Contains("boot.loader-unsigned"));
+  auto entries = rig.boot.entries();
+  REQUIRE(entries);
+  CHECK(entries->front().version == "2.0"_v);
+  CHECK(entries->front().state == boot::EntryState::good);
+}
