@@ -305,7 +305,18 @@ Result<FlowState> UpdateFlow::do_finish() {
   nlohmann::json line{{"time", now}, {"from", record_.from}, {"target", record_.target},
                       {"result", to_string(record_.state)}};
   if (record_.state == S::committed) {
-    ports_.reporter.report("committed", {{"version", record_.target}, {"from", record_.from}});
+    nlohmann::json event{{"version", record_.target}, {"from", record_.from}};
+    // Only now that the release has booted and passed its checks does its loader replace the one
+    // that booted it. A failure keeps the old loader, which still boots every entry: it is
+    // reported, not a reason to roll a healthy release back.
+    if (auto loader = ports_.source.update_loader(record_.target)) {
+      event["loader"] = boot::to_string(*loader);
+    } else {
+      log::warning("the boot loader was not updated: " + loader.error().describe());
+      event["loader"] = "failed";
+      event["loaderError"] = loader.error().describe();
+    }
+    ports_.reporter.report("committed", event);
   } else if (record_.state == S::rolled_back) {
     denylist_insert(record_.target);
     line["error"] = record_.last_error;

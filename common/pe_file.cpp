@@ -89,6 +89,26 @@ Result<Image> read_headers(std::string_view b, uint64_t file_size) {
 
 Result<Image> read_image(std::string_view b) { return read_headers(b, b.size()); }
 
+Result<bool> has_authenticode_signature(std::string_view b) {
+  const size_t coff = BALLAST_TRY(coff_header(b));
+  const size_t optional = coff + kCoffSize;
+  const size_t optional_size = le(b, coff + 16, 2);
+  // The data directories follow the fields whose width differs between PE32 and PE32+.
+  const uint32_t magic = le(b, optional, 2);
+  if (magic != 0x10b && magic != 0x20b) return fail("pe.malformed", "not a PE image: unknown optional header magic");
+  const size_t directories = optional + (magic == 0x20b ? 112 : 96);
+  const size_t count = le(b, directories - 4, 4);
+  constexpr size_t kCertificateTable = 4;
+  const size_t entry = directories + kCertificateTable * 8;
+  if (count <= kCertificateTable || entry + 8 > optional + optional_size) return false;
+  const uint64_t offset = le(b, entry, 4), size = le(b, entry + 4, 4);
+  constexpr size_t kWinCertificateHeader = 8;  // dwLength, wRevision, wCertificateType
+  if (size < kWinCertificateHeader) return false;
+  if (offset + size > b.size()) return fail("pe.malformed", "not a PE image: the certificate table lies past the end");
+  constexpr uint32_t kPkcsSignedData = 0x0002;
+  return le(b, static_cast<size_t>(offset) + 6, 2) == kPkcsSignedData;
+}
+
 Result<std::optional<std::string>> read_section_of_file(const std::string& path, std::string_view name) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return fail_errno("pe.read", errno, "cannot open " + path);

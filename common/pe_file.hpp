@@ -38,6 +38,11 @@ Result<Image> read_image(std::string_view bytes);
 // optional header's checksum, so an image assembled twice from the same inputs has the same bytes.
 Status set_timestamp(std::string& bytes, uint32_t seconds);
 
+// The image carries an Authenticode signature: its certificate table (data directory 4) is not
+// empty and holds a PKCS#7 signed-data WIN_CERTIFICATE. Whether the signature verifies against a
+// key is the firmware's business (db); this tells a signed loader from an unsigned one.
+Result<bool> has_authenticode_signature(std::string_view bytes);
+
 // One section of the image in a file, read without reading the rest: the headers, then the section.
 Result<std::optional<std::string>> read_section_of_file(const std::string& path, std::string_view name);
 

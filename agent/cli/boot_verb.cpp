@@ -3,6 +3,7 @@
 
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
+#include "agent/host/loader.hpp"
 #include "boot/boot_control.hpp"
 #include "boot/boot_simulator.hpp"
 
@@ -76,6 +77,32 @@ int simulate_reboot(const GlobalOptions& g) {
   return 0;
 }
 
+// The booted release's signed systemd-boot onto the ESP.
+int update_loader(const GlobalOptions& g, const BootOptions& o) {
+  auto lock = g.lock_host("boot update-loader");
+  if (!lock) return report_error(lock.error());
+  auto control = open_control(g, o);
+  if (!control) return report_error(control.error());
+  auto booted = (*control)->booted_version();
+  if (!booted) return report_error(booted.error());
+  auto layout = host_layout(g);
+  auto done = host::update_loader(layout, **control, booted->str());
+  if (!done) return report_error(done.error());
+  const std::string source = host::release_loader_path(layout, booted->str());
+  if (g.json) {
+    nlohmann::json paths = nlohmann::json::array();
+    for (const char* p : boot::kSystemdBootPaths) paths.push_back(p);
+    print_json({{"result", boot::to_string(*done)}, {"version", booted->str()}, {"source", source}, {"paths", paths}});
+    return 0;
+  }
+  switch (*done) {
+    case boot::LoaderUpdate::updated: std::cout << "updated: the ESP's systemd-boot is now release " << booted->str() << "'s\n"; break;
+    case boot::LoaderUpdate::unchanged: std::cout << "unchanged: the ESP already has release " << booted->str() << "'s loader\n"; break;
+    case boot::LoaderUpdate::not_shipped: std::cout << "not shipped: release " << booted->str() << " carries no loader at " << source << "\n"; break;
+  }
+  return 0;
+}
+
 // Runs one change under the host lock and prints nothing on success (exit status tells).
 int change(const GlobalOptions& g, const BootOptions& o, const std::string& verb,
            const std::function<Status(boot::BootControl&)>& op) {
@@ -133,6 +160,13 @@ void setup(VerbContext& ctx) {
                          "variables, write the entry's options to the --cmdline-path file (for sandboxes and tests)");
   sim->add_flag("--json", g.json, "Print machine-readable JSON");
   sim->callback([&] { action = [&] { return simulate_reboot(g); }; });
+
+  auto* loader = boot->add_subcommand(
+      "update-loader", "Replace systemd-boot on the ESP (EFI/systemd/systemd-bootx64.efi, EFI/BOOT/BOOTX64.EFI) with the "
+                       "booted release's signed copy, atomically and only when it differs; an unsigned loader is refused "
+                       "while Secure Boot is enabled");
+  loader->add_flag("--json", g.json, "Print machine-readable JSON");
+  loader->callback([&] { action = [&] { return update_loader(g, o); }; });
 
   struct Simple {
     const char* name;

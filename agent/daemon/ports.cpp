@@ -1,6 +1,7 @@
 #include "agent/daemon/ports.hpp"
 
 #include "agent/daemon/pin.hpp"
+#include "agent/host/loader.hpp"
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
 #include "common/file.hpp"
@@ -69,6 +70,10 @@ Status HostReleaseSource::stage(const Release& release) {
   };
   if (auto staged = host::stage_release(ctx, sreq); !staged) return tl::unexpected(staged.error());
   return host::retain(opts_.host, boot_, booted_version, opts_.keep);
+}
+
+Result<boot::LoaderUpdate> HostReleaseSource::update_loader(const std::string& version) {
+  return host::update_loader(opts_.host, boot_, version);
 }
 
 std::string HostReleaseSource::explain() const {

@@ -40,6 +40,7 @@ class HostReleaseSource final : public ReleaseSource {
   Result<std::optional<Release>> check(const std::vector<std::string>& denylist) override;
   Status stage(const Release& release) override;
   std::string explain() const override;
+  Result<boot::LoaderUpdate> update_loader(const std::string& version) override;
   // The last decision, for AgentApi::check().
   PlanDecision last_decision() const;
 

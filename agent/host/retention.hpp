@@ -25,4 +25,12 @@ Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot
 // `keep` and no needed parents, apply.
 Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted, int keep);
 
+// Installs `spec`'s boot entry; when the ESP is too full for it (boot.esp-full), retention makes
+// room first: the versions it would remove with nothing but the must-keeps kept (never the
+// booted, staged or rollback version, nor `spec`'s own), that have files on the ESP, go one at a
+// time, oldest first, each followed by another try. When none is left the last boot.esp-full
+// stands (it names both sizes); install() leaves nothing half-written either way.
+Status install_making_room(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted,
+                           const boot::KernelSpec& spec);
+
 }  // namespace ballast::host

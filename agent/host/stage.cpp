@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "agent/host/retention.hpp"
 #include "common/file.hpp"
 #include "common/host_lock.hpp"
 #include "common/log.hpp"
@@ -192,7 +193,8 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
     k.options = result.entry_options;
     k.tries = req.tries;
     if (use_uki) k.uki_path = uki;
-    BALLAST_CHECK(with_context(ctx.boot.install(k), "writing the boot entry of " + v));
+    BALLAST_CHECK(with_context(install_making_room(ctx.host, ctx.boot, ctx.booted_version, k),
+                               "writing the boot entry of " + v));
   }
   BALLAST_CHECK(journal(ctx, v, "staged"));
   return result;

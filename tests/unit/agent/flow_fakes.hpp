@@ -34,6 +34,13 @@ struct FakeSource : ReleaseSource {
     k.kernel_path = "/vmlinuz-" + r.version;
     return boot.install(k);
   }
+  std::vector<std::string> loader_updates;  // versions whose loader went onto the ESP
+  std::optional<Error> loader_error;
+  Result<boot::LoaderUpdate> update_loader(const std::string& version) override {
+    if (loader_error) return tl::unexpected(*loader_error);
+    loader_updates.push_back(version);
+    return boot::LoaderUpdate::updated;
+  }
 };
 
 struct FakeGate : RebootGate {
@@ -74,7 +81,11 @@ struct FakeHealth : HealthChecker {
 
 struct RecordingReporter : Reporter {
   std::vector<std::string> types;
-  void report(const std::string& type, const nlohmann::json&) override { types.push_back(type); }
+  std::vector<nlohmann::json> data;  // beside types
+  void report(const std::string& type, const nlohmann::json& d) override {
+    types.push_back(type);
+    data.push_back(d);
+  }
   uint64_t dropped = 0;
   uint64_t dropped_events() const override { return dropped; }
 };

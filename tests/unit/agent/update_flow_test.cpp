@@ -270,3 +270,37 @@ TEST_CASE("the failures that cannot change are the image's and the manifest's, n
   for (const char* code : {"http.transfer", "http.status", "stage.no-space", "chunk.bad-data", "tuf.expired"})
     CHECK_FALSE(is_permanent_failure(Error{code, "", 0, {}}));
 }
+
+TEST_CASE("a committed update puts the release's boot loader on the ESP; only a commit does") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  auto flow = rig.start();
+  run(flow);
+  CHECK(rig.source.loader_updates.empty());  // staged and rebooting: the old loader stays
+  rig.reboot_machine();
+  auto after = rig.start();
+  CHECK(run(after) == std::vector<S>{S::committed, S::idle});
+  CHECK(rig.source.loader_updates == std::vector<std::string>{"2.0"});
+  REQUIRE(rig.reporter.types.back() == "committed");
+  CHECK(rig.reporter.data.back()["loader"] == "updated");
+}
+
+TEST_CASE("a boot loader that cannot be updated is reported with the commit and rolls nothing back") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.source.loader_error = Error{"boot.loader-unsigned", "unsigned under Secure Boot", 0, {}};
+  auto flow = rig.start();
+  run(flow);
+  rig.reboot_machine();
+  auto after = rig.start();
+  CHECK(run(after) == std::vector<S>{S::committed, S::idle});
+  CHECK(after.record().history.back()["result"] == "committed");
+  CHECK(after.record().denylist.empty());
+  REQUIRE(rig.reporter.types.back() == "committed");
+  CHECK(rig.reporter.data.back()["loader"] == "failed");
+  CHECK_THAT(rig.reporter.data.back()["loaderError"].get<std::string>(), Catch::Contains("boot.loader-unsigned"));
+  auto entries = rig.boot.entries();
+  REQUIRE(entries);
+  CHECK(entries->front().version == "2.0"_v);
+  CHECK(entries->front().state == boot::EntryState::good);
+}

@@ -11,6 +11,8 @@
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "repository/publisher.hpp"
+#include "boot/efivars.hpp"
+#include "images/uki.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
 #include "tests/version_literal.hpp"
@@ -60,9 +62,9 @@ struct Fleet {
                          h.build + "/minimal-1.0", "--zstd-level", "3"}));
   }
 
-  // Builds `version` and publishes it with a delta from `parent`.
-  void release(const std::string& version, const std::string& parent) {
-    h.publish(version, parent);
+  // Builds `version` (with `files` added) and publishes it with a delta from `parent`.
+  void release(const std::string& version, const std::string& parent, const std::vector<images::FileSpec>& files = {}) {
+    h.publish(version, parent, false, files);
     REQUIRE(run_checked({kBallast, "repo", "add", repo, "--keys", keys, "--version", version, "--subvolume",
                          h.build + "/minimal-" + version, "--delta-from", parent, "--delta-from-subvolume",
                          h.build + "/minimal-" + parent, "--zstd-level", "3"}));
@@ -473,4 +475,31 @@ TEST_CASE("a published release whose image names another version fails staging o
   Agent after(f);
   CHECK(after.run() == std::vector<S>{S::checking, S::idle});
   CHECK(count(f.reporter.types, "error") == 1);
+}
+
+TEST_CASE("a committed update puts the release's signed systemd-boot on the sandbox's ESP, not before") {
+  Fleet f;
+  // The release ships systemd-boot signed as `image build --secure-boot-key` signs it; the host
+  // enforces Secure Boot.
+  const std::string dir = f.h.fs->base_dir();
+  REQUIRE(run_checked({"openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                       "/CN=ballast test db", "-keyout", dir + "/db.key", "-out", dir + "/db.crt"}));
+  REQUIRE(run_checked({"sbsign", "--key", dir + "/db.key", "--cert", dir + "/db.crt", "--output", dir + "/signed.efi",
+                       "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"}));
+  const std::string loader = *read_file(dir + "/signed.efi");
+  REQUIRE(write_file_atomic(f.h.efivars + "/SecureBoot-" + boot::kGlobalVariableGuid, std::string("\x06\0\0\0\x01", 5)));
+  f.release("2.0", "1.0", {images::FileSpec{images::kSignedLoaderPath, "", dir + "/signed.efi", 0644, 0, 0}});
+  f.health_check("10-ok", 0);
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+  }
+  // Staged and booted on trial: the loader that booted the host stays until the commit.
+  CHECK_FALSE(path_exists(f.h.esp + "/EFI/BOOT/BOOTX64.EFI"));
+  Agent after(f);
+  CHECK(after.run() == std::vector<S>{S::committed, S::idle});
+  CHECK(*read_file(f.h.esp + "/EFI/BOOT/BOOTX64.EFI") == loader);
+  CHECK(*read_file(f.h.esp + "/EFI/systemd/systemd-bootx64.efi") == loader);
+  REQUIRE(f.reporter.types.back() == "committed");
+  CHECK(f.reporter.data.back()["loader"] == "updated");
 }
