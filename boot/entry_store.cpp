@@ -80,23 +80,46 @@ Result<uint64_t> regular_file_size(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-// Whole blocks per file, plus one each for the entry, a directory and the rename journal.
-Status check_esp_space(const std::string& esp, const std::string& version,
-                       const std::vector<std::pair<std::string, uint64_t>>& files) {
+// What installing `files` takes on the ESP: whole blocks per file, plus one each for the entry, a
+// directory and the rename journal; and the free bytes it has.
+struct EspNeed {
+  uint64_t free_bytes = 0, need = 0;
+  std::string sizes;  // "kernel 123, initrd 456"
+};
+
+Result<EspNeed> esp_need(const std::string& esp, const std::vector<std::pair<std::string, uint64_t>>& files) {
   struct statvfs sv {};
   if (::statvfs(esp.c_str(), &sv) != 0) return fail_errno("boot.esp", errno, "cannot inspect the ESP at " + esp);
   uint64_t block = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-  uint64_t free_bytes = static_cast<uint64_t>(sv.f_bavail) * block;
-  uint64_t need = 3 * block;
-  std::string sizes;
+  EspNeed n;
+  n.free_bytes = static_cast<uint64_t>(sv.f_bavail) * block;
+  n.need = 3 * block;
   for (const auto& [what, size] : files) {
-    need += round_up(size, block);
-    sizes += (sizes.empty() ? "" : ", ") + what + " " + std::to_string(size);
+    n.need += round_up(size, block);
+    n.sizes += (n.sizes.empty() ? "" : ", ") + what + " " + std::to_string(size);
   }
-  if (need > free_bytes)
-    return fail("boot.esp-full", "the ESP at " + esp + " has " + std::to_string(free_bytes) + " bytes free; installing " +
-                                     version + " needs " + std::to_string(need) + " bytes (" + sizes + ")");
+  return n;
+}
+
+Status check_esp_space(const std::string& esp, const std::string& version,
+                       const std::vector<std::pair<std::string, uint64_t>>& files) {
+  EspNeed n = BALLAST_TRY(esp_need(esp, files));
+  if (n.need > n.free_bytes)
+    return fail("boot.esp-full", "the ESP at " + esp + " has " + std::to_string(n.free_bytes) + " bytes free; installing " +
+                                     version + " needs " + std::to_string(n.need) + " bytes (" + n.sizes + ")");
   return ok();
+}
+
+// A directory on the ESP for `version`'s files: running out of room (blocks or, on a small FAT
+// or tmpfs, directory entries) is the ESP being full, named with the sizes like the check above.
+Status make_esp_dirs(const std::string& esp, const std::string& dir, const std::string& version,
+                     const std::vector<std::pair<std::string, uint64_t>>& files) {
+  auto made = make_dirs(dir);
+  if (made || made.error().sys_errno != ENOSPC) return made;
+  EspNeed n = BALLAST_TRY(esp_need(esp, files));
+  return fail_errno("boot.esp-full", ENOSPC, "the ESP at " + esp + " has no room for " + dir + " (" +
+                                                 std::to_string(n.free_bytes) + " bytes free; installing " + version +
+                                                 " needs " + std::to_string(n.need) + " bytes: " + n.sizes + ")");
 }
 
 bool has_line_break(const std::string& s) { return s.find_first_of("\n\r", 0) != std::string::npos || s.find('\0') != std::string::npos; }
@@ -246,7 +269,7 @@ Status EntryStore::install_uki(const KernelSpec& spec, std::optional<BootCounter
   BALLAST_CHECK(recover());
   if (find(spec.version)) return fail("boot.exists", "a boot entry for version " + spec.version.str() + " exists already");
   BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), {{"UKI", size}}));
-  BALLAST_CHECK(make_dirs(uki_dir()));
+  BALLAST_CHECK(make_esp_dirs(paths_.esp_path, uki_dir(), spec.version.str(), {{"UKI", size}}));
   // Written under a temp name and renamed: the loader never sees a partial UKI.
   return copy_file_atomic(spec.uki_path, uki_dir(), format_entry_name(stem_of_version(spec.version.str()), counter, true));
 }
@@ -277,11 +300,12 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
       named ? spec.options : (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version.str();
   std::string text = format_entry(entry);
 
-  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), {{"kernel", kernel_size}, {"initrd", initrd_size}}));
+  const std::vector<std::pair<std::string, uint64_t>> files{{"kernel", kernel_size}, {"initrd", initrd_size}};
+  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), files));
 
   std::string kdir = path_join(paths_.esp_path, "ballast/" + escape_version(spec.version.str()));
   bool created = !path_exists(kdir);
-  BALLAST_CHECK(make_dirs(kdir));
+  BALLAST_CHECK(make_esp_dirs(paths_.esp_path, kdir, spec.version.str(), files));
   auto undo = [&](Error e) -> Status {
     if (created) (void)remove_tree(kdir);
     return tl::unexpected(std::move(e));
@@ -289,7 +313,7 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
   if (auto st = copy_file_atomic(spec.kernel_path, kdir, "vmlinuz"); !st) return undo(st.error());
   if (!spec.initrd_path.empty())
     if (auto st = copy_file_atomic(spec.initrd_path, kdir, "initrd.img"); !st) return undo(st.error());
-  BALLAST_CHECK(make_dirs(entries_dir()));
+  if (auto st = make_esp_dirs(paths_.esp_path, entries_dir(), spec.version.str(), files); !st) return undo(st.error());
   std::string name = format_entry_name(stem_of_version(spec.version.str()), counter);
   if (auto st = write_file_atomic(path_join(entries_dir(), name), text); !st) {
     Error e = st.error();

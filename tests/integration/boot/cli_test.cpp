@@ -166,3 +166,15 @@ TEST_CASE("ballast boot simulate-reboot lets a sandbox host boot its trial entry
   CHECK(boot()["version"] == "1");  // spent: falls back
   CHECK(make_efivarfs(host.efivars())->read_string("LoaderEntrySelected")->value() == "ballast-1.conf");
 }
+
+TEST_CASE("an ESP with no room for the version's directory is reported full, naming the sizes", "[boot][esp-full]") {
+  testing::TmpfsEsp host("16m,nr_inodes=2");  // the root and ballast/: no room for ballast/2/
+  auto control = make_systemd_boot_control(BootPaths{host.esp(), host.efivars(), host.cmdline(), 3, ""});
+  auto st = control->install(KernelSpec{"2"_v, host.file("k", 4096), "", "", "", 0});
+  REQUIRE(!st);
+  INFO(st.error().describe());
+  CHECK(st.error().code == "boot.esp-full");
+  CHECK(st.error().describe().find("kernel 4096") != std::string::npos);
+  CHECK(!path_exists(path_join(host.esp(), "ballast/2")));
+  CHECK(control->entries()->empty());
+}
