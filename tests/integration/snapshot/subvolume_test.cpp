@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "snapshot/subvolume.hpp"
