@@ -390,7 +390,9 @@ TEST_CASE("an applied update leaves the download cache empty, and a failed stagi
       served.insert(r["name"].get<std::string>());
   REQUIRE_FALSE(served.empty());
   std::set<std::string> cached;
-  for (const auto& name : *list_dir(cache)) cached.insert(name);
+  auto names = list_dir(cache);
+  REQUIRE(names);
+  for (const auto& name : *names) cached.insert(name);
   CHECK(cached == served);  // no other target's chunk, no partial one
   uint64_t served_bytes = 0;
   for (const auto& c : art.chunks)
