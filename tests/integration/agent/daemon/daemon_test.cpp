@@ -350,10 +350,14 @@ TEST_CASE("with the periodic strategy an update staged outside the maintenance w
 TEST_CASE("an applied update leaves the download cache empty, and a failed staging keeps only its target's "
           "verified chunks so the retry downloads the rest") {
   Fleet f;
-  // 2.0 as a full stream only: several chunks to fetch.
+  // 2.0 as a full stream only, with 8 MB of incompressible data: several chunks to fetch.
   f.h.publish("2.0");
-  REQUIRE(run_checked({kBallast, "repo", "add", f.repo, "--keys", f.keys, "--version", "2.0", "--subvolume",
-                       f.h.build + "/minimal-2.0", "--zstd-level", "3"}));
+  const std::string big = f.h.build + "/big-2.0";
+  REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", f.h.build + "/minimal-2.0", big + "-work"}));
+  REQUIRE(run_checked({"dd", "if=/dev/urandom", "of=" + big + "-work/blob", "bs=1M", "count=8", "status=none"}));
+  REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", "-r", big + "-work", big}));
+  REQUIRE(run_checked({kBallast, "repo", "add", f.repo, "--keys", f.keys, "--version", "2.0", "--subvolume", big,
+                       "--zstd-level", "3"}));
   auto manifests = list_dir(f.repo + "/targets/releases/2.0");
   REQUIRE(manifests);
   REQUIRE(manifests->size() == 1);
