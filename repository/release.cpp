@@ -1,6 +1,7 @@
 #include "repository/release.hpp"
 
 #include "common/file.hpp"
+#include "common/log.hpp"
 #include "repository/http.hpp"
 #include "repository/layout.hpp"
 
@@ -14,10 +15,15 @@ Result<std::vector<Release>> list_releases(tuf::Client& client) {
     auto slash = t.name.find('/', 9);
     if (slash == std::string::npos || t.name.substr(slash) != "/manifest.json") continue;
     std::string version = t.name.substr(9, slash - 9);
-    ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(t.custom), "target " + t.name));
-    if (info.version.str() != version)
-      return fail("manifest.invalid", "target " + t.name + " claims to be release " + info.version.str());
-    out.push_back({std::move(info), std::move(t)});
+    // One malformed release must not hide the others: it is skipped (and said so), never chosen.
+    auto info = with_context(parse_release_info(t.custom), "target " + t.name);
+    if (info && info->version.str() != version)
+      info = fail("manifest.invalid", "target " + t.name + " claims to be release " + info->version.str());
+    if (!info) {
+      log::warning("skipping a malformed release: " + info.error().describe(), {{"TARGET", t.name}});
+      continue;
+    }
+    out.push_back({std::move(*info), std::move(t)});
   }
   return out;
 }
@@ -58,6 +64,8 @@ const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvol
   }
   return m.full();
 }
+
+std::string chunk_cache_dir(const std::string& state_dir) { return path_join(state_dir, "cache/chunks"); }
 
 std::string chunk_base_url(const std::string& repo_url) {
   return layout::chunks_dir(repo_url) + "/";
@@ -108,7 +116,8 @@ Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock
   out.artifact = *art;
   FetchOptions fo;
   fo.chunk_base_url = chunk_base_url(req.repo_url);
-  fo.cache_dir = path_join(req.state_dir, "cache/chunks");
+  fo.cache_dir = chunk_cache_dir(req.state_dir);
+  out.cached_bytes = BALLAST_TRY(retain_cached_chunks(fo.cache_dir, out.artifact));
   fo.http = req.http;
   fo.parallel = req.parallel;
   fo.progress = req.progress;

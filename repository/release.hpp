@@ -21,8 +21,9 @@ struct Release {
   tuf::TargetInfo target;  // releases/<version>/manifest.json
 };
 
-// Every release in the refreshed client's targets; a target whose custom data does not parse
-// is an error (the publisher signed something malformed).
+// Every release in the refreshed client's targets. A target whose custom data does not parse or
+// names another version (the publisher signed something malformed) is skipped with a warning,
+// so the newest valid release is still found.
 Result<std::vector<Release>> list_releases(tuf::Client& client);
 
 // `version` set: that release ("fetch.no-release" when absent, "fetch.revoked" when revoked).
@@ -70,12 +71,20 @@ struct OpenedRelease {
   Manifest manifest;
   Artifact artifact;                        // the one planned: a delta from `local`, else the full stream
   std::unique_ptr<ArtifactStream> stream;   // verified, decompressed send-stream bytes
+  uint64_t cached_bytes = 0;                // compressed bytes of `artifact` already in the cache
+  // Compressed bytes the stream still downloads into the cache (what a free-space check counts).
+  uint64_t download_bytes() const { return artifact.size > cached_bytes ? artifact.size - cached_bytes : 0; }
 };
+
+// Where the chunks of a host with `state_dir` are cached (emptied once a stream is applied).
+std::string chunk_cache_dir(const std::string& state_dir);
 
 // Refresh TUF and list every release (what the agent's planner chooses from).
 Result<std::vector<Release>> refresh_releases(const ReleaseRequest& req, const Clock& clock);
 
 // Refresh TUF, choose the release, load its manifest, plan the artifact and open its stream.
+// The cache keeps only that artifact's chunks: what an earlier failed attempt at the same target
+// verified is reused, everything else is removed.
 Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock);
 
 }  // namespace ballast::repository

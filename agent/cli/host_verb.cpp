@@ -1,6 +1,8 @@
 // Host verbs: `ballast stage` (stage a release from a local send stream: the transaction the
 // agent runs after fetching) and `ballast status` (the running agent's state when it answers on
 // the bus; otherwise the booted, staged and rollback versions read from the host).
+#include <sys/stat.h>
+
 #include <iostream>
 
 #include "agent/cli/host_options.hpp"
@@ -37,6 +39,9 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
   auto type = entry_type(*cfg);
   if (!type) return report_error(type.error());
   req.entry_type = *type;
+  // A stream file's size is what receiving it needs; a pipe's is unknown until it has been read.
+  if (struct stat st {}; a.stream != "-" && ::stat(a.stream.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+    req.needed_bytes = static_cast<uint64_t>(st.st_size);
   req.open_stream = [&]() -> Result<std::unique_ptr<ByteSource>> {
     if (a.stream == "-") return std::unique_ptr<ByteSource>(new FdByteSource(0));
     return open_file_source(a.stream);

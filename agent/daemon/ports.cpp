@@ -60,6 +60,7 @@ Status HostReleaseSource::stage(const Release& release) {
   host::StageRequest sreq;
   sreq.version = version;
   sreq.needed_bytes = opened.artifact.usize;
+  sreq.download_bytes = opened.download_bytes();
   sreq.cmdline = opened.info.cmdline;
   sreq.tries = opts_.tries;
   sreq.entry_type = opts_.entry_type;
@@ -69,6 +70,8 @@ Status HostReleaseSource::stage(const Release& release) {
     return std::unique_ptr<ByteSource>(std::move(opened.stream));
   };
   if (auto staged = host::stage_release(ctx, sreq); !staged) return tl::unexpected(staged.error());
+  // Applied: no chunk is needed again (a failed attempt keeps its target's chunks for the retry).
+  BALLAST_CHECK(repository::clear_cache(repository::chunk_cache_dir(req.state_dir)));
   return host::retain(opts_.host, boot_, booted_version, opts_.keep);
 }
 

@@ -60,8 +60,7 @@ Status check_space(const StageContext& ctx, const StageRequest& req) {
   if (::statvfs(ctx.host.sysroot().c_str(), &vfs) != 0)
     return fail_errno("stage.space", errno, "cannot read free space of " + ctx.host.sysroot());
   uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  // Metadata and the deployment's /etc copy come on top of the stream's data.
-  uint64_t needed = req.needed_bytes + req.needed_bytes / 10 + (64ull << 20);
+  uint64_t needed = space_needed(req);
   if (free_bytes < needed)
     return fail("stage.no-space", "the Btrfs filesystem has " + std::to_string(free_bytes >> 20) + " MiB free; staging " +
                                       req.version.str() + " needs about " + std::to_string(needed >> 20) + " MiB");
@@ -94,6 +93,12 @@ Status receive_into_slot(const StageContext& ctx, const StageRequest& req) {
 }
 
 }  // namespace
+
+uint64_t space_needed(const StageRequest& req) {
+  if (req.needed_bytes == 0) return 0;
+  // Metadata and the deployment's /etc copy come on top of the stream's data.
+  return req.needed_bytes + req.needed_bytes / 10 + (64ull << 20) + req.download_bytes;
+}
 
 Result<std::pair<std::string, std::string>> read_stage_journal(const std::string& state_dir) {
   auto text = read_file(path_join(state_dir, kJournal), 64 << 10);
@@ -139,6 +144,8 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   if (BALLAST_TRY(slot_is_complete(ctx.host, v))) {
     result.resumed.push_back("receive");
   } else {
+    // A failed attempt's deleted subvolume frees its space only once the cleaner has run.
+    BALLAST_CHECK(snapshot::wait_for_cleaned_subvolumes(ctx.host.sysroot()));
     BALLAST_CHECK(check_space(ctx, req));
     BALLAST_CHECK(with_context(receive_into_slot(ctx, req), "staging " + v));
   }

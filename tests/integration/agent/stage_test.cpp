@@ -241,6 +241,14 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
   auto refused = host::stage_release(ctx, req);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == "stage.no-space");
+
+  // `ballast stage -f` knows the stream file's size: refused before a byte is received.
+  auto cli = small.stage_cli("2.0", stream);
+  REQUIRE(cli);
+  CHECK(cli->exit_code == 1);
+  CHECK(cli->err.find("[stage.no-space]") != std::string::npos);
+  CHECK(list_dir(small.layout().partial_dir())->empty());
+  CHECK_FALSE(path_exists(small.layout().slot("2.0")));
 }
 
 TEST_CASE("retention across five releases keeps the booted, staged and previous good versions only") {

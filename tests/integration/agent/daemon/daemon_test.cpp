@@ -3,6 +3,8 @@
 // the firmware when the daemon reboots. Each Agent is one "process" of the daemon on one boot.
 #include <sys/stat.h>
 
+#include <set>
+
 #include <catch2/catch.hpp>
 
 #include "agent/daemon/daemon.hpp"
@@ -13,7 +15,9 @@
 #include "repository/publisher.hpp"
 #include "boot/efivars.hpp"
 #include "images/uki.hpp"
+#include "repository/manifest.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
+#include "tests/integration/support/http_servers.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
 #include "tests/version_literal.hpp"
 
@@ -502,4 +506,80 @@ TEST_CASE("a committed update puts the release's signed systemd-boot on the sand
   CHECK(*read_file(f.h.esp + "/EFI/systemd/systemd-bootx64.efi") == loader);
   REQUIRE(f.reporter.types.back() == "committed");
   CHECK(f.reporter.data.back()["loader"] == "updated");
+}
+
+TEST_CASE("an applied update leaves the download cache empty, and a failed staging keeps only its target's "
+          "verified chunks so the retry downloads the rest") {
+  Fleet f;
+  // 2.0 as a full stream only, with 8 MB of incompressible data: several chunks to fetch.
+  f.h.publish("2.0");
+  const std::string big = f.h.build + "/big-2.0";
+  REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", f.h.build + "/minimal-2.0", big + "-work"}));
+  REQUIRE(run_checked({"dd", "if=/dev/urandom", "of=" + big + "-work/blob", "bs=1M", "count=8", "status=none"}));
+  REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", "-r", big + "-work", big}));
+  REQUIRE(run_checked({kBallast, "repo", "add", f.repo, "--keys", f.keys, "--version", "2.0", "--subvolume", big,
+                       "--zstd-level", "3"}));
+  auto manifests = list_dir(f.repo + "/targets/releases/2.0");
+  REQUIRE(manifests);
+  REQUIRE(manifests->size() == 1);
+  auto manifest = repository::parse_manifest(*read_file(f.repo + "/targets/releases/2.0/" + manifests->front(), 1 << 24));
+  REQUIRE(manifest);
+  const repository::Artifact art = *manifest->full();
+  REQUIRE(art.chunks.size() >= 3);
+  auto server = ballast::testing::FaultyHttpServer::start(f.repo);
+  REQUIRE(server);
+  const std::string cache = repository::chunk_cache_dir(f.h.state);
+  // Another target's chunk, left by an earlier failed staging.
+  REQUIRE(make_dirs(cache));
+  REQUIRE(write_file_atomic(cache + "/" + std::string(64, 'a'), "another target's chunk"));
+
+  auto boot = boot::make_systemd_boot_control(f.h.paths);
+  HostReleaseSourceOptions so;
+  so.request.repo_url = (*server)->url();
+  so.request.root_json = f.repo + "/metadata/1.root.json";
+  so.request.state_dir = f.h.state;
+  so.request.http.backoff_base = std::chrono::milliseconds(10);
+  so.request.parallel = 1;  // the chunks before the refused one arrive, in order
+  so.host = f.h.layout();
+  so.state_dir = f.h.state;
+  HostReleaseSource source(so, *boot, f.clock);
+
+  const std::string& refused = art.chunks.back().sha256;
+  REQUIRE((*server)->set_rules({{refused, {"status:404"}}}));
+  auto failed = source.stage(Release{"2.0", 0});
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().code == "fetch.not-found");
+  std::set<std::string> served;  // chunks delivered whole by the first attempt
+  for (auto& r : (*server)->requests())
+    if (r["path"].get<std::string>().find("chunks/") != std::string::npos && r["status"] == 200)
+      served.insert(r["name"].get<std::string>());
+  REQUIRE_FALSE(served.empty());
+  std::set<std::string> cached;
+  auto names = list_dir(cache);
+  REQUIRE(names);
+  for (const auto& name : *names) cached.insert(name);
+  CHECK(cached == served);  // no other target's chunk, no partial one
+  uint64_t served_bytes = 0;
+  for (const auto& c : art.chunks)
+    if (served.count(c.sha256)) served_bytes += c.size;
+  // What open_release counts as cached, which the free-space check no longer asks for.
+  CHECK(*repository::retain_cached_chunks(cache, art) == served_bytes);
+  host::StageRequest need;
+  need.needed_bytes = art.usize;
+  need.download_bytes = art.size;
+  const uint64_t whole = host::space_needed(need);
+  need.download_bytes = art.size - served_bytes;
+  CHECK(whole - host::space_needed(need) == served_bytes);
+
+  REQUIRE((*server)->set_rules(nlohmann::json::object()));
+  const size_t before_retry = (*server)->requests().size();
+  auto staged = source.stage(Release{"2.0", 0});
+  if (!staged) FAIL(staged.error().describe());
+  auto all = (*server)->requests();
+  std::set<std::string> fetched_again;
+  for (size_t i = before_retry; i < all.size(); ++i)
+    if (all[i]["path"].get<std::string>().find("chunks/") != std::string::npos) fetched_again.insert(all[i]["name"].get<std::string>());
+  for (const auto& c : art.chunks) CHECK((fetched_again.count(c.sha256) == 1) == (served.count(c.sha256) == 0));
+  CHECK(list_dir(cache)->empty());
+  CHECK(path_exists(f.h.layout().slot("2.0")));
 }
