@@ -109,7 +109,7 @@ Result<std::string> Client::fetch_metadata(const std::string& file, std::optiona
   return std::move(resp->body);
 }
 
-Status Client::refresh() {
+Status Client::begin_cycle() {
   refreshed_ = false;
   // One start time for the whole cycle: metadata that expires while we download is judged
   // against the same instant as everything else.
@@ -117,7 +117,11 @@ Status Client::refresh() {
   targets_.clear();
   timestamp_.reset();
   snapshot_.reset();
-  BALLAST_CHECK(load_trusted_root());
+  return load_trusted_root();
+}
+
+Status Client::refresh() {
+  BALLAST_CHECK(begin_cycle());
   BALLAST_CHECK(with_context(update_root(), "updating root"));
   BALLAST_CHECK(with_context(update_timestamp(), "updating timestamp"));
   BALLAST_CHECK(with_context(update_snapshot(), "updating snapshot"));
@@ -127,12 +131,7 @@ Status Client::refresh() {
 }
 
 Status Client::load_trusted() {
-  refreshed_ = false;
-  start_ = clock_->now();
-  targets_.clear();
-  timestamp_.reset();
-  snapshot_.reset();
-  BALLAST_CHECK(load_trusted_root());
+  BALLAST_CHECK(begin_cycle());
   BALLAST_CHECK(check_expiry(root_->env, start_, "root v" + std::to_string(root_->env.version)));
   auto not_refreshed = [&](const std::string& file) {
     return fail("tuf.not-refreshed", "no trusted " + file + " in " + state_dir_ + ": the repository was never refreshed");

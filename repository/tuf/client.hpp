@@ -74,6 +74,8 @@ class Client {
 
  private:
   Client() = default;
+  // Forgets the loaded metadata, reads the clock once for the cycle and loads the trusted root.
+  Status begin_cycle();
   Status load_trusted_root();
   Status update_root();
   Status update_timestamp();
