@@ -84,6 +84,30 @@ bool writes_host(FlowState s) { return s != S::idle && s != S::checking && s != 
 
 }  // namespace
 
+nlohmann::json plan_to_json(const ReleasePlan& plan) {
+  return {{"version", plan.version.str()},
+          {"backward", plan.backward},
+          {"deltaFrom", plan.delta_from ? nlohmann::json(plan.delta_from->str()) : nlohmann::json(nullptr)},
+          {"downloadBytes", plan.download_bytes},
+          {"reason", plan.reason}};
+}
+
+Result<ReleasePlan> plan_from_json(const nlohmann::json& j) {
+  auto invalid = [] { return fail("flow.corrupt", "the flow record's plan is not valid"); };
+  if (!j.is_object() || !j.value("version", nlohmann::json()).is_string() || !j.value("backward", nlohmann::json()).is_boolean() ||
+      !j.value("downloadBytes", nlohmann::json()).is_number_unsigned() || !j.value("reason", nlohmann::json()).is_string())
+    return invalid();
+  ReleasePlan plan;
+  plan.version = BALLAST_TRY(with_context(Version::parse(j["version"].get<std::string>()), "the flow record's plan"));
+  plan.backward = j["backward"].get<bool>();
+  plan.download_bytes = j["downloadBytes"].get<uint64_t>();
+  plan.reason = j["reason"].get<std::string>();
+  const auto& from = j.value("deltaFrom", nlohmann::json());
+  if (from.is_string()) plan.delta_from = BALLAST_TRY(with_context(Version::parse(from.get<std::string>()), "the flow record's plan"));
+  else if (!from.is_null()) return invalid();
+  return plan;
+}
+
 const char* to_string(FlowState s) { return kNames[static_cast<int>(s)]; }
 
 std::optional<FlowState> flow_state_from_string(const std::string& s) {
@@ -104,7 +128,7 @@ Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports) {
   if (!state) return fail("flow.corrupt", path_join(flow.state_dir_, kFile) + " is not a valid flow record");
   FlowRecord& r = flow.record_;
   r.target = j.value("target", "");
-  r.target_bytes = j.value("targetBytes", uint64_t{0});
+  if (j.contains("plan") && !j["plan"].is_null()) r.plan = BALLAST_TRY(plan_from_json(j["plan"]));
   r.from = j.value("from", "");
   r.last_error = j.value("lastError", "");
   r.resumes = j.value("resumes", 0);
@@ -136,6 +160,8 @@ Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports) {
   } else {
     r.resumes = 0;
   }
+  // A record from before plans (no "plan") cannot be staged: its check is run again.
+  if (!r.plan && (resumed == S::checking || resumed == S::staging)) resumed = S::checking;
   r.state = resumed;
   BALLAST_CHECK(flow.save());
   return flow;
@@ -161,7 +187,7 @@ std::optional<BootFacts> UpdateFlow::boot_facts() {
 Status UpdateFlow::save() {
   BALLAST_CHECK(make_dirs(state_dir_));
   nlohmann::json j{{"state", to_string(record_.state)}, {"target", record_.target},
-                   {"targetBytes", record_.target_bytes}, {"from", record_.from},
+                   {"plan", record_.plan ? plan_to_json(*record_.plan) : nlohmann::json(nullptr)}, {"from", record_.from},
                    {"lastError", record_.last_error}, {"resumes", record_.resumes},
                    {"denylist", record_.denylist}, {"history", record_.history}};
   return write_file_atomic(path_join(state_dir_, kFile), j.dump(2) + "\n", 0644);
@@ -235,19 +261,20 @@ Result<std::vector<FlowState>> UpdateFlow::run_until_rest(int max_steps) {
 
 Result<FlowState> UpdateFlow::do_check() {
   if (record_.state == S::idle) return S::checking;
-  auto release = BALLAST_TRY(ports_.source.check(record_.denylist));
-  ports_.reporter.report("checked", {{"available", release ? nlohmann::json(release->version) : nlohmann::json(nullptr)}});
-  if (!release) return S::idle;
+  auto plan = BALLAST_TRY(ports_.source.check(record_.denylist));
+  ports_.reporter.report("checked", {{"available", plan ? nlohmann::json(plan->version.str()) : nlohmann::json(nullptr)}});
+  if (!plan) return S::idle;
   auto booted = ports_.boot.booted_version();
-  record_.target = release->version;
-  record_.target_bytes = release->download_bytes;
+  record_.target = plan->version.str();
+  record_.plan = std::move(*plan);
   record_.from = booted ? booted->str() : "";
   record_.last_error.clear();
   return S::staging;
 }
 
 Result<FlowState> UpdateFlow::do_stage() {
-  BALLAST_CHECK(ports_.source.stage(Release{record_.target, record_.target_bytes}));
+  if (!record_.plan) return fail("flow.no-plan", "nothing to stage: the check's plan is missing");
+  BALLAST_CHECK(ports_.source.stage(*record_.plan));
   return S::staged;
 }
 
@@ -327,7 +354,7 @@ Result<FlowState> UpdateFlow::do_finish() {
   record_.history.push_back(line);
   if (record_.history.size() > 100) record_.history.erase(record_.history.begin());
   record_.target.clear();
-  record_.target_bytes = 0;
+  record_.plan.reset();
   return S::idle;
 }
 

@@ -18,6 +18,7 @@
 #include "boot/boot_control.hpp"
 #include "common/clock.hpp"
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace ballast::agent {
 
@@ -38,18 +39,31 @@ enum class FlowState {
 const char* to_string(FlowState s);
 std::optional<FlowState> flow_state_from_string(const std::string& s);
 
-struct Release {
-  std::string version;
-  uint64_t download_bytes = 0;
+// What one check decided, whole: staging carries it out and re-decides nothing.
+struct ReleasePlan {
+  Version version;
+  // Back to an older deployment this host retains: its boot entry is preferred, nothing is
+  // fetched. (A pin to an older version the host no longer has is fetched like any other.)
+  bool backward = false;
+  // Unless backward, the artifact to fetch: the full stream (nullopt), or the delta from this
+  // version, whose parent is one of the host's slots (a manifest names at most one delta per
+  // version, so staging finds the same artifact again).
+  std::optional<Version> delta_from;
+  uint64_t download_bytes = 0;  // the artifact's compressed size: the progress total
+  std::string reason;           // the planner's line for humans
+  bool operator==(const ReleasePlan&) const = default;
 };
 
+nlohmann::json plan_to_json(const ReleasePlan& plan);
+Result<ReleasePlan> plan_from_json(const nlohmann::json& j);
+
 // The repository side: what to update to (the planner applies channel, pins, waves, barriers,
-// the denylist and revocations), and staging it.
+// the denylist and revocations, and chooses the artifact), and staging exactly that plan.
 class ReleaseSource {
  public:
   virtual ~ReleaseSource() = default;
-  virtual Result<std::optional<Release>> check(const std::vector<std::string>& denylist) = 0;
-  virtual Status stage(const Release& release) = 0;
+  virtual Result<std::optional<ReleasePlan>> check(const std::vector<std::string>& denylist) = 0;
+  virtual Status stage(const ReleasePlan& plan) = 0;
   // Why the last check() chose what it chose ("pinned to 2.0", "waiting for rollout wave …").
   virtual std::string explain() const { return {}; }
   // Once `version` is committed (booted and blessed): its boot loader onto the ESP.
@@ -90,7 +104,9 @@ class Reporter {
 struct FlowRecord {
   FlowState state = FlowState::idle;
   std::string target;                  // the version being updated to
-  uint64_t target_bytes = 0;           // its download size, for progress
+  // The check's plan for the target. A record written before plans existed has none: if it
+  // stopped in checking or staging it resumes in checking (see UpdateFlow::open).
+  std::optional<ReleasePlan> plan;
   std::string from;                    // the version booted when the update started
   std::string last_error;
   int resumes = 0;                     // restarts in the current state (the loop guard)

@@ -79,8 +79,20 @@ struct OpenedRelease {
 // Where the chunks of a host with `state_dir` are cached (emptied once a stream is applied).
 std::string chunk_cache_dir(const std::string& state_dir);
 
-// Refresh TUF and list every release (what the agent's planner chooses from).
-Result<std::vector<Release>> refresh_releases(const ReleaseRequest& req, const Clock& clock);
+// A TUF client over a repository's trusted metadata, with the HTTP client it borrows.
+struct TrustedRepository {
+  std::unique_ptr<HttpClient> http;
+  std::optional<tuf::Client> client;
+};
+
+// Refresh TUF (the only place a host refreshes): the agent's check does it once per update.
+Result<TrustedRepository> refresh_repository(const ReleaseRequest& req, const Clock& clock);
+// The metadata the last refresh left in <state>/tuf, without refreshing (tuf::Client::load_trusted):
+// what staging reads the release's manifest through.
+Result<TrustedRepository> open_trusted_repository(const ReleaseRequest& req, const Clock& clock);
+
+// How the request fetches chunks (base URL, cache, HTTP, parallelism, progress).
+FetchOptions fetch_options(const ReleaseRequest& req);
 
 // Refresh TUF, choose the release, load its manifest, plan the artifact and open its stream.
 // The cache keeps only that artifact's chunks: what an earlier failed attempt at the same target

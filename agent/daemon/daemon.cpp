@@ -90,7 +90,7 @@ void Daemon::transitioned(FlowState from, FlowState to) {
     if (from == S::checking)
       status_.last_check = std::chrono::duration_cast<std::chrono::seconds>(ports_.clock.now().time_since_epoch()).count();
     if (to != S::staging) status_.progress = Progress{};
-    if (to == S::staging) status_.progress = Progress{0, 0, r.target_bytes, 0, "staging " + r.target};
+    if (to == S::staging) status_.progress = Progress{0, 0, r.plan ? r.plan->download_bytes : 0, 0, "staging " + r.target};
     history_ = r.history;
   }
   // An operator's override of the reboot strategy lasts for one update.
@@ -157,7 +157,7 @@ Result<std::vector<FlowState>> Daemon::run_flow() {
 
 Result<nlohmann::json> Daemon::check_locked() {
   auto release = BALLAST_TRY(ports_.source.check(flow_->record().denylist));
-  nlohmann::json available = release ? nlohmann::json(release->version) : nlohmann::json(nullptr);
+  nlohmann::json available = release ? nlohmann::json(release->version.str()) : nlohmann::json(nullptr);
   ports_.reporter.report("checked", {{"available", available}});
   {
     std::lock_guard lock(mutex_);

@@ -105,6 +105,40 @@ PlanDecision plan_update(const PlanInput& in) {
   return plan_forward(in);
 }
 
+std::optional<ReleasePlan> plan_going_back(const PlanDecision& decision, const std::vector<std::string>& retained) {
+  if (!decision.target || !decision.backward || !contains(retained, *decision.target)) return std::nullopt;
+  auto version = Version::parse(*decision.target);
+  if (!version) return std::nullopt;
+  return ReleasePlan{*version, true, std::nullopt, 0, decision.reason};
+}
+
+Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::Manifest& manifest,
+                               const std::vector<LocalSlot>& slots) {
+  const repository::Artifact* artifact = nullptr;
+  for (const auto& slot : slots) {
+    const repository::Artifact* a = repository::plan_artifact(manifest, slot.subvolume);
+    if (a && !a->is_full()) {
+      artifact = a;
+      break;
+    }
+  }
+  if (!artifact) artifact = manifest.full();
+  if (!artifact)
+    return fail("plan.no-artifact", "release " + manifest.version.str() + " has no full stream and no delta from a slot of this host");
+  ReleasePlan plan{manifest.version, false, std::nullopt, artifact->size, decision.reason};
+  if (!artifact->is_full()) plan.delta_from = BALLAST_TRY(Version::parse(artifact->from));
+  return plan;
+}
+
+Result<repository::Artifact> planned_artifact(const ReleasePlan& plan, const repository::Manifest& manifest) {
+  const repository::Artifact* a = plan.delta_from ? manifest.delta_from(plan.delta_from->str()) : manifest.full();
+  std::string what = plan.delta_from ? "the delta from " + plan.delta_from->str() : std::string("the full stream");
+  if (manifest.version != plan.version || !a || a->size != plan.download_bytes)
+    return fail("stage.plan-mismatch", "the trusted manifest of " + plan.version.str() + " no longer holds the planned artifact (" +
+                                           what + ", " + std::to_string(plan.download_bytes) + " bytes); check again");
+  return *a;
+}
+
 std::optional<std::string> previous_good_deployment(const std::string& booted, const std::vector<std::string>& candidates,
                                                     const std::vector<std::string>& denylist,
                                                     const std::vector<ReleaseInfo>& releases) {

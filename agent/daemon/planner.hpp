@@ -16,8 +16,10 @@
 #include <vector>
 
 #include "common/config.hpp"
+#include "agent/update_flow.hpp"
 #include "common/result.hpp"
 #include "repository/manifest.hpp"
+#include "repository/release.hpp"
 
 namespace ballast::agent {
 
@@ -39,6 +41,26 @@ struct PlanDecision {
 };
 
 PlanDecision plan_update(const PlanInput& in);
+
+// A slot of this host that a delta may start from.
+struct LocalSlot {
+  Version version;
+  repository::LocalSubvolume subvolume;
+};
+
+// The plan for a decision (with a target) that goes back to a deployment in `retained`:
+// nothing to fetch. nullopt when the target has to be fetched (plan_fetch).
+std::optional<ReleasePlan> plan_going_back(const PlanDecision& decision, const std::vector<std::string>& retained);
+
+// The plan that fetches the decision's target, whose verified manifest is `manifest`: the delta
+// whose parent is the first of `slots` one starts from (the caller puts the booted slot first),
+// else the full stream. "plan.no-artifact" when the manifest has neither.
+Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::Manifest& manifest,
+                               const std::vector<LocalSlot>& slots);
+
+// The artifact of `manifest` a plan names: what staging fetches, found again in the manifest it
+// loads from the trusted metadata. "stage.plan-mismatch" when that manifest no longer holds it.
+Result<repository::Artifact> planned_artifact(const ReleasePlan& plan, const repository::Manifest& manifest);
 
 // Where going back from `booted` leads: the newest of `candidates` (versions this host can boot:
 // retained deployments, or boot entries not marked bad) older than `booted`, not in `denylist`

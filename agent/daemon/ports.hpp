@@ -29,16 +29,19 @@ struct HostReleaseSourceOptions {
   std::function<void(const Progress&)> on_progress;
 };
 
-// check(): refresh the repository, list its releases and let plan_update() choose, with the pin
-// from <state>/pin, the retained deployments and the flow's denylist. stage(): fetch the chosen
-// release as a delta from the booted slot (its received uuid) when the manifest has one, else in
-// full, stage it with host::stage_release and apply retention.
+// check(): refresh the repository (once per update), list its releases, let plan_update() choose
+// with the pin from <state>/pin, the retained deployments and the flow's denylist, and make the
+// ReleasePlan: back to a retained deployment, or the target's artifact (a delta from a local
+// slot, the booted one first, else the full stream) read from its manifest. stage(): carry the
+// plan out: prefer the retained entry, or fetch exactly the planned artifact, found in the
+// manifest read through the trusted metadata without refreshing again, stage it with
+// host::stage_release and apply retention.
 class HostReleaseSource final : public ReleaseSource {
  public:
   HostReleaseSource(HostReleaseSourceOptions options, boot::BootControl& boot, const Clock& clock)
       : opts_(std::move(options)), boot_(boot), clock_(clock) {}
-  Result<std::optional<Release>> check(const std::vector<std::string>& denylist) override;
-  Status stage(const Release& release) override;
+  Result<std::optional<ReleasePlan>> check(const std::vector<std::string>& denylist) override;
+  Status stage(const ReleasePlan& plan) override;
   std::string explain() const override;
   Result<boot::LoaderUpdate> update_loader(const std::string& version) override;
   // The last decision, for AgentApi::check().
@@ -52,8 +55,8 @@ class HostReleaseSource final : public ReleaseSource {
   PlanDecision last_;
 };
 
-// Turns the fetcher's progress into the API's Progress.
-Progress progress_of(const repository::FetchProgress& p, const std::string& version);
+// Turns the fetcher's progress into the API's Progress; the total is the plan's download size.
+Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan);
 
 // The health checks of the booted deployment. On a host the agent runs inside it, so the
 // options' directories (by default /usr/lib/ballast/health.d and /etc/ballast/health.d) are its

@@ -39,9 +39,16 @@ struct Rig {
     return std::move(*f);
   }
   void reboot_machine() { REQUIRE(boot.simulate_reboot()); }
+  // A record as this agent writes it, with the check's plan.
   void write_state(const std::string& state_name) {
     REQUIRE(write_file_atomic(path_join(state, "flow.json"),
-                              "{\"state\":\"" + state_name + "\",\"target\":\"2.0\",\"from\":\"1.0\"}\n"));
+                              "{\"state\":\"" + state_name + "\",\"target\":\"2.0\",\"from\":\"1.0\",\"plan\":{\"version\":\"2.0\","
+                              "\"backward\":false,\"deltaFrom\":\"1.0\",\"downloadBytes\":1000,\"reason\":\"offered\"}}\n"));
+  }
+  // A record as the agent wrote it before plans existed: no "plan", a "targetBytes".
+  void write_state_without_plan(const std::string& state_name) {
+    REQUIRE(write_file_atomic(path_join(state, "flow.json"),
+                              "{\"state\":\"" + state_name + "\",\"target\":\"2.0\",\"targetBytes\":0,\"from\":\"1.0\"}\n"));
   }
 };
 
@@ -303,4 +310,56 @@ TEST_CASE("a boot loader that cannot be updated is reported with the commit and 
   REQUIRE(entries);
   CHECK(entries->front().version == "2.0"_v);
   CHECK(entries->front().state == boot::EntryState::good);
+}
+
+TEST_CASE("the check's plan is saved in the flow record and a restart stages exactly that plan") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  {
+    auto flow = rig.start();
+    REQUIRE(flow.step());  // idle → checking
+    REQUIRE(flow.step());  // checking → staging: the plan is made and saved
+    REQUIRE(flow.state() == S::staging);
+  }
+  rig.source.offered = {"3.0"};  // the repository moved on: the restarted stage must not re-decide
+  auto flow = rig.start();
+  CHECK(flow.state() == S::staging);
+  REQUIRE(flow.record().plan);
+  CHECK(*flow.record().plan == ReleasePlan{"2.0"_v, false, std::nullopt, 1000, "offered"});
+  REQUIRE(flow.step());
+  CHECK(rig.source.staged == std::vector<ReleasePlan>{ReleasePlan{"2.0"_v, false, std::nullopt, 1000, "offered"}});
+}
+
+TEST_CASE("a plan read back from flow.json is the plan that was written, delta parent and all") {
+  ReleasePlan plan{"2.0"_v, false, "1.0"_v, 4096, "newest allowed on channel stable: 2.0"};
+  auto back = plan_from_json(plan_to_json(plan));
+  REQUIRE(back);
+  CHECK(*back == plan);
+  ReleasePlan going_back{"1.0"_v, true, std::nullopt, 0, "pinned to 1.0"};
+  CHECK(*plan_from_json(plan_to_json(going_back)) == going_back);
+  auto bad = plan_from_json(nlohmann::json{{"version", "2.0"}, {"backward", "no"}});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == "flow.corrupt");
+}
+
+TEST_CASE("a flow record written before plans existed still loads: a stopped check or stage resumes in checking") {
+  for (const char* written : {"checking", "staging"}) {
+    DYNAMIC_SECTION("written " << written) {
+      Rig rig;
+      rig.source.offered = {"2.0"};
+      rig.write_state_without_plan(written);
+      auto flow = rig.start();
+      CHECK(flow.state() == S::checking);
+      CHECK_FALSE(flow.record().plan);
+      CHECK(run(flow) == std::vector<S>{S::staging, S::staged, S::waiting_to_reboot, S::rebooting, S::verifying});
+      CHECK(rig.source.stages == 1);
+    }
+  }
+  SECTION("past staging the target is all it needs: it resumes where the resume map says") {
+    Rig rig;
+    rig.write_state_without_plan("rebooting");
+    auto flow = rig.start();
+    CHECK(flow.state() == S::verifying);
+    CHECK(flow.record().target == "2.0");
+  }
 }

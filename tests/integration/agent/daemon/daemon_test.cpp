@@ -66,12 +66,16 @@ struct Fleet {
                          h.build + "/minimal-1.0", "--zstd-level", "3"}));
   }
 
-  // Builds `version` (with `files` added) and publishes it with a delta from `parent`.
-  void release(const std::string& version, const std::string& parent, const std::vector<images::FileSpec>& files = {}) {
+  // Builds `version` (with `files` added) and publishes it with a delta from `parent` (and `extra`
+  // arguments of `repo add`).
+  void release(const std::string& version, const std::string& parent, const std::vector<images::FileSpec>& files = {},
+               const std::vector<std::string>& extra = {}) {
     h.publish(version, parent, false, files);
-    REQUIRE(run_checked({kBallast, "repo", "add", repo, "--keys", keys, "--version", version, "--subvolume",
-                         h.build + "/minimal-" + version, "--delta-from", parent, "--delta-from-subvolume",
-                         h.build + "/minimal-" + parent, "--zstd-level", "3"}));
+    std::vector<std::string> argv{kBallast, "repo", "add", repo, "--keys", keys, "--version", version, "--subvolume",
+                                  h.build + "/minimal-" + version, "--delta-from", parent, "--delta-from-subvolume",
+                                  h.build + "/minimal-" + parent, "--zstd-level", "3"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    REQUIRE(run_checked(argv));
   }
   void revoke(const std::string& version) {
     REQUIRE(run_checked({kBallast, "repo", "revoke", repo, "--keys", keys, "--version", version}));
@@ -97,11 +101,12 @@ struct Agent {
   std::unique_ptr<HostHealthChecker> health;
   std::unique_ptr<Daemon> daemon;
 
-  // `gate`: the reboot policy, the fleet's always-open fake unless given.
-  explicit Agent(Fleet& f, agent::reboot::RebootPolicy* gate = nullptr) {
+  // `gate`: the reboot policy, the fleet's always-open fake unless given. `repo_url`: where the
+  // fleet's repository is served, file:// unless given.
+  explicit Agent(Fleet& f, agent::reboot::RebootPolicy* gate = nullptr, const std::string& repo_url = "") {
     boot = boot::make_systemd_boot_control(f.h.paths);
     HostReleaseSourceOptions so;
-    so.request.repo_url = "file://" + f.repo;
+    so.request.repo_url = repo_url.empty() ? "file://" + f.repo : repo_url;
     so.request.root_json = f.repo + "/metadata/1.root.json";
     so.request.state_dir = f.h.state;
     so.host = f.h.layout();
@@ -546,7 +551,13 @@ TEST_CASE("an applied update leaves the download cache empty, and a failed stagi
 
   const std::string& refused = art.chunks.back().sha256;
   REQUIRE((*server)->set_rules({{refused, {"status:404"}}}));
-  auto failed = source.stage(Release{"2.0", 0});
+  // The check refreshes the metadata and plans the full stream (no local slot is a parent).
+  auto plan = source.check({});
+  REQUIRE(plan);
+  REQUIRE(*plan);
+  REQUIRE((*plan)->version == "2.0"_v);
+  REQUIRE_FALSE((*plan)->delta_from);
+  auto failed = source.stage(**plan);
   REQUIRE_FALSE(failed);
   CHECK(failed.error().code == "fetch.not-found");
   std::set<std::string> served;  // chunks delivered whole by the first attempt
@@ -573,7 +584,7 @@ TEST_CASE("an applied update leaves the download cache empty, and a failed stagi
 
   REQUIRE((*server)->set_rules(nlohmann::json::object()));
   const size_t before_retry = (*server)->requests().size();
-  auto staged = source.stage(Release{"2.0", 0});
+  auto staged = source.stage(**plan);
   if (!staged) FAIL(staged.error().describe());
   auto all = (*server)->requests();
   std::set<std::string> fetched_again;
@@ -582,4 +593,41 @@ TEST_CASE("an applied update leaves the download cache empty, and a failed stagi
   for (const auto& c : art.chunks) CHECK((fetched_again.count(c.sha256) == 1) == (served.count(c.sha256) == 0));
   CHECK(list_dir(cache)->empty());
   CHECK(path_exists(f.h.layout().slot("2.0")));
+}
+
+TEST_CASE("a whole update refreshes the repository once: timestamp.json is fetched exactly once") {
+  Fleet f;
+  f.release("2.0", "1.0");
+  f.health_check("10-ok", 0);
+  auto server = ballast::testing::FaultyHttpServer::start(f.repo);
+  REQUIRE(server);
+  {
+    Agent a(f, nullptr, (*server)->url());
+    CHECK(a.run() == kToReboot);
+  }
+  CHECK(f.booted() == "2.0");
+  int timestamps = 0, manifests = 0;
+  for (const auto& r : (*server)->requests()) {
+    if (r["name"] == "timestamp.json") ++timestamps;
+    if (r["name"].get<std::string>().ends_with("manifest.json")) ++manifests;
+  }
+  CHECK(timestamps == 1);
+  CHECK(manifests == 2);  // read by the check to plan, and by staging through the trusted metadata
+  auto record = f.flow_record();
+  CHECK(record["plan"]["version"] == "2.0");
+  CHECK(record["plan"]["deltaFrom"] == "1.0");
+  CHECK(record["plan"]["downloadBytes"].get<uint64_t>() > 0);
+}
+
+TEST_CASE("a release published with a kernel command line boots with it after the daemon's update") {
+  Fleet f;
+  f.release("2.0", "1.0", {}, {"--cmdline", "console=ttyS0 ballast.test=signed"});
+  f.health_check("10-ok", 0);
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+  }
+  CHECK(f.booted() == "2.0");
+  CHECK_THAT(*read_file(f.h.cmdline), Catch::Contains("console=ttyS0 ballast.test=signed"));
+  CHECK_THAT(*read_file(f.h.cmdline), Catch::Contains("ballast.version=2.0"));
 }

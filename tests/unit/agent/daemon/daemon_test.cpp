@@ -56,7 +56,7 @@ struct BlockingSource : FakeSource {
   std::promise<void> entered;
   std::promise<void> release;
   std::function<void()> during;
-  Status stage(const Release& r) override {
+  Status stage(const ReleasePlan& r) override {
     if (during) during();
     entered.set_value();
     release.get_future().wait();
@@ -389,4 +389,21 @@ TEST_CASE("the check timer's delay is the interval plus a random part of the jit
   CHECK(seen.size() > 50);
   o.check_jitter = std::chrono::milliseconds(0);
   CHECK(Daemon::next_check_delay(o, rng) == o.check_interval);
+}
+
+TEST_CASE("from the moment staging starts, before the fetch reports anything, the progress total is the plan's download size") {
+  Rig rig;
+  BlockingSource source(rig.boot);
+  source.offered = {"2.0"};  // planned with 1000 bytes to download
+  rig.gate.open = false;
+  auto d = rig.open(source);
+  std::thread worker([&] { CHECK(d->run_flow()); });
+  source.entered.get_future().wait();
+  auto s = d->status();
+  REQUIRE(s);
+  CHECK(s->state == "staging");
+  CHECK(s->progress.bytes == 0);
+  CHECK(s->progress.total_bytes == 1000);
+  source.release.set_value();
+  worker.join();
 }

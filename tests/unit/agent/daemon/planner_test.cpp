@@ -252,3 +252,104 @@ TEST_CASE("the previous good deployment is the newest older candidate neither de
   CHECK(previous_good_deployment("2.0", candidates, {"1.10"}, {revoked}) == std::optional<std::string>("1.8"));
   CHECK_FALSE(previous_good_deployment("1.2", candidates, {}, {}));
 }
+
+namespace {
+
+repository::Artifact artifact(const std::string& from, const std::string& parent_uuid, uint64_t size) {
+  repository::Artifact a;
+  a.from = from;
+  a.parent_uuid = parent_uuid;
+  a.size = size;
+  a.usize = size * 3;
+  return a;
+}
+
+// 3.0 published in full (9000 bytes) and as deltas from 1.0 (300) and 2.0 (200).
+repository::Manifest manifest_3_0() {
+  repository::Manifest m;
+  m.version = "3.0"_v;
+  m.artifacts = {artifact("", "", 9000), artifact("1.0", "uuid-of-1.0", 300), artifact("2.0", "uuid-of-2.0", 200)};
+  return m;
+}
+
+LocalSlot slot(const std::string& version, const std::string& received_uuid) {
+  return LocalSlot{make_version(version), repository::LocalSubvolume{"own-uuid-" + version, received_uuid}};
+}
+
+PlanDecision forward_to_3_0() { return PlanDecision{"3.0", false, "newest allowed on channel stable: 3.0"}; }
+
+}  // namespace
+
+TEST_CASE("a release plan fetches the delta whose parent is the booted slot, and knows its bytes") {
+  auto plan = plan_fetch(forward_to_3_0(), manifest_3_0(), {slot("2.0", "uuid-of-2.0"), slot("1.0", "uuid-of-1.0")});
+  REQUIRE(plan);
+  CHECK(*plan == ReleasePlan{"3.0"_v, false, "2.0"_v, 200, "newest allowed on channel stable: 3.0"});
+}
+
+TEST_CASE("a release plan fetches a delta from another local slot when none starts from the booted one") {
+  // Booted 2.5 was installed in full from elsewhere: no delta names it, but the retained 1.0 slot is a parent.
+  auto plan = plan_fetch(forward_to_3_0(), manifest_3_0(), {slot("2.5", "uuid-of-2.5"), slot("1.0", "uuid-of-1.0")});
+  REQUIRE(plan);
+  CHECK(plan->delta_from == "1.0"_v);
+  CHECK(plan->download_bytes == 300);
+}
+
+TEST_CASE("a release plan fetches the full stream when no local slot is a delta's parent") {
+  auto plan = plan_fetch(forward_to_3_0(), manifest_3_0(), {slot("2.5", "uuid-of-2.5")});
+  REQUIRE(plan);
+  CHECK_FALSE(plan->delta_from);
+  CHECK(plan->download_bytes == 9000);
+  CHECK_FALSE(plan->backward);
+  auto none = plan_fetch(forward_to_3_0(), manifest_3_0(), {});
+  REQUIRE(none);
+  CHECK(none->download_bytes == 9000);
+  repository::Manifest deltas_only = manifest_3_0();
+  deltas_only.artifacts.erase(deltas_only.artifacts.begin());
+  auto refused = plan_fetch(forward_to_3_0(), deltas_only, {});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == "plan.no-artifact");
+}
+
+TEST_CASE("staging finds the planned artifact in the manifest again, and refuses a manifest that no longer holds it") {
+  ReleasePlan plan{"3.0"_v, false, "2.0"_v, 200, "r"};
+  auto found = planned_artifact(plan, manifest_3_0());
+  REQUIRE(found);
+  CHECK(found->from == "2.0");
+  plan.delta_from.reset();
+  plan.download_bytes = 9000;
+  CHECK(planned_artifact(plan, manifest_3_0())->is_full());
+  plan.download_bytes = 8000;  // republished with other bytes since the check
+  auto changed = planned_artifact(plan, manifest_3_0());
+  REQUIRE_FALSE(changed);
+  CHECK(changed.error().code == "stage.plan-mismatch");
+  ReleasePlan gone{"3.0"_v, false, "1.5"_v, 300, "r"};
+  CHECK(planned_artifact(gone, manifest_3_0()).error().code == "stage.plan-mismatch");
+}
+
+TEST_CASE("going back to a retained deployment (revoked booted release, pin to an older one) is a plan that fetches nothing") {
+  auto revoked = rel("2.0");
+  revoked.revoked = true;
+  auto in = input({rel("1.0"), revoked}, "2.0");
+  in.retained = {"1.0", "2.0"};
+  auto back = plan_going_back(plan_update(in), in.retained);
+  REQUIRE(back);
+  CHECK(back->version == "1.0"_v);
+  CHECK(back->backward);
+  CHECK(back->download_bytes == 0);
+  CHECK_FALSE(back->delta_from);
+
+  in = input({rel("1.0"), rel("2.0")}, "2.0");
+  in.pin = "1.0";
+  in.retained = {"1.0", "2.0"};
+  auto pinned = plan_going_back(plan_update(in), in.retained);
+  REQUIRE(pinned);
+  CHECK(pinned->backward);
+  CHECK(pinned->reason == "pinned to 1.0");
+  // An older pinned version this host no longer retains has to be fetched.
+  in.retained = {"2.0"};
+  CHECK_FALSE(plan_going_back(plan_update(in), in.retained));
+  // Forward is never going back.
+  in = input({rel("1.0"), rel("2.0")}, "1.0");
+  in.retained = {"1.0"};
+  CHECK_FALSE(plan_going_back(plan_update(in), in.retained));
+}
