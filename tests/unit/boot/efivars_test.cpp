@@ -58,3 +58,20 @@ TEST_CASE("truncated or odd-length EFI variables are errors, missing ones are em
   CHECK(!make_efivarfs(path_join(*dir, "missing"))->read_string("LoaderEntryDefault")->has_value());
   (void)remove_tree(*dir);
 }
+
+TEST_CASE("Secure Boot is enabled only when the global SecureBoot variable is the byte 1", "[boot][efivars]") {
+  auto dir = make_temp_dir("efivars");
+  REQUIRE(dir);
+  auto efi = make_efivarfs(*dir);
+  CHECK(secure_boot_enabled(*efi) == false);  // no variable: not a Secure Boot machine
+  std::string path = path_join(*dir, "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+  REQUIRE(write_file_atomic(path, std::string("\x06\0\0\0\x01", 5)));
+  CHECK(secure_boot_enabled(*efi) == true);
+  // The same name under the loader's GUID is not the firmware's variable.
+  REQUIRE(write_file_atomic(path, std::string("\x06\0\0\0\x00", 5)));
+  REQUIRE(write_file_atomic(path_join(*dir, efivar_file_name("SecureBoot")), std::string("\x06\0\0\0\x01", 5)));
+  CHECK(secure_boot_enabled(*efi) == false);
+  REQUIRE(write_file_atomic(path, std::string("\x06\0\0\0\x01\x01", 6)));
+  CHECK(secure_boot_enabled(*efi).error().code == "boot.efivar");
+  (void)remove_tree(*dir);
+}
