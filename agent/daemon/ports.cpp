@@ -3,6 +3,7 @@
 #include "agent/daemon/pin.hpp"
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
+#include "agent/measured_boot.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 
@@ -55,6 +56,8 @@ Status HostReleaseSource::stage(const Release& release) {
     req.progress = [cb, v](const repository::FetchProgress& p) { cb(progress_of(p, v)); };
   }
   auto opened = BALLAST_TRY(repository::open_release(req, clock_));
+  // What the trial boot must measure travels with the staged release, from its signed manifest.
+  BALLAST_CHECK(save_expected_pcr11(opts_.state_dir, release.version, opened.manifest.measured_boot));
   host::StageContext ctx{opts_.host, boot_, opts_.state_dir, booted_version};
   host::StageRequest sreq;
   sreq.version = version;
@@ -97,11 +100,19 @@ std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host
 }
 
 Result<HealthReport> HostHealthChecker::run() {
-  if (!host_) return run_health_checks(opts_);
   HealthOptions o = opts_;
-  auto booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
-  o.dirs = deployment_health_dirs(*host_, booted.str());
-  return run_health_checks(o);
+  std::optional<Version> booted;
+  if (host_ || measured_) {
+    booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
+  }
+  if (host_) o.dirs = deployment_health_dirs(*host_, booted->str());
+  auto report = BALLAST_TRY(run_health_checks(o));
+  if (measured_) {
+    auto expected = BALLAST_TRY(load_expected_pcr11(measured_->state_dir, booted->str()));
+    report.checks.push_back(measured_boot_check(verify_measured_boot(measured_->tpm, expected)));
+    report.healthy = report.healthy && report.checks.back().passed;
+  }
+  return report;
 }
 
 HealthOptions health_options(const Config& cfg) {

@@ -74,7 +74,11 @@ struct FakeHealth : HealthChecker {
 
 struct RecordingReporter : Reporter {
   std::vector<std::string> types;
-  void report(const std::string& type, const nlohmann::json&) override { types.push_back(type); }
+  std::vector<nlohmann::json> data;  // each event's data, in the same order
+  void report(const std::string& type, const nlohmann::json& d) override {
+    types.push_back(type);
+    data.push_back(d);
+  }
   uint64_t dropped = 0;
   uint64_t dropped_events() const override { return dropped; }
 };
