@@ -17,6 +17,12 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 
+// A scratch directory removed with everything in it when the scope ends.
+struct RemovedAtExit {
+  std::string dir;
+  ~RemovedAtExit() { (void)remove_tree(dir); }
+};
+
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 std::string hex(uint64_t v) {
@@ -46,10 +52,7 @@ Status assemble_uki(const std::string& stub, const UkiParts& parts, const std::s
   auto stub_bytes = BALLAST_TRY(with_context(read_file(stub, 16 << 20), "reading the EFI stub (apt-get install systemd-boot-efi)"));
   auto stub_image = BALLAST_TRY(with_context(pe::read_image(stub_bytes), stub));
   auto work = BALLAST_TRY(make_temp_dir("ballast-uki"));
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { (void)remove_tree(dir); }
-  } cleanup{work};
+  const RemovedAtExit cleanup{work};
   BALLAST_CHECK(write_file_atomic(path_join(work, "osrel"), parts.osrel));
   BALLAST_CHECK(write_file_atomic(path_join(work, "cmdline"), parts.cmdline));
 
@@ -82,10 +85,7 @@ Result<std::map<std::string, std::string>> predict_pcr11(const std::string& uki,
   auto bytes = BALLAST_TRY(with_context(read_file(uki, 1ull << 30), "reading the UKI"));
   auto image = BALLAST_TRY(with_context(pe::read_image(bytes), uki));
   auto work = BALLAST_TRY(make_temp_dir("ballast-measure"));
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { (void)remove_tree(dir); }
-  } cleanup{work};
+  const RemovedAtExit cleanup{work};
   std::vector<std::string> argv = {measure_tool, "calculate", "--bank=sha256", "--json=short"};
   // The sections systemd-stub 252 measures, by systemd-measure's option for each.
   for (const char* name : {"linux", "osrel", "cmdline", "initrd", "splash", "dtb", "pcrpkey"}) {
