@@ -132,7 +132,7 @@ class Efivarfs final : public EfiVariables {
 
   // The value without the attribute word; nullopt when the variable does not exist.
   Result<std::optional<std::string>> read_value(const std::string& name, const std::string& guid = kLoaderVendorGuid) {
-    std::string path = path_join(dir_, name + "-" + guid);
+    std::string path = path_join(dir_, efivar_file_name(name, guid));
     auto raw = read_file(path, 1 << 20);
     if (!raw) {
       if (raw.error().sys_errno == ENOENT) return std::optional<std::string>();
@@ -148,12 +148,12 @@ class Efivarfs final : public EfiVariables {
 
 }  // namespace
 
-std::string efivar_file_name(const std::string& name) { return name + "-" + kLoaderVendorGuid; }
+std::string efivar_file_name(const std::string& name, const std::string& guid) { return name + "-" + guid; }
 
-Result<bool> secure_boot_enabled(EfiVariables& vars) {
-  auto value = BALLAST_TRY(vars.read_bytes("SecureBoot", kGlobalVariableGuid));
+Result<bool> secure_boot_enabled(EfiVariables& efi) {
+  auto value = BALLAST_TRY(efi.read_bytes("SecureBoot", kGlobalVariableGuid));
   if (!value) return false;
-  if (value->size() != 1) return fail("boot.efivar", "EFI variable SecureBoot is not 1 byte long");
+  if (value->size() != 1) return fail("boot.efivar", "EFI variable SecureBoot is not one byte long");
   return (*value)[0] == 1;
 }
 

@@ -176,11 +176,31 @@ const Artifact* Manifest::delta_from(std::string_view v) const {
   return nullptr;
 }
 
+Result<MeasuredBoot> parse_measured_boot(const json& mb, const std::string& where) {
+  if (!mb.is_object()) return invalid(where, "must be an object");
+  BALLAST_CHECK(only_keys(mb, where, {"pcr11_sha256"}));
+  const json* pcrs = BALLAST_TRY(member(mb, where, "pcr11_sha256"));
+  if (!pcrs->is_object() || pcrs->empty() || pcrs->size() > 64)
+    return invalid(where + ".pcr11_sha256", "must be an object of 1 to 64 phases");
+  MeasuredBoot out;
+  for (const auto& [phase, value] : pcrs->items()) {
+    bool phase_ok = phase.size() <= 256;
+    for (char c : phase) phase_ok = phase_ok && ((c >= 'a' && c <= 'z') || c == '-' || c == ':');
+    if (!phase_ok) return invalid(where + ".pcr11_sha256", "bad phase \"" + phase + "\"");
+    if (!value.is_string() || !valid_sha256_hex(value.get<std::string>()))
+      return invalid(where + ".pcr11_sha256." + phase, "not 64 lowercase hex digits");
+    out.pcr11_sha256[phase] = value.get<std::string>();
+  }
+  return out;
+}
+
+json measured_boot_json(const MeasuredBoot& mb) { return {{"pcr11_sha256", mb.pcr11_sha256}}; }
+
 Result<Manifest> parse_manifest(std::string_view text) {
   if (text.size() > kMaxManifestBytes) return invalid("manifest", "larger than " + std::to_string(kMaxManifestBytes) + " bytes");
   json j = BALLAST_TRY(parse_strict(text, "manifest"));
   if (!j.is_object()) return invalid("manifest", "must be a JSON object");
-  BALLAST_CHECK(only_keys(j, "manifest", {"schema", "version", "artifacts"}));
+  BALLAST_CHECK(only_keys(j, "manifest", {"schema", "version", "artifacts", "measured_boot"}));
   uint64_t schema = BALLAST_TRY(get_uint(j, "manifest", "schema", 0, 1u << 20));
   if (schema != Manifest::kSchema)
     return fail("manifest.unsupported", "manifest schema " + std::to_string(schema) + " is not supported (expected " +
@@ -200,6 +220,8 @@ Result<Manifest> parse_manifest(std::string_view text) {
     if (a.from == m.version.str()) return invalid(where + ".from", "a delta from the release itself");
     m.artifacts.push_back(std::move(a));
   }
+  if (const json* mb = BALLAST_TRY(member(j, "manifest", "measured_boot", false)))
+    m.measured_boot = BALLAST_TRY(parse_measured_boot(*mb, "manifest.measured_boot"));
   return m;
 }
 
@@ -215,6 +237,7 @@ std::string serialize_manifest(const Manifest& m) {
     arts.push_back(std::move(ja));
   }
   json j{{"schema", Manifest::kSchema}, {"version", m.version.str()}, {"artifacts", std::move(arts)}};
+  if (m.measured_boot) j["measured_boot"] = measured_boot_json(*m.measured_boot);
   return j.dump();
 }
 

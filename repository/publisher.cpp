@@ -8,7 +8,8 @@ namespace ballast::repository {
 std::string chunk_store_dir(const std::string& repo_dir) { return layout::chunks_dir(repo_dir); }
 
 Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
-                                      const std::vector<ArtifactInput>& inputs, const PackOptions& pack) {
+                                      const std::vector<ArtifactInput>& inputs, const PackOptions& pack,
+                                      const std::optional<MeasuredBoot>& measured_boot) {
   const auto& published = writer.targets();
   if (published.count(manifest_target_name(info.version)))
     return fail("repo.release-exists", "release " + info.version.str() + " is already published");
@@ -27,6 +28,7 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
 
   PublishReport report;
   report.manifest.version = info.version;
+  report.manifest.measured_boot = measured_boot;
   for (const auto& in : inputs) {
     std::string what = in.from.empty() ? "the full stream" : "the delta from " + in.from;
     auto stream = with_context(in.open(), "sending " + what);

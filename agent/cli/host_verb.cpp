@@ -12,6 +12,7 @@
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
 #include "agent/host/status.hpp"
+#include "agent/measured_boot.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -82,6 +83,7 @@ void print_agent_status(const GlobalOptions& g, const agent::AgentStatus& s) {
     print_json(j);
     return;
   }
+  if (s.boot) std::cout << agent::boot_security_text(*s.boot);
   auto or_none = [](const std::string& v) { return v.empty() ? std::string("none") : v; };
   std::cout << "state:   " << s.state << "\n"
             << "booted:  " << or_none(s.booted) << "\n"
@@ -96,19 +98,29 @@ void print_agent_status(const GlobalOptions& g, const agent::AgentStatus& s) {
 int status(const GlobalOptions& g, const std::string& bus_address) {
   auto live = daemon_status(bus_address);
   if (!live) return report_error(live.error());
-  if (*live) {
-    print_agent_status(g, **live);
-    return 0;
-  }
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);
+  // How the host booted is read here, from the host, whether or not the agent answers.
+  auto efi = boot::make_efivarfs(g.efivars_path);
+  auto tpm = boot::make_sysfs_tpm(g.tpm_path);
+  agent::BootSecurity security = agent::read_boot_security({*efi, *boot, *tpm, g.esp_path, g.state_dir});
+  if (*live) {
+    (*live)->boot = security;
+    print_agent_status(g, **live);
+    return 0;
+  }
   auto booted = boot->booted_version();
   auto s = host::read_host_status(host_layout(g), *boot, booted ? booted->str() : "");
   if (!s) return report_error(s.error());
   if (!booted) s->booted_error = booted.error().describe();
-  if (g.json) print_json(host::status_to_json(*s));
-  else std::cout << host::status_to_text(*s);
+  if (g.json) {
+    auto j = host::status_to_json(*s);
+    agent::add_to_json(j, security);
+    print_json(j);
+  } else {
+    std::cout << host::status_to_text(*s) << agent::boot_security_text(security);
+  }
   return 0;
 }
 

@@ -57,6 +57,8 @@ int run(int argc, char** argv) {
   app.add_option("--efivars-path", global.efivars_path, "efivarfs directory (default /sys/firmware/efi/efivars)");
   app.add_option("--state-dir", global.state_dir, "State directory (default /var/lib/ballast)");
   app.add_option("--cmdline-path", global.cmdline_path, "Kernel command line of this boot (default /proc/cmdline)");
+  app.add_option("--tpm-path", global.tpm_path,
+                 "TPM device directory in sysfs, holding pcr-sha256/<n> (default /sys/class/tpm/tpm0)");
   app.add_option("--config-dir", global.config_dirs,
                  "Configuration drop-in directory; repeatable, replaces the defaults")
       ->allow_extra_args(false);

@@ -22,6 +22,7 @@ struct GlobalOptions {
   std::string efivars_path = "/sys/firmware/efi/efivars";
   std::string state_dir = "/var/lib/ballast";
   std::string cmdline_path = "/proc/cmdline";  // a sandbox host's simulated boots write their own
+  std::string tpm_path = "/sys/class/tpm/tpm0";  // boot::kDefaultTpmPath; a sandbox's directory in tests
   std::vector<std::string> config_dirs;  // empty: default_config_dirs()
   bool json = false;
   bool verbose = false;

@@ -6,6 +6,7 @@
 #include "agent/host/loader.hpp"
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
+#include "agent/measured_boot.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 
@@ -88,6 +89,8 @@ Status HostReleaseSource::stage(const ReleasePlan& plan) {
   // What an earlier failed attempt at this target verified is reused; other targets' chunks go.
   const uint64_t cached_bytes = BALLAST_TRY(repository::retain_cached_chunks(fetch.cache_dir, artifact));
   auto stream = BALLAST_TRY(repository::open_artifact_stream(artifact, fetch));
+  // What the trial boot must measure travels with the staged release, from its signed manifest.
+  BALLAST_CHECK(save_expected_pcr11(opts_.state_dir, plan.version.str(), manifest.measured_boot));
   host::StageContext ctx{opts_.host, boot_, opts_.state_dir, booted_version};
   host::StageRequest sreq;
   sreq.version = plan.version;
@@ -137,11 +140,19 @@ std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host
 }
 
 Result<HealthReport> HostHealthChecker::run() {
-  if (!host_) return run_health_checks(opts_);
   HealthOptions o = opts_;
-  auto booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
-  o.dirs = deployment_health_dirs(*host_, booted.str());
-  return run_health_checks(o);
+  std::optional<Version> booted;
+  if (host_ || measured_) {
+    booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
+  }
+  if (host_) o.dirs = deployment_health_dirs(*host_, booted->str());
+  auto report = BALLAST_TRY(run_health_checks(o));
+  if (measured_) {
+    auto expected = BALLAST_TRY(load_expected_pcr11(measured_->state_dir, booted->str()));
+    report.checks.push_back(measured_boot_check(verify_measured_boot(measured_->tpm, expected)));
+    report.healthy = report.healthy && report.checks.back().passed;
+  }
+  return report;
 }
 
 HealthOptions health_options(const Config& cfg) {

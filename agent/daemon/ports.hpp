@@ -11,6 +11,7 @@
 #include "agent/daemon/planner.hpp"
 #include "agent/host/stage.hpp"
 #include "agent/update_flow.hpp"
+#include "boot/tpm.hpp"
 #include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
 
@@ -70,9 +71,20 @@ class HostHealthChecker final : public HealthChecker {
   HostHealthChecker(HealthOptions options, snapshot::HostLayout host, boot::BootControl& boot)
       : opts_(std::move(options)), host_(std::move(host)), boot_(&boot) {}
   Result<HealthReport> run() override;
+  // Adds the required "measured-boot" check: PCR 11 against what the booted release's manifest
+  // published (recorded in `state_dir` when it was staged; agent/measured_boot.hpp).
+  void check_measured_boot(boot::Tpm& tpm, std::string state_dir, boot::BootControl& boot) {
+    measured_.emplace(MeasuredBootCheck{tpm, std::move(state_dir)});
+    boot_ = &boot;
+  }
 
  private:
+  struct MeasuredBootCheck {
+    boot::Tpm& tpm;
+    std::string state_dir;
+  };
   HealthOptions opts_;
+  std::optional<MeasuredBootCheck> measured_;
   std::optional<snapshot::HostLayout> host_;
   boot::BootControl* boot_ = nullptr;
 };

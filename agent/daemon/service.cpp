@@ -6,6 +6,7 @@
 #include "agent/daemon/daemon.hpp"
 #include "agent/daemon/planner.hpp"
 #include "agent/daemon/ports.hpp"
+#include "agent/measured_boot.hpp"
 #include "agent/dbus/server.hpp"
 #include "agent/reboot/policy.hpp"
 #include "agent/reboot/rebooter.hpp"
@@ -113,6 +114,10 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   std::optional<HostHealthChecker> health;
   if (!host.outside) health.emplace(health_options(config));
   else health.emplace(health_options(config), host.layout, *boot);
+  auto tpm = boot::make_sysfs_tpm(host.tpm_path);
+  health->check_measured_boot(*tpm, host.state_dir, *boot);
+  auto efi = boot::make_efivarfs(host.boot_paths.efivars_path);
+  BootSecurityInputs security{*efi, *boot, *tpm, host.boot_paths.esp_path, host.state_dir};
 
   auto report_http = repository::make_curl_http_client(report::report_http_settings(config));
   auto outbox = BALLAST_TRY(report::Outbox::open(report::outbox_options_from_config(config, host.state_dir, node),
@@ -143,9 +148,11 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     sd_event_source_set_time_relative(report_timer, in);
     sd_event_source_set_enabled(report_timer, SD_EVENT_ONESHOT);
   };
-  auto status_now = [&daemon_ptr]() -> AgentStatus {
+  auto status_now = [&daemon_ptr, &security]() -> AgentStatus {
     auto s = daemon_ptr ? daemon_ptr->status() : Result<AgentStatus>(AgentStatus{});
-    return s ? *s : AgentStatus{};
+    AgentStatus out = s ? *s : AgentStatus{};
+    out.boot = read_boot_security(security);
+    return out;
   };
   ReportingObserver reporting([&] { rearm_report_timer(); }, status_now);
   std::chrono::steady_clock::time_point next_heartbeat = std::chrono::steady_clock::now() + heartbeat;
@@ -190,7 +197,9 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     auto passed = d->run_flow();
     reporter.flush();
     if (!passed) return tl::unexpected(passed.error());
-    return std::optional<AgentStatus>(BALLAST_TRY(d->status()));
+    auto status = BALLAST_TRY(d->status());
+    status.boot = read_boot_security(security);
+    return std::optional<AgentStatus>(std::move(status));
   }
   // The server observes transitions only once it exists, inside the loop.
   struct ServerRelay final : AgentObserver {

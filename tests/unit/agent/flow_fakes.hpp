@@ -83,7 +83,7 @@ struct FakeHealth : HealthChecker {
 
 struct RecordingReporter : Reporter {
   std::vector<std::string> types;
-  std::vector<nlohmann::json> data;  // beside types
+  std::vector<nlohmann::json> data;  // each event's data, in the same order
   void report(const std::string& type, const nlohmann::json& d) override {
     types.push_back(type);
     data.push_back(d);

@@ -148,3 +148,26 @@ TEST_CASE("release custom data round-trips and rejects bad fields", "[repository
 TEST_CASE("a manifest's target name is the version's path", "[repository][manifest]") {
   CHECK(manifest_target_name(*Version::parse("1.2")) == "releases/1.2/manifest.json");
 }
+
+TEST_CASE("a manifest's expected PCR 11 values round-trip, are optional, and must be sha256 hex by phase",
+          "[repository][manifest]") {
+  Manifest m = sample();
+  CHECK(serialize_manifest(m).find("measured_boot") == std::string::npos);  // older manifests: none
+  CHECK_FALSE(parse_manifest(serialize_manifest(m))->measured_boot);
+  m.measured_boot = MeasuredBoot{{{"", kSha1}, {"enter-initrd:leave-initrd:sysinit:ready", kSha2}}};
+  auto back = parse_manifest(serialize_manifest(m));
+  REQUIRE(back);
+  CHECK(*back == m);
+  auto bad = [&](const std::string& measured) {
+    std::string s = serialize_manifest(sample());
+    s.insert(s.size() - 1, ",\"measured_boot\":" + measured);
+    auto r = parse_manifest(s);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == "manifest.invalid");
+  };
+  bad("{\"pcr11_sha256\":{\"ready\":\"" + std::string(64, 'A') + "\"}}");
+  bad("{\"pcr11_sha256\":{\"ready\":\"abc\"}}");
+  bad("{\"pcr11_sha256\":{}}");
+  bad("{\"pcr11_sha256\":{\"Ready!\":\"" + kSha1 + "\"}}");
+  bad("{\"pcr11_sha256\":{\"ready\":\"" + kSha1 + "\"},\"pcr7\":1}");
+}

@@ -66,16 +66,30 @@ struct Fleet {
                          h.build + "/minimal-1.0", "--zstd-level", "3"}));
   }
 
-  // Builds `version` (with `files` added) and publishes it with a delta from `parent` (and `extra`
-  // arguments of `repo add`).
+  // Builds `version` (with `files` added, with a UKI when `uki`) and publishes it with a delta from
+  // `parent` (and `extra` arguments of `repo add`).
   void release(const std::string& version, const std::string& parent, const std::vector<images::FileSpec>& files = {},
-               const std::vector<std::string>& extra = {}) {
-    h.publish(version, parent, false, files);
+               const std::vector<std::string>& extra = {}, bool uki = false) {
+    h.publish(version, parent, uki, files);
     std::vector<std::string> argv{kBallast, "repo", "add", repo, "--keys", keys, "--version", version, "--subvolume",
                                   h.build + "/minimal-" + version, "--delta-from", parent, "--delta-from-subvolume",
                                   h.build + "/minimal-" + parent, "--zstd-level", "3"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     REQUIRE(run_checked(argv));
+  }
+  // A TPM in sysfs's layout whose PCR 11 holds `pcr11`; tpm_dir does not exist until then.
+  std::string tpm_dir() const { return h.fs->base_dir() + "/tpm0"; }
+  void tpm(const std::string& pcr11) {
+    REQUIRE(make_dirs(tpm_dir() + "/pcr-sha256"));
+    REQUIRE(write_file_atomic(tpm_dir() + "/pcr-sha256/11", pcr11 + "\n"));
+  }
+  // `ballast status --json` of the sandbox host, read from the host (no agent on the bus).
+  nlohmann::json status() {
+    auto r = run_checked({kBallast, "--sysroot", h.top(), "--esp-path", h.esp, "--efivars-path", h.efivars,
+                          "--cmdline-path", h.cmdline, "--state-dir", h.state, "--tpm-path", tpm_dir(), "--config-dir",
+                          h.fs->base_dir() + "/no-config", "--json", "status", "--bus-address", "unix:path=/nonexistent"});
+    REQUIRE(r);
+    return nlohmann::json::parse(r->out);
   }
   void revoke(const std::string& version) {
     REQUIRE(run_checked({kBallast, "repo", "revoke", repo, "--keys", keys, "--version", version}));
@@ -99,6 +113,7 @@ struct Agent {
   std::unique_ptr<boot::BootControl> boot;
   std::unique_ptr<HostReleaseSource> source;
   std::unique_ptr<HostHealthChecker> health;
+  std::unique_ptr<boot::Tpm> tpm;
   std::unique_ptr<Daemon> daemon;
 
   // `gate`: the reboot policy, the fleet's always-open fake unless given. `repo_url`: where the
@@ -116,6 +131,8 @@ struct Agent {
     ho.dirs = {f.health};
     ho.check_failed_units = false;  // the machine running the tests is not the sandbox host
     health = std::make_unique<HostHealthChecker>(ho);
+    tpm = boot::make_sysfs_tpm(f.tpm_dir());
+    health->check_measured_boot(*tpm, f.h.state, *boot);
     DaemonOptions opts;
     opts.state_dir = f.h.state;
     auto d = Daemon::open(opts, DaemonPorts{*boot, *source, gate ? *gate : f.gate, f.rebooter, *health, f.reporter, f.clock});
@@ -630,4 +647,88 @@ TEST_CASE("a release published with a kernel command line boots with it after th
   CHECK(f.booted() == "2.0");
   CHECK_THAT(*read_file(f.h.cmdline), Catch::Contains("console=ttyS0 ballast.test=signed"));
   CHECK_THAT(*read_file(f.h.cmdline), Catch::Contains("ballast.version=2.0"));
+}
+
+namespace {
+
+// What the staged UKI of `version` leaves in PCR 11 once booted to the end (systemd-pcrphase's
+// `ready`), according to systemd-measure.
+std::string booted_pcr11(Fleet& f, const std::string& version) {
+  auto pcrs = images::predict_pcr11(f.h.build + "/minimal-" + version + images::kUkiPath);
+  REQUIRE(pcrs);
+  return pcrs->at("enter-initrd:leave-initrd:sysinit:ready");
+}
+
+}  // namespace
+
+TEST_CASE("a UKI release whose published PCR 11 the TPM holds after the trial boot is blessed, and status says match") {
+  Fleet f;
+  f.release("2.0", "1.0", {}, {}, true);
+  f.health_check("10-ok", 0);
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+  }
+  CHECK(f.booted() == "2.0");
+  f.tpm(booted_pcr11(f, "2.0"));
+  Agent after(f);
+  CHECK(after.run() == std::vector<S>{S::committed, S::idle});
+  CHECK(f.entries().front().version == "2.0"_v);
+  CHECK(f.entries().front().state == boot::EntryState::good);
+  const auto& passed = f.reporter.data.at(4);
+  REQUIRE(f.reporter.types.at(4) == "health.passed");
+  CHECK(passed["checks"].back()["name"] == "measured-boot");
+  CHECK(passed["checks"].back()["passed"] == true);
+  REQUIRE(write_file_atomic(f.h.efivars + "/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c", std::string("\x06\0\0\0\x01", 5)));
+  auto status = f.status();
+  CHECK(status["secureBoot"] == true);
+  CHECK(status["measuredBoot"] == "match");
+  CHECK(status["tpm"] == true);
+  CHECK(status["bootEntryType"] == "uki");
+  CHECK(status["ukiSigned"] == false);
+}
+
+TEST_CASE("a UKI release published with a wrong expected PCR 11 is not blessed, falls back and reports the mismatch") {
+  Fleet f;
+  f.release("2.0", "1.0", {}, {"--expected-pcr11", std::string(63, '0') + "1"}, true);
+  f.health_check("10-ok", 0);
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+  }
+  CHECK(f.booted() == "2.0");
+  f.tpm(booted_pcr11(f, "2.0"));
+  CHECK(f.status()["measuredBoot"] == "mismatch");
+  {
+    Agent a(f);
+    CHECK(a.run() == std::vector<S>{S::reverting, S::verifying});
+  }
+  CHECK(f.booted() == "1.0");
+  Agent after(f);
+  CHECK(after.run() == std::vector<S>{S::rolled_back, S::idle});
+  CHECK(f.reporter.types == Types{"checked", "staged", "rebooting", "booted", "health.failed", "booted", "rolled-back"});
+  const auto& failed = f.reporter.data.at(4);
+  CHECK(failed["checks"].back()["code"] == "health.measured-boot-mismatch");
+  CHECK_THAT(f.reporter.data.back()["reason"].get<std::string>(), Catch::Contains("health.measured-boot-mismatch"));
+  for (const auto& e : f.entries())
+    if (e.version == "2.0"_v) CHECK(e.state == boot::EntryState::bad);
+}
+
+TEST_CASE("without a TPM the measured-boot check is skipped: the UKI release is blessed and status says unavailable") {
+  Fleet f;
+  f.release("2.0", "1.0", {}, {"--expected-pcr11", std::string(63, '0') + "1"}, true);
+  f.health_check("10-ok", 0);
+  CHECK(f.status()["bootEntryType"] == "type1");  // 1.0 has no UKI
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+  }
+  Agent after(f);
+  CHECK(after.run() == std::vector<S>{S::committed, S::idle});
+  CHECK(f.entries().front().state == boot::EntryState::good);
+  CHECK_THAT(f.reporter.data.at(4)["checks"].back()["output"].get<std::string>(), Catch::Contains("skipped: no TPM"));
+  auto status = f.status();
+  CHECK(status["measuredBoot"] == "unavailable");
+  CHECK(status["tpm"] == false);
+  CHECK(status["secureBoot"] == false);
 }
