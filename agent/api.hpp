@@ -82,6 +82,9 @@ class AgentObserver {
   virtual ~AgentObserver() = default;
   virtual void on_transition(const std::string& from, const std::string& to) = 0;
   virtual void on_progress(const Progress& progress) = 0;
+  // An update enters staging: its target and the version it leaves, as the flow recorded them at
+  // that moment (a status read later may already belong to the next step, or be empty).
+  virtual void on_update_started(const std::string& /*target*/, const std::string& /*from*/) {}
 };
 
 }  // namespace ballast::agent

@@ -95,7 +95,7 @@ void Daemon::transitioned(FlowState from, FlowState to) {
   }
   // An operator's override of the reboot strategy lasts for one update.
   if (to == S::idle) ports_.reboot.end_of_update();
-  post(Transition{to_string(from), to_string(to)});
+  post(Transition{to_string(from), to_string(to), r.target, r.from});
 }
 
 void Daemon::report_progress(const Progress& progress) {
@@ -129,6 +129,8 @@ void Daemon::dispatch() {
     if (const auto* t = std::get_if<Transition>(&e)) {
       if (loop_) sd_notifyf(0, "STATUS=%s", t->to.c_str());
       for (auto* o : observers_) o->on_transition(t->from, t->to);
+      if (t->to == "staging")
+        for (auto* o : observers_) o->on_update_started(t->target, t->from_version);
     } else {
       for (auto* o : observers_) o->on_progress(std::get<Progress>(e));
     }

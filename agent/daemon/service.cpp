@@ -55,20 +55,15 @@ class LockedReporter final : public Reporter {
 // the start of an update, which the flow itself does not report.
 class ReportingObserver final : public AgentObserver {
  public:
-  ReportingObserver(std::function<void()> rearm, std::function<AgentStatus()> status)
-      : rearm_(std::move(rearm)), status_(std::move(status)) {}
-  void on_transition(const std::string&, const std::string& to) override {
-    if (to == "staging") {
-      auto s = status_();
-      report::journal_update_started(s.target, s.booted);
-    }
-    rearm_();
+  explicit ReportingObserver(std::function<void()> rearm) : rearm_(std::move(rearm)) {}
+  void on_transition(const std::string&, const std::string&) override { rearm_(); }
+  void on_update_started(const std::string& target, const std::string& from) override {
+    report::journal_update_started(target, from);
   }
   void on_progress(const Progress&) override {}
 
  private:
   std::function<void()> rearm_;
-  std::function<AgentStatus()> status_;
 };
 
 uint64_t usec_from_now(std::chrono::steady_clock::time_point at) {
@@ -154,7 +149,7 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     out.boot = read_boot_security(security);
     return out;
   };
-  ReportingObserver reporting([&] { rearm_report_timer(); }, status_now);
+  ReportingObserver reporting([&] { rearm_report_timer(); });
   std::chrono::steady_clock::time_point next_heartbeat = std::chrono::steady_clock::now() + heartbeat;
 
   std::function<void()> fire_report_timer;  // outlives the loop that calls it
