@@ -66,6 +66,12 @@ struct ReleaseRequest {
   std::function<void(const FetchProgress&)> progress;
 };
 
+// Compressed bytes of `artifact` still to download when `cached` of them are in the cache: what a
+// free-space check counts.
+inline uint64_t bytes_to_download(const Artifact& artifact, uint64_t cached) {
+  return artifact.size > cached ? artifact.size - cached : 0;
+}
+
 struct OpenedRelease {
   ReleaseInfo info;                         // the signed custom data (kernel command line, …)
   Manifest manifest;
@@ -73,7 +79,7 @@ struct OpenedRelease {
   std::unique_ptr<ArtifactStream> stream;   // verified, decompressed send-stream bytes
   uint64_t cached_bytes = 0;                // compressed bytes of `artifact` already in the cache
   // Compressed bytes the stream still downloads into the cache (what a free-space check counts).
-  uint64_t download_bytes() const { return artifact.size > cached_bytes ? artifact.size - cached_bytes : 0; }
+  uint64_t download_bytes() const { return bytes_to_download(artifact, cached_bytes); }
 };
 
 // Where the chunks of a host with `state_dir` are cached (emptied once a stream is applied).

@@ -95,7 +95,7 @@ Status HostReleaseSource::stage(const ReleasePlan& plan) {
   host::StageRequest sreq;
   sreq.version = plan.version;
   sreq.needed_bytes = artifact.usize;
-  sreq.download_bytes = artifact.size > cached_bytes ? artifact.size - cached_bytes : 0;
+  sreq.download_bytes = repository::bytes_to_download(artifact, cached_bytes);
   sreq.cmdline = release.info.cmdline;
   sreq.tries = opts_.tries;
   sreq.entry_type = opts_.entry_type;
