@@ -236,7 +236,8 @@ Status UpdateFlow::denylist_add(const Version& version) {
 }
 
 Result<Version> UpdateFlow::target() const {
-  if (!record_.target) return fail("flow.no-target", std::string("the flow record in state ") + to_string(record_.state) + " names no target");
+  if (!record_.target)
+    return fail("flow.no-target", std::string("the flow record in state ") + to_string(record_.state) + " names no target");
   return *record_.target;
 }
 

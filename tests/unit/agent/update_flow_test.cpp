@@ -387,7 +387,8 @@ TEST_CASE("a flow record naming an invalid version as target, from, denylisted o
   INFO(text);
   Rig rig;
   REQUIRE(write_file_atomic(path_join(rig.state, "flow.json"), text));
-  auto flow = UpdateFlow::open(rig.state, FlowPorts{rig.boot, rig.source, rig.gate, rig.rebooter, rig.health, rig.reporter, rig.clock});
+  auto flow = UpdateFlow::open(rig.state,
+                               FlowPorts{rig.boot, rig.source, rig.gate, rig.rebooter, rig.health, rig.reporter, rig.clock});
   REQUIRE_FALSE(flow);
   CHECK(flow.error().code == "flow.corrupt");
   CHECK_THAT(flow.error().describe(), Catch::Contains(c.field));
