@@ -62,7 +62,7 @@ Result<ReleasePlan> plan_from_json(const nlohmann::json& j);
 class ReleaseSource {
  public:
   virtual ~ReleaseSource() = default;
-  virtual Result<std::optional<ReleasePlan>> check(const std::vector<std::string>& denylist) = 0;
+  virtual Result<std::optional<ReleasePlan>> check(const std::vector<Version>& denylist) = 0;
   virtual Status stage(const ReleasePlan& plan) = 0;
   // Why the last check() chose what it chose ("pinned to 2.0", "waiting for rollout wave …").
   virtual std::string explain() const { return {}; }
@@ -103,14 +103,14 @@ class Reporter {
 // What survives restarts, in <state>/flow.json.
 struct FlowRecord {
   FlowState state = FlowState::idle;
-  std::string target;                  // the version being updated to
+  std::optional<Version> target;       // the version being updated to; nullopt when idle
   // The check's plan for the target. A record written before plans existed has none: if it
   // stopped in checking or staging it resumes in checking (see UpdateFlow::open).
   std::optional<ReleasePlan> plan;
-  std::string from;                    // the version booted when the update started
+  std::optional<Version> from;         // the version booted when the update started; nullopt when unknown
   std::string last_error;
   int resumes = 0;                     // restarts in the current state (the loop guard)
-  std::vector<std::string> denylist;   // versions rolled back from, or failed for good: never retried automatically
+  std::vector<Version> denylist;       // versions rolled back from, or failed for good: never retried automatically
   std::vector<nlohmann::json> history; // one line per finished update
 };
 
@@ -163,7 +163,7 @@ class UpdateFlow {
   // Called after every change of state, once it is saved (the daemon's observers hear of it).
   void on_transition(std::function<void(FlowState from, FlowState to)> callback) { on_transition_ = std::move(callback); }
   // Adds a version to the denylist (an operator rollback away from it); saved at once.
-  Status denylist_add(const std::string& version);
+  Status denylist_add(const Version& version);
 
   // After how many restarts in one state the flow gives up (a state that crashes the agent).
   static constexpr int kMaxResumes = 3;
@@ -172,7 +172,8 @@ class UpdateFlow {
   UpdateFlow(std::string state_dir, FlowPorts ports) : state_dir_(std::move(state_dir)), ports_(ports) {}
   Status save();
   Status enter(FlowState next);
-  bool denylist_insert(const std::string& version);  // false when it was there already
+  bool denylist_insert(const Version& version);  // false when it was there already
+  Result<Version> target() const;                // "flow.no-target" when the record has none
 
   Result<FlowState> do_check();
   Result<FlowState> do_stage();

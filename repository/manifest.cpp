@@ -112,11 +112,11 @@ Result<Artifact> parse_artifact(const json& a, const std::string& where) {
   if (!a.is_object()) return invalid(where, "must be an object");
   BALLAST_CHECK(only_keys(a, where, {"from", "parent_uuid", "chunks", "history", "size", "usize"}));
   Artifact art;
-  art.from = BALLAST_TRY(get_string(a, where, "from", 64, false));
-  if (a.contains("from")) BALLAST_CHECK(with_context(Version::parse(art.from), where + ".from"));
+  if (a.contains("from"))
+    art.from = BALLAST_TRY(with_context(Version::parse(BALLAST_TRY(get_string(a, where, "from", 64))), where + ".from"));
   art.parent_uuid = BALLAST_TRY(get_string(a, where, "parent_uuid", 36, false));
   if (a.contains("parent_uuid")) {
-    if (art.from.empty()) return invalid(where + ".parent_uuid", "only a delta has a parent");
+    if (art.is_full()) return invalid(where + ".parent_uuid", "only a delta has a parent");
     if (!valid_uuid(art.parent_uuid)) return invalid(where + ".parent_uuid", "not a lowercase UUID");
   }
   if (a.contains("history")) art.history = BALLAST_TRY(get_uint(a, where, "history", 1, kMaxChunkBytes));
@@ -170,9 +170,9 @@ const Artifact* Manifest::full() const {
   return nullptr;
 }
 
-const Artifact* Manifest::delta_from(std::string_view v) const {
+const Artifact* Manifest::delta_from(const Version& v) const {
   for (const auto& a : artifacts)
-    if (!a.is_full() && a.from == v) return &a;
+    if (a.from == v) return &a;
   return nullptr;
 }
 
@@ -211,13 +211,13 @@ Result<Manifest> parse_manifest(std::string_view text) {
   const json* arts = BALLAST_TRY(member(j, "manifest", "artifacts"));
   if (!arts->is_array() || arts->empty()) return invalid("manifest.artifacts", "must be a non-empty array");
   if (arts->size() > kMaxArtifacts) return invalid("manifest.artifacts", "too many artifacts");
-  std::set<std::string> froms;
+  std::set<std::string> froms;  // "" for the full stream
   for (size_t i = 0; i < arts->size(); ++i) {
     std::string where = "manifest.artifacts[" + std::to_string(i) + "]";
     Artifact a = BALLAST_TRY(parse_artifact((*arts)[i], where));
-    if (!froms.insert(a.from).second)
-      return invalid(where, a.from.empty() ? "a second full stream" : "a second delta from " + a.from);
-    if (a.from == m.version.str()) return invalid(where + ".from", "a delta from the release itself");
+    if (!froms.insert(a.from ? a.from->str() : "").second)
+      return invalid(where, a.from ? "a second delta from " + a.from->str() : "a second full stream");
+    if (a.from == m.version) return invalid(where + ".from", "a delta from the release itself");
     m.artifacts.push_back(std::move(a));
   }
   if (const json* mb = BALLAST_TRY(member(j, "manifest", "measured_boot", false)))
@@ -231,7 +231,7 @@ std::string serialize_manifest(const Manifest& m) {
     json chunks = json::array();
     for (const auto& c : a.chunks) chunks.push_back({{"sha256", c.sha256}, {"size", c.size}, {"usize", c.usize}});
     json ja{{"chunks", std::move(chunks)}, {"size", a.size}, {"usize", a.usize}};
-    if (!a.from.empty()) ja["from"] = a.from;
+    if (a.from) ja["from"] = a.from->str();
     if (!a.parent_uuid.empty()) ja["parent_uuid"] = a.parent_uuid;
     if (a.history) ja["history"] = a.history;
     arts.push_back(std::move(ja));

@@ -35,7 +35,7 @@ struct ChunkRef {
 };
 
 struct Artifact {
-  std::string from;         // empty: the full stream; else the version this delta applies to
+  std::optional<Version> from;  // nullopt: the full stream; else the version this delta applies to
   std::string parent_uuid;  // delta only: UUID of the publisher's parent subvolume (= the
                             // received_uuid a host's slot of `from` carries); may be empty
   std::vector<ChunkRef> chunks;
@@ -44,7 +44,7 @@ struct Artifact {
   uint64_t history = 0;
   uint64_t size = 0;   // sum of chunk sizes
   uint64_t usize = 0;  // sum of chunk usizes: the send stream's length
-  bool is_full() const { return from.empty(); }
+  bool is_full() const { return !from; }
   bool operator==(const Artifact&) const = default;
 };
 
@@ -63,7 +63,7 @@ struct Manifest {
   std::optional<MeasuredBoot> measured_boot;  // releases without a UKI (and older manifests) have none
 
   const Artifact* full() const;
-  const Artifact* delta_from(std::string_view version) const;
+  const Artifact* delta_from(const Version& version) const;
   bool operator==(const Manifest&) const = default;
 };
 

@@ -89,7 +89,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   if (g.json) {
     print_json({{"version", manifest->version.str()},
                 {"artifact", art->is_full() ? "full" : "delta"},
-                {"from", art->from},
+                {"from", str_or_empty(art->from)},
                 {"path", received->path},
                 {"received_uuid", received->received_uuid},
                 {"stream_bytes", art->usize},
@@ -99,7 +99,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
                 {"requests", stats.requests},
                 {"retries", stats.retries}});
   } else {
-    std::cout << "received " << manifest->version.str() << (art->is_full() ? " (full)" : " (delta from " + art->from + ")")
+    std::cout << "received " << manifest->version.str() << (art->is_full() ? " (full)" : " (delta from " + art->from->str() + ")")
               << " into " << received->path << ": " << stats.network_bytes << " bytes downloaded\n";
   }
   return 0;

@@ -33,7 +33,7 @@ int stage(const GlobalOptions& g, const StageArgs& a) {
   auto booted = boot->booted_version();
   auto version = Version::parse(a.version);
   if (!version) return report_error(version.error());
-  host::StageContext ctx{host_layout(g), *boot, g.state_dir, booted ? booted->str() : ""};
+  host::StageContext ctx{host_layout(g), *boot, g.state_dir, value_if_ok(booted)};
   host::StageRequest req;
   req.version = *version;
   req.tries = a.tries;
@@ -111,7 +111,7 @@ int status(const GlobalOptions& g, const std::string& bus_address) {
     return 0;
   }
   auto booted = boot->booted_version();
-  auto s = host::read_host_status(host_layout(g), *boot, booted ? booted->str() : "");
+  auto s = host::read_host_status(host_layout(g), *boot, value_if_ok(booted));
   if (!s) return report_error(s.error());
   if (!booted) s->booted_error = booted.error().describe();
   if (g.json) {

@@ -317,7 +317,7 @@ int run_add(const GlobalOptions& g) {
   if (g.json) {
     nlohmann::json arts = nlohmann::json::array();
     for (const auto& a : r->manifest.artifacts)
-      arts.push_back({{"from", a.from}, {"chunks", a.chunks.size()}, {"size", a.size}, {"usize", a.usize}});
+      arts.push_back({{"from", str_or_empty(a.from)}, {"chunks", a.chunks.size()}, {"size", a.size}, {"usize", a.usize}});
     print_json({{"version", info.version.str()},
                 {"artifacts", arts},
                 {"measured_boot", *measured ? repository::measured_boot_json(**measured) : nlohmann::json(nullptr)},
@@ -326,7 +326,7 @@ int run_add(const GlobalOptions& g) {
                 {"targets_version", w->targets_version()}});
   } else {
     for (const auto& a : r->manifest.artifacts)
-      std::cout << info.version.str() << (a.is_full() ? " full" : " delta from " + a.from) << ": " << a.chunks.size()
+      std::cout << info.version.str() << (a.from ? " delta from " + a.from->str() : " full") << ": " << a.chunks.size()
                 << " chunks, " << a.size << " bytes (" << a.usize << " uncompressed)\n";
     std::cout << r->stats.new_chunks << " new chunks, " << r->stats.new_bytes << " bytes stored\n";
     if (*measured) {

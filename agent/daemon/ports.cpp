@@ -38,20 +38,20 @@ std::vector<LocalSlot> local_slots(const snapshot::HostLayout& host, const std::
 
 }  // namespace
 
-Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<std::string>& denylist) {
+Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Version>& denylist) {
   // The update's one refresh: the plan's manifest is read through it, and staging later reads
   // the same trusted metadata without refreshing.
   auto repo = BALLAST_TRY(repository::refresh_repository(opts_.request, clock_));
   auto releases = BALLAST_TRY(repository::list_releases(*repo.client));
   PlanInput in;
   for (const auto& r : releases) in.releases.push_back(r.info);
-  auto booted = boot_.booted_version();
-  in.booted = booted ? booted->str() : "";
+  in.booted = value_if_ok(boot_.booted_version());
   in.channel = opts_.request.channel;
-  if (auto pin = BALLAST_TRY(read_pin(opts_.state_dir))) in.pin = pin->str();
+  in.pin = BALLAST_TRY(read_pin(opts_.state_dir));
   in.wariness = opts_.wariness;
   in.denylist = denylist;
-  in.retained = BALLAST_TRY(snapshot::list_deployments(opts_.host));
+  for (const auto& name : BALLAST_TRY(snapshot::list_deployments(opts_.host)))
+    if (auto version = Version::parse(name)) in.retained.push_back(*version);  // else no release's deployment
   in.now = clock_.now();
   PlanDecision d = plan_update(in);
   log::info("update check: " + d.reason);
@@ -61,16 +61,13 @@ Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<st
   }
   if (!d.target) return std::optional<ReleasePlan>();
   if (auto back = plan_going_back(d, in.retained)) return back;
-  Version target = BALLAST_TRY(Version::parse(*d.target));
-  auto release = BALLAST_TRY(repository::choose_release(releases, target, in.channel));
+  auto release = BALLAST_TRY(repository::choose_release(releases, *d.target, in.channel));
   auto manifest = BALLAST_TRY(repository::load_manifest(*repo.client, release));
-  std::optional<Version> booted_version = booted ? std::optional<Version>(*booted) : std::nullopt;
-  return std::optional<ReleasePlan>(BALLAST_TRY(plan_fetch(d, manifest, local_slots(opts_.host, booted_version))));
+  return std::optional<ReleasePlan>(BALLAST_TRY(plan_fetch(d, manifest, local_slots(opts_.host, in.booted))));
 }
 
 Status HostReleaseSource::stage(const ReleasePlan& plan) {
-  auto booted = boot_.booted_version();
-  std::string booted_version = booted ? booted->str() : "";
+  const std::optional<Version> booted_version = value_if_ok(boot_.booted_version());
   // Going back to a retained deployment (a revoked release left, a pin to an older version):
   // nothing to fetch, its entry only has to come first.
   if (plan.backward) return with_context(boot_.prefer(plan.version), "going back to " + plan.version.str());

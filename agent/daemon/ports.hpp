@@ -41,7 +41,7 @@ class HostReleaseSource final : public ReleaseSource {
  public:
   HostReleaseSource(HostReleaseSourceOptions options, boot::BootControl& boot, const Clock& clock)
       : opts_(std::move(options)), boot_(boot), clock_(clock) {}
-  Result<std::optional<ReleasePlan>> check(const std::vector<std::string>& denylist) override;
+  Result<std::optional<ReleasePlan>> check(const std::vector<Version>& denylist) override;
   Status stage(const ReleasePlan& plan) override;
   std::string explain() const override;
   Result<boot::LoaderUpdate> update_loader(const std::string& version) override;

@@ -40,12 +40,12 @@ Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot
   return ok();
 }
 
-Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted, int keep) {
+Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::optional<Version>& booted, int keep) {
   auto status = BALLAST_TRY(read_host_status(host, boot, booted));
   return apply_retention(host, boot, plan_retention(status, keep, {}));
 }
 
-Status install_making_room(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted,
+Status install_making_room(const snapshot::HostLayout& host, boot::BootControl& boot, const std::optional<Version>& booted,
                            const boot::KernelSpec& spec) {
   auto st = boot.install(spec);
   if (st || st.error().code != "boot.esp-full") return st;

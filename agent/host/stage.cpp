@@ -135,7 +135,7 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   auto lock = BALLAST_TRY(HostLock::acquire(host_lock_path(ctx.state_dir), "stage"));
   BALLAST_CHECK(recover_stage(ctx));
   const std::string& v = req.version.str();
-  if (!ctx.booted_version.empty() && v == ctx.booted_version)
+  if (req.version == ctx.booted_version)
     return fail("stage.booted", "version " + v + " is the booted one");
   StageResult result;
   result.version = req.version;
@@ -156,9 +156,9 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   } else {
     snapshot::DeploymentOptions d;
     d.version = v;
-    if (!ctx.booted_version.empty() && path_exists(ctx.host.deployment(ctx.booted_version)) &&
-        path_exists(ctx.host.slot(ctx.booted_version)))
-      d.previous = ctx.booted_version;
+    if (ctx.booted_version && path_exists(ctx.host.deployment(ctx.booted_version->str())) &&
+        path_exists(ctx.host.slot(ctx.booted_version->str())))
+      d.previous = ctx.booted_version->str();
     std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
     d.var_fstab = "UUID=" + fs_uuid + " /var btrfs subvol=@var 0 0";
     d.esp_fstab = req.esp_fstab;

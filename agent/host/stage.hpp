@@ -53,7 +53,7 @@ struct StageContext {
   snapshot::HostLayout host;
   boot::BootControl& boot;
   std::string state_dir;
-  std::string booted_version;    // whose /etc local changes are carried; empty on a fresh host
+  std::optional<Version> booted_version;  // whose /etc local changes are carried; nullopt on a fresh host
 };
 
 struct StageResult {

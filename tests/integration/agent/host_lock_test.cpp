@@ -193,7 +193,7 @@ TEST_CASE("start-up recovery leaves debris alone while another process holds the
   SandboxHost h;
   const std::string stream = h.publish("1.0");
   auto boot = boot::make_systemd_boot_control(h.paths);
-  host::StageContext ctx{h.layout(), *boot, h.state, ""};
+  host::StageContext ctx{h.layout(), *boot, h.state, std::nullopt};
   HeldStage first(h, "1.0", stream);
   const std::string live = receive_debris_in(h.layout().slots_dir());
   // What an interrupted stage would leave, beside the live receive.

@@ -71,7 +71,7 @@ struct SandboxHost {
   Result<host::StageResult> stage(boot::BootControl& boot, const std::string& version, const std::string& stream,
                                   const std::string& cmdline = "", host::EntryType type = host::EntryType::automatic) {
     auto booted = boot.booted_version();
-    host::StageContext ctx{layout(), boot, state, booted ? booted->str() : ""};
+    host::StageContext ctx{layout(), boot, state, value_if_ok(booted)};
     host::StageRequest req;
     req.version = make_version(version);
     req.cmdline = cmdline;

@@ -126,7 +126,7 @@ TEST_CASE("a delta stages on top of the booted version, carrying its /etc change
   struct stat efi;
   CHECK((::stat((layout.deployment("2.0") + "/efi").c_str(), &efi) == 0 && S_ISDIR(efi.st_mode)));
 
-  auto status = host::read_host_status(layout, *boot, boot->booted_version()->str());
+  auto status = host::read_host_status(layout, *boot, *boot->booted_version());
   REQUIRE(status);
   REQUIRE(status->booted);
   CHECK(status->booted->version == "1.0");
@@ -188,7 +188,7 @@ TEST_CASE("a stage killed at any journaled step leaves the booted system untouch
       CHECK(list_dir(h.layout().partial_dir())->empty());
       CHECK(*snapshot::is_read_only(h.layout().slot("2.0")));
       CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
-      auto status = host::read_host_status(h.layout(), *boot, "1.0");
+      auto status = host::read_host_status(h.layout(), *boot, "1.0"_v);
       REQUIRE(status);
       REQUIRE(status->staged);
       CHECK(status->staged->version == "2.0");
@@ -233,7 +233,7 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
 
   // With the manifest's size known, the stage is refused before anything is written.
   auto booted = boot->booted_version();
-  host::StageContext ctx{small.layout(), *boot, small.state, booted->str()};
+  host::StageContext ctx{small.layout(), *boot, small.state, *booted};
   host::StageRequest req;
   req.version = "2.0"_v;
   req.needed_bytes = 300ull << 20;
@@ -263,7 +263,7 @@ TEST_CASE("retention across five releases keeps the booted, staged and previous 
     REQUIRE(booted);
     REQUIRE(booted->version == v);
     REQUIRE(boot->bless(make_version(v)));
-    auto status = host::read_host_status(h.layout(), *boot, v);
+    auto status = host::read_host_status(h.layout(), *boot, make_version(v));
     REQUIRE(status);
     auto plan = host::plan_retention(*status, 3, {});
     auto applied = host::apply_retention(h.layout(), *boot, plan);

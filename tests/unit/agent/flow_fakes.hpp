@@ -18,12 +18,13 @@ struct FakeSource : ReleaseSource {
   std::vector<ReleasePlan> staged;  // every plan stage() was given
   std::optional<Error> stage_error;
   explicit FakeSource(boot::FakeBootControl& b) : boot(b) {}
-  Result<std::optional<ReleasePlan>> check(const std::vector<std::string>& denylist) override {
+  Result<std::optional<ReleasePlan>> check(const std::vector<Version>& denylist) override {
     for (auto it = offered.rbegin(); it != offered.rend(); ++it) {
-      if (std::find(denylist.begin(), denylist.end(), *it) != denylist.end()) continue;
+      Version version = BALLAST_TRY(Version::parse(*it));
+      if (std::find(denylist.begin(), denylist.end(), version) != denylist.end()) continue;
       auto booted = boot.booted_version();
-      if (booted && booted->str() == *it) return std::optional<ReleasePlan>();
-      return std::optional<ReleasePlan>(ReleasePlan{BALLAST_TRY(Version::parse(*it)), false, std::nullopt, 1000, "offered"});
+      if (booted && *booted == version) return std::optional<ReleasePlan>();
+      return std::optional<ReleasePlan>(ReleasePlan{version, false, std::nullopt, 1000, "offered"});
     }
     return std::optional<ReleasePlan>();
   }

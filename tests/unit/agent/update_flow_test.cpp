@@ -99,7 +99,7 @@ TEST_CASE("an unhealthy update is marked bad, falls back, is recorded as rolled 
   auto back = rig.start();
   CHECK(back.state() == S::rolled_back);  // the target's entry is bad and 1.0 booted
   CHECK(run(back) == std::vector<S>{S::idle});
-  CHECK(back.record().denylist == std::vector<std::string>{"2.0"});
+  CHECK(back.record().denylist == std::vector<Version>{"2.0"_v});
   CHECK(rig.reporter.types == std::vector<std::string>{"checked", "staged", "rebooting", "booted", "health.failed",
                                                        "booted", "rolled-back"});
   // The next check finds nothing to do: 2.0 is denylisted.
@@ -123,7 +123,7 @@ TEST_CASE("a target that never comes up is rolled back once boot counting gives 
   REQUIRE(booted == "1.0");
   auto back = rig.start();
   CHECK(run(back) == std::vector<S>{S::idle});  // resumed as rolled back, recorded
-  CHECK(back.record().denylist == std::vector<std::string>{"2.0"});
+  CHECK(back.record().denylist == std::vector<Version>{"2.0"_v});
 }
 
 TEST_CASE("a start resumes every written state from what booted: verify the target, roll back, wait, or give up") {
@@ -185,7 +185,7 @@ TEST_CASE("a written state whose target the loader gave up on resumes as rolled 
   auto back = rig.start();
   CHECK(back.state() == S::rolled_back);
   CHECK(run(back) == std::vector<S>{S::idle});
-  CHECK(back.record().denylist == std::vector<std::string>{"2.0"});
+  CHECK(back.record().denylist == std::vector<Version>{"2.0"_v});
   CHECK(rig.reporter.types == std::vector<std::string>{"checked", "staged", "booted", "rolled-back"});
   CHECK_THAT(back.record().history.back()["error"].get<std::string>(), Catch::Contains("fell back"));
 }
@@ -249,7 +249,7 @@ TEST_CASE("a release that fails staging for a reason that cannot change is denyl
   rig.source.stage_error = Error{"image.wrong-version", "the image holds IMAGE_VERSION \"1.0\", not release 2.0", 0, {}};
   auto flow = rig.start();
   CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::failed, S::idle});
-  CHECK(flow.record().denylist == std::vector<std::string>{"2.0"});
+  CHECK(flow.record().denylist == std::vector<Version>{"2.0"_v});
   CHECK_THAT(flow.record().history.back()["error"].get<std::string>(), Catch::Contains("2.0 is denylisted"));
   CHECK(run(flow) == std::vector<S>{S::checking, S::idle});
   CHECK(rig.source.stages == 1);
@@ -365,6 +365,42 @@ TEST_CASE("a flow record written before plans existed still loads: a stopped che
     rig.write_state_without_plan("rebooting");
     auto flow = rig.start();
     CHECK(flow.state() == S::verifying);
-    CHECK(flow.record().target == "2.0");
+    CHECK(flow.record().target == "2.0"_v);
   }
+}
+
+TEST_CASE("a flow record naming an invalid version as target, from, denylisted or planned version is refused as corrupt") {
+  const std::string valid = R"({"state":"staged","target":"2.0","from":"1.0","denylist":["1.5"],"plan":{"version":"2.0",)"
+                            R"("backward":false,"deltaFrom":"1.0","downloadBytes":1000,"reason":"offered"}})";
+  struct Case {
+    std::string field, from, to;
+  };
+  auto c = GENERATE(Case{"target", R"("target":"2.0")", R"("target":"2.0+1")"},
+                    Case{"target", R"("target":"2.0")", R"("target":7)"},
+                    Case{"from", R"("from":"1.0")", R"("from":"../1.0")"},
+                    Case{"denylist", R"(["1.5"])", R"(["1.5",".bad"])"},
+                    Case{"denylist", R"(["1.5"])", R"("1.5")"},
+                    Case{"plan's version", R"("version":"2.0")", R"("version":"-2.0")"},
+                    Case{"plan's deltaFrom", R"("deltaFrom":"1.0")", R"("deltaFrom":"1 0")"});
+  std::string text = valid;
+  text.replace(text.find(c.from), c.from.size(), c.to);
+  INFO(text);
+  Rig rig;
+  REQUIRE(write_file_atomic(path_join(rig.state, "flow.json"), text));
+  auto flow = UpdateFlow::open(rig.state,
+                               FlowPorts{rig.boot, rig.source, rig.gate, rig.rebooter, rig.health, rig.reporter, rig.clock});
+  REQUIRE_FALSE(flow);
+  CHECK(flow.error().code == "flow.corrupt");
+  CHECK_THAT(flow.error().describe(), Catch::Contains(c.field));
+  CHECK(*read_file(path_join(rig.state, "flow.json"), 1 << 20) == text);  // left as it was, for the operator
+}
+
+TEST_CASE("a flow record's versions are read back as written: target, from and denylist") {
+  Rig rig;
+  REQUIRE(write_file_atomic(path_join(rig.state, "flow.json"),
+                            R"({"state":"idle","target":"","from":"","denylist":["1.5","2.0"]})"));
+  auto flow = rig.start();
+  CHECK_FALSE(flow.record().target);
+  CHECK_FALSE(flow.record().from);
+  CHECK(flow.record().denylist == std::vector<Version>{"1.5"_v, "2.0"_v});
 }

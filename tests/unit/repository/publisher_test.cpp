@@ -88,7 +88,7 @@ TEST_CASE("a published release is listed, its manifest verified, and its artifac
   // With the parent present locally the delta is planned, otherwise the full stream.
   const Artifact* delta = plan_artifact(*m, LocalSubvolume{"ffffffff-0000-4000-8000-000000000000", kUuid});
   REQUIRE(delta);
-  CHECK(delta->from == "1.0");
+  CHECK(delta->from == "1.0"_v);
   CHECK(plan_artifact(*m, LocalSubvolume{kUuid, ""}) == delta);  // the publisher's own subvolume
   CHECK(plan_artifact(*m, LocalSubvolume{kUuid, "eeeeeeee-0000-4000-8000-000000000000"})->is_full());
   CHECK(plan_artifact(*m, std::nullopt)->is_full());
