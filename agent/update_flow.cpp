@@ -366,7 +366,7 @@ Result<FlowState> UpdateFlow::do_finish() {
     // Only now that the release has booted and passed its checks does its loader replace the one
     // that booted it. A failure keeps the old loader, which still boots every entry: it is
     // reported, not a reason to roll a healthy release back.
-    if (auto loader = ports_.source.update_loader(target)) {
+    if (auto loader = ports_.source.update_loader(*record_.target)) {
       event["loader"] = boot::to_string(*loader);
     } else {
       log::warning("the boot loader was not updated: " + loader.error().describe());

@@ -67,7 +67,7 @@ class ReleaseSource {
   // Why the last check() chose what it chose ("pinned to 2.0", "waiting for rollout wave …").
   virtual std::string explain() const { return {}; }
   // Once `version` is committed (booted and blessed): its boot loader onto the ESP.
-  virtual Result<boot::LoaderUpdate> update_loader(const std::string&) { return boot::LoaderUpdate::not_shipped; }
+  virtual Result<boot::LoaderUpdate> update_loader(const Version&) { return boot::LoaderUpdate::not_shipped; }
 };
 
 // The reboot strategy: immediate, periodic windows, FleetLock, manual.

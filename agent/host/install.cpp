@@ -108,7 +108,7 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
   if (!staged) return tl::unexpected(staged.error());
   // A release built for Secure Boot carries its signed systemd-boot: that one goes on the ESP, or
   // the firmware would refuse the loader before any signed UKI is reached.
-  const std::string signed_loader = host.deployment(release.version.str()) + images::kSignedLoaderPath;
+  const std::string signed_loader = host.deployment(release.version) + images::kSignedLoaderPath;
   BALLAST_CHECK(install_systemd_boot(esp, path_exists(signed_loader) ? signed_loader : systemd_boot_efi));
   // A fresh host has nothing to fall back to: its first entry is good from the start.
   BALLAST_CHECK(boot->bless(release.version));

@@ -32,18 +32,18 @@ std::vector<std::string> names(const HealthReport& r) {
 TEST_CASE("seen from outside (--sysroot), the health checks are those of the booted deployment, its /usr and its /etc") {
   TempDir sysroot;
   snapshot::HostLayout host(sysroot.path);
-  REQUIRE(make_dirs(host.deployment("1.0") + "/usr/lib/ballast/health.d/required"));
-  check_script(host.deployment("1.0") + "/usr/lib/ballast/health.d/required/10-userland", 0);
-  REQUIRE(make_dirs(host.deployment("2.0") + "/usr/lib/ballast/health.d/required"));
-  check_script(host.deployment("2.0") + "/usr/lib/ballast/health.d/required/10-userland", 0);
-  check_script(host.deployment("2.0") + "/usr/lib/ballast/health.d/required/50-app", 1);
+  REQUIRE(make_dirs(host.deployment("1.0"_v) + "/usr/lib/ballast/health.d/required"));
+  check_script(host.deployment("1.0"_v) + "/usr/lib/ballast/health.d/required/10-userland", 0);
+  REQUIRE(make_dirs(host.deployment("2.0"_v) + "/usr/lib/ballast/health.d/required"));
+  check_script(host.deployment("2.0"_v) + "/usr/lib/ballast/health.d/required/10-userland", 0);
+  check_script(host.deployment("2.0"_v) + "/usr/lib/ballast/health.d/required/50-app", 1);
   // The admin's check in 2.0's own /etc.
-  REQUIRE(make_dirs(host.deployment("2.0") + "/etc/ballast/health.d/wanted"));
-  check_script(host.deployment("2.0") + "/etc/ballast/health.d/wanted/90-local", 0);
+  REQUIRE(make_dirs(host.deployment("2.0"_v) + "/etc/ballast/health.d/wanted"));
+  check_script(host.deployment("2.0"_v) + "/etc/ballast/health.d/wanted/90-local", 0);
 
-  CHECK(deployment_health_dirs(host, "2.0") ==
-        std::vector<std::string>{host.deployment("2.0") + "/usr/lib/ballast/health.d",
-                                 host.deployment("2.0") + "/etc/ballast/health.d"});
+  CHECK(deployment_health_dirs(host, "2.0"_v) ==
+        std::vector<std::string>{host.deployment("2.0"_v) + "/usr/lib/ballast/health.d",
+                                 host.deployment("2.0"_v) + "/etc/ballast/health.d"});
   boot::FakeBootControl boot;
   HealthOptions o;
   o.dirs = {"/nonexistent/must-not-be-used"};

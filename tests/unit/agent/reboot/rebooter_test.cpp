@@ -125,7 +125,7 @@ TEST_CASE("a simulated reboot boots the sandbox by systemd-boot's rules, clears 
   REQUIRE(r.reboot());
   CHECK(ended == 1);
   REQUIRE(r.last_boot());
-  CHECK(r.last_boot()->version == "2.0");
+  CHECK(r.last_boot()->version.str() == "2.0");
   CHECK(host.control->booted_version().value() == "2.0"_v);
   CHECK(host.entry("2.0").tries_left == 2);  // the try was counted down before it booted
   CHECK(list_dir(host.dir.path + "/run").value().empty());  // a reboot empties /run
@@ -134,7 +134,7 @@ TEST_CASE("a simulated reboot boots the sandbox by systemd-boot's rules, clears 
   REQUIRE(host.control->mark_bad("2.0"_v));
   REQUIRE(r.reboot());
   CHECK(ended == 2);
-  CHECK(r.last_boot()->version == "1.0");
+  CHECK(r.last_boot()->version.str() == "1.0");
   CHECK(host.control->booted_version().value() == "1.0"_v);
 }
 
