@@ -16,20 +16,16 @@
 #include "agent/report/outbox.hpp"
 #include "common/file.hpp"
 #include "tests/integration/support/http_servers.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 using namespace ballast::agent::report;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
 namespace {
-
 const std::string kInterop = std::string(BALLAST_SOURCE_ROOT) + "/tests/interop";
-
-struct TempDir {
-  std::string path = *make_temp_dir("ballast-ce-interop");
-  ~TempDir() { (void)remove_tree(path); }
-};
 
 struct Sink {
   testing::ChildProcess proc;

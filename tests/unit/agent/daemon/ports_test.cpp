@@ -5,17 +5,14 @@
 #include "boot/boot_control.hpp"
 #include "common/file.hpp"
 #include "tests/version_literal.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 using namespace ballast::agent;
 
 namespace {
 using namespace ballast::version_literals;
-
-struct TempDir {
-  std::string path = make_temp_dir("ballast-ports").value();
-  ~TempDir() { (void)remove_tree(path); }
-};
 
 void check_script(const std::string& path, int exit_code) {
   REQUIRE(write_file_atomic(path, "#!/bin/sh\nexit " + std::to_string(exit_code) + "\n", 0755));
@@ -77,7 +74,6 @@ TEST_CASE("seen from outside, health checks fail clearly when no version has boo
 }
 
 namespace {
-
 boot::KernelSpec kernel(const Version& v) {
   boot::KernelSpec k;
   k.version = v;

@@ -4,18 +4,14 @@
 
 #include "common/file.hpp"
 #include "tests/version_literal.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 using namespace ballast::agent::reboot;
 
 namespace {
 using namespace ballast::version_literals;
-
-struct TempDir {
-  std::string path;
-  TempDir() : path(make_temp_dir("ballast-rebooter").value()) {}
-  ~TempDir() { (void)remove_tree(path); }
-};
 
 RebooterOptions options(const std::string& run_dir, std::string bus = "", std::vector<std::string> fallback = {"false"}) {
   RebooterOptions o;
@@ -81,7 +77,6 @@ TEST_CASE("without logind on the bus the fallback command reboots, and when it f
 }
 
 namespace {
-
 // A sandbox's boot side: a directory ESP, efivars and cmdline file, 1.0 installed and blessed.
 struct SandboxBoot {
   TempDir dir;
