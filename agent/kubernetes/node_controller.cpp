@@ -230,17 +230,23 @@ bool NodeController::sleep_for(std::chrono::milliseconds d) {
 void NodeController::watch_loop() {
   std::mt19937_64 rng{std::random_device{}()};
   auto backoff = opts_.backoff_base;
+  bool gone_before = false;
   while (!stop_) {
     auto st = sync();
     if (stop_) break;
     if (st) {
       backoff = opts_.backoff_base;
+      gone_before = false;
       continue;
     }
-    if (st.error().code == "kubernetes.gone") {
+    // Gone: list again at once, but not in a loop against a server whose lists cannot be watched.
+    bool gone = st.error().code == "kubernetes.gone";
+    if (gone && !gone_before) {
+      gone_before = true;
       log::info("kubernetes: the watch's resourceVersion is gone; listing again");
       continue;
     }
+    gone_before = gone;
     // Jittered, so that a fleet does not come back to a restarted API server all at once.
     auto wait = backoff / 2 + std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, backoff.count() / 2)(rng));
     log::warning("kubernetes: watching Node " + opts_.node_name + ": " + st.error().describe() + "; again in " +
