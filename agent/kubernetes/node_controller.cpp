@@ -79,6 +79,12 @@ Status NodeController::save_locked() {
 }
 
 void NodeController::changed_locked() {
+  record_locked();
+  dirty_ = true;
+  cv_.notify_all();
+}
+
+void NodeController::record_locked() {
   if (!current_.operation_id.empty()) {
     json a = answer_json(current_.operation_id, current_.operation, current_.phase, current_.error, current_.rolled_back_from);
     auto it = std::find_if(answers_.begin(), answers_.end(), [&](const auto& e) { return e.first == current_.operation_id; });
@@ -87,8 +93,6 @@ void NodeController::changed_locked() {
     while (answers_.size() > kAnswersKept) answers_.pop_front();
   }
   if (auto st = save_locked(); !st) log::warning("kubernetes: " + st.error().describe());
-  dirty_ = true;
-  cv_.notify_all();
 }
 
 void NodeController::on_node(const NodeObject& node) {
@@ -125,7 +129,9 @@ void NodeController::on_node(const NodeObject& node) {
     current_.phase = status ? phase_after(flow_state_from_string(status->state).value_or(FlowState::idle), Phase::Idle,
                                           parsed->operation)
                             : Phase::Idle;
-    changed_locked();
+    // Recorded before it is carried out (a crash in between does not carry it out twice), answered
+    // after: the status never names an operation that has not happened yet.
+    record_locked();
     request = *parsed;
   }
   log::info(std::string("kubernetes: ") + to_string(request->operation) + " (operation " + request->operation_id + ")");

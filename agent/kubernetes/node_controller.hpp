@@ -71,7 +71,8 @@ class NodeController final : public AgentObserver {
       : kube_(kube), agent_(agent), clock_(clock), opts_(std::move(options)) {}
   Status load();
   Status save_locked();
-  void changed_locked();  // saves, records the answer, wakes the writer
+  void record_locked();   // records the current answer and saves
+  void changed_locked();  // record_locked(), and wakes the writer
   Status carry_out(const UpdateRequest& request);
   void watch_loop();
   void write_loop();
