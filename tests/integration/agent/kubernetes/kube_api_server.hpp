@@ -36,7 +36,6 @@ struct KubeApiServer {
     (void)remove_tree(dir);
   }
   void start() {
-    using namespace std::chrono_literals;
     const std::string port_file = dir + "/port";
     (void)remove_tree(port_file);
     auto p = ChildProcess::spawn({"node", kKubeDir + "/kube-apiserver.mjs", "--port-file", port_file, "--port",
@@ -45,10 +44,9 @@ struct KubeApiServer {
                                   "--cn-user", "ballast client=system:node:node-a", "--token", "admin-token=admin"});
     REQUIRE(p);
     proc = std::move(*p);
-    for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(10ms);
-    auto text = read_file(port_file);
-    REQUIRE(text);
-    port = std::stoi(*text);
+    auto listening = wait_for_port_file(port_file);
+    REQUIRE(listening);
+    port = *listening;
   }
   void stop() { proc.stop(); }
   std::string url() const { return "https://localhost:" + std::to_string(port); }
