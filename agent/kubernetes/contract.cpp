@@ -1,5 +1,8 @@
 #include "agent/kubernetes/contract.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 namespace ballast::agent::kubernetes {
 
 using nlohmann::json;

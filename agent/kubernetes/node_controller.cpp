@@ -1,5 +1,6 @@
 #include "agent/kubernetes/node_controller.hpp"
 
+#include <algorithm>
 #include <random>
 
 #include "agent/report/outbox.hpp"
