@@ -70,6 +70,16 @@ const std::vector<ConfigKeySpec>& config_schema() {
        "node_exporter textfile (e.g. /var/lib/node_exporter/ballast.prom); empty: none."},
       // [api]
       {"api.admin_group", T::string, "", "Group whose members may call the D-Bus API's mutating methods besides root."},
+      // [kubernetes]
+      {"kubernetes.enabled", T::boolean, "false",
+       "Follow update requests from this node's Node annotations and report status there (README: Kubernetes)."},
+      {"kubernetes.kubeconfig", T::string, "",
+       "The kubelet's kubeconfig; empty: /etc/kubernetes/kubelet.conf, then /var/lib/kubelet/kubeconfig."},
+      {"kubernetes.node_name", T::string, "", "Name of this node's Node; empty: from the kubeconfig user system:node:<name>, else the hostname."},
+      {"kubernetes.rollback", T::choice, "\"agent\"",
+       "Who rolls back a release that fails its health checks: agent (at once), or controller (marked bad and reported Failed; a rollback request decides).",
+       {"agent", "controller"}},
+      {"kubernetes.heartbeat_interval", T::duration, "\"1m\"", "Time between status heartbeats on the Node; 0: transitions only.", {}, 0, 1 * day},
       // [retention]
       {"retention.keep", T::integer, "3", "Versions kept: booted, previous good, staged.", {}, 2, 100},
   };

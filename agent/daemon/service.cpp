@@ -1,5 +1,7 @@
 #include "agent/daemon/service.hpp"
 
+#include <unistd.h>
+
 #include <mutex>
 #include <optional>
 
@@ -8,6 +10,7 @@
 #include "agent/daemon/ports.hpp"
 #include "agent/measured_boot.hpp"
 #include "agent/dbus/server.hpp"
+#include "agent/kubernetes/node_controller.hpp"
 #include "agent/reboot/policy.hpp"
 #include "agent/reboot/rebooter.hpp"
 #include "agent/report/journal_events.hpp"
@@ -65,6 +68,34 @@ class ReportingObserver final : public AgentObserver {
  private:
   std::function<void()> rearm_;
 };
+
+std::string hostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return {};
+  return name;
+}
+
+// The Node contract (kubernetes.enabled): the kubelet's credentials, the node's name, the controller.
+struct KubernetesSide {
+  std::unique_ptr<kubernetes::KubeApi> api;
+  std::unique_ptr<kubernetes::NodeController> controller;
+};
+
+Result<KubernetesSide> open_kubernetes(const Config& config, AgentApi& agent, const Clock& clock, const std::string& state_dir) {
+  std::vector<std::string> candidates{"/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/kubeconfig"};
+  if (!config.get_string("kubernetes.kubeconfig").empty()) candidates = {config.get_string("kubernetes.kubeconfig")};
+  auto kubeconfig = BALLAST_TRY(kubernetes::load_first_kubeconfig(candidates));
+  kubernetes::NodeControllerOptions o;
+  o.node_name = kubernetes::node_name(config.get_string("kubernetes.node_name"), kubeconfig, hostname());
+  if (o.node_name.empty()) return fail("config.missing", "no node name: set kubernetes.node_name");
+  o.state_dir = state_dir;
+  o.heartbeat = config.get_duration("kubernetes.heartbeat_interval");
+  KubernetesSide k;
+  k.api = kubernetes::make_curl_kube_api(std::move(kubeconfig));
+  k.controller = BALLAST_TRY(kubernetes::NodeController::open(*k.api, agent, clock, o));
+  log::info("kubernetes: following Node " + o.node_name);
+  return k;
+}
 
 uint64_t usec_from_now(std::chrono::steady_clock::time_point at) {
   auto d = at - std::chrono::steady_clock::now();
@@ -127,6 +158,9 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   opts.check_interval = config.get_duration("update.check_interval");
   opts.check_jitter = config.get_duration("update.check_jitter");
   opts.auto_apply = config.get_bool("update.auto_apply");
+  const bool kubernetes_on = config.get_bool("kubernetes.enabled");
+  opts.rollback_by = kubernetes_on && config.get_string("kubernetes.rollback") == "controller" ? RollbackBy::controller
+                                                                                               : RollbackBy::agent;
 
   std::unique_ptr<dbus::Server> server;
   sd_event_source* report_timer = nullptr;
@@ -208,7 +242,19 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     }
   } relay(server);
   d->add_observer(relay);
+  KubernetesSide kube;
+  if (kubernetes_on) {
+    kube = BALLAST_TRY(open_kubernetes(config, *d, clock, host.state_dir));
+    d->add_observer(*kube.controller);
+    kube.controller->start();
+  }
   auto st = d->run();
+  if (kube.controller) {
+    kube.controller->stop();
+    // The last transition (rebooting, say) before the process ends.
+    if (auto published = kube.controller->publish(); !published)
+      log::warning("kubernetes: the last status: " + published.error().describe());
+  }
   if (report_timer) sd_event_source_unref(report_timer);
   server.reset();
   reporter.flush();  // what the last steps reported, before a (simulated) reboot if it can
