@@ -2,23 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "repository/url.hpp"
+
 namespace ballast::agent::azure {
 namespace {
-
-std::string url_encode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
 
 std::string trim_slash(std::string s) {
   while (!s.empty() && s.back() == '/') s.pop_back();
@@ -43,8 +30,9 @@ ManagedIdentityCredentials::ManagedIdentityCredentials(ManagedIdentityOptions op
 
 std::string ManagedIdentityCredentials::token_url() const {
   std::string url = trim_slash(options_.imds_endpoint) +
-                    "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + url_encode(options_.resource);
-  if (!options_.client_id.empty()) url += "&client_id=" + url_encode(options_.client_id);
+                    "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" +
+                    repository::percent_encode(options_.resource);
+  if (!options_.client_id.empty()) url += "&client_id=" + repository::percent_encode(options_.client_id);
   return url;
 }
 

@@ -5,6 +5,7 @@
 
 #include "common/file.hpp"
 #include "repository/layout.hpp"
+#include "repository/url.hpp"
 
 namespace ballast::repository::tuf {
 namespace {
@@ -12,17 +13,7 @@ namespace {
 // Role names become file names and URL parts: percent-encode everything but unreserved
 // characters, so a role named "../x" or "a/b" stays one path component.
 std::string escape_role(const std::string& name) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
+  std::string out = percent_encode(name);
   if (out == "." || out == "..") out = "%2E" + out.substr(1);
   return out;
 }

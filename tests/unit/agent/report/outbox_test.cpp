@@ -454,3 +454,27 @@ TEST_CASE("the outbox options and the sink's TLS settings come from report.*", "
   CHECK(s.client_key == "/etc/c.key");
   CHECK(s.retries == 0);
 }
+
+TEST_CASE("a 401 from the sink refreshes the outbox's credentials and the event is kept for the next flush",
+          "[report][outbox]") {
+  OutboxFixture f;
+  auto opts = f.options();
+  auto creds = std::make_shared<repository::FakeCredentialProvider>();
+  creds->authorization.headers = {"aeg-sas-key: k3y"};
+  creds->refreshable = true;
+  opts.credentials = creds;
+  auto box = f.open(opts);
+  box->report("checked", json::object());
+  f.statuses = {401};
+  auto first = box->flush();
+  REQUIRE(first);
+  CHECK(first->sent == 0);
+  CHECK(first->pending == 1);
+  CHECK(creds->refreshed == 1);
+  auto second = box->flush(true);
+  REQUIRE(second);
+  CHECK(second->sent == 1);
+  REQUIRE(f.http.posts.size() == 2);
+  CHECK(has_header(f.http.posts[1], "aeg-sas-key: k3y"));
+  CHECK(f.http.posts[0].body == f.http.posts[1].body);  // the same event, the same id
+}
