@@ -28,6 +28,14 @@ const std::vector<ConfigKeySpec>& config_schema() {
        int64_t{1} << 30},
       {"repository.low_speed_time", T::duration, "\"30s\"", "How long a transfer may stay below low_speed_limit before it is abandoned and retried.", {}, 1 * second, 1 * hour},
       {"repository.retries", T::integer, "5", "Retries per chunk and per metadata file (connection errors, stalls, 408, 429, 5xx; Retry-After honoured) before giving up.", {}, 0, 100},
+      {"repository.auth", T::choice, "\"none\"",
+       "How repository requests are authorized: none, sas (a SAS token from repository.sas_token_file, for Azure Blob "
+       "Storage), managed-identity (the VM's Azure managed identity, a token from IMDS; the identity needs Storage Blob "
+       "Data Reader on the container).",
+       {"none", "sas", "managed-identity"}},
+      {"repository.sas_token_file", T::string, "", "auth = sas: file holding the SAS token (re-read when it changes)."},
+      {"repository.identity_client_id", T::string, "",
+       "auth = managed-identity: client id of a user-assigned identity; empty: the system-assigned one."},
       {"repository.max_metadata_size", T::integer, "8388608", "Largest metadata file accepted, in bytes.", {}, 1024,
        int64_t{1} << 30},
       // [boot]
@@ -59,7 +67,15 @@ const std::vector<ConfigKeySpec>& config_schema() {
       {"health.check_failed_units", T::boolean, "true", "Count failed systemd units as a required check."},
       // [report]
       {"report.endpoint", T::string, "", "CloudEvents sink URL; empty: reporting off."},
+      {"report.auth", T::choice, "\"bearer-file\"",
+       "How events are authorized: bearer-file (report.bearer_token_file; empty: none), none, aeg-sas-key (Event Grid's "
+       "access key from report.aeg_sas_key_file), managed-identity (the VM's Azure managed identity, audience "
+       "https://eventgrid.azure.net; it needs EventGrid Data Sender on the topic).",
+       {"bearer-file", "none", "aeg-sas-key", "managed-identity"}},
       {"report.bearer_token_file", T::string, "", "File holding a bearer token for the sink."},
+      {"report.aeg_sas_key_file", T::string, "", "auth = aeg-sas-key: file holding the Event Grid topic's access key."},
+      {"report.identity_client_id", T::string, "",
+       "auth = managed-identity: client id of a user-assigned identity; empty: the system-assigned one."},
       {"report.ca_bundle", T::string, "", "PEM CA bundle for the sink's HTTPS; empty: the system store."},
       {"report.client_cert", T::string, "", "PEM client certificate for the sink."},
       {"report.client_key", T::string, "", "PEM private key of the client certificate."},
@@ -80,6 +96,9 @@ const std::vector<ConfigKeySpec>& config_schema() {
        "Who rolls back a release that fails its health checks: agent (at once), or controller (marked bad and reported Failed; a rollback request decides).",
        {"agent", "controller"}},
       {"kubernetes.heartbeat_interval", T::duration, "\"1m\"", "Time between status heartbeats on the Node; 0: transitions only.", {}, 0, 1 * day},
+      // [azure]
+      {"azure.imds_endpoint", T::string, "\"http://169.254.169.254\"",
+       "Base URL of Azure's Instance Metadata Service (tests point it at a local server)."},
       // [retention]
       {"retention.keep", T::integer, "3", "Versions kept: booted, previous good, staged.", {}, 2, 100},
   };

@@ -11,9 +11,11 @@
 #include "common/process.hpp"
 #include "tests/integration/agent/kubernetes/kube_api_server.hpp"
 #include "tests/integration/agent/reboot/simulated_host.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace std::chrono_literals;
+using namespace ballast::version_literals;
 using ballast::testing::KubeApiServer;
 using ballast::testing::SimulatedHost;
 using nlohmann::json;
@@ -104,7 +106,7 @@ TEST_CASE("a bad request is answered with its error and nothing is carried out")
   CHECK_THAT(s["lastError"]["message"].get<std::string>(), Catch::Contains("version"));
   CHECK(s["stagedVersion"] == "");
   CHECK_FALSE(path_exists(k.s.h.state + "/flow.json"));  // no update was started
-  CHECK_FALSE(path_exists(k.s.h.layout().deployment("2.0")));
+  CHECK_FALSE(path_exists(k.s.h.layout().deployment("2.0"_v)));
 }
 
 TEST_CASE("with rollback = controller a release failing its health checks is reported Failed and rolled back on request") {
@@ -114,8 +116,8 @@ TEST_CASE("with rollback = controller a release failing its health checks is rep
   ended(first);
   REQUIRE(k.s.booted() == "2.0");
   // A required check that fails, in 2.0's own /etc.
-  REQUIRE(make_dirs(k.s.h.layout().deployment("2.0") + "/etc/ballast/health.d/required"));
-  REQUIRE(write_file_atomic(k.s.h.layout().deployment("2.0") + "/etc/ballast/health.d/required/50-local",
+  REQUIRE(make_dirs(k.s.h.layout().deployment("2.0"_v) + "/etc/ballast/health.d/required"));
+  REQUIRE(write_file_atomic(k.s.h.layout().deployment("2.0"_v) + "/etc/ballast/health.d/required/50-local",
                             "#!/bin/sh\necho broken >&2\nexit 1\n", 0755));
 
   auto second = k.daemon_until_reboot();

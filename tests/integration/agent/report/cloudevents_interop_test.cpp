@@ -86,7 +86,7 @@ TEST_CASE("events reach a cloudevents SDK sink across a sink outage and an agent
     o.dir = t.path + "/state/outbox";
     o.node_id = "interop-node";
     o.endpoint = "http://127.0.0.1:" + std::to_string(port) + "/events";
-    o.bearer_token_file = t.path + "/token";
+    o.credentials = repository::bearer_file_credentials(t.path + "/token");
     o.backoff_initial = 1ms;
     o.backoff_max = 10ms;
     return o;
