@@ -105,6 +105,7 @@ class CurlHttpClient final : public HttpClient {
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &sink);
     curl_slist* header_list = nullptr;
+    for (const auto& h : settings_.headers) header_list = curl_slist_append(header_list, h.c_str());
     for (const auto& h : headers) header_list = curl_slist_append(header_list, h.c_str());
     struct FreeHeaders {
       curl_slist* l;

@@ -27,6 +27,11 @@ struct HttpSettings {
   std::chrono::milliseconds backoff_base{500};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::seconds max_retry_after{300};  // a longer Retry-After is capped to this
+  // For a local service such as Azure's Instance Metadata Service: a limit on the whole transfer
+  // (0: none), no proxy from the environment, and headers sent with every request.
+  std::chrono::milliseconds total_timeout{0};
+  bool no_proxy = false;
+  std::vector<std::string> headers;
 };
 
 struct HttpResponse {
