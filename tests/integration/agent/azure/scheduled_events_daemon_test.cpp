@@ -20,6 +20,7 @@ using ballast::testing::ChildProcess;
 using ballast::testing::FleetLockServer;
 using ballast::testing::ImdsServer;
 using ballast::testing::SimulatedHost;
+using ballast::testing::require_ended_cleanly;
 
 namespace {
 
@@ -76,11 +77,14 @@ struct AzureHost {
   }
 };
 
-void require_ended_cleanly(std::future<Result<ProcessResult>>& daemon) {
-  auto r = daemon.get();
-  REQUIRE(r);
-  INFO(r->err);
-  REQUIRE(r->exit_code == 0);
+// Instance identity on, a heartbeat every second, no update (the daemon stays up).
+AzureHost::Options identity_options(const std::string& imds_url) {
+  AzureHost::Options o;
+  o.azure = "instance_metadata = true\n";
+  o.report = "heartbeat_interval = \"1s\"\n";
+  o.rest = "[update]\nauto_apply = false\n";
+  o.imds_url = imds_url;
+  return o;
 }
 
 }  // namespace
@@ -144,7 +148,9 @@ TEST_CASE("a platform Reboot scheduled while an update is staged is approved, an
 }
 
 TEST_CASE("with IMDS unreachable the reboot strategy decides alone and the agent reports that IMDS was not reached") {
-  AzureHost a({.imds_url = "http://127.0.0.1:9"});  // nothing listens on the discard port
+  AzureHost::Options o;
+  o.imds_url = "http://127.0.0.1:9";  // nothing listens on the discard port
+  AzureHost a(o);
   auto daemon = a.start_daemon();
   require_ended_cleanly(daemon);  // the immediate strategy rebooted into 2.0
   CHECK(a.s.booted() == "2.0");
@@ -156,8 +162,10 @@ TEST_CASE("with IMDS unreachable the reboot strategy decides alone and the agent
 
 TEST_CASE("under fleet_lock a platform reboot is approved only once this node holds the lock") {
   FleetLockServer locks(1);
-  AzureHost a({.reboot = "strategy = \"fleet_lock\"\nfleet_lock_url = \"" + locks.url() + "\"\n",
-               .rest = "[node]\nid = \"node-a\"\n"});
+  AzureHost::Options o;
+  o.reboot = "strategy = \"fleet_lock\"\nfleet_lock_url = \"" + locks.url() + "\"\n";
+  o.rest = "[node]\nid = \"node-a\"\n";
+  AzureHost a(o);
   REQUIRE(locks.post("pre-reboot", "node-b") == 200);
   a.imds.set_events({ImdsServer::event("R1", "Reboot")});
   auto daemon = ChildProcess::spawn(a.daemon_argv());
@@ -174,8 +182,7 @@ TEST_CASE("under fleet_lock a platform reboot is approved only once this node ho
 }
 
 TEST_CASE("on Azure the node id is the VM's vmId and heartbeats carry the instance's identity") {
-  AzureHost a({.azure = "instance_metadata = true\n", .report = "heartbeat_interval = \"1s\"\n",
-               .rest = "[update]\nauto_apply = false\n"});
+  AzureHost a(identity_options(""));
   auto daemon = ChildProcess::spawn(a.daemon_argv());
   REQUIRE(daemon);
   std::vector<nlohmann::json> beats;
@@ -197,8 +204,7 @@ TEST_CASE("on Azure the node id is the VM's vmId and heartbeats carry the instan
 }
 
 TEST_CASE("off Azure (IMDS unreachable) the node id stays the machine id and heartbeats carry no instance") {
-  AzureHost a({.azure = "instance_metadata = true\n", .report = "heartbeat_interval = \"1s\"\n",
-               .rest = "[update]\nauto_apply = false\n", .imds_url = "http://127.0.0.1:9"});
+  AzureHost a(identity_options("http://127.0.0.1:9"));
   auto machine_id = read_file("/etc/machine-id").value();
   machine_id.erase(machine_id.find_last_not_of(" \n") + 1);
   auto daemon = ChildProcess::spawn(a.daemon_argv());
