@@ -29,7 +29,7 @@ struct ImdsServer {
 
   ImdsServer() {
     using namespace std::chrono_literals;
-    set_events(nlohmann::json::array());
+    set_events({});
     std::string port_file = dir + "/port";
     auto p = ChildProcess::spawn({"python3", BALLAST_SOURCE_ROOT "/tests/integration/agent/azure/imds_server.py", "--state",
                                   dir + "/state.json", "--log", dir + "/log.jsonl", "--port-file", port_file});
@@ -45,10 +45,10 @@ struct ImdsServer {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 
   // The platform's events now; the document's incarnation grows with each change.
-  void set_events(const nlohmann::json& events) {
+  void set_events(const std::vector<nlohmann::json>& events) {
     static int incarnation = 1;
     REQUIRE(write_file_atomic(dir + "/state.json",
-                              nlohmann::json{{"incarnation", ++incarnation}, {"events", events}, {"compute", compute}}.dump()));
+                              nlohmann::json{{"incarnation", ++incarnation}, {"events", nlohmann::json(events)}, {"compute", compute}}.dump()));
   }
   // An event as IMDS documents it, for this VM.
   static nlohmann::json event(const std::string& id, const std::string& type, const std::string& status = "Scheduled",
