@@ -59,8 +59,15 @@ const std::vector<ConfigKeySpec>& config_schema() {
        "fleet_lock: PEM CA bundle for the FleetLock server's HTTPS; empty: the system store (not the repository's)."},
       {"reboot.fleet_lock_client_cert", T::string, "", "fleet_lock: PEM client certificate for the FleetLock server."},
       {"reboot.fleet_lock_client_key", T::string, "", "fleet_lock: PEM private key of the client certificate."},
+      {"reboot.azure_scheduled_events", T::boolean, "false",
+       "Azure: before each reboot, ask IMDS's Scheduled Events: a Freeze, Reboot, Redeploy, Preempt or Terminate of this VM "
+       "holds it, a scheduled platform reboot is approved to boot the staged update; IMDS unreachable: the strategy decides alone. "
+       "Combines with every strategy."},
+      {"reboot.azure_recheck_interval", T::duration, "\"1m\"",
+       "Azure: how often a reboot held by a scheduled event asks IMDS again.", {}, 1 * second, 1 * hour},
       // [node]
-      {"node.id", T::string, "", "Stable node id; empty: derived from /etc/machine-id."},
+      {"node.id", T::string, "",
+       "Stable node id; empty: on Azure (azure.instance_metadata) the VM's compute.vmId, else derived from /etc/machine-id."},
       {"node.wariness", T::number, "", "Rollout wariness in [0,1]; empty: derived from the node id."},
       // [health]
       {"health.check_timeout", T::duration, "\"60s\"", "Time limit for each health check.", {}, 1 * second, 1 * hour},
@@ -99,6 +106,9 @@ const std::vector<ConfigKeySpec>& config_schema() {
       // [azure]
       {"azure.imds_endpoint", T::string, "\"http://169.254.169.254\"",
        "Base URL of Azure's Instance Metadata Service (tests point it at a local server)."},
+      {"azure.instance_metadata", T::boolean, "false",
+       "Azure: read the instance document from IMDS once per daemon run: node.id defaults to compute.vmId, and heartbeats "
+       "carry vmId, resourceId, location, zone, vmSize and securityProfile. Off, or IMDS unreachable: the machine id as elsewhere."},
       // [retention]
       {"retention.keep", T::integer, "3", "Versions kept: booted, previous good, staged.", {}, 2, 100},
   };

@@ -32,6 +32,10 @@ struct HttpSettings {
   // to refresh and repeats the request once; a 403 is "http.forbidden" with the likely cause.
   std::shared_ptr<CredentialProvider> credentials;
   std::vector<std::string> headers;  // "Name: value" sent with every request (kBlobApiVersionHeader)
+  // For a local service such as Azure's Instance Metadata Service: a limit on the whole transfer
+  // (0: none) and no proxy from the environment.
+  std::chrono::milliseconds total_timeout{0};
+  bool no_proxy = false;
 };
 
 struct HttpResponse {

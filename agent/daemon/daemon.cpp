@@ -328,6 +328,7 @@ Result<AgentStatus> Daemon::status() {
   auto pinned = BALLAST_TRY(read_pin(opts_.state_dir));
   s.pinned = pinned ? pinned->str() : "";
   s.dropped_events = ports_.reporter.dropped_events();
+  ports_.reboot.describe(s);
   return s;
 }
 

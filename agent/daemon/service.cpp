@@ -5,6 +5,7 @@
 #include <mutex>
 #include <optional>
 
+#include "agent/azure/scheduled_events.hpp"
 #include "agent/daemon/daemon.hpp"
 #include "agent/daemon/planner.hpp"
 #include "agent/daemon/ports.hpp"
@@ -109,8 +110,11 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   if (a.simulate_reboot && config.get_string("boot.loader") != "systemd-boot")
     return fail("config.invalid", "--simulate-reboot follows systemd-boot; boot.loader is " + config.get_string("boot.loader"));
   if (host.request.repo_url.empty()) return fail("config.missing", "repository.url is not set");
-  auto node = BALLAST_TRY(node_id(config));
-  auto wariness = BALLAST_TRY(node_wariness(config));
+  // Read once per run: the node id on Azure, and what every heartbeat carries.
+  const std::optional<azure::InstanceIdentity> instance = azure::read_instance_identity(config);
+  const std::string platform_id = instance ? instance->vm_id : "";
+  auto node = BALLAST_TRY(node_id(config, "/etc/machine-id", platform_id));
+  auto wariness = BALLAST_TRY(node_wariness(config, "/etc/machine-id", platform_id));
   boot::BootControl* boot = &host.boot;
   SystemClock clock;
 
@@ -127,7 +131,6 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   };
   HostReleaseSource source(std::move(so), *boot, clock);
 
-  auto policy = BALLAST_TRY(reboot::make_reboot_policy(config, clock, node));
   reboot::RebooterOptions ro;
   ro.run_dir = a.run_dir;
   ro.bus_address = a.bus_address;
@@ -149,6 +152,10 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   auto outbox = BALLAST_TRY(report::Outbox::open(report::outbox_options_from_config(config, host.state_dir, node),
                                                  *report_http, clock));
   LockedReporter reporter(*outbox);
+  auto policy = azure::with_scheduled_events(config, BALLAST_TRY(reboot::make_reboot_policy(config, clock, node)), clock,
+                                             instance ? instance->name : "", [&reporter](const azure::EventDecision& d) {
+                                               reporter.report("scheduled-events", azure::decision_event(d));
+                                             });
   auto metrics = BALLAST_TRY(report::Metrics::open(report::metrics_options_from_config(config, host.state_dir), clock));
   metrics->count_dropped_events_from([&reporter] { return reporter.dropped_events(); });
   if (auto booted = boot->booted_version()) metrics->set_booted(booted->str());
@@ -177,10 +184,11 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     sd_event_source_set_time_relative(report_timer, in);
     sd_event_source_set_enabled(report_timer, SD_EVENT_ONESHOT);
   };
-  auto status_now = [&daemon_ptr, &security]() -> AgentStatus {
+  auto status_now = [&daemon_ptr, &security, &instance]() -> AgentStatus {
     auto s = daemon_ptr ? daemon_ptr->status() : Result<AgentStatus>(AgentStatus{});
     AgentStatus out = s ? *s : AgentStatus{};
     out.boot = read_boot_security(security);
+    out.azure = instance;
     return out;
   };
   ReportingObserver reporting([&] { rearm_report_timer(); });
@@ -228,6 +236,7 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     if (!passed) return tl::unexpected(passed.error());
     auto status = BALLAST_TRY(d->status());
     status.boot = read_boot_security(security);
+    status.azure = instance;
     return std::optional<AgentStatus>(std::move(status));
   }
   // The server observes transitions only once it exists, inside the loop.
