@@ -143,7 +143,7 @@ TEST_CASE("a platform Reboot scheduled while an update is staged is approved, an
   daemon->stop();
   auto booted = boot::BootSimulator(a.s.h.paths).reboot();
   REQUIRE(booted);
-  CHECK(booted->version == "2.0");
+  CHECK(booted->version.str() == "2.0");
   a.imds.set_events({});
   auto once = run_process(a.ballast({"daemon", "--once", "--simulate-reboot", "--no-dbus", "--run-dir", a.s.run}));
   REQUIRE(once);
