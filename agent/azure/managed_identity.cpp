@@ -75,6 +75,7 @@ std::string ManagedIdentityCredentials::forbidden_hint() const {
 std::shared_ptr<repository::HttpClient> make_imds_http_client() {
   repository::HttpSettings s;
   s.connect_timeout = std::chrono::seconds(3);
+  s.no_proxy = true;  // IMDS answers only on the link itself; a proxy from the environment must not see it
   s.retries = 4;  // IMDS asks for retries on 429 and 5xx (it throttles at 5 requests per second)
   s.backoff_base = std::chrono::milliseconds(500);
   s.backoff_max = std::chrono::seconds(8);
