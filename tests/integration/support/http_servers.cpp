@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -133,9 +135,18 @@ uint64_t FaultyHttpServer::bytes_served() const {
 }
 
 Result<int> wait_for_port_file(const std::string& port_file) {
-  for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  auto text = BALLAST_TRY(read_file(port_file));
-  return std::stoi(text);
+  // The servers write the file by rename, but one that creates it in place (or an old one) can be
+  // seen empty: only a whole port number counts. The bound only guards a server that never starts.
+  for (int i = 0; i < 6000; ++i) {
+    if (auto text = read_file(port_file)) {
+      std::string digits = *text;
+      while (!digits.empty() && std::isspace(static_cast<unsigned char>(digits.back()))) digits.pop_back();
+      if (!digits.empty() && digits.size() <= 5 && std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c) != 0; }))
+        return std::stoi(digits);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return fail("test.server-not-started", "no port number in " + port_file + " after 60 s");
 }
 
 Status make_test_certificates(const std::string& d) {

@@ -195,5 +195,7 @@ const server = opt('--tls-cert')
       rejectUnauthorized: false }, onRequest)
   : http.createServer(onRequest);
 server.listen(Number(opt('--port') ?? 0), '127.0.0.1', () => {
-  fs.writeFileSync(opt('--port-file'), String(server.address().port));
+  // Written by rename, so a reader never sees a half-written (empty) port file.
+  fs.writeFileSync(opt('--port-file') + '.tmp', String(server.address().port));
+  fs.renameSync(opt('--port-file') + '.tmp', opt('--port-file'));
 });

@@ -40,11 +40,10 @@ Sink start_sink(const std::string& dir, int port, const std::string& token, doub
                                             "--log", dir + "/sink.log", "--port", std::to_string(port), "--token",
                                             token, "--fail-fraction", std::to_string(fail_fraction)});
   REQUIRE(proc);
-  for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(10ms);
-  auto text = read_file(port_file);
+  auto listening = testing::wait_for_port_file(port_file);
   INFO("the cloudevents sink did not start");
-  REQUIRE(text);
-  return Sink{std::move(*proc), std::stoi(*text)};
+  REQUIRE(listening);
+  return Sink{std::move(*proc), *listening};
 }
 
 std::vector<json> sink_log(const std::string& dir) {
