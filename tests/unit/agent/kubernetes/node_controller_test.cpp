@@ -60,6 +60,16 @@ struct Rig {
     REQUIRE(c);
     return std::move(*c);
   }
+  // For start(): heartbeats out of the way, backoffs of a few milliseconds.
+  NodeControllerOptions threaded_options() const {
+    NodeControllerOptions o;
+    o.node_name = "node-a";
+    o.state_dir = state;
+    o.heartbeat = std::chrono::hours(1);
+    o.backoff_base = std::chrono::milliseconds(5);
+    o.backoff_max = std::chrono::milliseconds(20);
+    return o;
+  }
   NodeObject with_request(const std::string& request) {
     NodeObject n = kube.node;
     n.annotations[kRequestAnnotation] = request;
@@ -220,12 +230,7 @@ TEST_CASE("a request arriving on the watch is carried out") {
 
 TEST_CASE("the writer publishes on a transition and again once the API server is back") {
   Rig rig;
-  NodeControllerOptions o;
-  o.node_name = "node-a";
-  o.state_dir = rig.state;
-  o.heartbeat = std::chrono::hours(1);
-  o.backoff_base = std::chrono::milliseconds(5);
-  o.backoff_max = std::chrono::milliseconds(20);
+  NodeControllerOptions o = rig.threaded_options();
   {
     std::lock_guard lock(rig.kube.mutex);
     rig.kube.down = Error{"http.transfer", "connection refused", 0, {}};
@@ -267,12 +272,7 @@ TEST_CASE("a first 410 Gone relists at once, a second in a row backs off, and a 
 
 TEST_CASE("the watcher gets two 410 Gone in a row, lists again after each and then carries out a request") {
   Rig rig;
-  NodeControllerOptions o;
-  o.node_name = "node-a";
-  o.state_dir = rig.state;
-  o.heartbeat = std::chrono::hours(1);
-  o.backoff_base = std::chrono::milliseconds(4);
-  o.backoff_max = std::chrono::milliseconds(8);
+  NodeControllerOptions o = rig.threaded_options();
   rig.kube.gone_next = 2;
   auto c = *NodeController::open(rig.kube, rig.agent, rig.clock, o);
   c->start();
