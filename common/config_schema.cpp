@@ -72,6 +72,9 @@ const std::vector<ConfigKeySpec>& config_schema() {
       // [health]
       {"health.check_timeout", T::duration, "\"60s\"", "Time limit for each health check.", {}, 1 * second, 1 * hour},
       {"health.check_failed_units", T::boolean, "true", "Count failed systemd units as a required check."},
+      {"health.repository_unreachable_after", T::duration, "\"1h\"",
+       "`ballast health --npd` reports a problem once the update repository has not been reached for longer than this.", {},
+       1 * second, 30 * day},
       // [report]
       {"report.endpoint", T::string, "", "CloudEvents sink URL; empty: reporting off."},
       {"report.auth", T::choice, "\"bearer-file\"",

@@ -7,6 +7,7 @@
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
 #include "agent/measured_boot.hpp"
+#include "agent/repository_contact.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 
@@ -39,7 +40,11 @@ std::vector<LocalSlot> local_slots(const snapshot::HostLayout& host, const std::
 Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Version>& denylist) {
   // The update's one refresh: the plan's manifest is read through it, and staging later reads
   // the same trusted metadata without refreshing.
-  auto repo = BALLAST_TRY(repository::refresh_repository(opts_.request, clock_));
+  auto refreshed = repository::refresh_repository(opts_.request, clock_);
+  const auto failure = refreshed ? std::nullopt : std::optional(refreshed.error());
+  if (auto st = record_repository_contact(opts_.state_dir, failure, clock_.now()); !st)
+    log::warning("recording the repository's reachability: " + st.error().describe());
+  auto repo = BALLAST_TRY(std::move(refreshed));
   auto releases = BALLAST_TRY(repository::list_releases(*repo.client));
   PlanInput in;
   for (const auto& r : releases) in.releases.push_back(r.info);

@@ -55,7 +55,7 @@ Result<int> free_port() {
 
 }  // namespace
 
-Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv) {
+Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv, const std::string& stderr_path) {
   ChildProcess c;
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -63,6 +63,7 @@ Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (!stderr_path.empty()) posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   int rc = posix_spawnp(&c.pid_, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {

@@ -22,7 +22,8 @@ namespace ballast::testing {
 // A child process killed (SIGTERM, then SIGKILL) and reaped by the destructor.
 class ChildProcess {
  public:
-  static Result<ChildProcess> spawn(const std::vector<std::string>& argv);
+  // `stderr_path`: where its stderr goes (created or truncated); empty: the test's own.
+  static Result<ChildProcess> spawn(const std::vector<std::string>& argv, const std::string& stderr_path = "");
   ChildProcess() = default;
   ChildProcess(ChildProcess&& o) noexcept : pid_(o.pid_) { o.pid_ = -1; }
   ChildProcess& operator=(ChildProcess&& o) noexcept;
