@@ -492,6 +492,12 @@ std::vector<std::vector<std::string>> posted_batches(const repository::FakeHttpC
   return out;
 }
 
+OutboxOptions batch_options(const OutboxFixture& f) {
+  auto o = f.options();
+  o.batch = true;
+  return o;
+}
+
 std::vector<std::string> ids(std::initializer_list<int> seqs) {
   std::vector<std::string> out;
   for (int s : seqs) out.push_back("node-a-" + std::to_string(s));
@@ -512,8 +518,7 @@ TEST_CASE("a batch takes the oldest events that fit in its count and its bytes, 
 TEST_CASE("in batch mode the pending events go oldest first as CloudEvents arrays of at most batch_max_events",
           "[report][batch]") {
   OutboxFixture f;
-  auto o = f.options();
-  o.batch = true;
+  auto o = batch_options(f);
   o.batch_max_events = 2;
   auto box = f.open(o);
   for (int i = 0; i < 5; ++i) REQUIRE(box->enqueue("checked", {{"n", i}}));
@@ -532,9 +537,7 @@ TEST_CASE("in batch mode a failed POST keeps every event of the batch, and a 413
           "takes it",
           "[report][batch]") {
   OutboxFixture f;
-  auto o = f.options();
-  o.batch = true;
-  auto box = f.open(o);
+  auto box = f.open(batch_options(f));
   for (int i = 0; i < 4; ++i) REQUIRE(box->enqueue("staged", {{"version", "1." + std::to_string(i)}}));
   f.statuses = {500};
   auto failed = box->flush();
@@ -558,8 +561,7 @@ TEST_CASE("in batch mode an event the sink refuses as too large even alone is mo
           "behind it are sent",
           "[report][batch]") {
   OutboxFixture f;
-  auto o = f.options();
-  o.batch = true;
+  const auto o = batch_options(f);
   auto box = f.open(o);
   REQUIRE(box->enqueue("staged", {{"version", "huge"}}));
   REQUIRE(box->enqueue("committed", {{"version", "1.1"}}));
