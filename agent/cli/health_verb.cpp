@@ -2,9 +2,12 @@
 // With --npd: Node Problem Detector's custom-plugin protocol (agent/kubernetes/npd.hpp).
 #include <iostream>
 
+#include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
 #include "agent/health.hpp"
 #include "agent/kubernetes/npd.hpp"
+#include "agent/measured_boot.hpp"
+#include "boot/tpm.hpp"
 #include "common/duration.hpp"
 #include "common/file.hpp"
 
@@ -39,6 +42,16 @@ int health(const GlobalOptions& g, const HealthArgs& a) {
   }
   o.check_failed_units = cfg->get_bool("health.check_failed_units") && !a.no_failed_units;
   auto r = agent::run_health_checks(o);
+  // The booted release's measured boot, as the daemon checks it: ballast-health.service runs this
+  // verb before the boot is blessed, so a wrong PCR 11 must fail here too. A host that booted no
+  // ballast release has nothing published to compare with.
+  if (r) {
+    if (auto booted = make_boot_control(g, *cfg)->booted_version()) {
+      auto tpm = boot::make_sysfs_tpm(g.tpm_path);
+      if (auto added = agent::add_measured_boot_check(*r, *tpm, g.state_dir, *booted); !added)
+        r = tl::unexpected(added.error());
+    }
+  }
   if (a.npd) {
     agent::kubernetes::RepositoryReach reach{value_if_ok(agent::load_repository_contact(g.state_dir)),
                                              std::chrono::system_clock::now(),

@@ -146,11 +146,7 @@ Result<HealthReport> HostHealthChecker::run() {
   }
   if (host_) o.dirs = deployment_health_dirs(*host_, *booted);
   auto report = BALLAST_TRY(run_health_checks(o));
-  if (measured_) {
-    auto expected = BALLAST_TRY(load_expected_pcr11(measured_->state_dir, booted->str()));
-    report.checks.push_back(measured_boot_check(verify_measured_boot(measured_->tpm, expected)));
-    report.healthy = report.healthy && report.checks.back().passed;
-  }
+  if (measured_) BALLAST_CHECK(add_measured_boot_check(report, measured_->tpm, measured_->state_dir, *booted));
   return report;
 }
 

@@ -6,7 +6,7 @@
 //   node blob-gate.mjs STATE_DIR TARGET LIMIT
 import { createServer } from "node:http";
 import { request } from "node:https";
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 
 const [stateDir, target, limit] = process.argv.slice(2);
 const puts = [];
@@ -30,4 +30,8 @@ const server = createServer((req, res) => {
   });
   req.pipe(upstream);
 });
-server.listen(0, "127.0.0.1", () => writeFileSync(`${stateDir}/port`, String(server.address().port)));
+// Written by rename, so a reader never sees a half-written port.
+server.listen(0, "127.0.0.1", () => {
+  writeFileSync(`${stateDir}/port.tmp`, String(server.address().port));
+  renameSync(`${stateDir}/port.tmp`, `${stateDir}/port`);
+});
