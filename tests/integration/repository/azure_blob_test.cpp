@@ -92,13 +92,17 @@ struct TokenServer {
     auto p = ChildProcess::spawn(argv);
     REQUIRE(p);
     proc = std::move(*p);
-    wait_for([&] { return path_exists(dir + "/port") && !read_file(dir + "/port")->empty(); }, "the token server listens");
+    auto listening = wait_for_port_file(dir + "/port");
+    INFO("the token server listens");
+    REQUIRE(listening);
+    port = *listening;
   }
   ~TokenServer() {
     proc.stop();
     (void)remove_tree(dir);
   }
-  std::string url() const { return "http://127.0.0.1:" + *read_file(dir + "/port"); }
+  int port = 0;
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
   int issued() const { return std::stoi(run_checked({"curl", "-s", url() + "/issued"})->out); }
 };
 
@@ -259,14 +263,18 @@ struct Gate {
                                   "https://127.0.0.1:" + std::to_string(az.port), std::to_string(limit)});
     REQUIRE(p);
     proc = std::move(*p);
-    wait_for([&] { return path_exists(dir + "/port") && !read_file(dir + "/port")->empty(); }, "the gate listens");
+    auto listening = wait_for_port_file(dir + "/port");
+    INFO("the gate listens");
+    REQUIRE(listening);
+    port = *listening;
   }
   ~Gate() {
     proc.stop();
     (void)remove_tree(dir);
   }
-  std::string endpoint() const { return "http://127.0.0.1:" + *read_file(dir + "/port") + "/devstoreaccount1"; }
-  std::string forwarded() const { return run_checked({"curl", "-s", "http://127.0.0.1:" + *read_file(dir + "/port") + "/gate/puts"})->out; }
+  int port = 0;
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port) + "/devstoreaccount1"; }
+  std::string forwarded() const { return run_checked({"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/gate/puts"})->out; }
 };
 
 }  // namespace
