@@ -3,21 +3,28 @@
 # ~200 MB tree of real files (copied from /usr) and a change to 5 % of its files, on a fresh
 # loop-backed Btrfs. Each timing includes `sync -f`; the two tools alternate which goes first.
 #
-#   bench/receive/run.sh [--ballast PATH] [--rounds N] [--size-mb N]
+#   bench/receive/run.sh [--ballast PATH] [--rounds N] [--size-mb N] [--drop-caches]
 #
-# Needs root. Prints every round, the medians and the ratio ballast/btrfs (target <= 0.8).
+# Needs root. Prints every round (wall and CPU seconds of the receiving process), then per stream
+# the median and spread (min-max) of each tool, the ratio of the medians (target <= 0.8 for the
+# incremental, <= 0.7 for the full) and the median of the per-round ratios (each round's pair ran
+# back to back, so it shares that moment's load), and the start-up time of each binary alone.
+# --drop-caches: before every timed receive, flush and drop the page, dentry and inode caches
+# (both tools then read the parent's metadata cold, as on a host after a reboot).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 ballast="$here/../../build/agent/ballast"
-rounds=5
+rounds=9
+drop_caches=0
 size_mb=200
 while [ $# -gt 0 ]; do
   case "$1" in
     --ballast) ballast=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --size-mb) size_mb=$2; shift 2 ;;
-    *) echo "usage: $0 [--ballast PATH] [--rounds N] [--size-mb N]" >&2; exit 2 ;;
+    --drop-caches) drop_caches=1; shift ;;
+    *) echo "usage: $0 [--ballast PATH] [--rounds N] [--size-mb N] [--drop-caches]" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
@@ -95,32 +102,64 @@ clean() {
   btrfs -q subvolume sync "$m" >/dev/null 2>&1 || true
   sync -f "$m"
 }
-# time_one TOOL STREAM → seconds on stdout
+# Both tools start from the same state: everything flushed, and with --drop-caches nothing cached.
+settle() {
+  sync -f "$m"
+  if ((drop_caches)); then sync; echo 3 > /proc/sys/vm/drop_caches; fi
+}
+# time_one TOOL STREAM → "wall cpu" seconds on stdout: wall includes the `sync -f` after the
+# receive; cpu is the user + system time of the receiving process alone.
 time_one() {
+  local t0 t1 cpu
+  settle
+  t0=$(now)
+  if [ "$1" = btrfs ]; then cpu=$(/usr/bin/time -f '%U %S' btrfs receive -q -f "$2" "$m/recv" 2>&1 >/dev/null | tail -1)
+  else cpu=$(/usr/bin/time -f '%U %S' "$ballast" receive -f "$2" "$m/recv" 2>&1 >/dev/null | tail -1); fi
+  sync -f "$m"
+  t1=$(now)
+  echo "$(echo "$t1 - $t0" | bc -l) $(echo "$cpu" | awk '{print $1 + $2}')"
+}
+# Process start-up alone (dynamic loading, static initialisers): part of every CLI timing above.
+startup_one() {
   local t0 t1
   t0=$(now)
-  if [ "$1" = btrfs ]; then btrfs receive -q -f "$2" "$m/recv" >/dev/null
-  else "$ballast" receive -f "$2" "$m/recv" >/dev/null; fi
-  sync -f "$m"
+  if [ "$1" = btrfs ]; then btrfs --version >/dev/null; else "$ballast" --version >/dev/null; fi
   t1=$(now)
   echo "$t1 - $t0" | bc -l
 }
 
-declare -a bf bi of oi
+declare -a bf bi of oi bfc bic ofc oic rf ri bs os
 for ((r = 0; r < rounds; r++)); do
   if ((r % 2 == 0)); then order="btrfs ballast"; else order="ballast btrfs"; fi
   for tool in $order; do
     clean
-    f=$(time_one "$tool" "$work/full.stream")
-    i=$(time_one "$tool" "$work/incr.stream")
-    if [ "$tool" = btrfs ]; then bf+=("$f"); bi+=("$i"); else of+=("$f"); oi+=("$i"); fi
-    printf 'round %d  %-8s full %6.3f s  incremental %6.3f s\n' "$r" "$tool" "$f" "$i"
+    read -r f fc < <(time_one "$tool" "$work/full.stream")
+    read -r i ic < <(time_one "$tool" "$work/incr.stream")
+    s=$(startup_one "$tool")
+    if [ "$tool" = btrfs ]; then bf+=("$f"); bi+=("$i"); bfc+=("$fc"); bic+=("$ic"); bs+=("$s")
+    else of+=("$f"); oi+=("$i"); ofc+=("$fc"); oic+=("$ic"); os+=("$s"); fi
+    printf 'round %d  %-8s full %6.3f s (cpu %5.2f)  incremental %6.3f s (cpu %5.2f)  start-up %5.3f s\n' \
+      "$r" "$tool" "$f" "$fc" "$i" "$ic" "$s"
   done
+  rf+=("$(echo "${of[r]} / ${bf[r]}" | bc -l)")
+  ri+=("$(echo "${oi[r]} / ${bi[r]}" | bc -l)")
 done
 clean
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-mbf=$(median "${bf[@]}"); mbi=$(median "${bi[@]}"); mof=$(median "${of[@]}"); moi=$(median "${oi[@]}")
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.3f-%.3f", lo, hi}'; }
+report() {  # report LABEL btrfs-walls ballast-walls per-round-ratios btrfs-cpus ballast-cpus (names of arrays)
+  local -n b=$2 o=$3 q=$4 bc_=$5 oc=$6
+  local mb mo
+  mb=$(median "${b[@]}"); mo=$(median "${o[@]}")
+  printf '%-12s btrfs receive %6.3f s (%s)   ballast receive %6.3f s (%s)   ratio of medians %.2f   median ratio per round %.2f (%s)\n' \
+    "$1:" "$mb" "$(spread "${b[@]}")" "$mo" "$(spread "${o[@]}")" "$(echo "$mo / $mb" | bc -l)" \
+    "$(median "${q[@]}")" "$(spread "${q[@]}")"
+  printf '%-12s cpu of the receiving process: btrfs receive %5.3f s   ballast receive %5.3f s\n' "" \
+    "$(median "${bc_[@]}")" "$(median "${oc[@]}")"
+}
 echo
-printf 'median full:        btrfs receive %6.3f s   ballast receive %6.3f s   ratio %.2f\n' "$mbf" "$mof" "$(echo "$mof / $mbf" | bc -l)"
-printf 'median incremental: btrfs receive %6.3f s   ballast receive %6.3f s   ratio %.2f\n' "$mbi" "$moi" "$(echo "$moi / $mbi" | bc -l)"
+echo "medians of $rounds rounds (spread min-max), wall time including sync -f$( ((drop_caches)) && echo ', caches dropped before each receive'):"
+report full bf of rf bfc ofc
+report incremental bi oi ri bic oic
+printf 'start-up alone (--version): btrfs %5.3f s   ballast %5.3f s (median)\n' "$(median "${bs[@]}")" "$(median "${os[@]}")"

@@ -178,6 +178,30 @@ TEST_CASE("hostile send streams are rejected and leave nothing behind") {
     CHECK(after.st_uid == before.st_uid);
     CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
   }
+  SECTION("a directory the receiver holds open, moved away and its name made a symlink to outside") {
+    // The receiver keeps the descriptors of recently used parent directories (and of the file
+    // it writes); once "d" is renamed or removed, its old name must be resolved afresh, and
+    // through the symlink that now stands there, which is refused.
+    for (auto away : {Cmd::rename, Cmd::rmdir}) {
+      auto b = started();
+      b.begin(Cmd::mkdir).str(Attr::path, "d").u64(Attr::ino, 258);
+      b.begin(Cmd::mkfile).str(Attr::path, "d/f").u64(Attr::ino, 259);
+      b.write("d/f", 0, "inside");
+      b.begin(Cmd::utimes).str(Attr::path, "d/f").time(Attr::atime, 1, 0).time(Attr::mtime, 1, 0).time(Attr::ctime, 1, 0);
+      if (away == Cmd::rename) {
+        b.begin(Cmd::rename).str(Attr::path, "d").str(Attr::path_to, "moved");
+      } else {
+        b.path_cmd(Cmd::unlink, "d/f");
+        b.path_cmd(Cmd::rmdir, "d");
+      }
+      b.begin(Cmd::symlink).str(Attr::path, "d").str(Attr::path_link, e.outside).u64(Attr::ino, 260);
+      StreamBuilder write_through = b, create_through = b;
+      write_through.write("d/secret", 0, "overwritten");
+      expect_rejected(e, write_through.end().str(), "io.open");
+      create_through.begin(Cmd::mkfile).str(Attr::path, "d/evil").u64(Attr::ino, 261);
+      expect_rejected(e, create_through.end().str(), "io.open");
+    }
+  }
   SECTION("a device node the stream made, written to") {
     auto b = started();
     b.begin(Cmd::mknod).str(Attr::path, "disk").u64(Attr::mode, S_IFBLK | 0600)
