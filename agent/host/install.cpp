@@ -13,6 +13,7 @@
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "common/process.hpp"
+#include "images/uki.hpp"
 #include "snapshot/host_layout.hpp"
 
 namespace ballast::host {
@@ -56,7 +57,6 @@ class MountedLoop {
 
 Status install_systemd_boot(const std::string& esp, const std::string& efi_binary) {
   auto binary = BALLAST_TRY(with_context(read_file(efi_binary, 16 << 20), "reading systemd-boot (apt-get install systemd-boot)"));
-  for (const char* d : {"EFI/BOOT", "EFI/systemd", "loader/entries"}) BALLAST_CHECK(make_dirs(path_join(esp, d)));
   BALLAST_CHECK(write_file_atomic(path_join(esp, "EFI/BOOT/BOOTX64.EFI"), binary));
   BALLAST_CHECK(write_file_atomic(path_join(esp, "EFI/systemd/systemd-bootx64.efi"), binary));
   // No `default`: naming a counted entry would make systemd-boot boot it forever, so the order
@@ -89,7 +89,7 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
                                          const ReleaseSource& release, const std::string& esp_uuid) {
   snapshot::HostLayout host(sysroot);
   BALLAST_CHECK(snapshot::ensure_layout(host));
-  BALLAST_CHECK(install_systemd_boot(esp, systemd_boot_efi));
+  for (const char* d : {"EFI/BOOT", "EFI/systemd", "loader/entries"}) BALLAST_CHECK(make_dirs(path_join(esp, d)));
   auto efivars = BALLAST_TRY(make_temp_dir("ballast-install-efivars"));  // nothing to read at install time
   boot::BootPaths paths;
   paths.esp_path = esp;
@@ -106,6 +106,10 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
   auto staged = stage_release(ctx, req);
   (void)remove_tree(efivars);
   if (!staged) return tl::unexpected(staged.error());
+  // A release built for Secure Boot carries its signed systemd-boot: that one goes on the ESP, or
+  // the firmware would refuse the loader before any signed UKI is reached.
+  const std::string signed_loader = host.deployment(release.version.str()) + images::kSignedLoaderPath;
+  BALLAST_CHECK(install_systemd_boot(esp, path_exists(signed_loader) ? signed_loader : systemd_boot_efi));
   // A fresh host has nothing to fall back to: its first entry is good from the start.
   BALLAST_CHECK(boot->bless(release.version));
   return InstallResult{release.version, BALLAST_TRY(snapshot::filesystem_uuid(sysroot)), esp_uuid};

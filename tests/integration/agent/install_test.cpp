@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "agent/host/install.hpp"
@@ -26,7 +27,7 @@ struct Published {
   std::string stream;
 };
 
-Published publish_minimal(const std::string& version) {
+Published publish_minimal(const std::string& version, std::optional<images::SigningKey> key = {}) {
   Published p;
   auto f = LoopBtrfs::create();
   REQUIRE(f);
@@ -36,6 +37,7 @@ Published publish_minimal(const std::string& version) {
   images::BuildOptions opts;
   opts.version = make_version(version);
   opts.output = p.fs->mount_point() + "/minimal-" + version;
+  opts.secure_boot = std::move(key);
   REQUIRE(images::build_image(*def, opts));
   p.stream = p.fs->base_dir() + "/full";
   UniqueFd out(::open(p.stream.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -166,4 +168,33 @@ TEST_CASE("ballast install takes the release from a TUF repository") {
   CHECK(refused->exit_code == 1);
   CHECK_THAT(refused->err, Catch::Contains("fetch.no-release"));
   CHECK_FALSE(path_exists(missing));
+}
+
+TEST_CASE("ballast install puts a Secure Boot release's signed systemd-boot on the ESP, not the unsigned one") {
+  auto keys = make_temp_dir("ballast-install-keys");
+  REQUIRE(keys);
+  images::SigningKey key{path_join(*keys, "db.key"), path_join(*keys, "db.crt")};
+  REQUIRE(run_checked({"openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                       "/CN=ballast install test", "-keyout", key.key, "-out", key.cert}));
+  auto published = publish_minimal("1.0", key);
+  std::string image = published.fs->base_dir() + "/target.img";
+  host::InstallOptions o;
+  o.disk = image;
+  o.size = 1ull << 30;
+  auto installed = host::install_to_disk(o, source("1.0", published.stream));
+  if (!installed) FAIL(installed.error().describe());
+
+  auto table = run_checked({"sfdisk", "--json", image});
+  REQUIRE(table);
+  uint64_t esp_off = nlohmann::json::parse(table->out)["partitiontable"]["partitions"][0]["start"].get<uint64_t>() * 512;
+  auto signed_loader = read_file(published.fs->mount_point() + "/minimal-1.0" + images::kSignedLoaderPath, 16 << 20);
+  REQUIRE(signed_loader);
+  for (const char* path : {"/EFI/BOOT/BOOTX64.EFI", "/EFI/systemd/systemd-bootx64.efi"}) {
+    std::string on_esp = esp_file(image, esp_off, path);
+    CHECK(on_esp == *signed_loader);
+    const std::string copy = *keys + "/on-esp.efi";
+    REQUIRE(write_file_atomic(copy, on_esp));
+    CHECK(images::verify_signature(key.cert, copy));
+  }
+  (void)remove_tree(*keys);
 }
