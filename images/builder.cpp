@@ -104,10 +104,6 @@ Result<std::string> cached_debootstrap(const BaseSpec& base, const std::string& 
   std::sort(packages.begin(), packages.end());
   std::string key = base.suite + "\n" + base.variant + "\n" + base.mirror + "\n";
   for (const auto& p : packages) key += p + ",";
-  std::vector<std::string> exclude = base.exclude;
-  std::sort(exclude.begin(), exclude.end());
-  if (!exclude.empty()) key += "\nexclude:";  // keys of definitions without exclude stay as they were
-  for (const auto& p : exclude) key += p + ",";
   std::string cached = path_join(cache_dir, "debootstrap-" + sha256_hex(key).substr(0, 16) + ".tar");
   if (path_exists(cached)) return cached;
   BALLAST_CHECK(make_dirs(cache_dir));
@@ -117,11 +113,6 @@ Result<std::string> cached_debootstrap(const BaseSpec& base, const std::string& 
     std::string inc = "--include=";
     for (size_t i = 0; i < packages.size(); ++i) inc += (i ? "," : "") + packages[i];
     argv.push_back(inc);
-  }
-  if (!exclude.empty()) {
-    std::string exc = "--exclude=";
-    for (size_t i = 0; i < exclude.size(); ++i) exc += (i ? "," : "") + exclude[i];
-    argv.push_back(exc);
   }
   argv.insert(argv.end(), {base.suite, path_join(tmp, "root"), base.mirror});
   log::info("running debootstrap " + base.suite + " (cached afterwards in " + cached + ")");

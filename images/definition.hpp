@@ -23,7 +23,6 @@ struct BaseSpec {
   std::string variant = "minbase";
   std::string mirror = "http://deb.debian.org/debian";
   std::vector<std::string> packages;
-  std::vector<std::string> exclude;  // debootstrap --exclude: e.g. initramfs-tools when dracut is in packages
   std::string path;                            // directory / tarball
 };
 
