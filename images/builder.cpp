@@ -123,10 +123,16 @@ Result<std::string> cached_debootstrap(const BaseSpec& base, const std::string& 
     st = run_checked({"tar", "--create", "--file", partial, "--directory", path_join(tmp, "root"),
                       "--numeric-owner", "--xattrs", "--xattrs-include=*", "--sort=name", "."});
   }
+  std::string why = "building the debootstrap base";
+  if (!st) {
+    // debootstrap says on stderr only "see the log": the log's tail names the package that failed.
+    if (auto log = read_file(path_join(tmp, "root/debootstrap/debootstrap.log"), 64 << 20))
+      why += "; debootstrap.log ends:\n" + log->substr(log->size() > 2000 ? log->size() - 2000 : 0);
+  }
   (void)remove_tree(tmp);
   if (!st) {
     (void)remove_if_exists(partial);
-    return tl::unexpected(with_context(std::move(st), "building the debootstrap base").error());
+    return tl::unexpected(with_context(std::move(st), why).error());
   }
   if (::rename(partial.c_str(), cached.c_str()) != 0) {
     int e = errno;
