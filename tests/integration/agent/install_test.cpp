@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "agent/host/install.hpp"
@@ -58,17 +59,22 @@ std::string esp_file(const std::string& image, uint64_t offset, const std::strin
   return r->success() ? r->out : "<missing>";
 }
 
-}  // namespace
-
-TEST_CASE("ballast install makes a disk image with a FAT ESP holding systemd-boot and a Btrfs root holding the release") {
-  auto published = publish_minimal("1.0");
+// Installs the published 1.0 onto a fresh 1 GiB disk image; the image's path and the result.
+std::pair<std::string, host::InstallResult> install_fresh(const Published& published) {
   std::string image = published.fs->base_dir() + "/target.img";
   host::InstallOptions o;
   o.disk = image;
   o.size = 1ull << 30;
   auto installed = host::install_to_disk(o, source("1.0", published.stream));
   if (!installed) FAIL(installed.error().describe());
+  return {image, *installed};
+}
 
+}  // namespace
+
+TEST_CASE("ballast install makes a disk image with a FAT ESP holding systemd-boot and a Btrfs root holding the release") {
+  auto published = publish_minimal("1.0");
+  auto [image, installed] = install_fresh(published);
   auto table = run_checked({"sfdisk", "--json", image});
   REQUIRE(table);
   auto parts = nlohmann::json::parse(table->out)["partitiontable"]["partitions"];
@@ -86,7 +92,7 @@ TEST_CASE("ballast install makes a disk image with a FAT ESP holding systemd-boo
   CHECK_THAT(loader, Catch::Contains("timeout"));
   CHECK_THAT(loader, !Catch::Contains("default"));
   std::string entry = esp_file(image, esp_off, "/loader/entries/ballast-1.0.conf");  // blessed: no counter
-  CHECK_THAT(entry, Catch::Contains("options root=UUID=" + installed->root_uuid + " rootflags=subvol=@ballast/deploy/1.0 ro"));
+  CHECK_THAT(entry, Catch::Contains("options root=UUID=" + installed.root_uuid + " rootflags=subvol=@ballast/deploy/1.0 ro"));
   CHECK_THAT(entry, Catch::Contains("sort-key ballast"));
   CHECK_THAT(esp_file(image, esp_off, "/ballast/1.0/vmlinuz"), Catch::StartsWith("ballast stand-in kernel"));
 
@@ -103,7 +109,7 @@ TEST_CASE("ballast install makes a disk image with a FAT ESP holding systemd-boo
   CHECK(*snapshot::is_subvolume(mnt + "/@var"));
   auto fstab = read_file(mnt + "/@ballast/deploy/1.0/etc/fstab");
   REQUIRE(fstab);
-  CHECK_THAT(*fstab, Catch::Contains("UUID=" + installed->esp_uuid + " /efi vfat umask=0077 0 2"));
+  CHECK_THAT(*fstab, Catch::Contains("UUID=" + installed.esp_uuid + " /efi vfat umask=0077 0 2"));
   CHECK_THAT(*fstab, !Catch::Contains("nofail"));
   // The deployment is read-only when booted: the ESP's mount point must already be there.
   CHECK(std::filesystem::is_directory(mnt + "/@ballast/deploy/1.0/efi"));
@@ -177,13 +183,7 @@ TEST_CASE("ballast install puts a Secure Boot release's signed systemd-boot on t
   REQUIRE(run_checked({"openssl", "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                        "/CN=ballast install test", "-keyout", key.key, "-out", key.cert}));
   auto published = publish_minimal("1.0", key);
-  std::string image = published.fs->base_dir() + "/target.img";
-  host::InstallOptions o;
-  o.disk = image;
-  o.size = 1ull << 30;
-  auto installed = host::install_to_disk(o, source("1.0", published.stream));
-  if (!installed) FAIL(installed.error().describe());
-
+  auto [image, installed] = install_fresh(published);
   auto table = run_checked({"sfdisk", "--json", image});
   REQUIRE(table);
   uint64_t esp_off = nlohmann::json::parse(table->out)["partitiontable"]["partitions"][0]["start"].get<uint64_t>() * 512;
