@@ -7,10 +7,20 @@ nlohmann::json to_json(const Progress& p) {
           {"message", p.message}};
 }
 
+void add_to_json(nlohmann::json& j, const BootSecurity& b) {
+  j["secureBoot"] = b.secure_boot;
+  j["bootEntryType"] = b.entry_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(b.entry_type);
+  j["ukiSigned"] = b.uki_signed;
+  j["tpm"] = b.tpm;
+  j["measuredBoot"] = b.measured_boot;
+}
+
 nlohmann::json to_json(const AgentStatus& s) {
-  return {{"state", s.state},   {"booted", s.booted},         {"staged", s.staged},        {"target", s.target},
+  nlohmann::json j = {{"state", s.state},   {"booted", s.booted},         {"staged", s.staged},        {"target", s.target},
           {"pinned", s.pinned}, {"lastError", s.last_error}, {"lastCheck", s.last_check}, {"progress", to_json(s.progress)},
           {"droppedEvents", s.dropped_events}};
+  if (s.boot) add_to_json(j, *s.boot);
+  return j;
 }
 
 Result<AgentStatus> agent_status_from_json(const nlohmann::json& j) {
@@ -25,6 +35,15 @@ Result<AgentStatus> agent_status_from_json(const nlohmann::json& j) {
     s.last_error = j.value("lastError", "");
     s.last_check = j.value("lastCheck", int64_t{0});
     s.dropped_events = j.value("droppedEvents", uint64_t{0});
+    if (j.contains("measuredBoot")) {
+      BootSecurity b;
+      b.secure_boot = j.value("secureBoot", false);
+      if (j.contains("bootEntryType") && j["bootEntryType"].is_string()) b.entry_type = j["bootEntryType"];
+      b.uki_signed = j.value("ukiSigned", false);
+      b.tpm = j.value("tpm", false);
+      b.measured_boot = j.value("measuredBoot", "unavailable");
+      s.boot = b;
+    }
     if (j.contains("progress")) {
       const auto& p = j.at("progress");
       s.progress.percent = p.value("percent", 0.0);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,18 @@ struct Progress {
   std::string message;       // what is happening, one line
 };
 
+// How the host booted (agent/measured_boot.hpp reads it): status and heartbeats carry it.
+struct BootSecurity {
+  bool secure_boot = false;     // the SecureBoot EFI variable is 1
+  std::string entry_type;       // "type1" or "uki": the booted entry's; empty when unknown
+  bool uki_signed = false;      // the booted UKI carries an Authenticode signature
+  bool tpm = false;             // a TPM sha256 bank is readable
+  std::string measured_boot = "unavailable";  // "match", "mismatch" or "unavailable"
+};
+
+// Adds secureBoot, bootEntryType, ukiSigned, tpm and measuredBoot to a status object.
+void add_to_json(nlohmann::json& j, const BootSecurity& b);
+
 struct AgentStatus {
   std::string state;       // the FlowState name ("idle", "staging", …)
   std::string booted;      // version running now
@@ -31,6 +44,7 @@ struct AgentStatus {
   int64_t last_check = 0;  // unix seconds of the last check; 0 when never
   Progress progress;
   uint64_t dropped_events = 0;  // reports the outbox dropped to stay in its bounds, ever
+  std::optional<BootSecurity> boot;  // set by whoever can read the host (heartbeats, status)
 };
 
 nlohmann::json to_json(const Progress& p);
@@ -68,6 +82,9 @@ class AgentObserver {
   virtual ~AgentObserver() = default;
   virtual void on_transition(const std::string& from, const std::string& to) = 0;
   virtual void on_progress(const Progress& progress) = 0;
+  // An update enters staging: its target and the version it leaves, as the flow recorded them at
+  // that moment (a status read later may already belong to the next step, or be empty).
+  virtual void on_update_started(const std::string& /*target*/, const std::string& /*from*/) {}
 };
 
 }  // namespace ballast::agent

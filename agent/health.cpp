@@ -52,7 +52,7 @@ HealthCheckResult run_one(const std::string& name, const std::vector<std::string
 std::vector<std::string> HealthReport::failures() const {
   std::vector<std::string> out;
   for (const auto& c : checks)
-    if (!c.passed) out.push_back(c.name);
+    if (!c.passed) out.push_back(c.code.empty() ? c.name : c.name + " (" + c.code + ")");
   return out;
 }
 
@@ -110,10 +110,12 @@ Result<HealthReport> run_health_checks(const HealthOptions& opts) {
 
 nlohmann::json health_to_json(const HealthReport& r) {
   nlohmann::json checks = nlohmann::json::array();
-  for (const auto& c : r.checks)
+  for (const auto& c : r.checks) {
     checks.push_back({{"name", c.name}, {"path", c.path}, {"required", c.required}, {"passed", c.passed},
                       {"timedOut", c.timed_out}, {"exitCode", c.exit_code}, {"output", c.output},
                       {"durationMs", c.duration.count()}});
+    if (!c.code.empty()) checks.back()["code"] = c.code;
+  }
   return {{"healthy", r.healthy}, {"failures", r.failures()}, {"checks", checks}};
 }
 

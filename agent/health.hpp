@@ -23,13 +23,14 @@ struct HealthCheckResult {
   bool timed_out = false;
   int exit_code = 0;
   std::string output;     // last lines of stdout+stderr
+  std::string code;       // a built-in check's error code when it failed ("health.measured-boot-mismatch")
   std::chrono::milliseconds duration{0};
 };
 
 struct HealthReport {
   bool healthy = true;    // no required check failed
   std::vector<HealthCheckResult> checks;
-  std::vector<std::string> failures() const;  // names of every failed check
+  std::vector<std::string> failures() const;  // names of every failed check, "name (code)" when it has one
 };
 
 struct HealthOptions {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/file.hpp"
+#include "common/host_lock.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -11,7 +12,7 @@ using S = FlowState;
 
 // The whole update flow. Each row: in this state, do this; the handler returns the next state.
 // A state names the step to do next, so the state written before a step is where a restart
-// picks up (through kResumeMap).
+// picks up (through resume_state()).
 const UpdateFlow::Step UpdateFlow::kSteps[] = {
     {S::idle, "start a check", &UpdateFlow::do_check},
     {S::checking, "ask the repository for an allowed newer release", &UpdateFlow::do_check},
@@ -26,14 +27,48 @@ const UpdateFlow::Step UpdateFlow::kSteps[] = {
     {S::failed, "record the failure", &UpdateFlow::do_finish},
 };
 
-// Written state → state to resume in after a restart. A reboot the flow asked for lands in
-// verifying; every other state's step is safe to run again.
-const std::pair<FlowState, FlowState> UpdateFlow::kResumeMap[] = {
-    {S::idle, S::idle},           {S::checking, S::checking},   {S::staging, S::staging},
-    {S::staged, S::staged},       {S::waiting_to_reboot, S::waiting_to_reboot},
-    {S::rebooting, S::verifying}, {S::verifying, S::verifying}, {S::reverting, S::verifying},
-    {S::committed, S::committed}, {S::rolled_back, S::rolled_back}, {S::failed, S::failed},
-};
+FlowState resume_state(FlowState written, const BootFacts& facts) {
+  switch (written) {
+    case S::idle:
+    case S::checking:
+    case S::committed:
+    case S::rolled_back:
+    case S::failed:
+      return written;  // no target on the loader's side yet, or the outcome is decided
+    case S::staging:
+    case S::staged:
+    case S::waiting_to_reboot:
+    case S::rebooting:
+    case S::verifying:
+    case S::reverting:
+      break;
+  }
+  if (facts.target_booted) return written == S::reverting ? S::reverting : S::verifying;
+  // The health checks failed and the target was marked bad: whatever booted instead, it is back.
+  if (written == S::reverting) return S::rolled_back;
+  switch (facts.target_entry) {
+    case TargetEntry::bad:
+      return S::rolled_back;  // boot counting gave up on it, or it was marked bad
+    case TargetEntry::absent:
+      return written == S::staging ? S::staging : S::failed;
+    case TargetEntry::pending:
+      break;
+  }
+  // Staged (the entry is the stage's last act) and not booted yet: the reboot is still to come.
+  if (written == S::staging || written == S::staged) return S::staged;
+  return S::waiting_to_reboot;
+}
+
+bool is_permanent_failure(const Error& error) {
+  // The one list. Everything else (network, disk space, a chunk corrupted in transit) is retried.
+  static constexpr const char* kPermanent[] = {
+      "stage.bad-image",    // the stream does not make a read-only received subvolume
+      "image.wrong-version", "image.bad-version",  // the image names another (or no valid) version
+      "stage.no-kernel",    "stage.no-uki",       "boot.bad-uki",  // nothing this host can boot
+      "manifest.invalid",  // the signed manifest itself is malformed
+  };
+  return std::any_of(std::begin(kPermanent), std::end(kPermanent), [&](const char* c) { return error.code == c; });
+}
 
 namespace {
 
@@ -41,7 +76,53 @@ constexpr const char* kNames[] = {"idle",      "checking",  "staging",   "staged
                                   "verifying", "reverting", "committed", "rolled-back", "failed"};
 constexpr const char* kFile = "flow.json";
 
+// One writer per host (common/host_lock.hpp): every step takes the host lock but those that only
+// ask the repository or the reboot strategy, so that an operator's `ballast boot bless` waits at
+// most for one writing step, never for a check or a reboot window. The flow waits for the lock:
+// a verb holds it only while it writes.
+bool writes_host(FlowState s) { return s != S::idle && s != S::checking && s != S::waiting_to_reboot; }
+
+Error corrupt(const std::string& what) { return Error{"flow.corrupt", "the flow record's " + what + " is not valid", 0, {}}; }
+
+// A version the record holds: a string that parses, else the record is corrupt.
+Result<Version> version_in_record(const nlohmann::json& j, const std::string& what) {
+  if (!j.is_string()) return tl::unexpected(corrupt(what));
+  auto v = Version::parse(j.get<std::string>());
+  if (!v) return tl::unexpected(corrupt(what + " (" + v.error().message + ")"));
+  return *v;
+}
+
+// "target" and "from": "" (or absent) when the record has none.
+Result<std::optional<Version>> optional_version_in_record(const nlohmann::json& j, const char* key) {
+  auto value = j.value(key, nlohmann::json(""));
+  if (value == "") return std::optional<Version>();
+  return std::optional<Version>(BALLAST_TRY(version_in_record(value, key)));
+}
+
 }  // namespace
+
+nlohmann::json plan_to_json(const ReleasePlan& plan) {
+  return {{"version", plan.version.str()},
+          {"backward", plan.backward},
+          {"deltaFrom", plan.delta_from ? nlohmann::json(plan.delta_from->str()) : nlohmann::json(nullptr)},
+          {"downloadBytes", plan.download_bytes},
+          {"reason", plan.reason}};
+}
+
+Result<ReleasePlan> plan_from_json(const nlohmann::json& j) {
+  auto invalid = [] { return tl::unexpected(corrupt("plan")); };
+  if (!j.is_object() || !j.value("version", nlohmann::json()).is_string() || !j.value("backward", nlohmann::json()).is_boolean() ||
+      !j.value("downloadBytes", nlohmann::json()).is_number_unsigned() || !j.value("reason", nlohmann::json()).is_string())
+    return invalid();
+  ReleasePlan plan;
+  plan.version = BALLAST_TRY(version_in_record(j["version"], "plan's version"));
+  plan.backward = j["backward"].get<bool>();
+  plan.download_bytes = j["downloadBytes"].get<uint64_t>();
+  plan.reason = j["reason"].get<std::string>();
+  const auto& from = j.value("deltaFrom", nlohmann::json());
+  if (!from.is_null()) plan.delta_from = BALLAST_TRY(version_in_record(from, "plan's deltaFrom"));
+  return plan;
+}
 
 const char* to_string(FlowState s) { return kNames[static_cast<int>(s)]; }
 
@@ -62,16 +143,32 @@ Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports) {
   auto state = j.is_object() && j["state"].is_string() ? flow_state_from_string(j["state"]) : std::nullopt;
   if (!state) return fail("flow.corrupt", path_join(flow.state_dir_, kFile) + " is not a valid flow record");
   FlowRecord& r = flow.record_;
-  r.target = j.value("target", "");
-  r.target_bytes = j.value("targetBytes", uint64_t{0});
-  r.from = j.value("from", "");
+  const std::string where = path_join(flow.state_dir_, kFile);
+  r.target = BALLAST_TRY(with_context(optional_version_in_record(j, "target"), where));
+  if (j.contains("plan") && !j["plan"].is_null()) r.plan = BALLAST_TRY(with_context(plan_from_json(j["plan"]), where));
+  r.from = BALLAST_TRY(with_context(optional_version_in_record(j, "from"), where));
   r.last_error = j.value("lastError", "");
   r.resumes = j.value("resumes", 0);
-  r.denylist = j.value("denylist", std::vector<std::string>{});
+  const auto denylist = j.value("denylist", nlohmann::json::array());
+  if (!denylist.is_array()) return tl::unexpected(corrupt("denylist"));
+  for (const auto& v : denylist) r.denylist.push_back(BALLAST_TRY(with_context(version_in_record(v, "denylist"), where)));
   if (j["history"].is_array()) r.history = j["history"].get<std::vector<nlohmann::json>>();
   FlowState resumed = *state;
-  for (const auto& [written, resume] : kResumeMap)
-    if (written == *state) resumed = resume;
+  if (auto facts = r.target ? flow.boot_facts() : std::nullopt) {
+    const std::string& target = r.target->str();
+    resumed = resume_state(*state, *facts);
+    if (resumed == S::failed && *state != S::failed)
+      r.last_error = "the boot entry of " + target + " is gone; the update is abandoned";
+    if (resumed == S::rolled_back && *state != S::rolled_back) {
+      if (r.last_error.empty()) r.last_error = target + " did not stay booted: the loader fell back past its entry";
+      // The verifying step, which says what booted, is skipped: say it here.
+      auto booted = flow.ports_.boot.booted_version();
+      flow.ports_.reporter.report("booted", {{"version", booted ? booted->str() : ""}, {"target", target}});
+    }
+    if (resumed != *state)
+      log::info(std::string("flow: resuming ") + to_string(*state) + " as " + to_string(resumed) + " (" +
+                (facts->target_booted ? target + " booted" : target + " not booted") + ")");
+  }
   if (resumed == *state && *state != S::idle && *state != S::waiting_to_reboot) {
     // Restarted without leaving the state: a step that kills the agent must not loop forever.
     if (++r.resumes > kMaxResumes) {
@@ -83,17 +180,38 @@ Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports) {
   } else {
     r.resumes = 0;
   }
+  // A record from before plans (no "plan") cannot be staged: its check is run again.
+  if (!r.plan && (resumed == S::checking || resumed == S::staging)) resumed = S::checking;
   r.state = resumed;
   BALLAST_CHECK(flow.save());
   return flow;
 }
 
+std::optional<BootFacts> UpdateFlow::boot_facts() {
+  BootFacts facts;
+  auto booted = ports_.boot.booted_version();
+  facts.target_booted = booted && *booted == record_.target;
+  auto entries = ports_.boot.entries();
+  if (!entries) {
+    // Nothing then tells a fallback from a reboot still to come: the written state resumes as
+    // written, and its step meets the error itself.
+    log::warning("flow: cannot read the boot entries, resuming as written: " + entries.error().describe());
+    return std::nullopt;
+  }
+  for (const auto& e : *entries)
+    if (e.version == record_.target)
+      facts.target_entry = e.state == boot::EntryState::bad ? TargetEntry::bad : TargetEntry::pending;
+  return facts;
+}
+
 Status UpdateFlow::save() {
   BALLAST_CHECK(make_dirs(state_dir_));
-  nlohmann::json j{{"state", to_string(record_.state)}, {"target", record_.target},
-                   {"targetBytes", record_.target_bytes}, {"from", record_.from},
-                   {"lastError", record_.last_error}, {"resumes", record_.resumes},
-                   {"denylist", record_.denylist}, {"history", record_.history}};
+  nlohmann::json denylist = nlohmann::json::array();
+  for (const auto& v : record_.denylist) denylist.push_back(v.str());
+  nlohmann::json j{{"state", to_string(record_.state)}, {"target", str_or_empty(record_.target)},
+                   {"plan", record_.plan ? plan_to_json(*record_.plan) : nlohmann::json(nullptr)},
+                   {"from", str_or_empty(record_.from)}, {"lastError", record_.last_error}, {"resumes", record_.resumes},
+                   {"denylist", std::move(denylist)}, {"history", record_.history}};
   return write_file_atomic(path_join(state_dir_, kFile), j.dump(2) + "\n", 0644);
 }
 
@@ -106,22 +224,45 @@ Status UpdateFlow::enter(FlowState next) {
   return ok();
 }
 
-Status UpdateFlow::denylist_add(const std::string& version) {
-  if (std::find(record_.denylist.begin(), record_.denylist.end(), version) != record_.denylist.end()) return ok();
+bool UpdateFlow::denylist_insert(const Version& version) {
+  if (std::find(record_.denylist.begin(), record_.denylist.end(), version) != record_.denylist.end()) return false;
   record_.denylist.push_back(version);
+  return true;
+}
+
+Status UpdateFlow::denylist_add(const Version& version) {
+  if (!denylist_insert(version)) return ok();
   return save();
+}
+
+Result<Version> UpdateFlow::target() const {
+  if (!record_.target)
+    return fail("flow.no-target", std::string("the flow record in state ") + to_string(record_.state) + " names no target");
+  return *record_.target;
 }
 
 Result<FlowState> UpdateFlow::step() {
   for (const auto& row : kSteps) {
     if (row.from != record_.state) continue;
     log::debug(std::string("flow: ") + to_string(row.from) + ": " + row.what);
-    auto next = (this->*row.run)();
+    auto next = [&]() -> Result<FlowState> {
+      if (!writes_host(row.from)) return (this->*row.run)();
+      auto lock = BALLAST_TRY(HostLock::acquire(host_lock_path(state_dir_), std::string("daemon ") + to_string(row.from),
+                                                HostLock::Mode::wait));
+      return (this->*row.run)();
+    }();
     if (!next) {
       record_.last_error = next.error().describe();
+      // Staging it again would fail the same way at every check: denylisted, reported this once.
+      bool denylist = row.from == S::staging && record_.target && is_permanent_failure(next.error());
+      if (denylist) {
+        denylist_insert(*record_.target);
+        record_.last_error += " (" + record_.target->str() + " is denylisted: not retried automatically)";
+      }
       log::error(std::string("update flow: ") + row.what + " failed: " + record_.last_error);
       ports_.reporter.report("error", {{"state", to_string(row.from)}, {"error", record_.last_error},
-                                       {"code", next.error().code}, {"target", record_.target}});
+                                       {"code", next.error().code}, {"target", str_or_empty(record_.target)},
+                                       {"denylisted", denylist}});
       BALLAST_CHECK(enter(S::failed));
       return S::failed;
     }
@@ -148,25 +289,27 @@ Result<std::vector<FlowState>> UpdateFlow::run_until_rest(int max_steps) {
 
 Result<FlowState> UpdateFlow::do_check() {
   if (record_.state == S::idle) return S::checking;
-  auto release = BALLAST_TRY(ports_.source.check(record_.denylist));
-  ports_.reporter.report("checked", {{"available", release ? nlohmann::json(release->version) : nlohmann::json(nullptr)}});
-  if (!release) return S::idle;
+  auto plan = BALLAST_TRY(ports_.source.check(record_.denylist));
+  ports_.reporter.report("checked", {{"available", plan ? nlohmann::json(plan->version.str()) : nlohmann::json(nullptr)}});
+  if (!plan) return S::idle;
   auto booted = ports_.boot.booted_version();
-  record_.target = release->version;
-  record_.target_bytes = release->download_bytes;
-  record_.from = booted ? booted->str() : "";
+  record_.target = plan->version;
+  record_.plan = std::move(*plan);
+  record_.from = value_if_ok(booted);
   record_.last_error.clear();
   return S::staging;
 }
 
 Result<FlowState> UpdateFlow::do_stage() {
-  BALLAST_CHECK(ports_.source.stage(Release{record_.target, record_.target_bytes}));
+  if (!record_.plan) return fail("flow.no-plan", "nothing to stage: the check's plan is missing");
+  BALLAST_CHECK(ports_.source.stage(*record_.plan));
   return S::staged;
 }
 
 Result<FlowState> UpdateFlow::do_announce() {
-  BALLAST_CHECK(ports_.rebooter.announce(record_.target));
-  ports_.reporter.report("staged", {{"version", record_.target}, {"from", record_.from}});
+  Version target = BALLAST_TRY(this->target());
+  BALLAST_CHECK(ports_.rebooter.announce(target.str()));
+  ports_.reporter.report("staged", {{"version", target.str()}, {"from", str_or_empty(record_.from)}});
   return S::waiting_to_reboot;
 }
 
@@ -176,7 +319,7 @@ Result<FlowState> UpdateFlow::do_wait() {
 }
 
 Result<FlowState> UpdateFlow::do_reboot() {
-  ports_.reporter.report("rebooting", {{"version", record_.target}});
+  ports_.reporter.report("rebooting", {{"version", str_or_empty(record_.target)}});
   // Written first: whatever happens to this process, the next start verifies.
   BALLAST_CHECK(enter(S::verifying));
   asked_reboot_ = true;
@@ -185,12 +328,13 @@ Result<FlowState> UpdateFlow::do_reboot() {
 }
 
 Result<FlowState> UpdateFlow::do_verify() {
-  std::string booted = BALLAST_TRY(ports_.boot.booted_version()).str();
-  Version target = BALLAST_TRY(Version::parse(record_.target));
-  ports_.reporter.report("booted", {{"version", booted}, {"target", record_.target}});
-  if (booted == record_.from && booted != record_.target) return S::rolled_back;  // the loader fell back
-  if (booted != record_.target)
-    return fail("flow.unexpected-boot", "booted " + booted + ", neither the target " + record_.target + " nor " + record_.from);
+  Version booted = BALLAST_TRY(ports_.boot.booted_version());
+  Version target = BALLAST_TRY(this->target());
+  ports_.reporter.report("booted", {{"version", booted.str()}, {"target", target.str()}});
+  if (booted == record_.from && booted != target) return S::rolled_back;  // the loader fell back
+  if (booted != target)
+    return fail("flow.unexpected-boot", "booted " + booted.str() + ", neither the target " + target.str() + " nor " +
+                                            str_or_empty(record_.from));
   auto health = BALLAST_TRY(ports_.health.run());
   if (health.healthy) {
     BALLAST_CHECK(ports_.boot.bless(target));
@@ -215,22 +359,32 @@ Result<FlowState> UpdateFlow::do_revert() {
 
 Result<FlowState> UpdateFlow::do_finish() {
   auto now = std::chrono::duration_cast<std::chrono::seconds>(ports_.clock.now().time_since_epoch()).count();
-  nlohmann::json line{{"time", now}, {"from", record_.from}, {"target", record_.target},
-                      {"result", to_string(record_.state)}};
+  const std::string target = str_or_empty(record_.target), from = str_or_empty(record_.from);
+  nlohmann::json line{{"time", now}, {"from", from}, {"target", target}, {"result", to_string(record_.state)}};
   if (record_.state == S::committed) {
-    ports_.reporter.report("committed", {{"version", record_.target}, {"from", record_.from}});
+    nlohmann::json event{{"version", target}, {"from", from}};
+    // Only now that the release has booted and passed its checks does its loader replace the one
+    // that booted it. A failure keeps the old loader, which still boots every entry: it is
+    // reported, not a reason to roll a healthy release back.
+    if (auto loader = ports_.source.update_loader(target)) {
+      event["loader"] = boot::to_string(*loader);
+    } else {
+      log::warning("the boot loader was not updated: " + loader.error().describe());
+      event["loader"] = "failed";
+      event["loaderError"] = loader.error().describe();
+    }
+    ports_.reporter.report("committed", event);
   } else if (record_.state == S::rolled_back) {
-    if (std::find(record_.denylist.begin(), record_.denylist.end(), record_.target) == record_.denylist.end())
-      record_.denylist.push_back(record_.target);
+    if (record_.target) denylist_insert(*record_.target);
     line["error"] = record_.last_error;
-    ports_.reporter.report("rolled-back", {{"from", record_.target}, {"to", record_.from}, {"reason", record_.last_error}});
+    ports_.reporter.report("rolled-back", {{"from", target}, {"to", from}, {"reason", record_.last_error}});
   } else {
     line["error"] = record_.last_error;
   }
   record_.history.push_back(line);
   if (record_.history.size() > 100) record_.history.erase(record_.history.begin());
-  record_.target.clear();
-  record_.target_bytes = 0;
+  record_.target.reset();
+  record_.plan.reset();
   return S::idle;
 }
 

@@ -1,8 +1,9 @@
 // The agent's update flow: one transition table (update_flow.cpp, kSteps) from idle to committed
 // or rolled back, in the manner of Mender's state machine. The state is written to the state
-// directory before every step with side effects; after a restart (a crash, or the reboot the
-// flow itself asked for) kResumeMap says where each written state resumes. The OS is reached
-// only through the small interfaces below, each with a fake in tests.
+// directory before every step with side effects; after a restart (a crash, the reboot the flow
+// asked for, or a reboot by anyone else) resume_state() says where the written state resumes,
+// from what booted. The OS is reached only through the small interfaces below, each with a fake
+// in tests.
 #pragma once
 
 #include <chrono>
@@ -17,6 +18,7 @@
 #include "boot/boot_control.hpp"
 #include "common/clock.hpp"
 #include "common/result.hpp"
+#include "common/version.hpp"
 
 namespace ballast::agent {
 
@@ -37,20 +39,35 @@ enum class FlowState {
 const char* to_string(FlowState s);
 std::optional<FlowState> flow_state_from_string(const std::string& s);
 
-struct Release {
-  std::string version;
-  uint64_t download_bytes = 0;
+// What one check decided, whole: staging carries it out and re-decides nothing.
+struct ReleasePlan {
+  Version version;
+  // Back to an older deployment this host retains: its boot entry is preferred, nothing is
+  // fetched. (A pin to an older version the host no longer has is fetched like any other.)
+  bool backward = false;
+  // Unless backward, the artifact to fetch: the full stream (nullopt), or the delta from this
+  // version, whose parent is one of the host's slots (a manifest names at most one delta per
+  // version, so staging finds the same artifact again).
+  std::optional<Version> delta_from;
+  uint64_t download_bytes = 0;  // the artifact's compressed size: the progress total
+  std::string reason;           // the planner's line for humans
+  bool operator==(const ReleasePlan&) const = default;
 };
 
+nlohmann::json plan_to_json(const ReleasePlan& plan);
+Result<ReleasePlan> plan_from_json(const nlohmann::json& j);
+
 // The repository side: what to update to (the planner applies channel, pins, waves, barriers,
-// the denylist and revocations), and staging it.
+// the denylist and revocations, and chooses the artifact), and staging exactly that plan.
 class ReleaseSource {
  public:
   virtual ~ReleaseSource() = default;
-  virtual Result<std::optional<Release>> check(const std::vector<std::string>& denylist) = 0;
-  virtual Status stage(const Release& release) = 0;
+  virtual Result<std::optional<ReleasePlan>> check(const std::vector<Version>& denylist) = 0;
+  virtual Status stage(const ReleasePlan& plan) = 0;
   // Why the last check() chose what it chose ("pinned to 2.0", "waiting for rollout wave …").
   virtual std::string explain() const { return {}; }
+  // Once `version` is committed (booted and blessed): its boot loader onto the ESP.
+  virtual Result<boot::LoaderUpdate> update_loader(const std::string&) { return boot::LoaderUpdate::not_shipped; }
 };
 
 // The reboot strategy: immediate, periodic windows, FleetLock, manual.
@@ -86,14 +103,37 @@ class Reporter {
 // What survives restarts, in <state>/flow.json.
 struct FlowRecord {
   FlowState state = FlowState::idle;
-  std::string target;                  // the version being updated to
-  uint64_t target_bytes = 0;           // its download size, for progress
-  std::string from;                    // the version booted when the update started
+  std::optional<Version> target;       // the version being updated to; nullopt when idle
+  // The check's plan for the target. A record written before plans existed has none: if it
+  // stopped in checking or staging it resumes in checking (see UpdateFlow::open).
+  std::optional<ReleasePlan> plan;
+  std::optional<Version> from;         // the version booted when the update started; nullopt when unknown
   std::string last_error;
   int resumes = 0;                     // restarts in the current state (the loop guard)
-  std::vector<std::string> denylist;   // versions rolled back from: never retried automatically
+  std::vector<Version> denylist;       // versions rolled back from, or failed for good: never retried automatically
   std::vector<nlohmann::json> history; // one line per finished update
 };
+
+// What the loader did, as a start of the agent finds it, about the flow's target.
+enum class TargetEntry {
+  absent,   // no boot entry for the target: not staged yet, or removed since
+  pending,  // an entry the loader would still boot (on trial with tries left, or blessed)
+  bad,      // marked bad or out of tries: the loader falls back past it
+};
+struct BootFacts {
+  bool target_booted = false;  // this boot runs the target (ballast.version=)
+  TargetEntry target_entry = TargetEntry::absent;
+};
+
+// Where a start resumes the written state, given what booted. One decision for every state and
+// for any reboot, whoever asked for it: the target booted → verify it; the target's entry bad or
+// exhausted → rolled back; the target still pending → wait for the reboot (or announce it); the
+// target's entry gone → failed. Idle, checking and the finishing states resume as written.
+FlowState resume_state(FlowState written, const BootFacts& facts);
+
+// Failures of a release that trying again cannot change (its image names another version, its
+// signed manifest cannot be used): the target is denylisted like a version rolled back from.
+bool is_permanent_failure(const Error& error);
 
 struct FlowPorts {
   boot::BootControl& boot;
@@ -107,7 +147,7 @@ struct FlowPorts {
 
 class UpdateFlow {
  public:
-  // Loads <state_dir>/flow.json (or starts idle) and applies the resume map.
+  // Loads <state_dir>/flow.json (or starts idle) and resumes it with resume_state().
   static Result<UpdateFlow> open(std::string state_dir, FlowPorts ports);
 
   FlowState state() const { return record_.state; }
@@ -123,7 +163,7 @@ class UpdateFlow {
   // Called after every change of state, once it is saved (the daemon's observers hear of it).
   void on_transition(std::function<void(FlowState from, FlowState to)> callback) { on_transition_ = std::move(callback); }
   // Adds a version to the denylist (an operator rollback away from it); saved at once.
-  Status denylist_add(const std::string& version);
+  Status denylist_add(const Version& version);
 
   // After how many restarts in one state the flow gives up (a state that crashes the agent).
   static constexpr int kMaxResumes = 3;
@@ -132,6 +172,8 @@ class UpdateFlow {
   UpdateFlow(std::string state_dir, FlowPorts ports) : state_dir_(std::move(state_dir)), ports_(ports) {}
   Status save();
   Status enter(FlowState next);
+  bool denylist_insert(const Version& version);  // false when it was there already
+  Result<Version> target() const;                // "flow.no-target" when the record has none
 
   Result<FlowState> do_check();
   Result<FlowState> do_stage();
@@ -148,7 +190,7 @@ class UpdateFlow {
     Result<FlowState> (UpdateFlow::*run)();
   };
   static const Step kSteps[];
-  static const std::pair<FlowState, FlowState> kResumeMap[];
+  std::optional<BootFacts> boot_facts();  // nullopt when the loader's side cannot be read
 
   std::string state_dir_;
   FlowPorts ports_;

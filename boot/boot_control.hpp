@@ -44,6 +44,19 @@ struct KernelSpec {
                             // Type #2 entry; kernel_path, initrd_path, options and title are then unused
 };
 
+// What update_loader() did.
+enum class LoaderUpdate {
+  updated,      // at least one of the loader's paths on the ESP got the new bytes
+  unchanged,    // both paths already held these bytes
+  not_shipped,  // the release carries no loader (built without a Secure Boot key): nothing to do
+};
+
+const char* to_string(LoaderUpdate u);
+
+// Where systemd-boot lives on the ESP: its own path and the removable-media fallback the firmware
+// starts when no boot option names a loader.
+inline constexpr const char* kSystemdBootPaths[] = {"EFI/systemd/systemd-bootx64.efi", "EFI/BOOT/BOOTX64.EFI"};
+
 struct BootPaths {
   std::string esp_path = "/efi";
   std::string efivars_path = "/sys/firmware/efi/efivars";
@@ -71,6 +84,10 @@ class BootControl {
   // Boots `version` once on the next boot only.
   virtual Status set_oneshot(const Version& version) = 0;
   virtual Status remove(const Version& version) = 0;
+  // Replaces the boot loader on the ESP with `loader` (the booted release's signed copy): each
+  // path whose bytes differ gets a temp file, fsync, rename. Refuses ("boot.loader-unsigned") a
+  // loader without an Authenticode signature while Secure Boot is enabled; nothing is written then.
+  virtual Result<LoaderUpdate> update_loader(const std::string& loader) = 0;
 };
 
 std::unique_ptr<BootControl> make_systemd_boot_control(const BootPaths& paths);
@@ -103,6 +120,9 @@ class FakeBootControl final : public BootControl {
   Status prefer(const Version& version) override;
   Status set_oneshot(const Version& version) override;
   Status remove(const Version& version) override;
+  // Keeps the loader's bytes in memory; the Secure Boot check is the real backends' business.
+  Result<LoaderUpdate> update_loader(const std::string& loader) override;
+  const std::optional<std::string>& installed_loader() const { return loader_; }
 
   // Boots like systemd-boot: picks an entry, counts the try down, and records it as booted.
   // Returns the booted version.
@@ -128,6 +148,7 @@ class FakeBootControl final : public BootControl {
   std::optional<uint64_t> esp_free_;
   std::vector<std::pair<std::string, uint64_t>> sizes_;
   std::optional<Error> next_failure_;
+  std::optional<std::string> loader_;
 };
 
 }  // namespace ballast::boot

@@ -15,6 +15,15 @@ const char* to_string(EntryState s) {
   return "?";
 }
 
+const char* to_string(LoaderUpdate u) {
+  switch (u) {
+    case LoaderUpdate::updated: return "updated";
+    case LoaderUpdate::unchanged: return "unchanged";
+    case LoaderUpdate::not_shipped: return "not-shipped";
+  }
+  return "?";
+}
+
 EntryState state_of(const std::optional<BootCounter>& c) {
   if (!c) return EntryState::good;
   return c->left > 0 ? EntryState::indeterminate : EntryState::bad;

@@ -84,6 +84,10 @@ class Efivarfs final : public EfiVariables {
     return std::optional<uint64_t>(v);
   }
 
+  Result<std::optional<std::string>> read_bytes(const std::string& name, const std::string& guid) override {
+    return read_value(name, guid);
+  }
+
   Status write_string(const std::string& name, const std::string& value) override {
     std::string data;
     for (int i = 0; i < 4; ++i) data += static_cast<char>((kAttrNonVolatileBootRuntime >> (8 * i)) & 0xFF);
@@ -127,8 +131,8 @@ class Efivarfs final : public EfiVariables {
   }
 
   // The value without the attribute word; nullopt when the variable does not exist.
-  Result<std::optional<std::string>> read_value(const std::string& name) {
-    std::string path = path_join(dir_, efivar_file_name(name));
+  Result<std::optional<std::string>> read_value(const std::string& name, const std::string& guid = kLoaderVendorGuid) {
+    std::string path = path_join(dir_, efivar_file_name(name, guid));
     auto raw = read_file(path, 1 << 20);
     if (!raw) {
       if (raw.error().sys_errno == ENOENT) return std::optional<std::string>();
@@ -144,7 +148,14 @@ class Efivarfs final : public EfiVariables {
 
 }  // namespace
 
-std::string efivar_file_name(const std::string& name) { return name + "-" + kLoaderVendorGuid; }
+std::string efivar_file_name(const std::string& name, const std::string& guid) { return name + "-" + guid; }
+
+Result<bool> secure_boot_enabled(EfiVariables& efi) {
+  auto value = BALLAST_TRY(efi.read_bytes("SecureBoot", kGlobalVariableGuid));
+  if (!value) return false;
+  if (value->size() != 1) return fail("boot.efivar", "EFI variable SecureBoot is not one byte long");
+  return (*value)[0] == 1;
+}
 
 std::string encode_utf16le(const std::string& s) {
   std::string out;

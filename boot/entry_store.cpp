@@ -41,17 +41,35 @@ Result<std::optional<std::pair<std::string, std::string>>> read_journal(const st
 
 uint64_t round_up(uint64_t n, uint64_t block) { return block ? (n + block - 1) / block * block : n; }
 
+// Free bytes on the file system of `esp` (whole blocks an unprivileged writer may use) and its block size.
+Result<std::pair<uint64_t, uint64_t>> esp_free_space(const std::string& esp) {
+  struct statvfs sv {};
+  if (::statvfs(esp.c_str(), &sv) != 0) return fail_errno("boot.esp", errno, "cannot inspect the ESP at " + esp);
+  uint64_t block = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+  return std::pair<uint64_t, uint64_t>(static_cast<uint64_t>(sv.f_bavail) * block, block);
+}
+
+// An ENOSPC from any write to the ESP (mkdir, create, write, rename) is boot.esp-full, with the
+// free space as it is now; whatever the write made is the caller's to remove.
+Status on_esp(Status st, const std::string& esp) {
+  if (st || st.error().sys_errno != ENOSPC) return st;
+  Error e = std::move(st.error());
+  e.code = "boot.esp-full";
+  auto free_bytes = esp_free_space(esp);
+  e.message = "the ESP at " + esp + " ran out of space" +
+              (free_bytes ? " (" + std::to_string(free_bytes->first) + " bytes free)" : "") + ": " + e.message;
+  return tl::unexpected(std::move(e));
+}
+
 Status copy_file_atomic(const std::string& src, const std::string& dir, const std::string& name) {
   UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return fail_errno("boot.read-kernel", errno, "cannot open " + src);
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string tmp = path_join(dir, "." + name + ".tmp" + std::to_string(rng() % 1000000000));
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!out && errno == ENOSPC) return fail_errno("boot.esp-full", errno, "the ESP ran out of space: cannot create " + tmp);
   if (!out) return fail_errno("boot.write", errno, "cannot create " + tmp);
   auto failed = [&](int err, const std::string& what) {
     ::unlink(tmp.c_str());
-    if (err == ENOSPC) return fail_errno("boot.esp-full", err, "the ESP ran out of space: " + what);
     return fail_errno("boot.write", err, what);
   };
   std::string buf(1 << 20, '\0');
@@ -80,13 +98,11 @@ Result<uint64_t> regular_file_size(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-// Whole blocks per file, plus one each for the entry, a directory and the rename journal.
-Status check_esp_space(const std::string& esp, const std::string& version,
+// Whole blocks per file, plus one each for the entry, a directory and the rename journal (FAT
+// metadata: a directory cluster, long-name slots). `step` says what needs it ("installing 2.0").
+Status check_esp_space(const std::string& esp, const std::string& step,
                        const std::vector<std::pair<std::string, uint64_t>>& files) {
-  struct statvfs sv {};
-  if (::statvfs(esp.c_str(), &sv) != 0) return fail_errno("boot.esp", errno, "cannot inspect the ESP at " + esp);
-  uint64_t block = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-  uint64_t free_bytes = static_cast<uint64_t>(sv.f_bavail) * block;
+  auto [free_bytes, block] = BALLAST_TRY(esp_free_space(esp));
   uint64_t need = 3 * block;
   std::string sizes;
   for (const auto& [what, size] : files) {
@@ -94,8 +110,8 @@ Status check_esp_space(const std::string& esp, const std::string& version,
     sizes += (sizes.empty() ? "" : ", ") + what + " " + std::to_string(size);
   }
   if (need > free_bytes)
-    return fail("boot.esp-full", "the ESP at " + esp + " has " + std::to_string(free_bytes) + " bytes free; installing " +
-                                     version + " needs " + std::to_string(need) + " bytes (" + sizes + ")");
+    return fail("boot.esp-full", step + " needs " + std::to_string(need) + " bytes on the ESP (" + sizes + "), but " +
+                                     esp + " has " + std::to_string(free_bytes) + " bytes free");
   return ok();
 }
 
@@ -245,10 +261,11 @@ Status EntryStore::install_uki(const KernelSpec& spec, std::optional<BootCounter
                                     ", not " + spec.version.str());
   BALLAST_CHECK(recover());
   if (find(spec.version)) return fail("boot.exists", "a boot entry for version " + spec.version.str() + " exists already");
-  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), {{"UKI", size}}));
-  BALLAST_CHECK(make_dirs(uki_dir()));
+  BALLAST_CHECK(check_esp_space(paths_.esp_path, "installing " + spec.version.str(), {{"UKI", size}}));
+  BALLAST_CHECK(on_esp(make_dirs(uki_dir()), paths_.esp_path));
   // Written under a temp name and renamed: the loader never sees a partial UKI.
-  return copy_file_atomic(spec.uki_path, uki_dir(), format_entry_name(stem_of_version(spec.version.str()), counter, true));
+  return on_esp(copy_file_atomic(spec.uki_path, uki_dir(), format_entry_name(stem_of_version(spec.version.str()), counter, true)),
+                paths_.esp_path);
 }
 
 Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> counter) {
@@ -277,26 +294,47 @@ Status EntryStore::install(const KernelSpec& spec, std::optional<BootCounter> co
       named ? spec.options : (spec.options.empty() ? "" : spec.options + " ") + "ballast.version=" + spec.version.str();
   std::string text = format_entry(entry);
 
-  BALLAST_CHECK(check_esp_space(paths_.esp_path, spec.version.str(), {{"kernel", kernel_size}, {"initrd", initrd_size}}));
+  BALLAST_CHECK(check_esp_space(paths_.esp_path, "installing " + spec.version.str(),
+                                {{"kernel", kernel_size}, {"initrd", initrd_size}}));
 
   std::string kdir = path_join(paths_.esp_path, "ballast/" + escape_version(spec.version.str()));
   bool created = !path_exists(kdir);
-  BALLAST_CHECK(make_dirs(kdir));
-  auto undo = [&](Error e) -> Status {
+  auto undo = [&](Status st) -> Status {
     if (created) (void)remove_tree(kdir);
-    return tl::unexpected(std::move(e));
+    return on_esp(std::move(st), paths_.esp_path);
   };
-  if (auto st = copy_file_atomic(spec.kernel_path, kdir, "vmlinuz"); !st) return undo(st.error());
+  if (auto st = make_dirs(kdir); !st) return undo(st);
+  if (auto st = copy_file_atomic(spec.kernel_path, kdir, "vmlinuz"); !st) return undo(st);
   if (!spec.initrd_path.empty())
-    if (auto st = copy_file_atomic(spec.initrd_path, kdir, "initrd.img"); !st) return undo(st.error());
-  BALLAST_CHECK(make_dirs(entries_dir()));
+    if (auto st = copy_file_atomic(spec.initrd_path, kdir, "initrd.img"); !st) return undo(st);
+  if (auto st = make_dirs(entries_dir()); !st) return undo(st);
   std::string name = format_entry_name(stem_of_version(spec.version.str()), counter);
-  if (auto st = write_file_atomic(path_join(entries_dir(), name), text); !st) {
-    Error e = st.error();
-    if (e.sys_errno == ENOSPC) e.code = "boot.esp-full";
-    return undo(e);
-  }
+  if (auto st = write_file_atomic(path_join(entries_dir(), name), text); !st) return undo(st);
   return ok();
+}
+
+Result<bool> EntryStore::install_loader(std::string_view loader) {
+  std::vector<std::string> stale;
+  for (const char* rel : kSystemdBootPaths) {
+    const std::string path = path_join(paths_.esp_path, rel);
+    auto current = read_file(path, loader.size() + 1);
+    if (!current && current.error().sys_errno != ENOENT && current.error().code != "io.too-large")
+      return tl::unexpected(current.error());
+    if (!current || *current != loader) stale.push_back(path);
+  }
+  if (stale.empty()) return false;
+  // The old loader stays until the rename, so each path needs room for a whole new copy.
+  std::vector<std::pair<std::string, uint64_t>> files;
+  for (const auto& path : stale) files.emplace_back(path, loader.size());
+  BALLAST_CHECK(check_esp_space(paths_.esp_path, "updating the boot loader", files));
+  for (const auto& path : stale) {
+    const std::string dir = path.substr(0, path.rfind('/'));
+    BALLAST_CHECK(on_esp(make_dirs(dir), paths_.esp_path));
+    // write_file_atomic: temp file beside it, fsync, rename, fsync the directory. On FAT the
+    // rename is the last step and replaces the old loader in one directory update.
+    BALLAST_CHECK(on_esp(with_context(write_file_atomic(path, loader), "updating the boot loader"), paths_.esp_path));
+  }
+  return true;
 }
 
 Status EntryStore::mark_bad_before(const Version& version) {

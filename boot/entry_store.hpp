@@ -28,6 +28,10 @@ class EntryStore {
   // Operator rollback, the same for every loader: `version` must exist and not be bad; every
   // entry the loader would try before it is marked bad, so the order alone boots `version`.
   Status mark_bad_before(const Version& version);
+  // Writes the boot loader's bytes to each of kSystemdBootPaths that holds other bytes (temp file,
+  // fsync, rename, fsync dir): a crash leaves each path with the old or the new loader, whole.
+  // True when anything was written.
+  Result<bool> install_loader(std::string_view loader);
   // Removes the entry (first) and then its kernel files.
   Status remove(const Version& version);
 

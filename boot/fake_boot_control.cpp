@@ -1,4 +1,5 @@
 #include "boot/boot_control.hpp"
+#include "common/file.hpp"
 
 namespace ballast::boot {
 
@@ -112,6 +113,15 @@ Status FakeBootControl::remove(const Version& version) {
   std::erase_if(entries_, [&](const BootEntry& e) { return e.version == version; });
   if (entries_.size() == before) return fail("boot.no-entry", "no boot entry for version " + version.str());
   return ok();
+}
+
+Result<LoaderUpdate> FakeBootControl::update_loader(const std::string& loader) {
+  BALLAST_CHECK(take_failure());
+  if (!path_exists(loader)) return LoaderUpdate::not_shipped;
+  auto bytes = BALLAST_TRY(read_regular_file(loader));
+  if (loader_ == bytes) return LoaderUpdate::unchanged;
+  loader_ = std::move(bytes);
+  return LoaderUpdate::updated;
 }
 
 Result<Version> FakeBootControl::simulate_reboot() {

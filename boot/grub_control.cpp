@@ -93,6 +93,12 @@ class GrubControl final : public BootControl {
     return sync(env);
   }
 
+  // The loader here is GRUB (and shim), installed and updated by the distribution's packages.
+  Result<LoaderUpdate> update_loader(const std::string& loader) override {
+    if (!path_exists(loader)) return LoaderUpdate::not_shipped;
+    return fail("boot.unsupported", "boot.loader is grub: ballast updates systemd-boot only, not " + loader);
+  }
+
  private:
   // GRUB's count of the saved entry, in place of the count in its file name.
   static void apply_live_count(GrubEnv& env, BootEntry& e) {

@@ -7,6 +7,7 @@
 #include "boot/efivars.hpp"
 #include "boot/entry_store.hpp"
 #include "common/file.hpp"
+#include "common/pe_file.hpp"
 
 namespace ballast::boot {
 namespace {
@@ -93,6 +94,18 @@ class SystemdBootControl final : public BootControl {
     BALLAST_CHECK(store_.remove(version));
     BALLAST_CHECK(drop_variable_if_ballast("LoaderEntryOneShot", version.str()));
     return drop_variable_if_ballast("LoaderEntryDefault", version.str());
+  }
+
+  Result<LoaderUpdate> update_loader(const std::string& loader) override {
+    if (!path_exists(loader)) return LoaderUpdate::not_shipped;
+    auto bytes = BALLAST_TRY(read_regular_file(loader));
+    // Only the firmware can verify the signature against its db; what we can tell is whether there
+    // is one. An unsigned loader under Secure Boot would leave the machine unable to boot at all.
+    const bool is_signed = BALLAST_TRY(with_context(pe::has_authenticode_signature(bytes), "reading the loader " + loader));
+    if (!is_signed && BALLAST_TRY(secure_boot_enabled(*efi_)))
+      return fail("boot.loader-unsigned", loader + " has no Authenticode signature and Secure Boot is enabled: the "
+                                              "firmware would refuse it, so the loader on the ESP stays as it is");
+    return BALLAST_TRY(store_.install_loader(bytes)) ? LoaderUpdate::updated : LoaderUpdate::unchanged;
   }
 
  private:

@@ -67,6 +67,13 @@ Result<Image> read_headers(std::string_view b, uint64_t file_size) {
   const size_t optional = coff + kCoffSize;
   Image img;
   img.section_alignment = le(b, optional + kSectionAlignmentAt, 4);
+  // The data directories follow the fixed fields, which PE32+ (magic 0x20b) makes 16 bytes longer.
+  const size_t directories = optional + (le(b, optional, 2) == 0x20b ? 112 : 96);
+  constexpr size_t kSecurityDirectory = 4;
+  if (directories >= 4 && directories - 4 + 4 <= optional + optional_size &&
+      le(b, directories - 4, 4) > kSecurityDirectory &&
+      directories + (kSecurityDirectory + 1) * 8 <= optional + optional_size)
+    img.security_size = le(b, directories + kSecurityDirectory * 8 + 4, 4);
   const size_t table = optional + optional_size;
   constexpr size_t kEntrySize = 40;
   if (table + count * kEntrySize > b.size()) return malformed("truncated section table");
@@ -89,30 +96,69 @@ Result<Image> read_headers(std::string_view b, uint64_t file_size) {
 
 Result<Image> read_image(std::string_view b) { return read_headers(b, b.size()); }
 
-Result<std::optional<std::string>> read_section_of_file(const std::string& path, std::string_view name) {
+Result<bool> has_authenticode_signature(std::string_view b) {
+  const size_t coff = BALLAST_TRY(coff_header(b));
+  const size_t optional = coff + kCoffSize;
+  const size_t optional_size = le(b, coff + 16, 2);
+  // The data directories follow the fields whose width differs between PE32 and PE32+.
+  const uint32_t magic = le(b, optional, 2);
+  if (magic != 0x10b && magic != 0x20b) return fail("pe.malformed", "not a PE image: unknown optional header magic");
+  const size_t directories = optional + (magic == 0x20b ? 112 : 96);
+  const size_t count = le(b, directories - 4, 4);
+  constexpr size_t kCertificateTable = 4;
+  const size_t entry = directories + kCertificateTable * 8;
+  if (count <= kCertificateTable || entry + 8 > optional + optional_size) return false;
+  const uint64_t offset = le(b, entry, 4), size = le(b, entry + 4, 4);
+  constexpr size_t kWinCertificateHeader = 8;  // dwLength, wRevision, wCertificateType
+  if (size < kWinCertificateHeader) return false;
+  if (offset + size > b.size()) return fail("pe.malformed", "not a PE image: the certificate table lies past the end");
+  constexpr uint32_t kPkcsSignedData = 0x0002;
+  return le(b, static_cast<size_t>(offset) + 6, 2) == kPkcsSignedData;
+}
+
+namespace {
+
+// The image in `path` with its headers read, and the file kept open to read sections from.
+struct OpenImage {
+  UniqueFd fd;
+  Image image;
+};
+
+Result<std::string> pread_all(int fd, const std::string& path, uint64_t offset, size_t size) {
+  std::string buf(size, '\0');
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(fd, buf.data() + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("pe.read", errno, "cannot read " + path);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  buf.resize(got);
+  return buf;
+}
+
+Result<OpenImage> open_image(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return fail_errno("pe.read", errno, "cannot open " + path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return fail_errno("pe.read", errno, "cannot read " + path);
-  auto read_at = [&](uint64_t offset, size_t size) -> Result<std::string> {
-    std::string buf(size, '\0');
-    size_t got = 0;
-    while (got < size) {
-      ssize_t n = ::pread(fd.get(), buf.data() + got, size - got, static_cast<off_t>(offset + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return fail_errno("pe.read", errno, "cannot read " + path);
-      if (n == 0) break;
-      got += static_cast<size_t>(n);
-    }
-    buf.resize(got);
-    return buf;
-  };
   constexpr size_t kHeaders = 64 << 10;  // DOS stub, PE headers and section table fit with room to spare
-  auto head = BALLAST_TRY(read_at(0, std::min<uint64_t>(kHeaders, static_cast<uint64_t>(st.st_size))));
+  auto head = BALLAST_TRY(pread_all(fd.get(), path, 0, std::min<uint64_t>(kHeaders, static_cast<uint64_t>(st.st_size))));
   auto img = BALLAST_TRY(with_context(read_headers(head, static_cast<uint64_t>(st.st_size)), path));
-  const Section* s = img.find(name);
+  return OpenImage{std::move(fd), std::move(img)};
+}
+
+}  // namespace
+
+Result<Image> read_image_of_file(const std::string& path) { return BALLAST_TRY(open_image(path)).image; }
+
+Result<std::optional<std::string>> read_section_of_file(const std::string& path, std::string_view name) {
+  auto opened = BALLAST_TRY(open_image(path));
+  const Section* s = opened.image.find(name);
   if (!s) return std::optional<std::string>{};
-  return std::optional<std::string>(BALLAST_TRY(read_at(s->raw_offset, std::min(s->virtual_size, s->raw_size))));
+  return std::optional<std::string>(
+      BALLAST_TRY(pread_all(opened.fd.get(), path, s->raw_offset, std::min(s->virtual_size, s->raw_size))));
 }
 
 Status set_timestamp(std::string& b, uint32_t seconds) {

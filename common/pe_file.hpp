@@ -23,6 +23,9 @@ struct Section {
 
 struct Image {
   uint32_t section_alignment = 0;
+  // The certificate table (data directory 4, where sbsign puts the Authenticode signature); a
+  // size of 0 means the image is not signed. Whether a signature verifies is sbverify's business.
+  uint32_t security_size = 0;
   std::vector<Section> sections;  // in table order
 
   const Section* find(std::string_view name) const;
@@ -37,6 +40,14 @@ Result<Image> read_image(std::string_view bytes);
 // Sets the COFF header's time stamp (tools write the current time there) and recomputes the
 // optional header's checksum, so an image assembled twice from the same inputs has the same bytes.
 Status set_timestamp(std::string& bytes, uint32_t seconds);
+
+// The image carries an Authenticode signature: its certificate table (data directory 4) is not
+// empty and holds a PKCS#7 signed-data WIN_CERTIFICATE. Whether the signature verifies against a
+// key is the firmware's business (db); this tells a signed loader from an unsigned one.
+Result<bool> has_authenticode_signature(std::string_view bytes);
+
+// The headers of the image in a file, read without reading the rest.
+Result<Image> read_image_of_file(const std::string& path);
 
 // One section of the image in a file, read without reading the rest: the headers, then the section.
 Result<std::optional<std::string>> read_section_of_file(const std::string& path, std::string_view name);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cerrno>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +40,13 @@ template <class T>
 Result<T> with_context(Result<T> r, const std::string& context) {
   if (!r) r.error().context.push_back(context);
   return r;
+}
+
+// The value of a result whose failure the caller treats as "unknown" (the booted version of a
+// host whose loader does not say): nullopt then.
+template <class T>
+std::optional<T> value_if_ok(const Result<T>& r) {
+  return r ? std::optional<T>(*r) : std::nullopt;
 }
 
 inline Status ok() { return {}; }

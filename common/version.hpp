@@ -5,6 +5,7 @@
 #pragma once
 
 #include <compare>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,10 @@ class Version {
  private:
   std::string text_;
 };
+
+// The text of a version that may be unknown or absent, "" then: for the JSON and status views
+// that keep versions as strings.
+inline std::string str_or_empty(const std::optional<Version>& v) { return v ? v->str() : std::string(); }
 
 // The UAPI order on raw strings (for boot entry ids and other non-version strings).
 // <0 when a is older than b, 0 when equal, >0 when a is newer.

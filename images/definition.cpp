@@ -103,7 +103,7 @@ Result<ImageDefinition> parse_definition(std::string_view text, const std::strin
 
   if (auto* t = BALLAST_TRY(top.table("base"))) {
     TableReader base(*t, file, "base");
-    BALLAST_CHECK(base.check_keys({"kind", "busybox", "suite", "variant", "mirror", "packages", "path"}));
+    BALLAST_CHECK(base.check_keys({"kind", "busybox", "suite", "variant", "mirror", "packages", "packages_after", "path"}));
     std::string kind = BALLAST_TRY(base.string("kind")).value_or("busybox");
     if (kind == "busybox") def.base.kind = BaseKind::busybox;
     else if (kind == "debootstrap") def.base.kind = BaseKind::debootstrap;
@@ -115,6 +115,9 @@ Result<ImageDefinition> parse_definition(std::string_view text, const std::strin
     def.base.variant = BALLAST_TRY(base.string("variant")).value_or(def.base.variant);
     def.base.mirror = BALLAST_TRY(base.string("mirror")).value_or(def.base.mirror);
     def.base.packages = BALLAST_TRY(base.strings("packages"));
+    def.base.packages_after = BALLAST_TRY(base.strings("packages_after"));
+    if (!def.base.packages_after.empty() && def.base.kind != BaseKind::debootstrap)
+      return base.bad("packages_after", "is only for kind debootstrap");
     def.base.path = resolve(dir, BALLAST_TRY(base.string("path")).value_or(""));
     if ((def.base.kind == BaseKind::directory || def.base.kind == BaseKind::tarball) && def.base.path.empty())
       return fail("image.missing-key", base.where(*t) + ": key 'base.path' is required for kind " + kind);

@@ -23,6 +23,9 @@ struct BaseSpec {
   std::string variant = "minbase";
   std::string mirror = "http://deb.debian.org/debian";
   std::vector<std::string> packages;
+  // Installed with apt-get inside the tree after debootstrap: apt may replace what debootstrap
+  // resolved (dracut in place of initramfs-tools, which debootstrap always picks for the kernel).
+  std::vector<std::string> packages_after;
   std::string path;                            // directory / tarball
 };
 

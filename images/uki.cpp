@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "common/file.hpp"
 #include "common/pe_file.hpp"
 #include "common/process.hpp"
@@ -14,6 +16,12 @@ namespace ballast::images {
 namespace {
 
 constexpr uint64_t kPage = 4096;
+
+// A scratch directory removed with everything in it when the scope ends.
+struct RemovedAtExit {
+  std::string dir;
+  ~RemovedAtExit() { (void)remove_tree(dir); }
+};
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -44,10 +52,7 @@ Status assemble_uki(const std::string& stub, const UkiParts& parts, const std::s
   auto stub_bytes = BALLAST_TRY(with_context(read_file(stub, 16 << 20), "reading the EFI stub (apt-get install systemd-boot-efi)"));
   auto stub_image = BALLAST_TRY(with_context(pe::read_image(stub_bytes), stub));
   auto work = BALLAST_TRY(make_temp_dir("ballast-uki"));
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() { (void)remove_tree(dir); }
-  } cleanup{work};
+  const RemovedAtExit cleanup{work};
   BALLAST_CHECK(write_file_atomic(path_join(work, "osrel"), parts.osrel));
   BALLAST_CHECK(write_file_atomic(path_join(work, "cmdline"), parts.cmdline));
 
@@ -74,6 +79,38 @@ Status assemble_uki(const std::string& stub, const UkiParts& parts, const std::s
   if (!bytes) return with_context(Status(tl::unexpected(bytes.error())), "reading the assembled UKI");
   BALLAST_CHECK(pe::set_timestamp(*bytes, static_cast<uint32_t>(parts.timestamp)));
   return write_file_atomic(output, *bytes);
+}
+
+Result<std::map<std::string, std::string>> predict_pcr11(const std::string& uki, const std::string& measure_tool) {
+  auto bytes = BALLAST_TRY(with_context(read_file(uki, 1ull << 30), "reading the UKI"));
+  auto image = BALLAST_TRY(with_context(pe::read_image(bytes), uki));
+  auto work = BALLAST_TRY(make_temp_dir("ballast-measure"));
+  const RemovedAtExit cleanup{work};
+  std::vector<std::string> argv = {measure_tool, "calculate", "--bank=sha256", "--json=short"};
+  // The sections systemd-stub 252 measures, by systemd-measure's option for each.
+  for (const char* name : {"linux", "osrel", "cmdline", "initrd", "splash", "dtb", "pcrpkey"}) {
+    const pe::Section* section = image.find(std::string(".") + name);
+    if (!section) continue;
+    std::string file = path_join(work, name);
+    BALLAST_CHECK(write_file_atomic(file, std::string(pe::contents(bytes, *section))));
+    argv.push_back(std::string("--") + name + "=" + file);
+  }
+  if (!image.find(".linux")) return fail("image.measure", uki + " has no .linux section: not a UKI");
+  for (const char* phase : kPcr11Phases) argv.push_back(std::string("--phase=") + phase);
+  auto ran = BALLAST_TRY(with_context(run_checked(argv, SpawnOptions{.timeout = std::chrono::minutes(5)}),
+                                      "predicting PCR 11 with " + measure_tool));
+  auto j = nlohmann::json::parse(ran.out, nullptr, false);
+  std::map<std::string, std::string> out;
+  if (j.is_object() && j.contains("sha256") && j["sha256"].is_array()) {
+    for (const auto& e : j["sha256"]) {
+      if (!e.is_object() || e.value("pcr", 0) != 11 || !e.contains("hash") || !e["hash"].is_string()) continue;
+      out[e.value("phase", std::string())] = e["hash"].get<std::string>();
+    }
+  }
+  for (const char* phase : kPcr11Phases)
+    if (!out.count(phase))
+      return fail("image.measure", measure_tool + " gave no PCR 11 value for phase \"" + std::string(phase) + "\": " + ran.out);
+  return out;
 }
 
 Status verify_signature(const std::string& cert, const std::string& path) {

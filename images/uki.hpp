@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "common/result.hpp"
@@ -16,6 +17,7 @@ inline constexpr const char* kUkiPath = "/usr/lib/ballast/uki.efi";
 inline constexpr const char* kSignedLoaderPath = "/usr/lib/ballast/systemd-bootx64.efi.signed";
 inline constexpr const char* kDefaultStub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 inline constexpr const char* kDefaultSystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+inline constexpr const char* kSystemdMeasure = "/usr/lib/systemd/systemd-measure";
 
 // Secure Boot signing material: an unencrypted PEM private key and its X.509 certificate (PEM).
 struct SigningKey {
@@ -40,6 +42,18 @@ std::string uki_cmdline(const Version& version, const std::string& extra);
 // Writes the UKI to `output` (replacing it): .osrel .cmdline .linux .initrd, in that order, each
 // at a page-aligned address after the stub's last section.
 Status assemble_uki(const std::string& stub, const UkiParts& parts, const std::string& output);
+
+// The boot phases systemd-pcrphase extends into PCR 11 after systemd-stub measured the UKI, as
+// systemd-measure names them; "" is the UKI's sections alone (no phase extended yet).
+inline constexpr const char* kPcr11Phases[] = {"", "enter-initrd", "enter-initrd:leave-initrd",
+                                               "enter-initrd:leave-initrd:sysinit",
+                                               "enter-initrd:leave-initrd:sysinit:ready"};
+
+// The sha256 PCR 11 value the UKI at `uki` produces at each of kPcr11Phases (lowercase hex by
+// phase): its measured sections (.linux .osrel .cmdline .initrd .splash .dtb .pcrpkey, read with
+// pe_file) handed to `systemd-measure calculate`. "image.measure" when the tool fails.
+Result<std::map<std::string, std::string>> predict_pcr11(const std::string& uki,
+                                                          const std::string& measure_tool = kSystemdMeasure);
 
 // Signs an EFI binary for Secure Boot into `output` and checks the signature with the certificate.
 Status sign_efi(const SigningKey& key, const std::string& input, const std::string& output);

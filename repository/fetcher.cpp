@@ -8,11 +8,9 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -26,31 +24,6 @@
 namespace ballast::repository {
 
 using namespace std::chrono_literals;
-
-std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds base, std::chrono::milliseconds max) {
-  double d = static_cast<double>(base.count());
-  for (int i = 1; i < attempt && d < static_cast<double>(max.count()); ++i) d *= 2;
-  d = std::min(d, static_cast<double>(max.count()));
-  thread_local std::mt19937 rng(std::random_device{}());
-  std::uniform_real_distribution<double> jitter(0.75, 1.0);
-  return std::chrono::milliseconds(static_cast<int64_t>(d * jitter(rng)));
-}
-
-std::optional<std::chrono::seconds> parse_retry_after(const std::string& raw, int64_t now) {
-  std::string v = raw;
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\r' || v.back() == '\n' || v.back() == '\t')) v.pop_back();
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
-  if (v.empty()) return std::nullopt;
-  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (v.size() > 9) return std::chrono::seconds(999999999);
-    return std::chrono::seconds(std::stoll(v));
-  }
-  struct tm tm {};
-  const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (!end || *end != '\0') return std::nullopt;
-  int64_t at = static_cast<int64_t>(timegm(&tm));
-  return std::chrono::seconds(std::max<int64_t>(0, at - now));
-}
 
 namespace {
 
@@ -78,6 +51,7 @@ struct Transfer {
   long status = 0;
   std::optional<std::chrono::seconds> retry_after;
   int64_t range_start = -1;
+  StallDetector stall{0, std::chrono::seconds(0)};
   char errbuf[CURL_ERROR_SIZE] = {};
 };
 
@@ -129,6 +103,7 @@ class Stream final : public ArtifactStream {
     if (!multi_) return fail("fetch.init", "cannot initialise libcurl");
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, o_.http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(o_.parallel));
+    started_ = SteadyClock::now();
     thread_ = std::thread([this] { run(); });
     return ok();
   }
@@ -175,15 +150,15 @@ class Stream final : public ArtifactStream {
   static size_t on_header(char* p, size_t size, size_t n, void* ud) {
     auto* t = static_cast<Transfer*>(ud);
     std::string line(p, size * n);
-    auto colon = line.find(':');
     if (line.rfind("HTTP/", 0) == 0) {  // a new response (after 100 Continue or similar)
       t->retry_after.reset();
       t->range_start = -1;
-    } else if (colon != std::string::npos) {
+    } else if (auto ra = retry_after_of_header(line)) {
+      t->retry_after = ra;
+    } else if (auto colon = line.find(':'); colon != std::string::npos) {
       std::string name = line.substr(0, colon);
       std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
       std::string value = line.substr(colon + 1);
-      if (name == "retry-after") t->retry_after = parse_retry_after(value, static_cast<int64_t>(::time(nullptr)));
       if (name == "content-range") {
         auto b = value.find("bytes ");
         if (b != std::string::npos) t->range_start = std::strtoll(value.c_str() + b + 6, nullptr, 10);
@@ -221,6 +196,10 @@ class Stream final : public ArtifactStream {
       }
     }
     if (t->error_body) return len;  // an error page: read and ignore
+    if (!t->owner->take_bandwidth(len)) {
+      t->stall.paused = true;  // held back on purpose: not a stall
+      return CURL_WRITEFUNC_PAUSE;  // libcurl hands the same bytes again once unpaused
+    }
     if (t->data.size() + len > t->size) {
       t->too_large = true;
       return 0;  // aborts the transfer: never more than the manifest's length
@@ -241,6 +220,19 @@ class Stream final : public ArtifactStream {
     t->data.append(p, len);
     t->owner->count_network(len);
     return len;
+  }
+
+  // The whole artifact's bandwidth budget (repository.max_bandwidth), shared by every transfer:
+  // libcurl's limit is per transfer, and each new chunk's transfer started with a burst.
+  bool take_bandwidth(size_t n) {
+    const uint64_t limit = o_.http.max_bandwidth;
+    if (!limit) return true;
+    const double elapsed = std::chrono::duration<double>(SteadyClock::now() - started_).count();
+    // One write's worth of slack so that a transfer can always make progress.
+    const double allowed = static_cast<double>(limit) * elapsed + CURL_MAX_WRITE_SIZE;
+    if (static_cast<double>(bandwidth_used_ + n) > allowed) return false;
+    bandwidth_used_ += n;
+    return true;
   }
 
   void count_network(size_t n) {
@@ -304,6 +296,11 @@ class Stream final : public ArtifactStream {
         }
         if (!schedule(next_start_++)) return;
       }
+      for (auto& [easy, t] : active_) {
+        if (!t->stall.paused) continue;
+        t->stall.paused = false;
+        curl_easy_pause(easy, CURLPAUSE_CONT);  // may deliver, or pause again at once
+      }
       int running = 0;
       curl_multi_perform(multi_, &running);
       int left = 0;
@@ -325,7 +322,9 @@ class Stream final : public ArtifactStream {
         report_progress(false);
         last_progress = now;
       }
-      int timeout_ms = 200;
+      // A transfer held back for bandwidth goes on as soon as the budget has grown by a write.
+      bool held_back = std::any_of(active_.begin(), active_.end(), [](const auto& a) { return a.second->stall.paused; });
+      int timeout_ms = held_back ? 10 : 200;
       for (const auto& r : retries_) {
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.at - now).count();
         timeout_ms = static_cast<int>(std::clamp<int64_t>(ms, 0, timeout_ms));
@@ -414,9 +413,9 @@ class Stream final : public ArtifactStream {
       return false;
     }
     t->easy = e;
-    // libcurl limits each transfer: the chunks in flight share the bandwidth budget.
-    const HttpSettings& h = o_.http;
-    apply_http_settings(e, url, h, h.max_bandwidth ? std::max<uint64_t>(1, h.max_bandwidth / o_.parallel) : 0);
+    // The bandwidth budget is the artifact's, not each transfer's (take_bandwidth).
+    t->stall = StallDetector(o_.http);
+    apply_http_settings(e, url, o_.http, 0, t->stall);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Stream::on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
@@ -460,29 +459,27 @@ class Stream final : public ArtifactStream {
       if (t.is_file) t.status = 200;
     }
     if (rc != CURLE_OK) {
-      std::string why = t.errbuf[0] ? t.errbuf : curl_easy_strerror(rc);
-      switch (rc) {
-        case CURLE_FILE_COULDNT_READ_FILE:
+      std::string why = t.stall.stalled() ? t.stall.describe() : t.errbuf[0] ? t.errbuf : curl_easy_strerror(rc);
+      switch (classify_transfer_error(rc)) {
+        case TransferFailure::not_found:
           set_error(Error{"fetch.not-found", url + ": not found", 0, {}});
           return false;
-        case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_URL_MALFORMAT:
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_SSL_CERTPROBLEM:
-        case CURLE_SSL_CRL_BADFILE:
+        case TransferFailure::refused:
           set_error(Error{"fetch.tls", url + ": " + why, 0, {}});
           return false;
-        default:
+        case TransferFailure::transient:
           // Dropped connections, stalls (low-speed timeout), resets: keep what arrived and resume.
           return retry(t, "fetch.failed", why);
       }
     }
+    // A final answer leaves no empty part behind: the cache holds chunks, not placeholders.
+    if (t.data.empty() && (t.status < 200 || t.status > 299) && !retryable_status(t.status))
+      (void)remove_if_exists(part);
     if (t.status == 404 || t.status == 410) {
       set_error(Error{"fetch.not-found", url + ": HTTP " + std::to_string(t.status), 0, {}});
       return false;
     }
-    if (t.status == 408 || t.status == 429 || t.status >= 500)
+    if (retryable_status(t.status))
       return retry(t, "fetch.failed", "HTTP status " + std::to_string(t.status));
     if (t.status < 200 || t.status > 299) {
       set_error(Error{"fetch.status", url + ": HTTP status " + std::to_string(t.status), 0, {}});
@@ -510,8 +507,7 @@ class Stream final : public ArtifactStream {
       set_error(Error{code, "chunk " + t.sha + ": " + why + " (gave up after " + std::to_string(attempt) + " attempts)", 0, {}});
       return false;
     }
-    std::chrono::milliseconds delay = backoff_delay(attempt, o_.backoff_base, o_.backoff_max);
-    if (t.retry_after) delay = std::min<std::chrono::milliseconds>(*t.retry_after, o_.max_retry_after);
+    std::chrono::milliseconds delay = retry_delay(o_.http, attempt, t.retry_after);
     retries_.push_back({t.sha, SteadyClock::now() + delay});
     std::lock_guard lk(mu_);
     stats_.retries++;
@@ -613,6 +609,8 @@ class Stream final : public ArtifactStream {
   std::vector<Retry> retries_;
   std::map<CURL*, std::unique_ptr<Transfer>> active_;
   std::deque<std::pair<SteadyClock::time_point, uint64_t>> rate_samples_;
+  SteadyClock::time_point started_;
+  uint64_t bandwidth_used_ = 0;  // body bytes taken within max_bandwidth
 };
 
 }  // namespace
@@ -626,6 +624,33 @@ Result<std::unique_ptr<ArtifactStream>> open_artifact_stream(const Artifact& art
   auto s = std::make_unique<Stream>(artifact, opts);
   BALLAST_CHECK(s->start());
   return std::unique_ptr<ArtifactStream>(std::move(s));
+}
+
+Result<uint64_t> retain_cached_chunks(const std::string& cache_dir, const Artifact& artifact) {
+  if (!path_exists(cache_dir)) return uint64_t{0};
+  std::map<std::string, uint64_t> sizes;
+  for (const auto& c : artifact.chunks) sizes[c.sha256] = c.size;
+  uint64_t complete = 0;
+  for (const auto& name : BALLAST_TRY(list_dir(cache_dir))) {
+    const bool part = name.size() > 5 && name.compare(name.size() - 5, 5, ".part") == 0;
+    auto it = sizes.find(part ? name.substr(0, name.size() - 5) : name);
+    const std::string path = path_join(cache_dir, name);
+    if (it == sizes.end()) {
+      BALLAST_CHECK(remove_if_exists(path));
+      continue;
+    }
+    // A chunk is renamed to its sha256 only once its hash matched (and is checked again when read).
+    struct stat st {};
+    if (!part && ::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == it->second)
+      complete += it->second;
+  }
+  return complete;
+}
+
+Status clear_cache(const std::string& cache_dir) {
+  if (!path_exists(cache_dir)) return ok();
+  for (const auto& name : BALLAST_TRY(list_dir(cache_dir))) BALLAST_CHECK(remove_if_exists(path_join(cache_dir, name)));
+  return ok();
 }
 
 }  // namespace ballast::repository

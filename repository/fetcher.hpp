@@ -21,6 +21,7 @@
 #include "common/result.hpp"
 #include "repository/http.hpp"
 #include "repository/manifest.hpp"
+#include "repository/retry_policy.hpp"
 
 namespace ballast::repository {
 
@@ -34,7 +35,7 @@ struct FetchProgress {
 struct FetchOptions {
   std::string chunk_base_url;  // a chunk's URL is this + its sha256 (so it ends in "chunks/")
   std::string cache_dir;       // created when missing
-  HttpSettings http;           // CA bundle, client cert, low-speed limit, bandwidth, retries
+  HttpSettings http;           // CA bundle, client cert, low-speed limit, bandwidth, retries and backoff
   unsigned parallel = 4;       // chunks in flight
   size_t window = 0;           // chunks fetched ahead of the reader; 0: 4 × parallel
   // Bytes fetched ahead of the reader (each chunk counted at the larger of its compressed and
@@ -42,9 +43,6 @@ struct FetchOptions {
   // 8 MiB each would otherwise hold 128+ MiB. One chunk is always allowed; 0: no byte bound.
   uint64_t window_bytes = 16ull << 20;
   bool http2 = true;           // offer HTTP/2 over TLS and multiplex the chunks on one connection
-  std::chrono::milliseconds backoff_base{500};
-  std::chrono::milliseconds backoff_max{30000};
-  std::chrono::seconds max_retry_after{300};  // a longer Retry-After is capped to this
   // Called from the fetching thread, at most every 200 ms and once at the end.
   std::function<void(const FetchProgress&)> progress;
 };
@@ -72,11 +70,12 @@ class ArtifactStream : public ByteSource {
 
 Result<std::unique_ptr<ArtifactStream>> open_artifact_stream(const Artifact& artifact, const FetchOptions& opts);
 
-// The delay before retry number `attempt` (1-based): base × 2^(attempt-1), capped, with up to
-// 25 % random jitter so many hosts do not retry in lockstep.
-std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds base, std::chrono::milliseconds max);
+// Keeps in `cache_dir` only `artifact`'s chunks (verified, and partial ones a Range request
+// resumes), so a retry of the same target downloads only the rest and no other target's chunks
+// linger. Returns the compressed bytes of the artifact's distinct chunks held complete there.
+Result<uint64_t> retain_cached_chunks(const std::string& cache_dir, const Artifact& artifact);
 
-// A Retry-After header value: delta-seconds or an HTTP date, relative to `now` (Unix seconds).
-std::optional<std::chrono::seconds> parse_retry_after(const std::string& value, int64_t now);
+// Empties the download cache: once a stream is applied, none of its chunks is needed again.
+Status clear_cache(const std::string& cache_dir);
 
 }  // namespace ballast::repository

@@ -3,8 +3,11 @@
 #include <curl/curl.h>
 
 #include <mutex>
+#include <thread>
 
+#include "common/log.hpp"
 #include "repository/curl_options.hpp"
+#include "repository/retry_policy.hpp"
 
 namespace ballast::repository {
 
@@ -19,7 +22,16 @@ struct Sink {
   std::string* body;
   uint64_t max_bytes;
   bool too_large = false;
+  std::optional<std::chrono::seconds> retry_after;
 };
+
+size_t header_cb(char* ptr, size_t size, size_t nmemb, void* userdata) {
+  auto* sink = static_cast<Sink*>(userdata);
+  std::string line(ptr, size * nmemb);
+  if (line.rfind("HTTP/", 0) == 0) sink->retry_after.reset();  // a new response
+  else if (auto ra = retry_after_of_header(line)) sink->retry_after = ra;
+  return size * nmemb;
+}
 
 size_t write_cb(char* ptr, size_t size, size_t nmemb, void* userdata) {
   auto* sink = static_cast<Sink*>(userdata);
@@ -42,21 +54,40 @@ class CurlHttpClient final : public HttpClient {
   CurlHttpClient& operator=(const CurlHttpClient&) = delete;
 
   Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) override {
-    auto resp = BALLAST_TRY(perform(url, nullptr, {}, max_bytes));
-    if (resp.status == 404) return fail("http.not-found", url + ": 404 not found");
-    if (resp.status < 200 || resp.status > 299)
-      return fail("http.status", url + ": HTTP status " + std::to_string(resp.status));
-    return resp;
+    for (int attempt = 1;; ++attempt) {
+      Attempt a;
+      Result<HttpResponse> out = perform(url, nullptr, {}, max_bytes, &a);
+      if (out && out->status == 404) {
+        out = fail("http.not-found", url + ": 404 not found");
+      } else if (out && (out->status < 200 || out->status > 299)) {
+        a.transient = retryable_status(out->status);
+        out = fail("http.status", url + ": HTTP status " + std::to_string(out->status));
+      }
+      if (!a.transient) return out;
+      if (attempt > settings_.retries)
+        return with_context(out, "gave up after " + std::to_string(attempt) + " attempts");
+      auto delay = retry_delay(settings_, attempt, a.retry_after);
+      log::debug("metadata request failed; retrying", {{"URL", url}, {"ERROR", out.error().describe()},
+                                                      {"ATTEMPT", std::to_string(attempt)}});
+      std::this_thread::sleep_for(delay);
+    }
   }
 
   Result<HttpResponse> post(const std::string& url, const std::string& body, const std::vector<std::string>& headers,
                             uint64_t max_bytes) override {
-    return perform(url, &body, headers, max_bytes);
+    return perform(url, &body, headers, max_bytes, nullptr);
   }
 
  private:
+  // What one request's failure says about trying again.
+  struct Attempt {
+    bool transient = false;  // a transfer error retry_policy.hpp calls transient
+    std::optional<std::chrono::seconds> retry_after;
+  };
+
   Result<HttpResponse> perform(const std::string& url, const std::string* post_body,
-                               const std::vector<std::string>& headers, uint64_t max_bytes) {
+                               const std::vector<std::string>& headers, uint64_t max_bytes,
+                               Attempt* attempt) {
     // One handle for every request: curl_easy_reset() clears the options but keeps the handle's
     // open connections and TLS sessions, so a TUF refresh (timestamp, snapshot, targets, a
     // manifest...) costs one TCP and TLS handshake instead of one per file.
@@ -66,10 +97,13 @@ class CurlHttpClient final : public HttpClient {
     CURL* curl = curl_;
     curl_easy_reset(curl);
     HttpResponse resp;
-    Sink sink{&resp.body, max_bytes};
-    apply_http_settings(curl, url, settings_, settings_.max_bandwidth);
+    Sink sink{&resp.body, max_bytes, false, std::nullopt};
+    StallDetector stall(settings_);
+    apply_http_settings(curl, url, settings_, settings_.max_bandwidth, stall);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &sink);
     curl_slist* header_list = nullptr;
     for (const auto& h : headers) header_list = curl_slist_append(header_list, h.c_str());
     struct FreeHeaders {
@@ -85,8 +119,16 @@ class CurlHttpClient final : public HttpClient {
     CURLcode rc = curl_easy_perform(curl);
     if (sink.too_large)
       return fail("http.too-large", url + " is larger than the allowed " + std::to_string(max_bytes) + " bytes");
-    if (rc == CURLE_FILE_COULDNT_READ_FILE) return fail("http.not-found", url + ": not found");
-    if (rc != CURLE_OK) return fail("http.transfer", url + ": " + curl_easy_strerror(rc));
+    if (attempt) attempt->retry_after = sink.retry_after;
+    if (rc != CURLE_OK) {
+      switch (classify_transfer_error(rc)) {
+        case TransferFailure::not_found: return fail("http.not-found", url + ": not found");
+        case TransferFailure::refused: return fail("http.transfer", url + ": " + curl_easy_strerror(rc));
+        case TransferFailure::transient:
+          if (attempt) attempt->transient = true;
+          return fail("http.transfer", url + ": " + (stall.stalled() ? stall.describe() : curl_easy_strerror(rc)));
+      }
+    }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
     if (url.rfind("file:", 0) == 0) resp.status = 200;
     return resp;

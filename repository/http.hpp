@@ -23,6 +23,10 @@ struct HttpSettings {
   std::chrono::seconds low_speed_time{30};      // … for this long counts as stalled
   uint64_t max_bandwidth = 0;                   // bytes/s, 0 = unlimited
   int retries = 5;                              // attempts after the first, with backoff
+  // The retry policy's waits (repository/retry_policy.hpp), for metadata and chunks alike.
+  std::chrono::milliseconds backoff_base{500};
+  std::chrono::milliseconds backoff_max{30000};
+  std::chrono::seconds max_retry_after{300};  // a longer Retry-After is capped to this
 };
 
 struct HttpResponse {
@@ -35,7 +39,8 @@ class HttpClient {
   virtual ~HttpClient() = default;
   // GETs `url` whole. More than `max_bytes` is an error ("http.too-large") and the transfer is
   // aborted as soon as it is exceeded: never more bytes than the metadata allows.
-  // 404 is an error with code "http.not-found"; other non-2xx are "http.status".
+  // 404 is an error with code "http.not-found"; other non-2xx are "http.status". Transient
+  // failures (connection errors, stalls, 408, 429, 5xx) are retried per retry_policy.hpp.
   virtual Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) = 0;
   // POSTs `body` with `headers` ("Name: value" each). Any HTTP status is a response, not an
   // error, because the callers (FleetLock, the event outbox) act on it; only a transport failure

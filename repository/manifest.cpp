@@ -112,11 +112,11 @@ Result<Artifact> parse_artifact(const json& a, const std::string& where) {
   if (!a.is_object()) return invalid(where, "must be an object");
   BALLAST_CHECK(only_keys(a, where, {"from", "parent_uuid", "chunks", "history", "size", "usize"}));
   Artifact art;
-  art.from = BALLAST_TRY(get_string(a, where, "from", 64, false));
-  if (a.contains("from")) BALLAST_CHECK(with_context(Version::parse(art.from), where + ".from"));
+  if (a.contains("from"))
+    art.from = BALLAST_TRY(with_context(Version::parse(BALLAST_TRY(get_string(a, where, "from", 64))), where + ".from"));
   art.parent_uuid = BALLAST_TRY(get_string(a, where, "parent_uuid", 36, false));
   if (a.contains("parent_uuid")) {
-    if (art.from.empty()) return invalid(where + ".parent_uuid", "only a delta has a parent");
+    if (art.is_full()) return invalid(where + ".parent_uuid", "only a delta has a parent");
     if (!valid_uuid(art.parent_uuid)) return invalid(where + ".parent_uuid", "not a lowercase UUID");
   }
   if (a.contains("history")) art.history = BALLAST_TRY(get_uint(a, where, "history", 1, kMaxChunkBytes));
@@ -170,17 +170,37 @@ const Artifact* Manifest::full() const {
   return nullptr;
 }
 
-const Artifact* Manifest::delta_from(std::string_view v) const {
+const Artifact* Manifest::delta_from(const Version& v) const {
   for (const auto& a : artifacts)
-    if (!a.is_full() && a.from == v) return &a;
+    if (a.from == v) return &a;
   return nullptr;
 }
+
+Result<MeasuredBoot> parse_measured_boot(const json& mb, const std::string& where) {
+  if (!mb.is_object()) return invalid(where, "must be an object");
+  BALLAST_CHECK(only_keys(mb, where, {"pcr11_sha256"}));
+  const json* pcrs = BALLAST_TRY(member(mb, where, "pcr11_sha256"));
+  if (!pcrs->is_object() || pcrs->empty() || pcrs->size() > 64)
+    return invalid(where + ".pcr11_sha256", "must be an object of 1 to 64 phases");
+  MeasuredBoot out;
+  for (const auto& [phase, value] : pcrs->items()) {
+    bool phase_ok = phase.size() <= 256;
+    for (char c : phase) phase_ok = phase_ok && ((c >= 'a' && c <= 'z') || c == '-' || c == ':');
+    if (!phase_ok) return invalid(where + ".pcr11_sha256", "bad phase \"" + phase + "\"");
+    if (!value.is_string() || !valid_sha256_hex(value.get<std::string>()))
+      return invalid(where + ".pcr11_sha256." + phase, "not 64 lowercase hex digits");
+    out.pcr11_sha256[phase] = value.get<std::string>();
+  }
+  return out;
+}
+
+json measured_boot_json(const MeasuredBoot& mb) { return {{"pcr11_sha256", mb.pcr11_sha256}}; }
 
 Result<Manifest> parse_manifest(std::string_view text) {
   if (text.size() > kMaxManifestBytes) return invalid("manifest", "larger than " + std::to_string(kMaxManifestBytes) + " bytes");
   json j = BALLAST_TRY(parse_strict(text, "manifest"));
   if (!j.is_object()) return invalid("manifest", "must be a JSON object");
-  BALLAST_CHECK(only_keys(j, "manifest", {"schema", "version", "artifacts"}));
+  BALLAST_CHECK(only_keys(j, "manifest", {"schema", "version", "artifacts", "measured_boot"}));
   uint64_t schema = BALLAST_TRY(get_uint(j, "manifest", "schema", 0, 1u << 20));
   if (schema != Manifest::kSchema)
     return fail("manifest.unsupported", "manifest schema " + std::to_string(schema) + " is not supported (expected " +
@@ -191,15 +211,17 @@ Result<Manifest> parse_manifest(std::string_view text) {
   const json* arts = BALLAST_TRY(member(j, "manifest", "artifacts"));
   if (!arts->is_array() || arts->empty()) return invalid("manifest.artifacts", "must be a non-empty array");
   if (arts->size() > kMaxArtifacts) return invalid("manifest.artifacts", "too many artifacts");
-  std::set<std::string> froms;
+  std::set<std::string> froms;  // "" for the full stream
   for (size_t i = 0; i < arts->size(); ++i) {
     std::string where = "manifest.artifacts[" + std::to_string(i) + "]";
     Artifact a = BALLAST_TRY(parse_artifact((*arts)[i], where));
-    if (!froms.insert(a.from).second)
-      return invalid(where, a.from.empty() ? "a second full stream" : "a second delta from " + a.from);
-    if (a.from == m.version.str()) return invalid(where + ".from", "a delta from the release itself");
+    if (!froms.insert(a.from ? a.from->str() : "").second)
+      return invalid(where, a.from ? "a second delta from " + a.from->str() : "a second full stream");
+    if (a.from == m.version) return invalid(where + ".from", "a delta from the release itself");
     m.artifacts.push_back(std::move(a));
   }
+  if (const json* mb = BALLAST_TRY(member(j, "manifest", "measured_boot", false)))
+    m.measured_boot = BALLAST_TRY(parse_measured_boot(*mb, "manifest.measured_boot"));
   return m;
 }
 
@@ -209,12 +231,13 @@ std::string serialize_manifest(const Manifest& m) {
     json chunks = json::array();
     for (const auto& c : a.chunks) chunks.push_back({{"sha256", c.sha256}, {"size", c.size}, {"usize", c.usize}});
     json ja{{"chunks", std::move(chunks)}, {"size", a.size}, {"usize", a.usize}};
-    if (!a.from.empty()) ja["from"] = a.from;
+    if (a.from) ja["from"] = a.from->str();
     if (!a.parent_uuid.empty()) ja["parent_uuid"] = a.parent_uuid;
     if (a.history) ja["history"] = a.history;
     arts.push_back(std::move(ja));
   }
   json j{{"schema", Manifest::kSchema}, {"version", m.version.str()}, {"artifacts", std::move(arts)}};
+  if (m.measured_boot) j["measured_boot"] = measured_boot_json(*m.measured_boot);
   return j.dump();
 }
 

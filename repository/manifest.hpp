@@ -35,7 +35,7 @@ struct ChunkRef {
 };
 
 struct Artifact {
-  std::string from;         // empty: the full stream; else the version this delta applies to
+  std::optional<Version> from;  // nullopt: the full stream; else the version this delta applies to
   std::string parent_uuid;  // delta only: UUID of the publisher's parent subvolume (= the
                             // received_uuid a host's slot of `from` carries); may be empty
   std::vector<ChunkRef> chunks;
@@ -44,17 +44,26 @@ struct Artifact {
   uint64_t history = 0;
   uint64_t size = 0;   // sum of chunk sizes
   uint64_t usize = 0;  // sum of chunk usizes: the send stream's length
-  bool is_full() const { return from.empty(); }
+  bool is_full() const { return !from; }
   bool operator==(const Artifact&) const = default;
+};
+
+// What the release's UKI measures into TPM PCR 11 (sha256 bank), predicted at publish time: per
+// boot phase systemd-pcrphase extends ("enter-initrd", …, "enter-initrd:leave-initrd:sysinit:ready",
+// as systemd-measure names them; "" for the UKI's sections alone), the PCR value in lowercase hex.
+struct MeasuredBoot {
+  std::map<std::string, std::string> pcr11_sha256;
+  bool operator==(const MeasuredBoot&) const = default;
 };
 
 struct Manifest {
   static constexpr int kSchema = 1;
   Version version;
   std::vector<Artifact> artifacts;
+  std::optional<MeasuredBoot> measured_boot;  // releases without a UKI (and older manifests) have none
 
   const Artifact* full() const;
-  const Artifact* delta_from(std::string_view version) const;
+  const Artifact* delta_from(const Version& version) const;
   bool operator==(const Manifest&) const = default;
 };
 
@@ -81,6 +90,10 @@ struct ReleaseInfo {
 // breaks Version's rule is "version.invalid" with the field in its context.
 Result<Manifest> parse_manifest(std::string_view json);
 std::string serialize_manifest(const Manifest& m);  // canonical: sorted keys, no whitespace
+
+// The manifest's "measured_boot" object, by the same rules (`where` names it in errors).
+Result<MeasuredBoot> parse_measured_boot(const nlohmann::json& j, const std::string& where);
+nlohmann::json measured_boot_json(const MeasuredBoot& mb);
 
 Result<ReleaseInfo> parse_release_info(const nlohmann::json& custom);
 nlohmann::json release_info_json(const ReleaseInfo& info);

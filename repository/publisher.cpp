@@ -8,26 +8,32 @@ namespace ballast::repository {
 std::string chunk_store_dir(const std::string& repo_dir) { return layout::chunks_dir(repo_dir); }
 
 Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
-                                      const std::vector<ArtifactInput>& inputs, const PackOptions& pack) {
+                                      const std::vector<ArtifactInput>& inputs, const PackOptions& pack,
+                                      const std::optional<MeasuredBoot>& measured_boot) {
   const auto& published = writer.targets();
   if (published.count(manifest_target_name(info.version)))
     return fail("repo.release-exists", "release " + info.version.str() + " is already published");
   size_t fulls = 0;
+  std::vector<std::optional<Version>> froms;  // per input: nullopt for the full stream
   for (const auto& in : inputs) {
     if (in.from.empty()) {
       ++fulls;
+      froms.emplace_back();
       continue;
     }
-    if (in.from == info.version.str()) return fail("repo.bad-delta", "a delta from the release itself");
     Version from = BALLAST_TRY(with_context(Version::parse(in.from), "delta from"));
+    if (from == info.version) return fail("repo.bad-delta", "a delta from the release itself");
     if (!published.count(manifest_target_name(from)))
       return fail("repo.unknown-release", "cannot add a delta from " + in.from + ": no such release in the repository");
+    froms.push_back(from);
   }
   if (fulls != 1) return fail("repo.no-full", "a release needs exactly one full stream");
 
   PublishReport report;
   report.manifest.version = info.version;
-  for (const auto& in : inputs) {
+  report.manifest.measured_boot = measured_boot;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ArtifactInput& in = inputs[i];
     std::string what = in.from.empty() ? "the full stream" : "the delta from " + in.from;
     auto stream = with_context(in.open(), "sending " + what);
     if (!stream) return tl::unexpected<Error>(stream.error());
@@ -38,7 +44,7 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
     Status produced = in.finish ? with_context(in.finish(), "sending " + what) : ok();
     if (!art) return tl::unexpected<Error>(art.error());
     BALLAST_CHECK(produced);
-    art->from = in.from;
+    art->from = froms[i];
     art->parent_uuid = in.parent_uuid;
     report.manifest.artifacts.push_back(std::move(*art));
     report.stats.chunks += st.chunks;

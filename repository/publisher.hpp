@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,11 @@ std::string chunk_store_dir(const std::string& repo_dir);
 
 // Adds release `info.version` with its artifacts (exactly one full stream is required; each
 // delta's `from` must be a published release). "repo.release-exists" for a version already
-// published; nothing is committed unless every artifact was packed.
+// published; nothing is committed unless every artifact was packed. `measured_boot` (the PCR 11
+// values the release's UKI produces) goes into the signed manifest as it is.
 Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
-                                      const std::vector<ArtifactInput>& inputs, const PackOptions& pack);
+                                      const std::vector<ArtifactInput>& inputs, const PackOptions& pack,
+                                      const std::optional<MeasuredBoot>& measured_boot = std::nullopt);
 
 // Marks a published release revoked (its custom data), re-signing targets → snapshot → timestamp.
 Status revoke_release(tuf::RepoWriter& writer, const Version& version);

@@ -1,6 +1,7 @@
 #include "repository/release.hpp"
 
 #include "common/file.hpp"
+#include "common/log.hpp"
 #include "repository/http.hpp"
 #include "repository/layout.hpp"
 
@@ -14,10 +15,15 @@ Result<std::vector<Release>> list_releases(tuf::Client& client) {
     auto slash = t.name.find('/', 9);
     if (slash == std::string::npos || t.name.substr(slash) != "/manifest.json") continue;
     std::string version = t.name.substr(9, slash - 9);
-    ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(t.custom), "target " + t.name));
-    if (info.version.str() != version)
-      return fail("manifest.invalid", "target " + t.name + " claims to be release " + info.version.str());
-    out.push_back({std::move(info), std::move(t)});
+    // One malformed release must not hide the others: it is skipped (and said so), never chosen.
+    auto info = with_context(parse_release_info(t.custom), "target " + t.name);
+    if (info && info->version.str() != version)
+      info = fail("manifest.invalid", "target " + t.name + " claims to be release " + info->version.str());
+    if (!info) {
+      log::warning("skipping a malformed release: " + info.error().describe(), {{"TARGET", t.name}});
+      continue;
+    }
+    out.push_back({std::move(*info), std::move(t)});
   }
   return out;
 }
@@ -59,6 +65,8 @@ const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvol
   return m.full();
 }
 
+std::string chunk_cache_dir(const std::string& state_dir) { return path_join(state_dir, "cache/chunks"); }
+
 std::string chunk_base_url(const std::string& repo_url) {
   return layout::chunks_dir(repo_url) + "/";
 }
@@ -69,34 +77,44 @@ namespace ballast::repository {
 
 namespace {
 
-// A refreshed client together with the HTTP client it borrows.
-struct Refreshed {
-  std::unique_ptr<HttpClient> http;
-  std::optional<tuf::Client> client;
-};
-
-Result<Refreshed> refresh(const ReleaseRequest& req, const Clock& clock) {
+Result<TrustedRepository> open_client(const ReleaseRequest& req, const Clock& clock) {
   std::string tuf_dir = tuf::trusted_metadata_dir(req.state_dir);
   BALLAST_CHECK(make_dirs(tuf_dir, 0700));
   BALLAST_CHECK(tuf::Client::init_trust(tuf_dir, req.root_json));
-  Refreshed r;
+  TrustedRepository r;
   r.http = make_curl_http_client(req.http);
   tuf::ClientOptions copts;
   copts.max_metadata_size = req.max_metadata_size;
   r.client = BALLAST_TRY(tuf::open_repository(req.state_dir, *r.http, clock, req.repo_url, copts));
-  BALLAST_CHECK(r.client->refresh());
   return r;
 }
 
 }  // namespace
 
-Result<std::vector<Release>> refresh_releases(const ReleaseRequest& req, const Clock& clock) {
-  auto r = BALLAST_TRY(refresh(req, clock));
-  return list_releases(*r.client);
+Result<TrustedRepository> refresh_repository(const ReleaseRequest& req, const Clock& clock) {
+  auto r = BALLAST_TRY(open_client(req, clock));
+  BALLAST_CHECK(r.client->refresh());
+  return r;
+}
+
+Result<TrustedRepository> open_trusted_repository(const ReleaseRequest& req, const Clock& clock) {
+  auto r = BALLAST_TRY(open_client(req, clock));
+  BALLAST_CHECK(r.client->load_trusted());
+  return r;
+}
+
+FetchOptions fetch_options(const ReleaseRequest& req) {
+  FetchOptions fo;
+  fo.chunk_base_url = chunk_base_url(req.repo_url);
+  fo.cache_dir = chunk_cache_dir(req.state_dir);
+  fo.http = req.http;
+  fo.parallel = req.parallel;
+  fo.progress = req.progress;
+  return fo;
 }
 
 Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock) {
-  auto refreshed = BALLAST_TRY(refresh(req, clock));
+  auto refreshed = BALLAST_TRY(refresh_repository(req, clock));
   tuf::Client& client = *refreshed.client;
   auto releases = BALLAST_TRY(list_releases(client));
   auto release = BALLAST_TRY(choose_release(releases, req.version, req.channel));
@@ -106,12 +124,8 @@ Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock
   const Artifact* art = plan_artifact(out.manifest, req.local);
   if (!art) return fail("fetch.no-artifact", "release " + out.manifest.version.str() + " has no full stream");
   out.artifact = *art;
-  FetchOptions fo;
-  fo.chunk_base_url = chunk_base_url(req.repo_url);
-  fo.cache_dir = path_join(req.state_dir, "cache/chunks");
-  fo.http = req.http;
-  fo.parallel = req.parallel;
-  fo.progress = req.progress;
+  FetchOptions fo = fetch_options(req);
+  out.cached_bytes = BALLAST_TRY(retain_cached_chunks(fo.cache_dir, out.artifact));
   out.stream = BALLAST_TRY(open_artifact_stream(out.artifact, fo));
   return out;
 }

@@ -21,8 +21,9 @@ struct Release {
   tuf::TargetInfo target;  // releases/<version>/manifest.json
 };
 
-// Every release in the refreshed client's targets; a target whose custom data does not parse
-// is an error (the publisher signed something malformed).
+// Every release in the refreshed client's targets. A target whose custom data does not parse or
+// names another version (the publisher signed something malformed) is skipped with a warning,
+// so the newest valid release is still found.
 Result<std::vector<Release>> list_releases(tuf::Client& client);
 
 // `version` set: that release ("fetch.no-release" when absent, "fetch.revoked" when revoked).
@@ -65,17 +66,43 @@ struct ReleaseRequest {
   std::function<void(const FetchProgress&)> progress;
 };
 
+// Compressed bytes of `artifact` still to download when `cached` of them are in the cache: what a
+// free-space check counts.
+inline uint64_t bytes_to_download(const Artifact& artifact, uint64_t cached) {
+  return artifact.size > cached ? artifact.size - cached : 0;
+}
+
 struct OpenedRelease {
   ReleaseInfo info;                         // the signed custom data (kernel command line, …)
   Manifest manifest;
   Artifact artifact;                        // the one planned: a delta from `local`, else the full stream
   std::unique_ptr<ArtifactStream> stream;   // verified, decompressed send-stream bytes
+  uint64_t cached_bytes = 0;                // compressed bytes of `artifact` already in the cache
+  // Compressed bytes the stream still downloads into the cache (what a free-space check counts).
+  uint64_t download_bytes() const { return bytes_to_download(artifact, cached_bytes); }
 };
 
-// Refresh TUF and list every release (what the agent's planner chooses from).
-Result<std::vector<Release>> refresh_releases(const ReleaseRequest& req, const Clock& clock);
+// Where the chunks of a host with `state_dir` are cached (emptied once a stream is applied).
+std::string chunk_cache_dir(const std::string& state_dir);
+
+// A TUF client over a repository's trusted metadata, with the HTTP client it borrows.
+struct TrustedRepository {
+  std::unique_ptr<HttpClient> http;
+  std::optional<tuf::Client> client;
+};
+
+// Refresh TUF (the only place a host refreshes): the agent's check does it once per update.
+Result<TrustedRepository> refresh_repository(const ReleaseRequest& req, const Clock& clock);
+// The metadata the last refresh left in <state>/tuf, without refreshing (tuf::Client::load_trusted):
+// what staging reads the release's manifest through.
+Result<TrustedRepository> open_trusted_repository(const ReleaseRequest& req, const Clock& clock);
+
+// How the request fetches chunks (base URL, cache, HTTP, parallelism, progress).
+FetchOptions fetch_options(const ReleaseRequest& req);
 
 // Refresh TUF, choose the release, load its manifest, plan the artifact and open its stream.
+// The cache keeps only that artifact's chunks: what an earlier failed attempt at the same target
+// verified is reused, everything else is removed.
 Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock);
 
 }  // namespace ballast::repository

@@ -27,6 +27,7 @@
 
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "snapshot/subvolume.hpp"
 
 namespace ballast::snapshot {
 
@@ -366,7 +367,7 @@ Status Receiver::begin_subvol(const Command& c, bool snapshot) {
   std::random_device rd;
   char suffix[20];
   std::snprintf(suffix, sizeof(suffix), "%08x%08x", rd(), rd());
-  std::string tmp = std::string(".ballast-receive-") + suffix;
+  std::string tmp = std::string(kReceivePrefix) + suffix;
 
   if (!snapshot) {
     auto e = btrfs_util_create_subvolume_fd(partial_fd_.get(), tmp.c_str(), 0, nullptr, nullptr);
@@ -906,6 +907,16 @@ Result<ReceivedSubvolume> Receiver::run(ByteSource& in) {
 }
 
 }  // namespace
+
+Result<std::vector<std::string>> remove_receive_debris(const std::string& dir) {
+  std::vector<std::string> removed;
+  for (const auto& n : BALLAST_TRY(list_dir(dir))) {
+    if (n.rfind(kReceivePrefix, 0) != 0 || !BALLAST_TRY(is_subvolume(path_join(dir, n)))) continue;
+    BALLAST_CHECK(delete_subvolume(path_join(dir, n)));
+    removed.push_back(n);
+  }
+  return removed;
+}
 
 Result<ReceivedSubvolume> receive(ByteSource& in, const ReceiveOptions& opts) {
   Receiver r(opts);

@@ -42,6 +42,13 @@ struct ReceivedSubvolume {
 
 Result<ReceivedSubvolume> receive(ByteSource& in, const ReceiveOptions& opts);
 
+// The hidden name a subvolume is received under until it is complete.
+inline constexpr const char* kReceivePrefix = ".ballast-receive-";
+
+// Deletes the hidden subvolumes a killed receive left in `dir` (kReceivePrefix), nothing else;
+// returns their names. Only for a caller that knows no receive into `dir` is running.
+Result<std::vector<std::string>> remove_receive_debris(const std::string& dir);
+
 // Prints every command, one per line, without applying anything (`ballast receive --dump`).
 // Concatenated streams are dumped one after the other.
 Status dump(ByteSource& in, std::ostream& out);

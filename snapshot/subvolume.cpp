@@ -3,6 +3,7 @@
 #include <btrfsutil.h>
 
 #include <cerrno>
+#include <thread>
 #include <vector>
 
 #include "common/log.hpp"
@@ -80,6 +81,33 @@ Status delete_subvolume(const std::string& path) {
     if (err != BTRFS_UTIL_OK) return util_error("subvolume.delete", err, "cannot delete subvolume " + p);
   }
   return ok();
+}
+
+Result<size_t> wait_for_cleaned_subvolumes(const std::string& path, std::chrono::milliseconds limit) {
+  uint64_t* ids = nullptr;
+  size_t n = 0;
+  auto err = btrfs_util_deleted_subvolumes(path.c_str(), &ids, &n);
+  if (err != BTRFS_UTIL_OK) return util_error("subvolume.sync", err, "cannot list deleted subvolumes of " + path);
+  std::vector<uint64_t> waiting(ids, ids + n);
+  free(ids);
+  if (waiting.empty()) return size_t{0};
+  // A committed transaction wakes the cleaner; then poll, as `btrfs subvolume sync` does.
+  uint64_t transid = 0;
+  if (btrfs_util_start_sync(path.c_str(), &transid) == BTRFS_UTIL_OK) (void)btrfs_util_wait_sync(path.c_str(), transid);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::vector<uint64_t> left = waiting;
+  while (!left.empty()) {
+    std::erase_if(left, [&](uint64_t id) {
+      return btrfs_util_subvolume_info(path.c_str(), id, nullptr) == BTRFS_UTIL_ERROR_SUBVOLUME_NOT_FOUND;
+    });
+    if (left.empty()) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log::warning(std::to_string(left.size()) + " deleted subvolume(s) of " + path + " are still being cleaned");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return waiting.size();
 }
 
 SubvolumeGuard::~SubvolumeGuard() {

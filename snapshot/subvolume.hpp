@@ -2,6 +2,7 @@
 // all-or-nothing: unless committed, the partial subvolume is deleted.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "common/result.hpp"
@@ -15,7 +16,14 @@ Status set_read_only(const std::string& path, bool read_only);
 Result<bool> is_read_only(const std::string& path);
 Result<bool> is_subvolume(const std::string& path);
 // Deletes the subvolume and every subvolume nested below it (clearing read-only flags first).
+// Its space comes back only once Btrfs' cleaner has dropped it: see wait_for_cleaned_subvolumes.
 Status delete_subvolume(const std::string& path);
+
+// `btrfs subvolume sync` semantics: waits until every subvolume deleted on the filesystem of
+// `path` has been cleaned (its space is free again), for at most `limit`. Returns how many were
+// still waiting to be cleaned when called.
+Result<size_t> wait_for_cleaned_subvolumes(const std::string& path,
+                                           std::chrono::milliseconds limit = std::chrono::minutes(5));
 
 // Owns a subvolume under construction. The destructor deletes it unless commit() was called.
 class SubvolumeGuard {

@@ -3,6 +3,7 @@
 
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
+#include "agent/host/loader.hpp"
 #include "boot/boot_control.hpp"
 #include "boot/boot_simulator.hpp"
 
@@ -76,9 +77,37 @@ int simulate_reboot(const GlobalOptions& g) {
   return 0;
 }
 
-// Runs one change and prints nothing on success (exit status tells).
-int change(const GlobalOptions& g, const BootOptions& o,
+// The booted release's signed systemd-boot onto the ESP.
+int update_loader(const GlobalOptions& g, const BootOptions& o) {
+  auto lock = g.lock_host("boot update-loader");
+  if (!lock) return report_error(lock.error());
+  auto control = open_control(g, o);
+  if (!control) return report_error(control.error());
+  auto booted = (*control)->booted_version();
+  if (!booted) return report_error(booted.error());
+  auto layout = host_layout(g);
+  auto done = host::update_loader(layout, **control, booted->str());
+  if (!done) return report_error(done.error());
+  const std::string source = host::release_loader_path(layout, booted->str());
+  if (g.json) {
+    nlohmann::json paths = nlohmann::json::array();
+    for (const char* p : boot::kSystemdBootPaths) paths.push_back(p);
+    print_json({{"result", boot::to_string(*done)}, {"version", booted->str()}, {"source", source}, {"paths", paths}});
+    return 0;
+  }
+  switch (*done) {
+    case boot::LoaderUpdate::updated: std::cout << "updated: the ESP's systemd-boot is now release " << booted->str() << "'s\n"; break;
+    case boot::LoaderUpdate::unchanged: std::cout << "unchanged: the ESP already has release " << booted->str() << "'s loader\n"; break;
+    case boot::LoaderUpdate::not_shipped: std::cout << "not shipped: release " << booted->str() << " carries no loader at " << source << "\n"; break;
+  }
+  return 0;
+}
+
+// Runs one change under the host lock and prints nothing on success (exit status tells).
+int change(const GlobalOptions& g, const BootOptions& o, const std::string& verb,
            const std::function<Status(boot::BootControl&)>& op) {
+  auto lock = g.lock_host("boot " + verb);
+  if (!lock) return report_error(lock.error());
   auto control = open_control(g, o);
   if (!control) return report_error(control.error());
   auto st = op(**control);
@@ -104,7 +133,7 @@ void setup(VerbContext& ctx) {
   add->add_option("--title", o.spec.title, "Menu title (default \"ballast VERSION\")");
   add->callback([&] {
     action = [&] {
-      return change(g, o, [](boot::BootControl& c) -> Status {
+      return change(g, o, "add", [](boot::BootControl& c) -> Status {
         o.spec.version = *BALLAST_TRY(version_arg(o));
         return c.install(o.spec);
       });
@@ -119,7 +148,7 @@ void setup(VerbContext& ctx) {
   bless->add_option("VERSION", o.version, "Version to bless (default: the booted one)");
   bless->callback([&] {
     action = [&] {
-      return change(g, o, [](boot::BootControl& c) -> Status {
+      return change(g, o, "bless", [](boot::BootControl& c) -> Status {
         auto v = BALLAST_TRY(version_arg(o));
         return c.bless(v ? *v : BALLAST_TRY(c.booted_version()));
       });
@@ -131,6 +160,13 @@ void setup(VerbContext& ctx) {
                          "variables, write the entry's options to the --cmdline-path file (for sandboxes and tests)");
   sim->add_flag("--json", g.json, "Print machine-readable JSON");
   sim->callback([&] { action = [&] { return simulate_reboot(g); }; });
+
+  auto* loader = boot->add_subcommand(
+      "update-loader", "Replace systemd-boot on the ESP (EFI/systemd/systemd-bootx64.efi, EFI/BOOT/BOOTX64.EFI) with the "
+                       "booted release's signed copy, atomically and only when it differs; an unsigned loader is refused "
+                       "while Secure Boot is enabled");
+  loader->add_flag("--json", g.json, "Print machine-readable JSON");
+  loader->callback([&] { action = [&] { return update_loader(g, o); }; });
 
   struct Simple {
     const char* name;
@@ -145,9 +181,10 @@ void setup(VerbContext& ctx) {
     auto* cmd = boot->add_subcommand(s.name, s.help);
     cmd->add_option("VERSION", o.version, "Version of the entry")->required();
     auto op = s.op;
-    cmd->callback([&, op] {
-      action = [&, op] {
-        return change(g, o, [op](boot::BootControl& c) -> Status { return (c.*op)(*BALLAST_TRY(version_arg(o))); });
+    std::string name = s.name;
+    cmd->callback([&, op, name] {
+      action = [&, op, name] {
+        return change(g, o, name, [op](boot::BootControl& c) -> Status { return (c.*op)(*BALLAST_TRY(version_arg(o))); });
       };
     });
   }

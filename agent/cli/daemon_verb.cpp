@@ -35,7 +35,7 @@ int daemon(const GlobalOptions& g, const DaemonArgs& a) {
   if (!type) return report_error(type.error());
   agent::ServiceHost host{*boot, boot_paths(g, *cfg), host_layout(g),
                           release_request(g, *cfg, cfg->get_string("repository.url"), root), g.state_dir,
-                          g.sysroot != GlobalOptions().sysroot, *type};
+                          g.sysroot != GlobalOptions().sysroot, *type, g.tpm_path};
   agent::ServiceOptions so{a.once, a.no_dbus, a.simulate_reboot, a.run_dir, a.bus_address};
   auto rested = agent::run_service(*cfg, std::move(host), so);
   if (!rested) return report_error(rested.error());

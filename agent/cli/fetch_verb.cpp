@@ -9,6 +9,7 @@
 #include "agent/host/stage.hpp"
 #include "common/clock.hpp"
 #include "common/file.hpp"
+#include "common/log.hpp"
 #include "repository/fetcher.hpp"
 #include "repository/http.hpp"
 #include "repository/release.hpp"
@@ -33,9 +34,22 @@ struct FetchArgs {
   bool progress = false;
 };
 
+// One fetch per target directory: under its lock, a hidden subvolume a killed fetch left there is
+// debris and goes before this fetch adds its own.
+Result<HostLock> lock_fetch_dir(const GlobalOptions& g, const std::string& dir) {
+  if (!path_exists(dir)) return fail("fetch.no-dir", "the target directory " + dir + " does not exist");
+  auto lock = BALLAST_TRY(HostLock::acquire(path_join(dir, ".ballast-fetch.lock"), "fetch",
+                                            g.wait ? HostLock::Mode::wait : HostLock::Mode::fail, "fetch.locked"));
+  for (const auto& n : BALLAST_TRY(snapshot::remove_receive_debris(dir)))
+    log::notice("removed " + n + ", left in " + dir + " by an interrupted fetch");
+  return Result<HostLock>(std::move(lock));
+}
+
 int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
+  auto dir_lock = lock_fetch_dir(g, a.dir);
+  if (!dir_lock) return report_error(dir_lock.error());
   auto req = release_request(g, *cfg, a.repo_url, a.root);
   if (!a.ca_bundle.empty()) req.http.ca_bundle = a.ca_bundle;
   if (!a.client_cert.empty()) req.http.client_cert = a.client_cert;
@@ -75,7 +89,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   if (g.json) {
     print_json({{"version", manifest->version.str()},
                 {"artifact", art->is_full() ? "full" : "delta"},
-                {"from", art->from},
+                {"from", str_or_empty(art->from)},
                 {"path", received->path},
                 {"received_uuid", received->received_uuid},
                 {"stream_bytes", art->usize},
@@ -85,7 +99,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
                 {"requests", stats.requests},
                 {"retries", stats.retries}});
   } else {
-    std::cout << "received " << manifest->version.str() << (art->is_full() ? " (full)" : " (delta from " + art->from + ")")
+    std::cout << "received " << manifest->version.str() << (art->is_full() ? " (full)" : " (delta from " + art->from->str() + ")")
               << " into " << received->path << ": " << stats.network_bytes << " bytes downloaded\n";
   }
   return 0;

@@ -1,6 +1,8 @@
 // Host verbs: `ballast stage` (stage a release from a local send stream: the transaction the
 // agent runs after fetching) and `ballast status` (the running agent's state when it answers on
 // the bus; otherwise the booted, staged and rollback versions read from the host).
+#include <sys/stat.h>
+
 #include <iostream>
 
 #include "agent/cli/host_options.hpp"
@@ -10,6 +12,7 @@
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
 #include "agent/host/status.hpp"
+#include "agent/measured_boot.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -22,19 +25,24 @@ struct StageArgs {
 };
 
 int stage(const GlobalOptions& g, const StageArgs& a) {
+  auto lock = g.lock_host("stage");
+  if (!lock) return report_error(lock.error());
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);
   auto booted = boot->booted_version();
   auto version = Version::parse(a.version);
   if (!version) return report_error(version.error());
-  host::StageContext ctx{host_layout(g), *boot, g.state_dir, booted ? booted->str() : ""};
+  host::StageContext ctx{host_layout(g), *boot, g.state_dir, value_if_ok(booted)};
   host::StageRequest req;
   req.version = *version;
   req.tries = a.tries;
   auto type = entry_type(*cfg);
   if (!type) return report_error(type.error());
   req.entry_type = *type;
+  // A stream file's size is what receiving it needs; a pipe's is unknown until it has been read.
+  if (struct stat st {}; a.stream != "-" && ::stat(a.stream.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+    req.needed_bytes = static_cast<uint64_t>(st.st_size);
   req.open_stream = [&]() -> Result<std::unique_ptr<ByteSource>> {
     if (a.stream == "-") return std::unique_ptr<ByteSource>(new FdByteSource(0));
     return open_file_source(a.stream);
@@ -75,6 +83,7 @@ void print_agent_status(const GlobalOptions& g, const agent::AgentStatus& s) {
     print_json(j);
     return;
   }
+  if (s.boot) std::cout << agent::boot_security_text(*s.boot);
   auto or_none = [](const std::string& v) { return v.empty() ? std::string("none") : v; };
   std::cout << "state:   " << s.state << "\n"
             << "booted:  " << or_none(s.booted) << "\n"
@@ -89,19 +98,29 @@ void print_agent_status(const GlobalOptions& g, const agent::AgentStatus& s) {
 int status(const GlobalOptions& g, const std::string& bus_address) {
   auto live = daemon_status(bus_address);
   if (!live) return report_error(live.error());
-  if (*live) {
-    print_agent_status(g, **live);
-    return 0;
-  }
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
   auto boot = make_boot_control(g, *cfg);
+  // How the host booted is read here, from the host, whether or not the agent answers.
+  auto efi = boot::make_efivarfs(g.efivars_path);
+  auto tpm = boot::make_sysfs_tpm(g.tpm_path);
+  agent::BootSecurity security = agent::read_boot_security({*efi, *boot, *tpm, g.esp_path, g.state_dir});
+  if (*live) {
+    (*live)->boot = security;
+    print_agent_status(g, **live);
+    return 0;
+  }
   auto booted = boot->booted_version();
-  auto s = host::read_host_status(host_layout(g), *boot, booted ? booted->str() : "");
+  auto s = host::read_host_status(host_layout(g), *boot, value_if_ok(booted));
   if (!s) return report_error(s.error());
   if (!booted) s->booted_error = booted.error().describe();
-  if (g.json) print_json(host::status_to_json(*s));
-  else std::cout << host::status_to_text(*s);
+  if (g.json) {
+    auto j = host::status_to_json(*s);
+    agent::add_to_json(j, security);
+    print_json(j);
+  } else {
+    std::cout << host::status_to_text(*s) << agent::boot_security_text(security);
+  }
   return 0;
 }
 

@@ -95,6 +95,8 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
       std::fprintf(stderr, "ballast: install needs --disk, or both --sysroot and --esp-path (see 'ballast install --help')\n");
       return 2;
     }
+    auto lock = g.lock_host("install");
+    if (!lock) return report_error(lock.error());
     r = host::install_to_targets(g.sysroot, g.esp_path, g.state_dir, "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
                                  release, "");
   }

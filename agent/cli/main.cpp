@@ -19,6 +19,10 @@ Result<Config> GlobalOptions::load_config() const {
                       "loading configuration");
 }
 
+Result<HostLock> GlobalOptions::lock_host(const std::string& verb) const {
+  return HostLock::acquire(host_lock_path(state_dir), verb, wait ? HostLock::Mode::wait : HostLock::Mode::fail);
+}
+
 int report_error(const Error& e) {
   std::fprintf(stderr, "ballast: %s\n", e.describe().c_str());
   return 1;
@@ -53,11 +57,15 @@ int run(int argc, char** argv) {
   app.add_option("--efivars-path", global.efivars_path, "efivarfs directory (default /sys/firmware/efi/efivars)");
   app.add_option("--state-dir", global.state_dir, "State directory (default /var/lib/ballast)");
   app.add_option("--cmdline-path", global.cmdline_path, "Kernel command line of this boot (default /proc/cmdline)");
+  app.add_option("--tpm-path", global.tpm_path,
+                 "TPM device directory in sysfs, holding pcr-sha256/<n> (default /sys/class/tpm/tpm0)");
   app.add_option("--config-dir", global.config_dirs,
                  "Configuration drop-in directory; repeatable, replaces the defaults")
       ->allow_extra_args(false);
   app.add_flag("--json", global.json, "Print machine-readable JSON");
   app.add_flag("-v,--verbose", global.verbose, "Log debug messages");
+  app.add_flag("--wait", global.wait,
+               "A verb that writes the host waits while another ballast process writes it (default: fail at once)");
 
   VerbAction action;
   VerbContext ctx{app, global, action};

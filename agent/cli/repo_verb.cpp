@@ -11,6 +11,7 @@
 #include "agent/cli/verb.hpp"
 #include "common/duration.hpp"
 #include "common/file.hpp"
+#include "images/uki.hpp"
 #include "repository/publisher.hpp"
 #include "repository/tuf/writer.hpp"
 #include "snapshot/host_layout.hpp"
@@ -41,6 +42,8 @@ struct RepoOptions {
   std::string rollout_start;
   std::string rollout_duration = "0s";
   bool barrier = false;
+  std::string expected_pcr11;
+  bool no_measured_boot = false;
   int zstd_level = 19;
   unsigned threads = 0;
 };
@@ -224,6 +227,25 @@ Result<repository::ArtifactInput> send_input(const std::string& subvolume, const
   return in;
 }
 
+// The PCR 11 values the release's UKI will measure, for its manifest: predicted from the UKI, or
+// --expected-pcr11 for every phase (a test publishing a value no boot produces); none without a
+// UKI or with --no-measured-boot.
+Result<std::optional<repository::MeasuredBoot>> measured_boot_of(const std::string& subvolume) {
+  const auto& o = opts();
+  if (o.no_measured_boot) return std::optional<repository::MeasuredBoot>();
+  repository::MeasuredBoot mb;
+  if (!o.expected_pcr11.empty()) {
+    if (!repository::valid_sha256_hex(o.expected_pcr11))
+      return fail("repo.bad-pcr", "--expected-pcr11 must be 64 lowercase hex digits");
+    for (const char* phase : images::kPcr11Phases) mb.pcr11_sha256[phase] = o.expected_pcr11;
+    return std::optional<repository::MeasuredBoot>(std::move(mb));
+  }
+  const std::string uki = subvolume + images::kUkiPath;
+  if (!path_exists(uki)) return std::optional<repository::MeasuredBoot>();
+  mb.pcr11_sha256 = BALLAST_TRY(with_context(images::predict_pcr11(uki), "--subvolume " + subvolume));
+  return std::optional<repository::MeasuredBoot>(std::move(mb));
+}
+
 int run_add(const GlobalOptions& g) {
   const auto& o = opts();
   ::signal(SIGPIPE, SIG_IGN);  // a failed packer closes the pipe; the sender must see EPIPE, not die
@@ -265,6 +287,8 @@ int run_add(const GlobalOptions& g) {
       info.os_release[line.substr(0, eq)] = v;
     }
   }
+  auto measured = measured_boot_of(o.subvolume);
+  if (!measured) return report_error(measured.error());
   // Validate what we built the way a host will read it.
   if (auto check = repository::parse_release_info(repository::release_info_json(info)); !check)
     return report_error(check.error());
@@ -288,22 +312,27 @@ int run_add(const GlobalOptions& g) {
   repository::PackOptions pack;
   pack.zstd_level = o.zstd_level;
   pack.threads = o.threads;
-  auto r = repository::publish_release(*w, info, inputs, pack);
+  auto r = repository::publish_release(*w, info, inputs, pack, *measured);
   if (!r) return report_error(r.error());
   if (g.json) {
     nlohmann::json arts = nlohmann::json::array();
     for (const auto& a : r->manifest.artifacts)
-      arts.push_back({{"from", a.from}, {"chunks", a.chunks.size()}, {"size", a.size}, {"usize", a.usize}});
+      arts.push_back({{"from", str_or_empty(a.from)}, {"chunks", a.chunks.size()}, {"size", a.size}, {"usize", a.usize}});
     print_json({{"version", info.version.str()},
                 {"artifacts", arts},
+                {"measured_boot", *measured ? repository::measured_boot_json(**measured) : nlohmann::json(nullptr)},
                 {"new_chunks", r->stats.new_chunks},
                 {"new_bytes", r->stats.new_bytes},
                 {"targets_version", w->targets_version()}});
   } else {
     for (const auto& a : r->manifest.artifacts)
-      std::cout << info.version.str() << (a.is_full() ? " full" : " delta from " + a.from) << ": " << a.chunks.size()
+      std::cout << info.version.str() << (a.from ? " delta from " + a.from->str() : " full") << ": " << a.chunks.size()
                 << " chunks, " << a.size << " bytes (" << a.usize << " uncompressed)\n";
     std::cout << r->stats.new_chunks << " new chunks, " << r->stats.new_bytes << " bytes stored\n";
+    if (*measured) {
+      auto ready = (*measured)->pcr11_sha256.find(images::kPcr11Phases[std::size(images::kPcr11Phases) - 1]);
+      if (ready != (*measured)->pcr11_sha256.end()) std::cout << "expected PCR 11 once booted: " << ready->second << "\n";
+    }
   }
   return 0;
 }
@@ -324,6 +353,11 @@ void setup_add(CLI::App& repo, VerbContext& ctx) {
   cmd->add_option("--rollout-duration", o.rollout_duration, "Length of the staged rollout (e.g. 24h)")
       ->capture_default_str();
   cmd->add_flag("--barrier", o.barrier, "Hosts must stop at this release before moving past it");
+  auto* pcr = cmd->add_option("--expected-pcr11", o.expected_pcr11,
+                              "Publish this sha256 PCR 11 value (64 hex digits) for every boot phase instead of the one\n"
+                              "predicted from the release's UKI (tests: a release whose measured boot must not match)");
+  cmd->add_flag("--no-measured-boot", o.no_measured_boot, "Publish no expected PCR 11 value (hosts skip the check)")
+      ->excludes(pcr);
   cmd->add_option("--zstd-level", o.zstd_level, "zstd level of the chunks")->check(CLI::Range(1, 22))->capture_default_str();
   cmd->add_option("--threads", o.threads, "Compression threads (0: one per CPU)")->capture_default_str();
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_add(g); }; });

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config.hpp"
+#include "common/host_lock.hpp"
 #include "common/result.hpp"
 
 namespace ballast::cli {
@@ -21,9 +22,14 @@ struct GlobalOptions {
   std::string efivars_path = "/sys/firmware/efi/efivars";
   std::string state_dir = "/var/lib/ballast";
   std::string cmdline_path = "/proc/cmdline";  // a sandbox host's simulated boots write their own
+  std::string tpm_path = "/sys/class/tpm/tpm0";  // boot::kDefaultTpmPath; a sandbox's directory in tests
   std::vector<std::string> config_dirs;  // empty: default_config_dirs()
   bool json = false;
   bool verbose = false;
+  bool wait = false;  // a writing verb waits for the host lock instead of failing at once
+
+  // Takes the host lock (<state_dir>/lock) for a verb that writes the host, per --wait.
+  Result<HostLock> lock_host(const std::string& verb) const;
 
   // Loads the configuration from config_dirs (or the defaults).
   Result<Config> load_config() const;

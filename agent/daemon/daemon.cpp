@@ -10,6 +10,7 @@
 
 #include "agent/daemon/pin.hpp"
 #include "agent/daemon/planner.hpp"
+#include "common/host_lock.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -50,8 +51,8 @@ Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options, DaemonPorts 
   const FlowRecord& r = d->flow_->record();
   d->status_.state = to_string(r.state);
   d->status_.booted = booted ? booted->str() : "";
-  d->status_.target = r.target;
-  d->status_.staged = staged_state(r.state) ? r.target : "";
+  d->status_.target = str_or_empty(r.target);
+  d->status_.staged = staged_state(r.state) ? str_or_empty(r.target) : "";
   d->status_.last_error = r.last_error;
   d->history_ = r.history;
   return d;
@@ -83,18 +84,19 @@ void Daemon::transitioned(FlowState from, FlowState to) {
   {
     std::lock_guard lock(mutex_);
     status_.state = to_string(to);
-    status_.target = r.target;
-    status_.staged = staged_state(to) ? r.target : "";
+    status_.target = str_or_empty(r.target);
+    status_.staged = staged_state(to) ? str_or_empty(r.target) : "";
     status_.last_error = r.last_error;
     if (from == S::checking)
       status_.last_check = std::chrono::duration_cast<std::chrono::seconds>(ports_.clock.now().time_since_epoch()).count();
     if (to != S::staging) status_.progress = Progress{};
-    if (to == S::staging) status_.progress = Progress{0, 0, r.target_bytes, 0, "staging " + r.target};
+    if (to == S::staging)
+      status_.progress = Progress{0, 0, r.plan ? r.plan->download_bytes : 0, 0, "staging " + str_or_empty(r.target)};
     history_ = r.history;
   }
   // An operator's override of the reboot strategy lasts for one update.
   if (to == S::idle) ports_.reboot.end_of_update();
-  post(Transition{to_string(from), to_string(to)});
+  post(Transition{to_string(from), to_string(to), str_or_empty(r.target), str_or_empty(r.from)});
 }
 
 void Daemon::report_progress(const Progress& progress) {
@@ -128,6 +130,8 @@ void Daemon::dispatch() {
     if (const auto* t = std::get_if<Transition>(&e)) {
       if (loop_) sd_notifyf(0, "STATUS=%s", t->to.c_str());
       for (auto* o : observers_) o->on_transition(t->from, t->to);
+      if (t->to == "staging")
+        for (auto* o : observers_) o->on_update_started(t->target, t->from_version);
     } else {
       for (auto* o : observers_) o->on_progress(std::get<Progress>(e));
     }
@@ -156,7 +160,7 @@ Result<std::vector<FlowState>> Daemon::run_flow() {
 
 Result<nlohmann::json> Daemon::check_locked() {
   auto release = BALLAST_TRY(ports_.source.check(flow_->record().denylist));
-  nlohmann::json available = release ? nlohmann::json(release->version) : nlohmann::json(nullptr);
+  nlohmann::json available = release ? nlohmann::json(release->version.str()) : nlohmann::json(nullptr);
   ports_.reporter.report("checked", {{"available", available}});
   {
     std::lock_guard lock(mutex_);
@@ -353,17 +357,19 @@ Status Daemon::update(const UpdateOptions& options) {
 Status Daemon::rollback(bool reboot) {
   std::unique_lock lock(flow_mutex_, std::try_to_lock);
   if (!lock.owns_lock() || busy_) return fail("daemon.busy", "an update step is running");
+  // An operator's call: it fails at once rather than block the bus while a verb writes the host.
+  auto host_lock = BALLAST_TRY(HostLock::acquire(host_lock_path(opts_.state_dir), "daemon rollback"));
   auto booted = BALLAST_TRY(ports_.boot.booted_version());
-  std::vector<std::string> bootable;  // an entry marked bad is no place to go back to
+  std::vector<Version> bootable;  // an entry marked bad is no place to go back to
   for (const auto& e : BALLAST_TRY(ports_.boot.entries()))
-    if (e.state != boot::EntryState::bad) bootable.push_back(e.version.str());
+    if (e.state != boot::EntryState::bad) bootable.push_back(e.version);
   // An operator's rollback is deliberate: neither the denylist nor revocations narrow it.
-  std::optional<std::string> previous = previous_good_deployment(booted.str(), bootable, {}, {});
+  std::optional<Version> previous = previous_good_deployment(booted, bootable, {}, {});
   if (!previous) return fail("rollback.none", "no older deployment to roll back to from " + booted.str());
-  BALLAST_CHECK(ports_.boot.prefer(BALLAST_TRY(Version::parse(*previous))));
+  BALLAST_CHECK(ports_.boot.prefer(*previous));
   // Else the next check would bring the version back at once.
-  BALLAST_CHECK(flow_->denylist_add(booted.str()));
-  log::info("rollback: " + *previous + " boots next, " + booted.str() + " is denylisted");
+  BALLAST_CHECK(flow_->denylist_add(booted));
+  log::info("rollback: " + previous->str() + " boots next, " + booted.str() + " is denylisted");
   if (!reboot) return ok();
   ports_.reboot.allow_once();
   BALLAST_CHECK(reboot_for_rollback_locked());
@@ -392,6 +398,7 @@ Status Daemon::pin(const std::string& version) {
 Status Daemon::unpin() { return remove_pin(opts_.state_dir); }
 
 Status Daemon::bless() {
+  auto host_lock = BALLAST_TRY(HostLock::acquire(host_lock_path(opts_.state_dir), "daemon bless"));
   auto booted = BALLAST_TRY(ports_.boot.booted_version());
   return ports_.boot.bless(booted);
 }

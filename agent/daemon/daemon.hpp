@@ -101,6 +101,7 @@ class Daemon final : public AgentApi {
   enum class Job { check, flow, rollback_reboot };
   struct Transition {
     std::string from, to;
+    std::string target, from_version;  // the flow record's, when the transition happened
   };
   using Event = std::variant<Transition, Progress>;
   struct Loop;

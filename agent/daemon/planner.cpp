@@ -13,7 +13,7 @@ namespace {
 
 using repository::ReleaseInfo;
 
-bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool contains(const std::vector<Version>& v, const Version& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 
 std::string format_utc(int64_t unix_seconds) {
   std::time_t t = static_cast<std::time_t>(unix_seconds);
@@ -30,9 +30,9 @@ int64_t wave_opens_at(const ReleaseInfo& r, double wariness) {
   return r.rollout->start + static_cast<int64_t>(std::floor(wariness * static_cast<double>(r.rollout->duration)));
 }
 
-const ReleaseInfo* find(const std::vector<ReleaseInfo>& releases, const std::string& version) {
+const ReleaseInfo* find(const std::vector<ReleaseInfo>& releases, const Version& version) {
   for (const auto& r : releases)
-    if (r.version.str() == version) return &r;
+    if (r.version == version) return &r;
   return nullptr;
 }
 
@@ -41,14 +41,14 @@ PlanDecision stay(std::string reason) { return PlanDecision{std::nullopt, false,
 // The newest release newer than the booted one that the automatic rules allow, or why none.
 PlanDecision plan_forward(const PlanInput& in) {
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(in.now.time_since_epoch()).count();
-  auto newer = [&](const ReleaseInfo& r) { return in.booted.empty() || compare_uapi_versions(r.version.str(), in.booted) > 0; };
+  auto newer = [&](const ReleaseInfo& r) { return !in.booted || r.version > *in.booted; };
   std::vector<const ReleaseInfo*> candidates;  // on the channel, newer, not revoked
   for (const auto& r : in.releases)
     if (r.channel == in.channel && !r.revoked && newer(r)) candidates.push_back(&r);
   std::sort(candidates.begin(), candidates.end(),
             [](const ReleaseInfo* a, const ReleaseInfo* b) { return a->version > b->version; });
   if (candidates.empty())
-    return stay("up to date: nothing newer than " + (in.booted.empty() ? std::string("the booted version") : in.booted) +
+    return stay("up to date: nothing newer than " + (in.booted ? in.booted->str() : std::string("the booted version")) +
                 " on channel " + in.channel);
 
   // A host passes through every barrier: nothing past the oldest barrier newer than the booted version.
@@ -64,8 +64,8 @@ PlanDecision plan_forward(const PlanInput& in) {
       note("barrier " + barrier->version.str() + " first");
       continue;
     }
-    if (contains(in.denylist, r->version.str())) {
-      note(r->version.str() + " is denylisted (this host rolled back from it)");
+    if (contains(in.denylist, r->version)) {
+      note(r->version.str() + " is denylisted (this host rolled back from it, or it cannot be staged)");
       continue;
     }
     int64_t opens = wave_opens_at(*r, in.wariness);
@@ -75,7 +75,7 @@ PlanDecision plan_forward(const PlanInput& in) {
     }
     std::string reason = "newest allowed on channel " + in.channel + ": " + r->version.str();
     if (!skipped.empty()) reason += " (" + skipped + ")";
-    return PlanDecision{r->version.str(), false, reason};
+    return PlanDecision{r->version, false, reason};
   }
   return stay(skipped);
 }
@@ -84,35 +84,69 @@ PlanDecision plan_forward(const PlanInput& in) {
 
 PlanDecision plan_update(const PlanInput& in) {
   if (in.pin) {
-    const ReleaseInfo* r = find(in.releases, *in.pin);
-    if (*in.pin == in.booted) return stay("pinned to " + *in.pin + ", which is booted");
-    if (!r) return stay("pinned to " + *in.pin + ", which the repository does not list");
-    if (r->revoked) return stay("pinned to " + *in.pin + ", which has been revoked");
-    return PlanDecision{*in.pin, !in.booted.empty() && compare_uapi_versions(*in.pin, in.booted) < 0, "pinned to " + *in.pin};
+    const Version& pin = *in.pin;
+    const ReleaseInfo* r = find(in.releases, pin);
+    if (pin == in.booted) return stay("pinned to " + pin.str() + ", which is booted");
+    if (!r) return stay("pinned to " + pin.str() + ", which the repository does not list");
+    if (r->revoked) return stay("pinned to " + pin.str() + ", which has been revoked");
+    return PlanDecision{pin, in.booted && pin < *in.booted, "pinned to " + pin.str()};
   }
 
-  const ReleaseInfo* booted = in.booted.empty() ? nullptr : find(in.releases, in.booted);
+  const ReleaseInfo* booted = in.booted ? find(in.releases, *in.booted) : nullptr;
   if (booted && booted->revoked) {
+    const std::string& was = in.booted->str();
     PlanDecision forward = plan_forward(in);
     if (forward.target) {
-      forward.reason = "booted " + in.booted + " is revoked; forward to " + *forward.target;
+      forward.reason = "booted " + was + " is revoked; forward to " + forward.target->str();
       return forward;
     }
-    std::optional<std::string> back = previous_good_deployment(in.booted, in.retained, in.denylist, in.releases);
-    if (!back) return stay("booted " + in.booted + " is revoked, but there is nothing newer allowed and no older deployment to go back to");
-    return PlanDecision{*back, true, "booted " + in.booted + " is revoked; back to the previous good deployment " + *back};
+    std::optional<Version> back = previous_good_deployment(*in.booted, in.retained, in.denylist, in.releases);
+    if (!back) return stay("booted " + was + " is revoked, but there is nothing newer allowed and no older deployment to go back to");
+    return PlanDecision{*back, true, "booted " + was + " is revoked; back to the previous good deployment " + back->str()};
   }
   return plan_forward(in);
 }
 
-std::optional<std::string> previous_good_deployment(const std::string& booted, const std::vector<std::string>& candidates,
-                                                    const std::vector<std::string>& denylist,
-                                                    const std::vector<ReleaseInfo>& releases) {
-  std::optional<std::string> back;
+std::optional<ReleasePlan> plan_going_back(const PlanDecision& decision, const std::vector<Version>& retained) {
+  if (!decision.target || !decision.backward || !contains(retained, *decision.target)) return std::nullopt;
+  return ReleasePlan{*decision.target, true, std::nullopt, 0, decision.reason};
+}
+
+Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::Manifest& manifest,
+                               const std::vector<LocalSlot>& slots) {
+  const repository::Artifact* artifact = nullptr;
+  for (const auto& slot : slots) {
+    const repository::Artifact* a = repository::plan_artifact(manifest, slot.subvolume);
+    if (a && !a->is_full()) {
+      artifact = a;
+      break;
+    }
+  }
+  if (!artifact) artifact = manifest.full();
+  if (!artifact)
+    return fail("plan.no-artifact", "release " + manifest.version.str() + " has no full stream and no delta from a slot of this host");
+  ReleasePlan plan{manifest.version, false, std::nullopt, artifact->size, decision.reason};
+  plan.delta_from = artifact->from;
+  return plan;
+}
+
+Result<repository::Artifact> planned_artifact(const ReleasePlan& plan, const repository::Manifest& manifest) {
+  const repository::Artifact* a = plan.delta_from ? manifest.delta_from(*plan.delta_from) : manifest.full();
+  std::string what = plan.delta_from ? "the delta from " + plan.delta_from->str() : std::string("the full stream");
+  if (manifest.version != plan.version || !a || a->size != plan.download_bytes)
+    return fail("stage.plan-mismatch", "the trusted manifest of " + plan.version.str() + " no longer holds the planned artifact (" +
+                                           what + ", " + std::to_string(plan.download_bytes) + " bytes); check again");
+  return *a;
+}
+
+std::optional<Version> previous_good_deployment(const Version& booted, const std::vector<Version>& candidates,
+                                               const std::vector<Version>& denylist,
+                                               const std::vector<ReleaseInfo>& releases) {
+  std::optional<Version> back;
   for (const auto& v : candidates) {
-    if (compare_uapi_versions(v, booted) >= 0 || contains(denylist, v)) continue;
+    if (v >= booted || contains(denylist, v)) continue;
     if (const ReleaseInfo* info = find(releases, v); info && info->revoked) continue;
-    if (!back || compare_uapi_versions(v, *back) > 0) back = v;
+    if (!back || v > *back) back = v;
   }
   return back;
 }

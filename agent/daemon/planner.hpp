@@ -16,36 +16,59 @@
 #include <vector>
 
 #include "common/config.hpp"
+#include "agent/update_flow.hpp"
 #include "common/result.hpp"
+#include "common/version.hpp"
 #include "repository/manifest.hpp"
+#include "repository/release.hpp"
 
 namespace ballast::agent {
 
 struct PlanInput {
   std::vector<repository::ReleaseInfo> releases;  // every release the repository lists, any order
-  std::string booted;                             // version running now; empty when unknown
+  std::optional<Version> booted;                  // version running now; nullopt when unknown
   std::string channel = "stable";
-  std::optional<std::string> pin;
+  std::optional<Version> pin;
   double wariness = 0;                            // 0: first wave, 1: last wave
-  std::vector<std::string> denylist;              // versions rolled back from
-  std::vector<std::string> retained;              // versions with a deployment on this host
+  std::vector<Version> denylist;                  // versions rolled back from
+  std::vector<Version> retained;                  // versions with a deployment on this host
   std::chrono::system_clock::time_point now;
 };
 
 struct PlanDecision {
-  std::optional<std::string> target;  // nullopt: stay on the booted version
+  std::optional<Version> target;      // nullopt: stay on the booted version
   bool backward = false;              // the target is older than the booted version
   std::string reason;                 // one line for humans: "pinned to 2.0", "barrier 2.0 first", …
 };
 
 PlanDecision plan_update(const PlanInput& in);
 
+// A slot of this host that a delta may start from.
+struct LocalSlot {
+  Version version;
+  repository::LocalSubvolume subvolume;
+};
+
+// The plan for a decision (with a target) that goes back to a deployment in `retained`:
+// nothing to fetch. nullopt when the target has to be fetched (plan_fetch).
+std::optional<ReleasePlan> plan_going_back(const PlanDecision& decision, const std::vector<Version>& retained);
+
+// The plan that fetches the decision's target, whose verified manifest is `manifest`: the delta
+// whose parent is the first of `slots` one starts from (the caller puts the booted slot first),
+// else the full stream. "plan.no-artifact" when the manifest has neither.
+Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::Manifest& manifest,
+                               const std::vector<LocalSlot>& slots);
+
+// The artifact of `manifest` a plan names: what staging fetches, found again in the manifest it
+// loads from the trusted metadata. "stage.plan-mismatch" when that manifest no longer holds it.
+Result<repository::Artifact> planned_artifact(const ReleasePlan& plan, const repository::Manifest& manifest);
+
 // Where going back from `booted` leads: the newest of `candidates` (versions this host can boot:
 // retained deployments, or boot entries not marked bad) older than `booted`, not in `denylist`
 // and not revoked in `releases`. The planner's revoked path and `ballast rollback` both ask this.
-std::optional<std::string> previous_good_deployment(const std::string& booted, const std::vector<std::string>& candidates,
-                                                    const std::vector<std::string>& denylist,
-                                                    const std::vector<repository::ReleaseInfo>& releases);
+std::optional<Version> previous_good_deployment(const Version& booted, const std::vector<Version>& candidates,
+                                               const std::vector<Version>& denylist,
+                                               const std::vector<repository::ReleaseInfo>& releases);
 
 // A node's place in the rollout, uniform in [0,1): the first 8 bytes of sha256(node id).
 // node.id, else the machine id: what FleetLock, the event source and the rollout wave know

@@ -1,24 +1,57 @@
 #include "agent/daemon/ports.hpp"
 
+#include <algorithm>
+
 #include "agent/daemon/pin.hpp"
+#include "agent/host/loader.hpp"
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
+#include "agent/measured_boot.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
 
-Result<std::optional<Release>> HostReleaseSource::check(const std::vector<std::string>& denylist) {
-  auto releases = BALLAST_TRY(repository::refresh_releases(opts_.request, clock_));
+namespace {
+
+// The host's slots a delta may start from, the booted one first.
+std::vector<LocalSlot> local_slots(const snapshot::HostLayout& host, const std::optional<Version>& booted) {
+  std::vector<LocalSlot> out;
+  auto slots = snapshot::list_slots(host);
+  if (!slots) {
+    log::warning("no delta base: " + slots.error().describe());
+    return out;
+  }
+  for (const auto& name : *slots) {
+    auto version = Version::parse(name);
+    if (!version) continue;
+    auto local = host::local_subvolume(host.slot(name));
+    if (!local) {
+      log::warning("no delta base in slot " + name + ": " + local.error().describe());
+      continue;
+    }
+    out.push_back({*version, *local});
+  }
+  std::stable_partition(out.begin(), out.end(), [&](const LocalSlot& s) { return booted && s.version == *booted; });
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Version>& denylist) {
+  // The update's one refresh: the plan's manifest is read through it, and staging later reads
+  // the same trusted metadata without refreshing.
+  auto repo = BALLAST_TRY(repository::refresh_repository(opts_.request, clock_));
+  auto releases = BALLAST_TRY(repository::list_releases(*repo.client));
   PlanInput in;
-  for (auto& r : releases) in.releases.push_back(std::move(r.info));
-  auto booted = boot_.booted_version();
-  in.booted = booted ? booted->str() : "";
+  for (const auto& r : releases) in.releases.push_back(r.info);
+  in.booted = value_if_ok(boot_.booted_version());
   in.channel = opts_.request.channel;
-  if (auto pin = BALLAST_TRY(read_pin(opts_.state_dir))) in.pin = pin->str();
+  in.pin = BALLAST_TRY(read_pin(opts_.state_dir));
   in.wariness = opts_.wariness;
   in.denylist = denylist;
-  in.retained = BALLAST_TRY(snapshot::list_deployments(opts_.host));
+  for (const auto& name : BALLAST_TRY(snapshot::list_deployments(opts_.host)))
+    if (auto version = Version::parse(name)) in.retained.push_back(*version);  // else no release's deployment
   in.now = clock_.now();
   PlanDecision d = plan_update(in);
   log::info("update check: " + d.reason);
@@ -26,49 +59,56 @@ Result<std::optional<Release>> HostReleaseSource::check(const std::vector<std::s
     std::lock_guard lock(mutex_);
     last_ = d;
   }
-  if (!d.target) return std::optional<Release>();
-  return std::optional<Release>(Release{*d.target, 0});
+  if (!d.target) return std::optional<ReleasePlan>();
+  if (auto back = plan_going_back(d, in.retained)) return back;
+  auto release = BALLAST_TRY(repository::choose_release(releases, *d.target, in.channel));
+  auto manifest = BALLAST_TRY(repository::load_manifest(*repo.client, release));
+  return std::optional<ReleasePlan>(BALLAST_TRY(plan_fetch(d, manifest, local_slots(opts_.host, in.booted))));
 }
 
-Status HostReleaseSource::stage(const Release& release) {
-  Version version = BALLAST_TRY(Version::parse(release.version));
-  auto booted = boot_.booted_version();
-  std::string booted_version = booted ? booted->str() : "";
+Status HostReleaseSource::stage(const ReleasePlan& plan) {
+  const std::optional<Version> booted_version = value_if_ok(boot_.booted_version());
   // Going back to a retained deployment (a revoked release left, a pin to an older version):
   // nothing to fetch, its entry only has to come first.
-  if (booted && version < *booted &&
-      path_exists(opts_.host.deployment(release.version))) {
-    auto entries = BALLAST_TRY(boot_.entries());
-    for (const auto& e : entries)
-      if (e.version == version) return boot_.prefer(version);
-  }
+  if (plan.backward) return with_context(boot_.prefer(plan.version), "going back to " + plan.version.str());
+  // The trusted metadata as the check left it: no second refresh, the same release.
+  auto repo = BALLAST_TRY(repository::open_trusted_repository(opts_.request, clock_));
+  auto releases = BALLAST_TRY(repository::list_releases(*repo.client));
+  auto release = BALLAST_TRY(repository::choose_release(releases, plan.version, opts_.request.channel));
+  auto manifest = BALLAST_TRY(repository::load_manifest(*repo.client, release));
+  auto artifact = BALLAST_TRY(planned_artifact(plan, manifest));
   repository::ReleaseRequest req = opts_.request;
-  req.version = version;
-  if (!booted_version.empty() && path_exists(opts_.host.slot(booted_version))) {
-    auto local = host::local_subvolume(opts_.host.slot(booted_version));
-    if (local) req.local = *local;
-    else log::warning("no delta base: " + local.error().describe());
-  }
   if (opts_.on_progress) {
     auto cb = opts_.on_progress;
-    std::string v = release.version;
-    req.progress = [cb, v](const repository::FetchProgress& p) { cb(progress_of(p, v)); };
+    req.progress = [cb, plan](const repository::FetchProgress& p) { cb(progress_of(p, plan)); };
   }
-  auto opened = BALLAST_TRY(repository::open_release(req, clock_));
+  auto fetch = repository::fetch_options(req);
+  // What an earlier failed attempt at this target verified is reused; other targets' chunks go.
+  const uint64_t cached_bytes = BALLAST_TRY(repository::retain_cached_chunks(fetch.cache_dir, artifact));
+  auto stream = BALLAST_TRY(repository::open_artifact_stream(artifact, fetch));
+  // What the trial boot must measure travels with the staged release, from its signed manifest.
+  BALLAST_CHECK(save_expected_pcr11(opts_.state_dir, plan.version.str(), manifest.measured_boot));
   host::StageContext ctx{opts_.host, boot_, opts_.state_dir, booted_version};
   host::StageRequest sreq;
-  sreq.version = version;
-  sreq.needed_bytes = opened.artifact.usize;
-  sreq.cmdline = opened.info.cmdline;
+  sreq.version = plan.version;
+  sreq.needed_bytes = artifact.usize;
+  sreq.download_bytes = repository::bytes_to_download(artifact, cached_bytes);
+  sreq.cmdline = release.info.cmdline;
   sreq.tries = opts_.tries;
   sreq.entry_type = opts_.entry_type;
   sreq.esp_fstab = opts_.esp_fstab;
-  sreq.open_stream = [&opened]() -> Result<std::unique_ptr<ByteSource>> {
-    if (!opened.stream) return fail("stage.stream-used", "the release stream can be read once");
-    return std::unique_ptr<ByteSource>(std::move(opened.stream));
+  sreq.open_stream = [&stream]() -> Result<std::unique_ptr<ByteSource>> {
+    if (!stream) return fail("stage.stream-used", "the release stream can be read once");
+    return std::unique_ptr<ByteSource>(std::move(stream));
   };
   if (auto staged = host::stage_release(ctx, sreq); !staged) return tl::unexpected(staged.error());
+  // Applied: no chunk is needed again (a failed attempt keeps its target's chunks for the retry).
+  BALLAST_CHECK(repository::clear_cache(repository::chunk_cache_dir(req.state_dir)));
   return host::retain(opts_.host, boot_, booted_version, opts_.keep);
+}
+
+Result<boot::LoaderUpdate> HostReleaseSource::update_loader(const std::string& version) {
+  return host::update_loader(opts_.host, boot_, version);
 }
 
 std::string HostReleaseSource::explain() const {
@@ -81,13 +121,13 @@ PlanDecision HostReleaseSource::last_decision() const {
   return last_;
 }
 
-Progress progress_of(const repository::FetchProgress& p, const std::string& version) {
+Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan) {
   Progress out;
   out.bytes = p.bytes_done;
-  out.total_bytes = p.bytes_total;
+  out.total_bytes = plan.download_bytes;
   out.rate = p.bytes_per_second;
-  out.percent = p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 0;
-  out.message = "fetching " + version;
+  out.percent = plan.download_bytes ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(plan.download_bytes) : 0;
+  out.message = "fetching " + plan.version.str();
   return out;
 }
 
@@ -97,11 +137,19 @@ std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host
 }
 
 Result<HealthReport> HostHealthChecker::run() {
-  if (!host_) return run_health_checks(opts_);
   HealthOptions o = opts_;
-  auto booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
-  o.dirs = deployment_health_dirs(*host_, booted.str());
-  return run_health_checks(o);
+  std::optional<Version> booted;
+  if (host_ || measured_) {
+    booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
+  }
+  if (host_) o.dirs = deployment_health_dirs(*host_, booted->str());
+  auto report = BALLAST_TRY(run_health_checks(o));
+  if (measured_) {
+    auto expected = BALLAST_TRY(load_expected_pcr11(measured_->state_dir, booted->str()));
+    report.checks.push_back(measured_boot_check(verify_measured_boot(measured_->tpm, expected)));
+    report.healthy = report.healthy && report.checks.back().passed;
+  }
+  return report;
 }
 
 HealthOptions health_options(const Config& cfg) {

@@ -11,6 +11,7 @@
 #include "agent/daemon/planner.hpp"
 #include "agent/host/stage.hpp"
 #include "agent/update_flow.hpp"
+#include "boot/tpm.hpp"
 #include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
 
@@ -29,17 +30,21 @@ struct HostReleaseSourceOptions {
   std::function<void(const Progress&)> on_progress;
 };
 
-// check(): refresh the repository, list its releases and let plan_update() choose, with the pin
-// from <state>/pin, the retained deployments and the flow's denylist. stage(): fetch the chosen
-// release as a delta from the booted slot (its received uuid) when the manifest has one, else in
-// full, stage it with host::stage_release and apply retention.
+// check(): refresh the repository (once per update), list its releases, let plan_update() choose
+// with the pin from <state>/pin, the retained deployments and the flow's denylist, and make the
+// ReleasePlan: back to a retained deployment, or the target's artifact (a delta from a local
+// slot, the booted one first, else the full stream) read from its manifest. stage(): carry the
+// plan out: prefer the retained entry, or fetch exactly the planned artifact, found in the
+// manifest read through the trusted metadata without refreshing again, stage it with
+// host::stage_release and apply retention.
 class HostReleaseSource final : public ReleaseSource {
  public:
   HostReleaseSource(HostReleaseSourceOptions options, boot::BootControl& boot, const Clock& clock)
       : opts_(std::move(options)), boot_(boot), clock_(clock) {}
-  Result<std::optional<Release>> check(const std::vector<std::string>& denylist) override;
-  Status stage(const Release& release) override;
+  Result<std::optional<ReleasePlan>> check(const std::vector<Version>& denylist) override;
+  Status stage(const ReleasePlan& plan) override;
   std::string explain() const override;
+  Result<boot::LoaderUpdate> update_loader(const std::string& version) override;
   // The last decision, for AgentApi::check().
   PlanDecision last_decision() const;
 
@@ -51,8 +56,8 @@ class HostReleaseSource final : public ReleaseSource {
   PlanDecision last_;
 };
 
-// Turns the fetcher's progress into the API's Progress.
-Progress progress_of(const repository::FetchProgress& p, const std::string& version);
+// Turns the fetcher's progress into the API's Progress; the total is the plan's download size.
+Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan);
 
 // The health checks of the booted deployment. On a host the agent runs inside it, so the
 // options' directories (by default /usr/lib/ballast/health.d and /etc/ballast/health.d) are its
@@ -66,9 +71,20 @@ class HostHealthChecker final : public HealthChecker {
   HostHealthChecker(HealthOptions options, snapshot::HostLayout host, boot::BootControl& boot)
       : opts_(std::move(options)), host_(std::move(host)), boot_(&boot) {}
   Result<HealthReport> run() override;
+  // Adds the required "measured-boot" check: PCR 11 against what the booted release's manifest
+  // published (recorded in `state_dir` when it was staged; agent/measured_boot.hpp).
+  void check_measured_boot(boot::Tpm& tpm, std::string state_dir, boot::BootControl& boot) {
+    measured_.emplace(MeasuredBootCheck{tpm, std::move(state_dir)});
+    boot_ = &boot;
+  }
 
  private:
+  struct MeasuredBootCheck {
+    boot::Tpm& tpm;
+    std::string state_dir;
+  };
   HealthOptions opts_;
+  std::optional<MeasuredBootCheck> measured_;
   std::optional<snapshot::HostLayout> host_;
   boot::BootControl* boot_ = nullptr;
 };

@@ -6,6 +6,7 @@
 #include "agent/daemon/daemon.hpp"
 #include "agent/daemon/planner.hpp"
 #include "agent/daemon/ports.hpp"
+#include "agent/measured_boot.hpp"
 #include "agent/dbus/server.hpp"
 #include "agent/reboot/policy.hpp"
 #include "agent/reboot/rebooter.hpp"
@@ -54,20 +55,15 @@ class LockedReporter final : public Reporter {
 // the start of an update, which the flow itself does not report.
 class ReportingObserver final : public AgentObserver {
  public:
-  ReportingObserver(std::function<void()> rearm, std::function<AgentStatus()> status)
-      : rearm_(std::move(rearm)), status_(std::move(status)) {}
-  void on_transition(const std::string&, const std::string& to) override {
-    if (to == "staging") {
-      auto s = status_();
-      report::journal_update_started(s.target, s.booted);
-    }
-    rearm_();
+  explicit ReportingObserver(std::function<void()> rearm) : rearm_(std::move(rearm)) {}
+  void on_transition(const std::string&, const std::string&) override { rearm_(); }
+  void on_update_started(const std::string& target, const std::string& from) override {
+    report::journal_update_started(target, from);
   }
   void on_progress(const Progress&) override {}
 
  private:
   std::function<void()> rearm_;
-  std::function<AgentStatus()> status_;
 };
 
 uint64_t usec_from_now(std::chrono::steady_clock::time_point at) {
@@ -113,6 +109,10 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   std::optional<HostHealthChecker> health;
   if (!host.outside) health.emplace(health_options(config));
   else health.emplace(health_options(config), host.layout, *boot);
+  auto tpm = boot::make_sysfs_tpm(host.tpm_path);
+  health->check_measured_boot(*tpm, host.state_dir, *boot);
+  auto efi = boot::make_efivarfs(host.boot_paths.efivars_path);
+  BootSecurityInputs security{*efi, *boot, *tpm, host.boot_paths.esp_path, host.state_dir};
 
   auto report_http = repository::make_curl_http_client(report::report_http_settings(config));
   auto outbox = BALLAST_TRY(report::Outbox::open(report::outbox_options_from_config(config, host.state_dir, node),
@@ -143,11 +143,13 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     sd_event_source_set_time_relative(report_timer, in);
     sd_event_source_set_enabled(report_timer, SD_EVENT_ONESHOT);
   };
-  auto status_now = [&daemon_ptr]() -> AgentStatus {
+  auto status_now = [&daemon_ptr, &security]() -> AgentStatus {
     auto s = daemon_ptr ? daemon_ptr->status() : Result<AgentStatus>(AgentStatus{});
-    return s ? *s : AgentStatus{};
+    AgentStatus out = s ? *s : AgentStatus{};
+    out.boot = read_boot_security(security);
+    return out;
   };
-  ReportingObserver reporting([&] { rearm_report_timer(); }, status_now);
+  ReportingObserver reporting([&] { rearm_report_timer(); });
   std::chrono::steady_clock::time_point next_heartbeat = std::chrono::steady_clock::now() + heartbeat;
 
   std::function<void()> fire_report_timer;  // outlives the loop that calls it
@@ -190,7 +192,9 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     auto passed = d->run_flow();
     reporter.flush();
     if (!passed) return tl::unexpected(passed.error());
-    return std::optional<AgentStatus>(BALLAST_TRY(d->status()));
+    auto status = BALLAST_TRY(d->status());
+    status.boot = read_boot_security(security);
+    return std::optional<AgentStatus>(std::move(status));
   }
   // The server observes transitions only once it exists, inside the loop.
   struct ServerRelay final : AgentObserver {

@@ -12,6 +12,7 @@
 #include "agent/api.hpp"
 #include "agent/host/stage.hpp"
 #include "boot/boot_control.hpp"
+#include "boot/tpm.hpp"
 #include "common/config.hpp"
 #include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
@@ -30,6 +31,7 @@ struct ServiceHost {
   // deployment's, not the running system's own.
   bool outside = false;
   host::EntryType entry_type = host::EntryType::automatic;  // boot.entry_type for boot.loader
+  std::string tpm_path = boot::kDefaultTpmPath;               // --tpm-path: the TPM in sysfs
 };
 
 struct ServiceOptions {

@@ -96,7 +96,7 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
   paths.efivars_path = efivars;
   paths.cmdline_path = "/dev/null";
   auto boot = boot::make_systemd_boot_control(paths);
-  StageContext ctx{host, *boot, state_dir, ""};
+  StageContext ctx{host, *boot, state_dir, std::nullopt};
   StageRequest req;
   req.version = release.version;
   req.open_stream = release.open_stream;

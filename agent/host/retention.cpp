@@ -40,9 +40,34 @@ Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot
   return ok();
 }
 
-Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted, int keep) {
+Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::optional<Version>& booted, int keep) {
   auto status = BALLAST_TRY(read_host_status(host, boot, booted));
   return apply_retention(host, boot, plan_retention(status, keep, {}));
+}
+
+Status install_making_room(const snapshot::HostLayout& host, boot::BootControl& boot, const std::optional<Version>& booted,
+                           const boot::KernelSpec& spec) {
+  auto st = boot.install(spec);
+  if (st || st.error().code != "boot.esp-full") return st;
+  auto status = BALLAST_TRY(read_host_status(host, boot, booted));
+  auto plan = plan_retention(status, 0, {spec.version.str()});
+  std::vector<std::string> removed;
+  // plan.remove is newest first.
+  for (auto v = plan.remove.rbegin(); v != plan.remove.rend(); ++v) {
+    auto known = std::find_if(status.all.begin(), status.all.end(), [&](const DeploymentStatus& d) { return d.version == *v; });
+    if (known == status.all.end() || !known->entry) continue;  // nothing of it on the ESP
+    log::notice("the ESP is too full to install " + spec.version.str() + ": removing " + *v + " first");
+    BALLAST_CHECK(apply_retention(host, boot, RetentionPlan{{}, {*v}}));
+    removed.push_back(*v);
+    st = boot.install(spec);
+    if (st || st.error().code != "boot.esp-full") return st;
+  }
+  std::string made_room = "no older version to remove";
+  if (!removed.empty()) {
+    made_room = "removed";
+    for (const auto& v : removed) made_room += " " + v;
+  }
+  return with_context(std::move(st), "making room on the ESP (" + made_room + ")");
 }
 
 }  // namespace ballast::host

@@ -23,6 +23,14 @@ Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot
 
 // What `ballast stage` and the agent do after staging: read the host's status, plan with
 // `keep` and no needed parents, apply.
-Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted, int keep);
+Status retain(const snapshot::HostLayout& host, boot::BootControl& boot, const std::optional<Version>& booted, int keep);
+
+// Installs `spec`'s boot entry; when the ESP is too full for it (boot.esp-full), retention makes
+// room first: the versions it would remove with nothing but the must-keeps kept (never the
+// booted, staged or rollback version, nor `spec`'s own), that have files on the ESP, go one at a
+// time, oldest first, each followed by another try. When none is left the last boot.esp-full
+// stands (it names both sizes); install() leaves nothing half-written either way.
+Status install_making_room(const snapshot::HostLayout& host, boot::BootControl& boot, const std::optional<Version>& booted,
+                           const boot::KernelSpec& spec);
 
 }  // namespace ballast::host

@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "agent/host/retention.hpp"
 #include "common/file.hpp"
+#include "common/host_lock.hpp"
 #include "common/log.hpp"
 #include "common/pe_file.hpp"
 #include "images/uki.hpp"
@@ -58,8 +60,7 @@ Status check_space(const StageContext& ctx, const StageRequest& req) {
   if (::statvfs(ctx.host.sysroot().c_str(), &vfs) != 0)
     return fail_errno("stage.space", errno, "cannot read free space of " + ctx.host.sysroot());
   uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  // Metadata and the deployment's /etc copy come on top of the stream's data.
-  uint64_t needed = req.needed_bytes + req.needed_bytes / 10 + (64ull << 20);
+  uint64_t needed = space_needed(req);
   if (free_bytes < needed)
     return fail("stage.no-space", "the Btrfs filesystem has " + std::to_string(free_bytes >> 20) + " MiB free; staging " +
                                       req.version.str() + " needs about " + std::to_string(needed >> 20) + " MiB");
@@ -93,6 +94,12 @@ Status receive_into_slot(const StageContext& ctx, const StageRequest& req) {
 
 }  // namespace
 
+uint64_t space_needed(const StageRequest& req) {
+  if (req.needed_bytes == 0) return 0;
+  // Metadata and the deployment's /etc copy come on top of the stream's data.
+  return req.needed_bytes + req.needed_bytes / 10 + (64ull << 20) + req.download_bytes;
+}
+
 Result<std::pair<std::string, std::string>> read_stage_journal(const std::string& state_dir) {
   auto text = read_file(path_join(state_dir, kJournal), 64 << 10);
   if (!text) {
@@ -106,6 +113,14 @@ Result<std::pair<std::string, std::string>> read_stage_journal(const std::string
 }
 
 Result<std::vector<std::string>> recover_stage(const StageContext& ctx) {
+  // Debris is only debris when no other writer is at work: another process's partial/ and
+  // .ballast-receive-* entries are its live work. Nests in the lock when this thread holds it.
+  auto lock = HostLock::acquire(host_lock_path(ctx.state_dir), "recovery");
+  if (!lock && lock.error().code == "host.locked") {
+    log::notice("not cleaning up after an interrupted stage: " + lock.error().message);
+    return std::vector<std::string>{};
+  }
+  if (!lock) return tl::unexpected(lock.error());
   BALLAST_CHECK(snapshot::ensure_layout(ctx.host));
   auto removed = BALLAST_TRY(snapshot::clean_partial(ctx.host));
   auto [version, step] = BALLAST_TRY(read_stage_journal(ctx.state_dir));
@@ -116,9 +131,11 @@ Result<std::vector<std::string>> recover_stage(const StageContext& ctx) {
 }
 
 Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& req) {
+  // Held for the whole transaction; nests in the caller's lock (the CLI verb, the daemon's step).
+  auto lock = BALLAST_TRY(HostLock::acquire(host_lock_path(ctx.state_dir), "stage"));
   BALLAST_CHECK(recover_stage(ctx));
   const std::string& v = req.version.str();
-  if (!ctx.booted_version.empty() && v == ctx.booted_version)
+  if (req.version == ctx.booted_version)
     return fail("stage.booted", "version " + v + " is the booted one");
   StageResult result;
   result.version = req.version;
@@ -127,6 +144,8 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   if (BALLAST_TRY(slot_is_complete(ctx.host, v))) {
     result.resumed.push_back("receive");
   } else {
+    // A failed attempt's deleted subvolume frees its space only once the cleaner has run.
+    BALLAST_CHECK(snapshot::wait_for_cleaned_subvolumes(ctx.host.sysroot()));
     BALLAST_CHECK(check_space(ctx, req));
     BALLAST_CHECK(with_context(receive_into_slot(ctx, req), "staging " + v));
   }
@@ -137,9 +156,9 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   } else {
     snapshot::DeploymentOptions d;
     d.version = v;
-    if (!ctx.booted_version.empty() && path_exists(ctx.host.deployment(ctx.booted_version)) &&
-        path_exists(ctx.host.slot(ctx.booted_version)))
-      d.previous = ctx.booted_version;
+    if (ctx.booted_version && path_exists(ctx.host.deployment(ctx.booted_version->str())) &&
+        path_exists(ctx.host.slot(ctx.booted_version->str())))
+      d.previous = ctx.booted_version->str();
     std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
     d.var_fstab = "UUID=" + fs_uuid + " /var btrfs subvol=@var 0 0";
     d.esp_fstab = req.esp_fstab;
@@ -181,7 +200,8 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
     k.options = result.entry_options;
     k.tries = req.tries;
     if (use_uki) k.uki_path = uki;
-    BALLAST_CHECK(with_context(ctx.boot.install(k), "writing the boot entry of " + v));
+    BALLAST_CHECK(with_context(install_making_room(ctx.host, ctx.boot, ctx.booted_version, k),
+                               "writing the boot entry of " + v));
   }
   BALLAST_CHECK(journal(ctx, v, "staged"));
   return result;

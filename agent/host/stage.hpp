@@ -35,6 +35,9 @@ struct StageRequest {
   // The stream of the release: full, or a delta whose parent is one of our slots.
   std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;
   uint64_t needed_bytes = 0;     // uncompressed stream size from the manifest; 0: unknown
+  // Compressed bytes the stream still downloads into the download cache on the way (the
+  // artifact less what an earlier attempt at the same target cached); 0 for a local stream.
+  uint64_t download_bytes = 0;
   // The release's kernel command line from its signed TUF target (ReleaseInfo::cmdline): what
   // every host's entry gets after `root=… ro ballast.version=<v>`. Empty (no manifest, as with
   // `ballast stage -f`, or none published): the image's own /usr/lib/kernel/cmdline instead.
@@ -50,7 +53,7 @@ struct StageContext {
   snapshot::HostLayout host;
   boot::BootControl& boot;
   std::string state_dir;
-  std::string booted_version;    // whose /etc local changes are carried; empty on a fresh host
+  std::optional<Version> booted_version;  // whose /etc local changes are carried; nullopt on a fresh host
 };
 
 struct StageResult {
@@ -61,9 +64,17 @@ struct StageResult {
 };
 
 // Undoes what an interrupted stage left: cleans @ballast/partial. Reads the journal only to report.
+// Only under the host lock (common/host_lock.hpp): while another process holds it, what looks
+// like debris is its work in progress, and recovery removes nothing.
 Result<std::vector<std::string>> recover_stage(const StageContext& ctx);
 
+// Holds the host lock of ctx.state_dir for the whole transaction ("host.locked" when another
+// process holds it; nested when the calling thread already does).
 Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& req);
+
+// The free space staging `req` asks for before it receives (0 when needed_bytes is unknown):
+// the stream, a tenth more for metadata, 64 MiB for the deployment's /etc, and the download.
+uint64_t space_needed(const StageRequest& req);
 
 // The journal as last written (`{"version":…,"step":…}`), or empty when no stage ever ran.
 Result<std::pair<std::string, std::string>> read_stage_journal(const std::string& state_dir);

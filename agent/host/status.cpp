@@ -8,7 +8,8 @@
 
 namespace ballast::host {
 
-Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted) {
+Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::BootControl& boot,
+                                    const std::optional<Version>& booted) {
   std::map<std::string, DeploymentStatus> by_version;
   for (const auto& v : BALLAST_TRY(snapshot::list_slots(host))) by_version[v].slot = true;
   for (const auto& v : BALLAST_TRY(snapshot::list_deployments(host))) by_version[v].deployment = true;
@@ -24,12 +25,12 @@ Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::Boot
     return compare_uapi_versions(a.version, b.version) > 0;
   });
   for (const auto& d : s.all) {
-    if (d.version == booted) s.booted = d;
+    if (booted && d.version == booted->str()) s.booted = d;
   }
   // Staged: what the loader would try next in place of the booted version — the first entry in
   // boot order that is on trial. Rollback: the first good entry in boot order other than the booted.
   for (const auto& e : entries) {
-    if (e.version.str() == booted) continue;
+    if (e.version == booted) continue;
     auto it = std::find_if(s.all.begin(), s.all.end(), [&](const auto& d) { return d.version == e.version.str(); });
     if (!s.staged && e.state == boot::EntryState::indeterminate) s.staged = *it;
     if (!s.rollback && e.state == boot::EntryState::good) s.rollback = *it;

@@ -29,8 +29,9 @@ struct HostStatus {
   std::string booted_error;              // why the booted version is unknown, if it is
 };
 
-// `booted` is what BootControl::booted_version() said (empty when unknown).
-Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::BootControl& boot, const std::string& booted);
+// `booted` is what BootControl::booted_version() said (nullopt when unknown).
+Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::BootControl& boot,
+                                    const std::optional<Version>& booted);
 
 nlohmann::json status_to_json(const HostStatus& s);
 std::string status_to_text(const HostStatus& s);

@@ -109,7 +109,7 @@ Result<std::string> Client::fetch_metadata(const std::string& file, std::optiona
   return std::move(resp->body);
 }
 
-Status Client::refresh() {
+Status Client::begin_cycle() {
   refreshed_ = false;
   // One start time for the whole cycle: metadata that expires while we download is judged
   // against the same instant as everything else.
@@ -117,11 +117,51 @@ Status Client::refresh() {
   targets_.clear();
   timestamp_.reset();
   snapshot_.reset();
-  BALLAST_CHECK(load_trusted_root());
+  return load_trusted_root();
+}
+
+Status Client::refresh() {
+  BALLAST_CHECK(begin_cycle());
   BALLAST_CHECK(with_context(update_root(), "updating root"));
   BALLAST_CHECK(with_context(update_timestamp(), "updating timestamp"));
   BALLAST_CHECK(with_context(update_snapshot(), "updating snapshot"));
   BALLAST_CHECK(with_context(load_targets_role("targets", root_->keys, root_->roles["targets"]), "updating targets"));
+  refreshed_ = true;
+  return ok();
+}
+
+Status Client::load_trusted() {
+  BALLAST_CHECK(begin_cycle());
+  BALLAST_CHECK(check_expiry(root_->env, start_, "root v" + std::to_string(root_->env.version)));
+  auto not_refreshed = [&](const std::string& file) {
+    return fail("tuf.not-refreshed", "no trusted " + file + " in " + state_dir_ + ": the repository was never refreshed");
+  };
+  auto ts_bytes = read_state("timestamp.json");
+  if (!ts_bytes) return not_refreshed("timestamp.json");
+  auto ts = BALLAST_TRY(with_context(parse_timestamp(*ts_bytes), "trusted timestamp"));
+  BALLAST_CHECK(verify_threshold(ts.env, root_->keys, root_->roles["timestamp"], "trusted timestamp"));
+  BALLAST_CHECK(check_expiry(ts.env, start_, "timestamp v" + std::to_string(ts.env.version)));
+  auto snap_bytes = read_state("snapshot.json");
+  if (!snap_bytes) return not_refreshed("snapshot.json");
+  BALLAST_CHECK(check_length_and_hashes(*snap_bytes, ts.snapshot.length, ts.snapshot.hashes, "trusted snapshot"));
+  auto snap = BALLAST_TRY(with_context(parse_snapshot(*snap_bytes), "trusted snapshot"));
+  BALLAST_CHECK(verify_threshold(snap.env, root_->keys, root_->roles["snapshot"], "trusted snapshot"));
+  if (snap.env.version != ts.snapshot.version)
+    return fail("tuf.mix-and-match", "the trusted snapshot is version " + std::to_string(snap.env.version) +
+                                         " but the trusted timestamp names version " + std::to_string(ts.snapshot.version));
+  BALLAST_CHECK(check_expiry(snap.env, start_, "snapshot v" + std::to_string(snap.env.version)));
+  // The trusted targets must be exactly what the snapshot names: load_targets_role would
+  // otherwise download it, and this must not touch the network.
+  auto meta = snap.meta.find("targets.json");
+  auto targets_bytes = read_state(state_file_of("targets"));
+  if (!targets_bytes) return not_refreshed("targets.json");
+  if (meta == snap.meta.end()) return fail("tuf.missing-role", "the trusted snapshot does not list role 'targets'");
+  BALLAST_CHECK(check_length_and_hashes(*targets_bytes, meta->second.length, meta->second.hashes, "trusted targets"));
+  if (auto t = parse_targets(*targets_bytes); !t || t->env.version != meta->second.version)
+    return fail("tuf.mix-and-match", "the trusted targets are not the version the trusted snapshot names");
+  timestamp_ = std::make_unique<Timestamp>(std::move(ts));
+  snapshot_ = std::make_unique<Snapshot>(std::move(snap));
+  BALLAST_CHECK(with_context(load_targets_role("targets", root_->keys, root_->roles["targets"]), "trusted targets"));
   refreshed_ = true;
   return ok();
 }

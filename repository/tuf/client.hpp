@@ -45,6 +45,13 @@ class Client {
   // trustworthy as before, so a later refresh against a repaired repository succeeds.
   Status refresh();
 
+  // The metadata the last refresh left trusted in the state dir, with no network: every file
+  // verified again with the trusted keys (and the snapshot and targets against the timestamp's
+  // and snapshot's lengths and hashes), unexpired now. What staging uses, so that one update
+  // refreshes once and stages exactly what the check saw. "tuf.not-refreshed" when no refresh
+  // ever completed.
+  Status load_trusted();
+
   // After refresh: the target as the highest-priority trusted role describes it, walking
   // delegations depth-first in order (terminating roles respected), at most max_delegations
   // roles. "tuf.unknown-target" when no trusted role lists it.
@@ -67,6 +74,8 @@ class Client {
 
  private:
   Client() = default;
+  // Forgets the loaded metadata, reads the clock once for the cycle and loads the trusted root.
+  Status begin_cycle();
   Status load_trusted_root();
   Status update_root();
   Status update_timestamp();

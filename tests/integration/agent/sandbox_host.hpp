@@ -44,13 +44,15 @@ struct SandboxHost {
   std::string top() const { return fs->mount_point(); }
   snapshot::HostLayout layout() const { return snapshot::HostLayout(top()); }
 
-  // Builds images/minimal.toml at `version` (with a UKI when `uki`) and writes its send stream
-  // (a delta when `parent`).
-  std::string publish(const std::string& version, const std::string& parent = "", bool uki = false) {
+  // Builds images/minimal.toml at `version` (with a UKI when `uki`, and `files` added) and writes
+  // its send stream (a delta when `parent`).
+  std::string publish(const std::string& version, const std::string& parent = "", bool uki = false,
+                      const std::vector<images::FileSpec>& files = {}) {
     auto def = images::load_definition(std::string(BALLAST_SOURCE_ROOT) + "/images/minimal.toml");
     REQUIRE(def);
     def->kernel.uki = uki;
     def->files.push_back(images::FileSpec{"/etc/release-note", "this is " + version + "\n", "", 0644, 0, 0});
+    def->files.insert(def->files.end(), files.begin(), files.end());
     images::BuildOptions opts;
     opts.version = make_version(version);
     opts.output = build + "/minimal-" + version;
@@ -69,7 +71,7 @@ struct SandboxHost {
   Result<host::StageResult> stage(boot::BootControl& boot, const std::string& version, const std::string& stream,
                                   const std::string& cmdline = "", host::EntryType type = host::EntryType::automatic) {
     auto booted = boot.booted_version();
-    host::StageContext ctx{layout(), boot, state, booted ? booted->str() : ""};
+    host::StageContext ctx{layout(), boot, state, value_if_ok(booted)};
     host::StageRequest req;
     req.version = make_version(version);
     req.cmdline = cmdline;

@@ -1,6 +1,8 @@
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -124,7 +126,7 @@ TEST_CASE("a delta stages on top of the booted version, carrying its /etc change
   struct stat efi;
   CHECK((::stat((layout.deployment("2.0") + "/efi").c_str(), &efi) == 0 && S_ISDIR(efi.st_mode)));
 
-  auto status = host::read_host_status(layout, *boot, boot->booted_version()->str());
+  auto status = host::read_host_status(layout, *boot, *boot->booted_version());
   REQUIRE(status);
   REQUIRE(status->booted);
   CHECK(status->booted->version == "1.0");
@@ -186,7 +188,7 @@ TEST_CASE("a stage killed at any journaled step leaves the booted system untouch
       CHECK(list_dir(h.layout().partial_dir())->empty());
       CHECK(*snapshot::is_read_only(h.layout().slot("2.0")));
       CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
-      auto status = host::read_host_status(h.layout(), *boot, "1.0");
+      auto status = host::read_host_status(h.layout(), *boot, "1.0"_v);
       REQUIRE(status);
       REQUIRE(status->staged);
       CHECK(status->staged->version == "2.0");
@@ -231,7 +233,7 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
 
   // With the manifest's size known, the stage is refused before anything is written.
   auto booted = boot->booted_version();
-  host::StageContext ctx{small.layout(), *boot, small.state, booted->str()};
+  host::StageContext ctx{small.layout(), *boot, small.state, *booted};
   host::StageRequest req;
   req.version = "2.0"_v;
   req.needed_bytes = 300ull << 20;
@@ -239,6 +241,14 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
   auto refused = host::stage_release(ctx, req);
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == "stage.no-space");
+
+  // `ballast stage -f` knows the stream file's size: refused before a byte is received.
+  auto cli = small.stage_cli("2.0", stream);
+  REQUIRE(cli);
+  CHECK(cli->exit_code == 1);
+  CHECK(cli->err.find("[stage.no-space]") != std::string::npos);
+  CHECK(list_dir(small.layout().partial_dir())->empty());
+  CHECK_FALSE(path_exists(small.layout().slot("2.0")));
 }
 
 TEST_CASE("retention across five releases keeps the booted, staged and previous good versions only") {
@@ -253,7 +263,7 @@ TEST_CASE("retention across five releases keeps the booted, staged and previous 
     REQUIRE(booted);
     REQUIRE(booted->version == v);
     REQUIRE(boot->bless(make_version(v)));
-    auto status = host::read_host_status(h.layout(), *boot, v);
+    auto status = host::read_host_status(h.layout(), *boot, make_version(v));
     REQUIRE(status);
     auto plan = host::plan_retention(*status, 3, {});
     auto applied = host::apply_retention(h.layout(), *boot, plan);
@@ -267,4 +277,98 @@ TEST_CASE("retention across five releases keeps the booted, staged and previous 
   CHECK_FALSE(path_exists(h.esp + "/ballast/1"));
   CHECK_FALSE(path_exists(h.esp + "/ballast/2"));
   CHECK(path_exists(h.esp + "/ballast/3/vmlinuz"));
+}
+
+namespace {
+
+// A small tmpfs over the sandbox's ESP directory (vfat cannot be mounted here; statvfs and
+// ENOSPC behave the same), unmounted before the sandbox goes.
+struct SmallEsp {
+  std::string dir;
+  SmallEsp(std::string d, const std::string& size) : dir(std::move(d)) {
+    REQUIRE(::mount("tmpfs", dir.c_str(), "tmpfs", 0, ("size=" + size + ",mode=0755").c_str()) == 0);
+  }
+  ~SmallEsp() { ::umount2(dir.c_str(), MNT_DETACH); }
+  uint64_t block() const {
+    struct statvfs sv {};
+    REQUIRE(::statvfs(dir.c_str(), &sv) == 0);
+    return sv.f_frsize;
+  }
+  uint64_t free_bytes() const {
+    struct statvfs sv {};
+    REQUIRE(::statvfs(dir.c_str(), &sv) == 0);
+    return static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+  }
+  uint64_t blocks_of(const std::string& path) const {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return 0;
+    return (static_cast<uint64_t>(st.st_size) + block() - 1) / block() * block();
+  }
+  // Leaves exactly `left` bytes free.
+  void fill_leaving(uint64_t left) {
+    REQUIRE(free_bytes() >= left);
+    REQUIRE(write_file_atomic(dir + "/filler", std::string(free_bytes() - left, 'f')));
+    REQUIRE(free_bytes() == left);
+  }
+};
+
+// Booted 3 (blessed), 2 the rollback, 1 the oldest: a host with room to make on its ESP.
+void three_releases(SandboxHost& h, boot::BootControl& boot) {
+  install_first(h, boot, "1");
+  boot::BootSimulator sim(h.paths);
+  for (auto [v, prev] : {std::pair{"2", "1"}, std::pair{"3", "2"}}) {
+    REQUIRE(h.stage(boot, v, h.publish(v, prev)));
+    REQUIRE(sim.reboot()->version == v);
+    REQUIRE(boot.bless(make_version(v)));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a stage without room on the ESP has retention remove the oldest version first, then succeeds", "[esp-full]") {
+  SandboxHost h;
+  SmallEsp esp(h.esp, "4m");
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  three_releases(h, *boot);
+  // What 4 needs (its kernel files are the size of 3's) less one block: it fits only once 1's
+  // files are gone.
+  const uint64_t need = esp.blocks_of(h.esp + "/ballast/3/vmlinuz") + esp.blocks_of(h.esp + "/ballast/3/initrd.img") +
+                        3 * esp.block();
+  esp.fill_leaving(need - esp.block());
+
+  auto staged = h.stage(*boot, "4", h.publish("4", "3"));
+  if (!staged) FAIL(staged.error().describe());
+  CHECK(*snapshot::list_deployments(h.layout()) == std::vector<std::string>{"2", "3", "4"});
+  CHECK(*snapshot::list_slots(h.layout()) == std::vector<std::string>{"2", "3", "4"});
+  CHECK(entry_ids(*boot) == std::vector<std::string>{"ballast-4+3-0.conf", "ballast-3.conf", "ballast-2.conf"});
+  CHECK_FALSE(path_exists(h.esp + "/ballast/1"));
+  CHECK(path_exists(h.esp + "/ballast/4/vmlinuz"));
+}
+
+TEST_CASE("a stage that cannot fit on the ESP even after retention fails with both sizes and writes nothing there",
+          "[esp-full]") {
+  SandboxHost h;
+  SmallEsp esp(h.esp, "4m");
+  auto boot = boot::make_systemd_boot_control(h.paths);
+  three_releases(h, *boot);
+  esp.fill_leaving(0);
+
+  auto staged = h.stage(*boot, "4", h.publish("4", "3"));
+  REQUIRE_FALSE(staged);
+  INFO(staged.error().describe());
+  CHECK(staged.error().code == "boot.esp-full");
+  CHECK_THAT(staged.error().message, Catch::Matches("installing 4 needs [0-9]+ bytes on the ESP .*, but " + h.esp +
+                                                    " has [0-9]+ bytes free"));
+  CHECK_THAT(staged.error().describe(), Catch::Contains("removed 1"));
+  // The running system's entries and files are as they were; nothing of 4 is on the ESP.
+  CHECK(entry_ids(*boot) == std::vector<std::string>{"ballast-3.conf", "ballast-2.conf"});
+  CHECK(path_exists(h.esp + "/ballast/3/vmlinuz"));
+  CHECK(path_exists(h.esp + "/ballast/2/vmlinuz"));
+  CHECK_FALSE(path_exists(h.esp + "/ballast/4"));
+  for (const auto& dir : {h.esp + "/ballast", h.esp + "/loader/entries"}) {
+    auto names = list_dir(dir);
+    REQUIRE(names);
+    for (const auto& name : *names) CHECK(name.find(".tmp") == std::string::npos);
+  }
+  CHECK(*snapshot::is_read_only(h.layout().deployment("3")));
 }

@@ -110,8 +110,8 @@ TEST_CASE("a full ESP is a clear error naming the space needed, with nothing hal
   auto r = cli.run({"boot", "add", "2", "--kernel", big, "--initrd", small});
   CHECK(r.exit_code == 1);
   INFO(r.err);
-  CHECK(r.err.rfind("ballast: the ESP at " + host.esp() + " has ", 0) == 0);
-  CHECK(r.err.find("needs ") != std::string::npos);
+  CHECK(r.err.rfind("ballast: installing 2 needs ", 0) == 0);
+  CHECK(r.err.find("but " + host.esp() + " has ") != std::string::npos);
   CHECK(r.err.find("[boot.esp-full]") != std::string::npos);
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   CHECK(esp_files(host.esp()) == before);
@@ -138,6 +138,18 @@ TEST_CASE("a copy that fails midway (no inodes left) removes what it copied and 
   CHECK(st.error().code == "boot.esp-full");
   CHECK(!path_exists(path_join(host.esp(), "ballast/2")));
   CHECK(!path_exists(path_join(host.esp(), "loader/entries")));
+  CHECK(control->entries()->empty());
+}
+
+TEST_CASE("an ESP out of room for a directory is boot.esp-full too, with no entry written", "[boot][esp-full]") {
+  testing::TmpfsEsp host("16m,nr_inodes=2");  // the root and ballast/: mkdir of ballast/2 fails
+  auto control = make_systemd_boot_control(BootPaths{host.esp(), host.efivars(), host.cmdline(), 3, ""});
+  auto st = control->install(KernelSpec{"2"_v, host.file("k", 4096), "", "", "", 0});
+  REQUIRE(!st);
+  CHECK(st.error().code == "boot.esp-full");
+  CHECK(st.error().sys_errno == ENOSPC);
+  CHECK_THAT(st.error().message, Catch::Contains("the ESP at " + host.esp() + " ran out of space"));
+  CHECK(!path_exists(path_join(host.esp(), "ballast/2")));
   CHECK(control->entries()->empty());
 }
 

@@ -157,3 +157,41 @@ TEST_CASE("a Secure Boot key that is missing or unusable fails the build and lea
   CHECK(list_dir((*fs)->mount_point()).value().empty());
   (void)remove_tree(*keys);
 }
+
+TEST_CASE("the PCR 11 prediction of a built UKI equals systemd-measure's on the parts it was built from, signed or not") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  auto keys = make_temp_dir("ballast-uki-keys");
+  REQUIRE(keys);
+  const std::string out = (*fs)->mount_point() + "/img", signed_out = (*fs)->mount_point() + "/signed";
+  auto built = build_uki(out);
+  REQUIRE(built);
+  auto signed_built = build_uki(signed_out, make_key(*keys, "release"));
+  REQUIRE(signed_built);
+  const std::string uki = out + images::kUkiPath;
+  auto predicted = images::predict_pcr11(uki);
+  REQUIRE(predicted);
+
+  // The reference: systemd-measure on the kernel and initrd files themselves and the text of the
+  // sections, not on anything read back from the UKI.
+  auto bytes = read_file(uki);
+  REQUIRE(bytes);
+  const std::string modules = out + "/usr/lib/modules/" + built->kernel_version;
+  REQUIRE(write_file_atomic(*keys + "/osrel", pe::section_contents(*bytes, ".osrel")->value()));
+  REQUIRE(write_file_atomic(*keys + "/cmdline", pe::section_contents(*bytes, ".cmdline")->value()));
+  for (const char* phase : images::kPcr11Phases) {
+    INFO(phase);
+    auto ref = run_checked({images::kSystemdMeasure, "calculate", "--bank=sha256", "--linux=" + modules + "/vmlinuz",
+                            "--initrd=" + modules + "/initrd.img", "--osrel=" + *keys + "/osrel",
+                            "--cmdline=" + *keys + "/cmdline", std::string("--phase=") + phase});
+    REQUIRE(ref);
+    CHECK_THAT(ref->out, Catch::Contains("11:sha256=" + predicted->at(phase)));
+  }
+  // The phases give distinct values, and a signature is not measured: the signed UKI predicts the same.
+  CHECK(predicted->at("") != predicted->at("enter-initrd:leave-initrd:sysinit:ready"));
+  CHECK(images::predict_pcr11(signed_out + images::kUkiPath).value() == *predicted);
+  // pe_file tells a signed UKI from an unsigned one by its certificate table.
+  CHECK(pe::read_image_of_file(uki)->security_size == 0);
+  CHECK(pe::read_image_of_file(signed_out + images::kUkiPath)->security_size > 0);
+  (void)remove_tree(*keys);
+}

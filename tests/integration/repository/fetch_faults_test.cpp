@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include <random>
 #include <thread>
 
@@ -56,8 +58,8 @@ struct Served {
     o.chunk_base_url = server->url() + "chunks/";
     o.cache_dir = dir + "/cache";
     o.parallel = 3;
-    o.backoff_base = 10ms;
-    o.backoff_max = 50ms;
+    o.http.backoff_base = 10ms;
+    o.http.backoff_max = 50ms;
     o.http.retries = 3;
     o.http.low_speed_limit = 1000;
     o.http.low_speed_time = 2s;
@@ -259,4 +261,38 @@ TEST_CASE("a fetch killed with SIGKILL resumes without fetching its verified chu
   uint64_t complete_parts = 0;  // every byte arrived, but the kill came before the rename
   for (auto& c : s.art.chunks) complete_parts += partial.count(c.sha256) && partial[c.sha256] == c.size;
   CHECK(st.chunks_from_cache == at_kill.size() + complete_parts);
+}
+
+TEST_CASE("a stall is reported as one: no byte for low_speed_time aborts the transfer, named by its rule",
+          "[repository][fetch-faults]") {
+  Served s(1u << 20, 12);
+  REQUIRE(s.server->set_rules({{s.sha(0), {"stall:1000"}}}));
+  auto o = s.options();
+  o.http.retries = 0;
+  o.http.low_speed_time = 1s;
+  auto out = fetch_all(s.art, o);
+  REQUIRE_FALSE(out);
+  INFO(out.error().describe());
+  CHECK(out.error().code == "fetch.failed");
+  // Detected by the low-speed rule itself, not by libcurl's lagging five-second average.
+  CHECK(out.error().describe().find("stalled: fewer than 1000 bytes/s for 1 s") != std::string::npos);
+  CHECK(s.requests_for(0).size() == 1);
+}
+
+TEST_CASE("max_bandwidth holds for the whole artifact across parallel transfers", "[repository][fetch-faults]") {
+  Served s(2u << 20, 13);
+  auto o = s.options();
+  o.parallel = 4;
+  o.http.max_bandwidth = 256u << 10;
+  auto started = std::chrono::steady_clock::now();
+  FetchStats st;
+  auto out = fetch_all(s.art, o, &st);
+  auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  REQUIRE(out);
+  CHECK(*out == s.data);
+  // A lower bound that a slow machine cannot break: the budget allows max_bandwidth per second
+  // plus one libcurl write (16 KiB) of slack, so the bytes received cannot have come faster.
+  INFO("bytes " << st.network_bytes << " in " << elapsed << " s");
+  REQUIRE(st.network_bytes > (64u << 10));
+  CHECK(elapsed >= static_cast<double>(st.network_bytes - CURL_MAX_WRITE_SIZE) / static_cast<double>(o.http.max_bandwidth));
 }

@@ -118,7 +118,7 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   SystemClock clock;
   auto opened = repository::open_release(req, clock);
   REQUIRE(opened);
-  CHECK(opened->artifact.from == "1");
+  CHECK(opened->artifact.from == "1"_v);
   CHECK(opened->artifact.parent_uuid == stream::format_uuid(uuid_of(original.uuid)));
 
   std::string bytes;

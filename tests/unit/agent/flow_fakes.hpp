@@ -15,24 +15,34 @@ struct FakeSource : ReleaseSource {
   boot::FakeBootControl& boot;
   std::vector<std::string> offered;  // newest last
   int stages = 0;
+  std::vector<ReleasePlan> staged;  // every plan stage() was given
   std::optional<Error> stage_error;
   explicit FakeSource(boot::FakeBootControl& b) : boot(b) {}
-  Result<std::optional<Release>> check(const std::vector<std::string>& denylist) override {
+  Result<std::optional<ReleasePlan>> check(const std::vector<Version>& denylist) override {
     for (auto it = offered.rbegin(); it != offered.rend(); ++it) {
-      if (std::find(denylist.begin(), denylist.end(), *it) != denylist.end()) continue;
+      Version version = BALLAST_TRY(Version::parse(*it));
+      if (std::find(denylist.begin(), denylist.end(), version) != denylist.end()) continue;
       auto booted = boot.booted_version();
-      if (booted && booted->str() == *it) return std::optional<Release>();
-      return std::optional<Release>(Release{*it, 1000});
+      if (booted && *booted == version) return std::optional<ReleasePlan>();
+      return std::optional<ReleasePlan>(ReleasePlan{version, false, std::nullopt, 1000, "offered"});
     }
-    return std::optional<Release>();
+    return std::optional<ReleasePlan>();
   }
-  Status stage(const Release& r) override {
+  Status stage(const ReleasePlan& r) override {
     ++stages;
+    staged.push_back(r);
     if (stage_error) return tl::unexpected(*stage_error);
     boot::KernelSpec k;
-    k.version = BALLAST_TRY(Version::parse(r.version));
-    k.kernel_path = "/vmlinuz-" + r.version;
+    k.version = r.version;
+    k.kernel_path = "/vmlinuz-" + r.version.str();
     return boot.install(k);
+  }
+  std::vector<std::string> loader_updates;  // versions whose loader went onto the ESP
+  std::optional<Error> loader_error;
+  Result<boot::LoaderUpdate> update_loader(const std::string& version) override {
+    if (loader_error) return tl::unexpected(*loader_error);
+    loader_updates.push_back(version);
+    return boot::LoaderUpdate::updated;
   }
 };
 
@@ -74,7 +84,11 @@ struct FakeHealth : HealthChecker {
 
 struct RecordingReporter : Reporter {
   std::vector<std::string> types;
-  void report(const std::string& type, const nlohmann::json&) override { types.push_back(type); }
+  std::vector<nlohmann::json> data;  // each event's data, in the same order
+  void report(const std::string& type, const nlohmann::json& d) override {
+    types.push_back(type);
+    data.push_back(d);
+  }
   uint64_t dropped = 0;
   uint64_t dropped_events() const override { return dropped; }
 };

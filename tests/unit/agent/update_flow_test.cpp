@@ -39,9 +39,16 @@ struct Rig {
     return std::move(*f);
   }
   void reboot_machine() { REQUIRE(boot.simulate_reboot()); }
+  // A record as this agent writes it, with the check's plan.
   void write_state(const std::string& state_name) {
     REQUIRE(write_file_atomic(path_join(state, "flow.json"),
-                              "{\"state\":\"" + state_name + "\",\"target\":\"2.0\",\"from\":\"1.0\"}\n"));
+                              "{\"state\":\"" + state_name + "\",\"target\":\"2.0\",\"from\":\"1.0\",\"plan\":{\"version\":\"2.0\","
+                              "\"backward\":false,\"deltaFrom\":\"1.0\",\"downloadBytes\":1000,\"reason\":\"offered\"}}\n"));
+  }
+  // A record as the agent wrote it before plans existed: no "plan", a "targetBytes".
+  void write_state_without_plan(const std::string& state_name) {
+    REQUIRE(write_file_atomic(path_join(state, "flow.json"),
+                              "{\"state\":\"" + state_name + "\",\"target\":\"2.0\",\"targetBytes\":0,\"from\":\"1.0\"}\n"));
   }
 };
 
@@ -90,9 +97,9 @@ TEST_CASE("an unhealthy update is marked bad, falls back, is recorded as rolled 
   CHECK(*rig.boot.booted_version() == "1.0"_v);
 
   auto back = rig.start();
-  CHECK(back.state() == S::verifying);
-  CHECK(run(back) == std::vector<S>{S::rolled_back, S::idle});
-  CHECK(back.record().denylist == std::vector<std::string>{"2.0"});
+  CHECK(back.state() == S::rolled_back);  // the target's entry is bad and 1.0 booted
+  CHECK(run(back) == std::vector<S>{S::idle});
+  CHECK(back.record().denylist == std::vector<Version>{"2.0"_v});
   CHECK(rig.reporter.types == std::vector<std::string>{"checked", "staged", "rebooting", "booted", "health.failed",
                                                        "booted", "rolled-back"});
   // The next check finds nothing to do: 2.0 is denylisted.
@@ -115,26 +122,82 @@ TEST_CASE("a target that never comes up is rolled back once boot counting gives 
   }
   REQUIRE(booted == "1.0");
   auto back = rig.start();
-  CHECK(run(back) == std::vector<S>{S::rolled_back, S::idle});
-  CHECK(back.record().denylist == std::vector<std::string>{"2.0"});
+  CHECK(run(back) == std::vector<S>{S::idle});  // resumed as rolled back, recorded
+  CHECK(back.record().denylist == std::vector<Version>{"2.0"_v});
 }
 
-TEST_CASE("after a restart every written state resumes where the resume map says") {
-  const std::pair<const char*, S> expected[] = {
-      {"idle", S::idle},           {"checking", S::checking},   {"staging", S::staging},
-      {"staged", S::staged},       {"waiting-to-reboot", S::waiting_to_reboot},
-      {"rebooting", S::verifying}, {"verifying", S::verifying}, {"reverting", S::verifying},
-      {"committed", S::committed}, {"rolled-back", S::rolled_back}, {"failed", S::failed},
+TEST_CASE("a start resumes every written state from what booted: verify the target, roll back, wait, or give up") {
+  const BootFacts on_trial{true, TargetEntry::pending};       // the target booted, on trial
+  const BootFacts fell_back{false, TargetEntry::bad};        // the old version, the target bad or out of tries
+  const BootFacts not_yet{false, TargetEntry::pending};      // the old version, the target still to boot
+  const BootFacts nothing{false, TargetEntry::absent};       // no entry for the target
+  struct Row {
+    S written, on_trial, fell_back, not_yet, nothing;
   };
-  for (const auto& [written, resumed] : expected) {
-    DYNAMIC_SECTION("written " << written) {
-      Rig rig;
-      rig.write_state(written);
-      auto flow = rig.start();
-      CHECK(flow.state() == resumed);
-      CHECK(flow.record().target == "2.0");
-    }
+  const Row table[] = {
+      {S::idle, S::idle, S::idle, S::idle, S::idle},
+      {S::checking, S::checking, S::checking, S::checking, S::checking},
+      {S::staging, S::verifying, S::rolled_back, S::staged, S::staging},
+      {S::staged, S::verifying, S::rolled_back, S::staged, S::failed},
+      {S::waiting_to_reboot, S::verifying, S::rolled_back, S::waiting_to_reboot, S::failed},
+      {S::rebooting, S::verifying, S::rolled_back, S::waiting_to_reboot, S::failed},
+      {S::verifying, S::verifying, S::rolled_back, S::waiting_to_reboot, S::failed},
+      {S::reverting, S::reverting, S::rolled_back, S::rolled_back, S::rolled_back},
+      {S::committed, S::committed, S::committed, S::committed, S::committed},
+      {S::rolled_back, S::rolled_back, S::rolled_back, S::rolled_back, S::rolled_back},
+      {S::failed, S::failed, S::failed, S::failed, S::failed},
+  };
+  REQUIRE(std::size(table) == 11);  // every FlowState
+  for (const auto& row : table) {
+    INFO("written " << to_string(row.written));
+    CHECK(resume_state(row.written, on_trial) == row.on_trial);
+    CHECK(resume_state(row.written, fell_back) == row.fell_back);
+    CHECK(resume_state(row.written, not_yet) == row.not_yet);
+    CHECK(resume_state(row.written, nothing) == row.nothing);
   }
+}
+
+TEST_CASE("a reboot by someone else while the update waits for the strategy is verified and committed on the next start") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.gate.open = false;  // manual, a closed window, a refused lock
+  auto flow = rig.start();
+  CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::staged, S::waiting_to_reboot, S::waiting_to_reboot});
+  rig.reboot_machine();  // the operator, or kured reacting to /run/reboot-required
+  REQUIRE(*rig.boot.booted_version() == "2.0"_v);
+  auto after = rig.start();
+  CHECK(after.state() == S::verifying);
+  CHECK(run(after) == std::vector<S>{S::committed, S::idle});
+  CHECK(rig.boot.entries()->front().state == boot::EntryState::good);
+  CHECK(rig.rebooter.reboots == 0);
+  CHECK(after.record().history.back()["result"] == "committed");
+}
+
+TEST_CASE("a written state whose target the loader gave up on resumes as rolled back, with a booted event") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.gate.open = false;
+  auto flow = rig.start();
+  run(flow);
+  std::string booted;  // the target never comes up: its tries run out and the loader falls back
+  for (int i = 0; i < 4 && booted != "1.0"; ++i) booted = rig.boot.simulate_reboot()->str();
+  REQUIRE(booted == "1.0");
+  auto back = rig.start();
+  CHECK(back.state() == S::rolled_back);
+  CHECK(run(back) == std::vector<S>{S::idle});
+  CHECK(back.record().denylist == std::vector<Version>{"2.0"_v});
+  CHECK(rig.reporter.types == std::vector<std::string>{"checked", "staged", "booted", "rolled-back"});
+  CHECK_THAT(back.record().history.back()["error"].get<std::string>(), Catch::Contains("fell back"));
+}
+
+TEST_CASE("a written state whose target entry is gone is recorded as failed and the flow goes idle") {
+  Rig rig;
+  rig.write_state("waiting-to-reboot");  // 2.0 was never installed on this fake loader
+  auto flow = rig.start();
+  CHECK(flow.state() == S::failed);
+  CHECK_THAT(flow.record().last_error, Catch::Contains("boot entry of 2.0 is gone"));
+  CHECK(run(flow) == std::vector<S>{S::idle});
+  CHECK(flow.record().history.back()["result"] == "failed");
 }
 
 TEST_CASE("a crash while staging resumes the stage, and it completes") {
@@ -178,4 +241,166 @@ TEST_CASE("a failed stage is reported with its error, recorded, and the flow ret
   CHECK(flow.record().history.back()["result"] == "failed");
   CHECK_THAT(flow.record().history.back()["error"].get<std::string>(), Catch::Contains("stage.no-space"));
   CHECK(rig.rebooter.reboots == 0);
+}
+
+TEST_CASE("a release that fails staging for a reason that cannot change is denylisted, reported once and not staged again") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.source.stage_error = Error{"image.wrong-version", "the image holds IMAGE_VERSION \"1.0\", not release 2.0", 0, {}};
+  auto flow = rig.start();
+  CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::failed, S::idle});
+  CHECK(flow.record().denylist == std::vector<Version>{"2.0"_v});
+  CHECK_THAT(flow.record().history.back()["error"].get<std::string>(), Catch::Contains("2.0 is denylisted"));
+  CHECK(run(flow) == std::vector<S>{S::checking, S::idle});
+  CHECK(rig.source.stages == 1);
+  CHECK(rig.reporter.types == std::vector<std::string>{"checked", "error", "checked"});
+  // A newer release is still taken.
+  rig.source.offered = {"2.0", "3.0"};
+  rig.source.stage_error.reset();
+  CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::staged, S::waiting_to_reboot, S::rebooting, S::verifying});
+}
+
+TEST_CASE("a transient staging failure leaves the release to be tried again at the next check") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.source.stage_error = Error{"http.transfer", "connection reset", 0, {}};
+  auto flow = rig.start();
+  CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::failed, S::idle});
+  CHECK(flow.record().denylist.empty());
+  CHECK(run(flow) == std::vector<S>{S::checking, S::staging, S::failed, S::idle});
+  CHECK(rig.source.stages == 2);
+}
+
+TEST_CASE("the failures that cannot change are the image's and the manifest's, not the network's or the disk's") {
+  for (const char* code : {"stage.bad-image", "image.wrong-version", "image.bad-version", "manifest.invalid"})
+    CHECK(is_permanent_failure(Error{code, "", 0, {}}));
+  for (const char* code : {"http.transfer", "http.status", "stage.no-space", "chunk.bad-data", "tuf.expired"})
+    CHECK_FALSE(is_permanent_failure(Error{code, "", 0, {}}));
+}
+
+TEST_CASE("a committed update puts the release's boot loader on the ESP; only a commit does") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  auto flow = rig.start();
+  run(flow);
+  CHECK(rig.source.loader_updates.empty());  // staged and rebooting: the old loader stays
+  rig.reboot_machine();
+  auto after = rig.start();
+  CHECK(run(after) == std::vector<S>{S::committed, S::idle});
+  CHECK(rig.source.loader_updates == std::vector<std::string>{"2.0"});
+  REQUIRE(rig.reporter.types.back() == "committed");
+  CHECK(rig.reporter.data.back()["loader"] == "updated");
+}
+
+TEST_CASE("a boot loader that cannot be updated is reported with the commit and rolls nothing back") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.source.loader_error = Error{"boot.loader-unsigned", "unsigned under Secure Boot", 0, {}};
+  auto flow = rig.start();
+  run(flow);
+  rig.reboot_machine();
+  auto after = rig.start();
+  CHECK(run(after) == std::vector<S>{S::committed, S::idle});
+  CHECK(after.record().history.back()["result"] == "committed");
+  CHECK(after.record().denylist.empty());
+  REQUIRE(rig.reporter.types.back() == "committed");
+  CHECK(rig.reporter.data.back()["loader"] == "failed");
+  CHECK_THAT(rig.reporter.data.back()["loaderError"].get<std::string>(), Catch::Contains("boot.loader-unsigned"));
+  auto entries = rig.boot.entries();
+  REQUIRE(entries);
+  CHECK(entries->front().version == "2.0"_v);
+  CHECK(entries->front().state == boot::EntryState::good);
+}
+
+TEST_CASE("the check's plan is saved in the flow record and a restart stages exactly that plan") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  {
+    auto flow = rig.start();
+    REQUIRE(flow.step());  // idle → checking
+    REQUIRE(flow.step());  // checking → staging: the plan is made and saved
+    REQUIRE(flow.state() == S::staging);
+  }
+  rig.source.offered = {"3.0"};  // the repository moved on: the restarted stage must not re-decide
+  auto flow = rig.start();
+  CHECK(flow.state() == S::staging);
+  REQUIRE(flow.record().plan);
+  CHECK(*flow.record().plan == ReleasePlan{"2.0"_v, false, std::nullopt, 1000, "offered"});
+  REQUIRE(flow.step());
+  CHECK(rig.source.staged == std::vector<ReleasePlan>{ReleasePlan{"2.0"_v, false, std::nullopt, 1000, "offered"}});
+}
+
+TEST_CASE("a plan read back from flow.json is the plan that was written, delta parent and all") {
+  ReleasePlan plan{"2.0"_v, false, "1.0"_v, 4096, "newest allowed on channel stable: 2.0"};
+  auto back = plan_from_json(plan_to_json(plan));
+  REQUIRE(back);
+  CHECK(*back == plan);
+  ReleasePlan going_back{"1.0"_v, true, std::nullopt, 0, "pinned to 1.0"};
+  CHECK(*plan_from_json(plan_to_json(going_back)) == going_back);
+  auto bad = plan_from_json(nlohmann::json{{"version", "2.0"}, {"backward", "no"}});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == "flow.corrupt");
+}
+
+TEST_CASE("a flow record written before plans existed still loads: a stopped check or stage resumes in checking") {
+  for (const char* written : {"checking", "staging"}) {
+    DYNAMIC_SECTION("written " << written) {
+      Rig rig;
+      rig.source.offered = {"2.0"};
+      rig.write_state_without_plan(written);
+      auto flow = rig.start();
+      CHECK(flow.state() == S::checking);
+      CHECK_FALSE(flow.record().plan);
+      CHECK(run(flow) == std::vector<S>{S::staging, S::staged, S::waiting_to_reboot, S::rebooting, S::verifying});
+      CHECK(rig.source.stages == 1);
+    }
+  }
+  SECTION("past staging the target is all it needs: it resumes from what booted") {
+    Rig rig;
+    boot::KernelSpec k;
+    k.version = "2.0"_v;
+    k.kernel_path = "/vmlinuz-2.0";
+    REQUIRE(rig.boot.install(k));  // counted with the default tries: on trial
+    rig.reboot_machine();  // 2.0 booted on trial
+    rig.write_state_without_plan("rebooting");
+    auto flow = rig.start();
+    CHECK(flow.state() == S::verifying);
+    CHECK(flow.record().target == "2.0"_v);
+  }
+}
+
+TEST_CASE("a flow record naming an invalid version as target, from, denylisted or planned version is refused as corrupt") {
+  const std::string valid = R"({"state":"staged","target":"2.0","from":"1.0","denylist":["1.5"],"plan":{"version":"2.0",)"
+                            R"("backward":false,"deltaFrom":"1.0","downloadBytes":1000,"reason":"offered"}})";
+  struct Case {
+    std::string field, from, to;
+  };
+  auto c = GENERATE(Case{"target", R"("target":"2.0")", R"("target":"2.0+1")"},
+                    Case{"target", R"("target":"2.0")", R"("target":7)"},
+                    Case{"from", R"("from":"1.0")", R"("from":"../1.0")"},
+                    Case{"denylist", R"(["1.5"])", R"(["1.5",".bad"])"},
+                    Case{"denylist", R"(["1.5"])", R"("1.5")"},
+                    Case{"plan's version", R"("version":"2.0")", R"("version":"-2.0")"},
+                    Case{"plan's deltaFrom", R"("deltaFrom":"1.0")", R"("deltaFrom":"1 0")"});
+  std::string text = valid;
+  text.replace(text.find(c.from), c.from.size(), c.to);
+  INFO(text);
+  Rig rig;
+  REQUIRE(write_file_atomic(path_join(rig.state, "flow.json"), text));
+  auto flow = UpdateFlow::open(rig.state,
+                               FlowPorts{rig.boot, rig.source, rig.gate, rig.rebooter, rig.health, rig.reporter, rig.clock});
+  REQUIRE_FALSE(flow);
+  CHECK(flow.error().code == "flow.corrupt");
+  CHECK_THAT(flow.error().describe(), Catch::Contains(c.field));
+  CHECK(*read_file(path_join(rig.state, "flow.json"), 1 << 20) == text);  // left as it was, for the operator
+}
+
+TEST_CASE("a flow record's versions are read back as written: target, from and denylist") {
+  Rig rig;
+  REQUIRE(write_file_atomic(path_join(rig.state, "flow.json"),
+                            R"({"state":"idle","target":"","from":"","denylist":["1.5","2.0"]})"));
+  auto flow = rig.start();
+  CHECK_FALSE(flow.record().target);
+  CHECK_FALSE(flow.record().from);
+  CHECK(flow.record().denylist == std::vector<Version>{"1.5"_v, "2.0"_v});
 }

@@ -58,3 +58,23 @@ TEST_CASE("truncated or odd-length EFI variables are errors, missing ones are em
   CHECK(!make_efivarfs(path_join(*dir, "missing"))->read_string("LoaderEntryDefault")->has_value());
   (void)remove_tree(*dir);
 }
+
+TEST_CASE("Secure Boot is enabled when the global SecureBoot variable holds 1, and off when it is 0 or absent",
+          "[boot][efivars]") {
+  auto dir = make_temp_dir("efivars");
+  REQUIRE(dir);
+  auto efi = make_efivarfs(*dir);
+  CHECK_FALSE(*secure_boot_enabled(*efi));  // no variable: no UEFI Secure Boot
+  const std::string path = path_join(*dir, std::string("SecureBoot-") + kGlobalVariableGuid);
+  REQUIRE(write_file_atomic(path, std::string("\x06\0\0\0\x01", 5)));
+  CHECK(*secure_boot_enabled(*efi));
+  REQUIRE(write_file_atomic(path, std::string("\x06\0\0\0\x00", 5)));
+  CHECK_FALSE(*secure_boot_enabled(*efi));
+  // The loader's vendor GUID is another variable: it does not count.
+  REQUIRE(remove_if_exists(path));
+  REQUIRE(write_file_atomic(path_join(*dir, efivar_file_name("SecureBoot")), std::string("\x06\0\0\0\x01", 5)));
+  CHECK_FALSE(*secure_boot_enabled(*efi));
+  REQUIRE(write_file_atomic(path, std::string("\x06\0\0\0\x01\x01", 6)));
+  CHECK(secure_boot_enabled(*efi).error().code == "boot.efivar");
+  (void)remove_tree(*dir);
+}

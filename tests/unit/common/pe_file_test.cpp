@@ -53,3 +53,28 @@ TEST_CASE("setting a PE image's time stamp keeps its checksum valid, as the tool
   REQUIRE(pe::set_timestamp(again, 1700000000));
   CHECK(again == copy);
 }
+
+TEST_CASE("an image with a PKCS#7 WIN_CERTIFICATE in its certificate table is signed, one without is not") {
+  std::string bytes = pe_image({{".text", "code"}});
+  CHECK_FALSE(*pe::has_authenticode_signature(bytes));  // no data directories at all
+
+  // What sbsign does: the certificate table (data directory 4 of PE32+, at optional header + 112
+  // + 4 * 8) points at a WIN_CERTIFICATE appended to the file.
+  const size_t optional = 0x44 + 20, directories = optional + 112;
+  pe_testing::put_le(bytes, directories - 4, 16, 4);  // NumberOfRvaAndSizes
+  CHECK_FALSE(*pe::has_authenticode_signature(bytes));  // the table is empty
+  const size_t cert_at = bytes.size();
+  std::string cert(8, '\0');
+  pe_testing::put_le(cert, 0, 16, 4);       // dwLength
+  pe_testing::put_le(cert, 4, 0x0200, 2);   // WIN_CERT_REVISION_2_0
+  pe_testing::put_le(cert, 6, 0x0002, 2);   // WIN_CERT_TYPE_PKCS_SIGNED_DATA
+  bytes += cert + "pkcs7...";
+  pe_testing::put_le(bytes, directories + 32, static_cast<uint32_t>(cert_at), 4);
+  pe_testing::put_le(bytes, directories + 36, 16, 4);
+  CHECK(*pe::has_authenticode_signature(bytes));
+
+  pe_testing::put_le(bytes, cert_at + 6, 0x0001, 2);  // an X.509 certificate is no Authenticode signature
+  CHECK_FALSE(*pe::has_authenticode_signature(bytes));
+  pe_testing::put_le(bytes, directories + 36, 0x10000, 4);  // a table past the end of the file
+  CHECK(pe::has_authenticode_signature(bytes).error().code == "pe.malformed");
+}

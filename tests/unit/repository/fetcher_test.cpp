@@ -45,8 +45,8 @@ struct Repo {
     o.cache_dir = dir + "/cache";
     o.parallel = 3;
     o.window = 4;
-    o.backoff_base = 1ms;
-    o.backoff_max = 5ms;
+    o.http.backoff_base = 1ms;
+    o.http.backoff_max = 5ms;
     o.http.retries = 2;
     return o;
   }

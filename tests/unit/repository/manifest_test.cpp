@@ -2,11 +2,13 @@
 #include <tuple>
 
 #include "repository/manifest.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast::repository;
 using ballast::Version;
 
 namespace {
+using namespace ballast::version_literals;
 
 const std::string kSha1(64, 'a');
 const std::string kSha2(64, 'b');
@@ -20,7 +22,7 @@ Manifest sample() {
   full.usize = 37;
   full.history = 8u << 20;
   Artifact delta;
-  delta.from = "1.0";
+  delta.from = "1.0"_v;
   delta.parent_uuid = "0123abcd-0000-4000-8000-00000000beef";
   delta.chunks = {{kSha2, 5, 7}};
   delta.size = 5;
@@ -44,9 +46,9 @@ TEST_CASE("a serialized manifest parses back to the same release", "[repository]
   CHECK(*m == sample());
   REQUIRE(m->full());
   CHECK(m->full()->chunks.size() == 2);
-  REQUIRE(m->delta_from("1.0"));
-  CHECK(m->delta_from("1.0")->parent_uuid == "0123abcd-0000-4000-8000-00000000beef");
-  CHECK(m->delta_from("0.9") == nullptr);
+  REQUIRE(m->delta_from("1.0"_v));
+  CHECK(m->delta_from("1.0"_v)->parent_uuid == "0123abcd-0000-4000-8000-00000000beef");
+  CHECK(m->delta_from("0.9"_v) == nullptr);
 }
 
 TEST_CASE("a manifest whose totals disagree with its chunks is refused", "[repository][manifest]") {
@@ -81,7 +83,9 @@ TEST_CASE("a manifest or release naming a bad version is refused with version.in
           "[repository][manifest]") {
   for (auto [from, to, field] : {std::tuple{"\"version\":\"2.0\"", "\"version\":\"../etc\"", "manifest.version"},
                                  std::tuple{"\"version\":\"2.0\"", "\"version\":\"2.0+1\"", "manifest.version"},
-                                 std::tuple{"\"from\":\"1.0\"", "\"from\":\".1\"", ".from"}}) {
+                                 std::tuple{"\"from\":\"1.0\"", "\"from\":\".1\"", ".from"},
+                                 std::tuple{"\"from\":\"1.0\"", "\"from\":\"1.0+2\"", ".from"},
+                                 std::tuple{"\"from\":\"1.0\"", "\"from\":\"\"", ".from"}}) {
     INFO(to);
     auto m = parse_manifest(with(from, to));
     REQUIRE_FALSE(m);
@@ -147,4 +151,27 @@ TEST_CASE("release custom data round-trips and rejects bad fields", "[repository
 
 TEST_CASE("a manifest's target name is the version's path", "[repository][manifest]") {
   CHECK(manifest_target_name(*Version::parse("1.2")) == "releases/1.2/manifest.json");
+}
+
+TEST_CASE("a manifest's expected PCR 11 values round-trip, are optional, and must be sha256 hex by phase",
+          "[repository][manifest]") {
+  Manifest m = sample();
+  CHECK(serialize_manifest(m).find("measured_boot") == std::string::npos);  // older manifests: none
+  CHECK_FALSE(parse_manifest(serialize_manifest(m))->measured_boot);
+  m.measured_boot = MeasuredBoot{{{"", kSha1}, {"enter-initrd:leave-initrd:sysinit:ready", kSha2}}};
+  auto back = parse_manifest(serialize_manifest(m));
+  REQUIRE(back);
+  CHECK(*back == m);
+  auto bad = [&](const std::string& measured) {
+    std::string s = serialize_manifest(sample());
+    s.insert(s.size() - 1, ",\"measured_boot\":" + measured);
+    auto r = parse_manifest(s);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == "manifest.invalid");
+  };
+  bad("{\"pcr11_sha256\":{\"ready\":\"" + std::string(64, 'A') + "\"}}");
+  bad("{\"pcr11_sha256\":{\"ready\":\"abc\"}}");
+  bad("{\"pcr11_sha256\":{}}");
+  bad("{\"pcr11_sha256\":{\"Ready!\":\"" + kSha1 + "\"}}");
+  bad("{\"pcr11_sha256\":{\"ready\":\"" + kSha1 + "\"},\"pcr7\":1}");
 }

@@ -88,7 +88,7 @@ TEST_CASE("a published release is listed, its manifest verified, and its artifac
   // With the parent present locally the delta is planned, otherwise the full stream.
   const Artifact* delta = plan_artifact(*m, LocalSubvolume{"ffffffff-0000-4000-8000-000000000000", kUuid});
   REQUIRE(delta);
-  CHECK(delta->from == "1.0");
+  CHECK(delta->from == "1.0"_v);
   CHECK(plan_artifact(*m, LocalSubvolume{kUuid, ""}) == delta);  // the publisher's own subvolume
   CHECK(plan_artifact(*m, LocalSubvolume{kUuid, "eeeeeeee-0000-4000-8000-000000000000"})->is_full());
   CHECK(plan_artifact(*m, std::nullopt)->is_full());
@@ -145,4 +145,28 @@ TEST_CASE("a revoked release is skipped as newest and refused by name", "[reposi
   CHECK(choose_release(*releases, "2"_v, "stable").error().code == "fetch.revoked");
   CHECK(choose_release(*releases, "7"_v, "stable").error().code == "fetch.no-release");
   CHECK(choose_release(*releases, std::nullopt, "beta").error().code == "fetch.no-release");
+}
+
+TEST_CASE("a malformed newest release is skipped and the newest valid one is chosen", "[repository][publisher]") {
+  Fixture f;
+  REQUIRE(f.publish("1", {Fixture::input("", "one")}));
+  REQUIRE(f.publish("2", {Fixture::input("", "two")}));
+  REQUIRE(f.publish("3", {Fixture::input("", "three")}));
+  {
+    auto w = tuf::RepoWriter::open(f.repo, f.keys, &f.clock);
+    REQUIRE(w);
+    // Signed, but its release data is not what a host can read; 2's claims to be another version.
+    REQUIRE(w->set_custom(manifest_target_name("3"_v), nlohmann::json{{"version", 3}}));
+    auto two = release_info_json(*parse_release_info(w->targets().at(manifest_target_name("2"_v)).custom));
+    two["version"] = "9";
+    REQUIRE(w->set_custom(manifest_target_name("2"_v), two));
+    REQUIRE(w->commit());
+  }
+  auto c = f.client();
+  REQUIRE(c);
+  auto releases = list_releases(*c);
+  REQUIRE(releases);
+  REQUIRE(releases->size() == 1);
+  CHECK(choose_release(*releases, std::nullopt, "stable")->info.version == "1"_v);
+  CHECK(choose_release(*releases, "3"_v, "stable").error().code == "fetch.no-release");
 }

@@ -503,3 +503,27 @@ TEST_CASE("expiry times beyond the clock's range mean never or long ago, without
   REQUIRE(ordinary);
   CHECK(format_time(*ordinary) == "2030-01-02T03:04:05Z");
 }
+
+TEST_CASE("load_trusted serves targets from what the last refresh trusted, without fetching any metadata", "[tuf]") {
+  Fixture r;
+  {
+    auto never = r.client();
+    REQUIRE(never);
+    CHECK(never->load_trusted().error().code == "tuf.not-refreshed");
+  }
+  REQUIRE(r.refresh_code() == "");
+  // The repository moves on; a client loading the trusted metadata still sees what the refresh saw.
+  r.add_target("releases/2.0/manifest.json", "manifest two", json{{"version", "2.0"}});
+  r.publish();
+  r.http.requests.clear();
+  auto c = r.client();
+  REQUIRE(c);
+  REQUIRE(c->load_trusted());
+  CHECK(c->target("releases/1.0/manifest.json"));
+  CHECK(c->target("releases/2.0/manifest.json").error().code == "tuf.unknown-target");
+  for (const auto& url : r.http.requests) CHECK(url.find("/metadata/") == std::string::npos);
+  CHECK(*c->download_target("releases/1.0/manifest.json", 1 << 20) == "manifest one");
+  // Trusted files altered on disk are refused, not used.
+  REQUIRE(write_file_atomic(r.state_dir + "/tuf/snapshot.json", "{}"));
+  CHECK_FALSE(r.client()->load_trusted());
+}

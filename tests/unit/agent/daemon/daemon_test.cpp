@@ -28,12 +28,17 @@ struct RecordingObserver : AgentObserver {
   std::condition_variable cv;
   std::vector<std::string> transitions;  // "from>to"
   std::vector<Progress> progress;
+  std::vector<std::string> updates_started;  // "target from"
   std::vector<std::thread::id> threads;
   void on_transition(const std::string& from, const std::string& to) override {
     std::lock_guard lock(m);
     transitions.push_back(from + ">" + to);
     threads.push_back(std::this_thread::get_id());
     cv.notify_all();
+  }
+  void on_update_started(const std::string& target, const std::string& from) override {
+    std::lock_guard lock(m);
+    updates_started.push_back(target + " from " + from);
   }
   void on_progress(const Progress& p) override {
     std::lock_guard lock(m);
@@ -56,7 +61,7 @@ struct BlockingSource : FakeSource {
   std::promise<void> entered;
   std::promise<void> release;
   std::function<void()> during;
-  Status stage(const Release& r) override {
+  Status stage(const ReleasePlan& r) override {
     if (during) during();
     entered.set_value();
     release.get_future().wait();
@@ -389,4 +394,42 @@ TEST_CASE("the check timer's delay is the interval plus a random part of the jit
   CHECK(seen.size() > 50);
   o.check_jitter = std::chrono::milliseconds(0);
   CHECK(Daemon::next_check_delay(o, rng) == o.check_interval);
+}
+
+TEST_CASE("from the moment staging starts, before the fetch reports anything, the progress total is the plan's download size") {
+  Rig rig;
+  BlockingSource source(rig.boot);
+  source.offered = {"2.0"};  // planned with 1000 bytes to download
+  rig.gate.open = false;
+  auto d = rig.open(source);
+  std::thread worker([&] { CHECK(d->run_flow()); });
+  source.entered.get_future().wait();
+  auto s = d->status();
+  REQUIRE(s);
+  CHECK(s->state == "staging");
+  CHECK(s->progress.bytes == 0);
+  CHECK(s->progress.total_bytes == 1000);
+  source.release.set_value();
+  worker.join();
+}
+
+TEST_CASE("observers hear which update started as the flow recorded it, even when the loop delivers it after the update failed") {
+  Rig rig;
+  FakeSource source(rig.boot);
+  source.offered = {"2.0"};
+  source.stage_error = Error{"http.transfer", "connection reset", 0, {}};
+  auto d = rig.open(source);
+  RecordingObserver obs;
+  d->add_observer(obs);
+  // The flow runs to its end (staging failed, idle again) before the loop delivers anything:
+  // a status read at delivery no longer names the update.
+  REQUIRE(d->run_flow());
+  CHECK(d->status()->target.empty());
+  std::thread loop([&] { CHECK(d->run()); });
+  d->wait_running();
+  obs.wait_for("idle");
+  d->stop();
+  loop.join();
+  std::lock_guard lock(obs.m);
+  CHECK(obs.updates_started == std::vector<std::string>{"2.0 from 1.0"});
 }

@@ -24,7 +24,7 @@ ReleaseInfo rel(const std::string& v) {
 PlanInput input(std::vector<ReleaseInfo> releases, const std::string& booted) {
   PlanInput in;
   in.releases = std::move(releases);
-  in.booted = booted;
+  if (!booted.empty()) in.booted = make_version(booted);
   in.now = std::chrono::system_clock::time_point{std::chrono::seconds{kNow}};
   return in;
 }
@@ -37,10 +37,10 @@ TEST_CASE("the planner picks the newest release of the channel that is newer tha
   auto in = input({rel("1.0"), rel("2.10"), rel("2.9"), beta}, "1.0");
   auto d = plan_update(in);
   REQUIRE(d.target);
-  CHECK(*d.target == "2.10");  // version order, not string order
+  CHECK(*d.target == "2.10"_v);  // version order, not string order
   CHECK_FALSE(d.backward);
   in.channel = "beta";
-  CHECK(plan_update(in).target == std::optional<std::string>("3.0"));
+  CHECK(plan_update(in).target == std::optional<Version>("3.0"_v));
 }
 
 TEST_CASE("fetch and install --repo choose the same release as the daemon's planner: 1.0 over 1.0~rc1") {
@@ -56,7 +56,7 @@ TEST_CASE("fetch and install --repo choose the same release as the daemon's plan
     auto planned = plan_update(input(infos, "0.9"));                              // the daemon
     REQUIRE(planned.target);
     CHECK(chosen->info.version == "1.0"_v);
-    CHECK(*planned.target == "1.0");
+    CHECK(*planned.target == "1.0"_v);
   }
 }
 
@@ -70,16 +70,16 @@ TEST_CASE("a pin selects exactly that version, even an older one or one on anoth
   auto other = rel("1.5");
   other.channel = "beta";
   auto in = input({rel("0.9"), rel("1.0"), other, rel("2.0")}, "1.0");
-  in.pin = "0.9";
+  in.pin = "0.9"_v;
   auto d = plan_update(in);
-  REQUIRE(d.target == std::optional<std::string>("0.9"));
+  REQUIRE(d.target == std::optional<Version>("0.9"_v));
   CHECK(d.backward);
   CHECK(d.reason == "pinned to 0.9");
-  in.pin = "1.5";
-  CHECK(plan_update(in).target == std::optional<std::string>("1.5"));
-  in.pin = "1.0";
+  in.pin = "1.5"_v;
+  CHECK(plan_update(in).target == std::optional<Version>("1.5"_v));
+  in.pin = "1.0"_v;
   CHECK_FALSE(plan_update(in).target);
-  in.pin = "7.0";
+  in.pin = "7.0"_v;
   auto missing = plan_update(in);
   CHECK_FALSE(missing.target);
   CHECK_THAT(missing.reason, Catch::Contains("does not list"));
@@ -89,7 +89,7 @@ TEST_CASE("a pin to a revoked release is not followed") {
   auto bad = rel("2.0");
   bad.revoked = true;
   auto in = input({rel("1.0"), bad}, "1.0");
-  in.pin = "2.0";
+  in.pin = "2.0"_v;
   auto d = plan_update(in);
   CHECK_FALSE(d.target);
   CHECK_THAT(d.reason, Catch::Contains("revoked"));
@@ -100,13 +100,13 @@ TEST_CASE("a release opens to a node once now reaches start plus wariness times 
   r.rollout = repository::Rollout{kNow - 1000, 4000};
   auto in = input({rel("1.0"), r}, "1.0");
   in.wariness = 0.25;  // opens at start + 1000 = now
-  CHECK(plan_update(in).target == std::optional<std::string>("2.0"));
+  CHECK(plan_update(in).target == std::optional<Version>("2.0"_v));
   in.wariness = 0.5;  // opens at start + 2000 = now + 1000
   auto d = plan_update(in);
   CHECK_FALSE(d.target);
   CHECK(d.reason == "waiting for rollout wave of 2.0: opens at 2026-01-01T00:16:40Z");
   in.now += std::chrono::seconds(1000);
-  CHECK(plan_update(in).target == std::optional<std::string>("2.0"));
+  CHECK(plan_update(in).target == std::optional<Version>("2.0"_v));
 }
 
 TEST_CASE("an older release whose wave is open is taken while the newest one's wave is closed") {
@@ -114,7 +114,7 @@ TEST_CASE("an older release whose wave is open is taken while the newest one's w
   r.rollout = repository::Rollout{kNow + 10, 0};
   auto in = input({rel("1.0"), rel("2.0"), r}, "1.0");
   auto d = plan_update(in);
-  REQUIRE(d.target == std::optional<std::string>("2.0"));
+  REQUIRE(d.target == std::optional<Version>("2.0"_v));
   CHECK_THAT(d.reason, Catch::Contains("waiting for rollout wave of 3.0"));
 }
 
@@ -125,12 +125,12 @@ TEST_CASE("a host never skips past a barrier newer than its booted version: it s
   b3.barrier = true;
   auto in = input({rel("1.0"), rel("1.5"), b2, rel("2.5"), b3, rel("4.0")}, "1.0");
   auto d = plan_update(in);
-  REQUIRE(d.target == std::optional<std::string>("2.0"));
+  REQUIRE(d.target == std::optional<Version>("2.0"_v));
   CHECK_THAT(d.reason, Catch::Contains("barrier 2.0 first"));
-  in.booted = "2.0";
-  CHECK(plan_update(in).target == std::optional<std::string>("3.0"));
-  in.booted = "3.0";
-  CHECK(plan_update(in).target == std::optional<std::string>("4.0"));
+  in.booted = "2.0"_v;
+  CHECK(plan_update(in).target == std::optional<Version>("3.0"_v));
+  in.booted = "3.0"_v;
+  CHECK(plan_update(in).target == std::optional<Version>("4.0"_v));
 }
 
 TEST_CASE("a barrier whose wave is closed holds the host below it") {
@@ -138,8 +138,8 @@ TEST_CASE("a barrier whose wave is closed holds the host below it") {
   b.barrier = true;
   b.rollout = repository::Rollout{kNow + 100, 0};
   auto in = input({rel("1.0"), rel("1.5"), b, rel("3.0")}, "1.0");
-  CHECK(plan_update(in).target == std::optional<std::string>("1.5"));
-  in.booted = "1.5";
+  CHECK(plan_update(in).target == std::optional<Version>("1.5"_v));
+  in.booted = "1.5"_v;
   auto d = plan_update(in);
   CHECK_FALSE(d.target);
   CHECK_THAT(d.reason, Catch::Contains("barrier 2.0 first"));
@@ -147,15 +147,15 @@ TEST_CASE("a barrier whose wave is closed holds the host below it") {
 
 TEST_CASE("a denylisted version is never chosen automatically, but a pin may choose it") {
   auto in = input({rel("1.0"), rel("2.0"), rel("3.0")}, "1.0");
-  in.denylist = {"3.0"};
+  in.denylist = {"3.0"_v};
   auto d = plan_update(in);
-  REQUIRE(d.target == std::optional<std::string>("2.0"));
-  in.denylist = {"2.0", "3.0"};
+  REQUIRE(d.target == std::optional<Version>("2.0"_v));
+  in.denylist = {"2.0"_v, "3.0"_v};
   d = plan_update(in);
   CHECK_FALSE(d.target);
   CHECK_THAT(d.reason, Catch::Contains("3.0 is denylisted"));
-  in.pin = "3.0";
-  CHECK(plan_update(in).target == std::optional<std::string>("3.0"));
+  in.pin = "3.0"_v;
+  CHECK(plan_update(in).target == std::optional<Version>("3.0"_v));
 }
 
 TEST_CASE("a revoked release is never chosen") {
@@ -164,16 +164,16 @@ TEST_CASE("a revoked release is never chosen") {
   auto in = input({rel("1.0"), r}, "1.0");
   CHECK_FALSE(plan_update(in).target);
   in = input({rel("1.0"), rel("1.5"), r}, "1.0");
-  CHECK(plan_update(in).target == std::optional<std::string>("1.5"));
+  CHECK(plan_update(in).target == std::optional<Version>("1.5"_v));
 }
 
 TEST_CASE("a host booted into a revoked release goes forward when a newer allowed release exists") {
   auto r = rel("2.0");
   r.revoked = true;
   auto in = input({rel("1.0"), r, rel("2.1")}, "2.0");
-  in.retained = {"1.0", "2.0"};
+  in.retained = {"1.0"_v, "2.0"_v};
   auto d = plan_update(in);
-  REQUIRE(d.target == std::optional<std::string>("2.1"));
+  REQUIRE(d.target == std::optional<Version>("2.1"_v));
   CHECK_FALSE(d.backward);
   CHECK_THAT(d.reason, Catch::Contains("2.0 is revoked; forward to 2.1"));
 }
@@ -186,12 +186,12 @@ TEST_CASE("a host booted into a revoked release goes back to the newest retained
   auto closed = rel("2.1");
   closed.rollout = repository::Rollout{kNow + 100, 0};
   auto in = input({rel("0.9"), rel("1.0"), r15, r, closed}, "2.0");
-  in.retained = {"0.9", "1.0", "1.5", "2.0"};
+  in.retained = {"0.9"_v, "1.0"_v, "1.5"_v, "2.0"_v};
   auto d = plan_update(in);
-  REQUIRE(d.target == std::optional<std::string>("1.0"));
+  REQUIRE(d.target == std::optional<Version>("1.0"_v));
   CHECK(d.backward);
   CHECK_THAT(d.reason, Catch::Contains("back to the previous good deployment 1.0"));
-  in.retained = {"2.0"};
+  in.retained = {"2.0"_v};
   d = plan_update(in);
   CHECK_FALSE(d.target);
   CHECK_THAT(d.reason, Catch::Contains("no older deployment"));
@@ -247,8 +247,109 @@ TEST_CASE("a pin is written atomically, read back, and removed; a corrupt pin fi
 TEST_CASE("the previous good deployment is the newest older candidate neither denylisted nor revoked") {
   auto revoked = rel("1.9");
   revoked.revoked = true;
-  std::vector<std::string> candidates{"1.10", "1.2", "1.9", "1.8", "3.0", "2.0"};
-  CHECK(previous_good_deployment("2.0", candidates, {}, {}) == std::optional<std::string>("1.10"));  // not "1.9"
-  CHECK(previous_good_deployment("2.0", candidates, {"1.10"}, {revoked}) == std::optional<std::string>("1.8"));
-  CHECK_FALSE(previous_good_deployment("1.2", candidates, {}, {}));
+  std::vector<Version> candidates{"1.10"_v, "1.2"_v, "1.9"_v, "1.8"_v, "3.0"_v, "2.0"_v};
+  CHECK(previous_good_deployment("2.0"_v, candidates, {}, {}) == std::optional<Version>("1.10"_v));  // not "1.9"
+  CHECK(previous_good_deployment("2.0"_v, candidates, {"1.10"_v}, {revoked}) == std::optional<Version>("1.8"_v));
+  CHECK_FALSE(previous_good_deployment("1.2"_v, candidates, {}, {}));
+}
+
+namespace {
+
+repository::Artifact artifact(const std::string& from, const std::string& parent_uuid, uint64_t size) {
+  repository::Artifact a;
+  if (!from.empty()) a.from = make_version(from);
+  a.parent_uuid = parent_uuid;
+  a.size = size;
+  a.usize = size * 3;
+  return a;
+}
+
+// 3.0 published in full (9000 bytes) and as deltas from 1.0 (300) and 2.0 (200).
+repository::Manifest manifest_3_0() {
+  repository::Manifest m;
+  m.version = "3.0"_v;
+  m.artifacts = {artifact("", "", 9000), artifact("1.0", "uuid-of-1.0", 300), artifact("2.0", "uuid-of-2.0", 200)};
+  return m;
+}
+
+LocalSlot slot(const std::string& version, const std::string& received_uuid) {
+  return LocalSlot{make_version(version), repository::LocalSubvolume{"own-uuid-" + version, received_uuid}};
+}
+
+PlanDecision forward_to_3_0() { return PlanDecision{"3.0"_v, false, "newest allowed on channel stable: 3.0"}; }
+
+}  // namespace
+
+TEST_CASE("a release plan fetches the delta whose parent is the booted slot, and knows its bytes") {
+  auto plan = plan_fetch(forward_to_3_0(), manifest_3_0(), {slot("2.0", "uuid-of-2.0"), slot("1.0", "uuid-of-1.0")});
+  REQUIRE(plan);
+  CHECK(*plan == ReleasePlan{"3.0"_v, false, "2.0"_v, 200, "newest allowed on channel stable: 3.0"});
+}
+
+TEST_CASE("a release plan fetches a delta from another local slot when none starts from the booted one") {
+  // Booted 2.5 was installed in full from elsewhere: no delta names it, but the retained 1.0 slot is a parent.
+  auto plan = plan_fetch(forward_to_3_0(), manifest_3_0(), {slot("2.5", "uuid-of-2.5"), slot("1.0", "uuid-of-1.0")});
+  REQUIRE(plan);
+  CHECK(plan->delta_from == "1.0"_v);
+  CHECK(plan->download_bytes == 300);
+}
+
+TEST_CASE("a release plan fetches the full stream when no local slot is a delta's parent") {
+  auto plan = plan_fetch(forward_to_3_0(), manifest_3_0(), {slot("2.5", "uuid-of-2.5")});
+  REQUIRE(plan);
+  CHECK_FALSE(plan->delta_from);
+  CHECK(plan->download_bytes == 9000);
+  CHECK_FALSE(plan->backward);
+  auto none = plan_fetch(forward_to_3_0(), manifest_3_0(), {});
+  REQUIRE(none);
+  CHECK(none->download_bytes == 9000);
+  repository::Manifest deltas_only = manifest_3_0();
+  deltas_only.artifacts.erase(deltas_only.artifacts.begin());
+  auto refused = plan_fetch(forward_to_3_0(), deltas_only, {});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == "plan.no-artifact");
+}
+
+TEST_CASE("staging finds the planned artifact in the manifest again, and refuses a manifest that no longer holds it") {
+  ReleasePlan plan{"3.0"_v, false, "2.0"_v, 200, "r"};
+  auto found = planned_artifact(plan, manifest_3_0());
+  REQUIRE(found);
+  CHECK(found->from == "2.0"_v);
+  plan.delta_from.reset();
+  plan.download_bytes = 9000;
+  CHECK(planned_artifact(plan, manifest_3_0())->is_full());
+  plan.download_bytes = 8000;  // republished with other bytes since the check
+  auto changed = planned_artifact(plan, manifest_3_0());
+  REQUIRE_FALSE(changed);
+  CHECK(changed.error().code == "stage.plan-mismatch");
+  ReleasePlan gone{"3.0"_v, false, "1.5"_v, 300, "r"};
+  CHECK(planned_artifact(gone, manifest_3_0()).error().code == "stage.plan-mismatch");
+}
+
+TEST_CASE("going back to a retained deployment (revoked booted release, pin to an older one) is a plan that fetches nothing") {
+  auto revoked = rel("2.0");
+  revoked.revoked = true;
+  auto in = input({rel("1.0"), revoked}, "2.0");
+  in.retained = {"1.0"_v, "2.0"_v};
+  auto back = plan_going_back(plan_update(in), in.retained);
+  REQUIRE(back);
+  CHECK(back->version == "1.0"_v);
+  CHECK(back->backward);
+  CHECK(back->download_bytes == 0);
+  CHECK_FALSE(back->delta_from);
+
+  in = input({rel("1.0"), rel("2.0")}, "2.0");
+  in.pin = "1.0"_v;
+  in.retained = {"1.0"_v, "2.0"_v};
+  auto pinned = plan_going_back(plan_update(in), in.retained);
+  REQUIRE(pinned);
+  CHECK(pinned->backward);
+  CHECK(pinned->reason == "pinned to 1.0");
+  // An older pinned version this host no longer retains has to be fetched.
+  in.retained = {"2.0"_v};
+  CHECK_FALSE(plan_going_back(plan_update(in), in.retained));
+  // Forward is never going back.
+  in = input({rel("1.0"), rel("2.0")}, "1.0");
+  in.retained = {"1.0"_v};
+  CHECK_FALSE(plan_going_back(plan_update(in), in.retained));
 }

@@ -75,3 +75,54 @@ TEST_CASE("seen from outside, health checks fail clearly when no version has boo
   REQUIRE_FALSE(r);
   CHECK(r.error().code == "boot.unknown-booted");
 }
+
+namespace {
+
+boot::KernelSpec kernel(const Version& v) {
+  boot::KernelSpec k;
+  k.version = v;
+  k.kernel_path = "/vmlinuz-" + v.str();
+  return k;
+}
+
+}  // namespace
+
+TEST_CASE("a backward plan is staged by preferring the retained entry, with no repository and no fetch") {
+  TempDir state;
+  boot::FakeBootControl boot;
+  REQUIRE(boot.install(kernel("1.0"_v)));
+  REQUIRE(boot.bless("1.0"_v));
+  REQUIRE(boot.install(kernel("2.0"_v)));
+  REQUIRE(boot.bless("2.0"_v));
+  boot.set_booted("2.0"_v);
+  HostReleaseSourceOptions so;
+  // Nothing answers here and no metadata is trusted: any refresh, manifest or chunk fetch fails.
+  so.request.repo_url = "http://127.0.0.1:9/repo";
+  so.request.root_json = state.path + "/no-root.json";
+  so.request.state_dir = state.path;
+  so.state_dir = state.path;
+  so.host = snapshot::HostLayout(state.path + "/host");
+  int progress_events = 0;
+  so.on_progress = [&](const Progress&) { ++progress_events; };
+  FakeClock clock;
+  HostReleaseSource source(so, boot, clock);
+  REQUIRE(source.stage(ReleasePlan{"1.0"_v, true, std::nullopt, 0, "pinned to 1.0"}));
+  CHECK(progress_events == 0);
+  CHECK(*boot.simulate_reboot() == "1.0"_v);
+  // The same plan forward would have to fetch, and fails on the missing trust.
+  auto forward = source.stage(ReleasePlan{"3.0"_v, false, std::nullopt, 100, "newest"});
+  REQUIRE_FALSE(forward);
+}
+
+TEST_CASE("the progress total is the plan's download size from the first fetch event on") {
+  ReleasePlan plan{"3.0"_v, false, "2.0"_v, 4000, "newest"};
+  repository::FetchProgress first;  // before the fetcher knows anything
+  Progress p = progress_of(first, plan);
+  CHECK(p.total_bytes == 4000);
+  CHECK(p.percent == 0);
+  CHECK(p.message == "fetching 3.0");
+  repository::FetchProgress half;
+  half.bytes_done = 2000;
+  half.bytes_total = 4000;
+  CHECK(progress_of(half, plan).percent == 50);
+}
