@@ -20,6 +20,15 @@ nlohmann::json to_json(const AgentStatus& s) {
           {"pinned", s.pinned}, {"lastError", s.last_error}, {"lastCheck", s.last_check}, {"progress", to_json(s.progress)},
           {"droppedEvents", s.dropped_events}};
   if (s.boot) add_to_json(j, *s.boot);
+  if (!s.scheduled_events.empty()) {
+    j["scheduledEvents"] = s.scheduled_events;
+    j["rebootHold"] = s.reboot_hold;
+  }
+  if (s.azure) {
+    j["azure"] = {{"vmId", s.azure->vm_id}, {"name", s.azure->name}, {"resourceId", s.azure->resource_id},
+                  {"location", s.azure->location}, {"zone", s.azure->zone}, {"vmSize", s.azure->vm_size},
+                  {"securityProfile", {{"secureBootEnabled", s.azure->secure_boot}, {"virtualTpmEnabled", s.azure->virtual_tpm}}}};
+  }
   return j;
 }
 
@@ -43,6 +52,22 @@ Result<AgentStatus> agent_status_from_json(const nlohmann::json& j) {
       b.tpm = j.value("tpm", false);
       b.measured_boot = j.value("measuredBoot", "unavailable");
       s.boot = b;
+    }
+    s.scheduled_events = j.value("scheduledEvents", "");
+    s.reboot_hold = j.value("rebootHold", "");
+    if (j.contains("azure")) {
+      const auto& a = j.at("azure");
+      azure::InstanceIdentity id;
+      id.vm_id = a.value("vmId", "");
+      id.name = a.value("name", "");
+      id.resource_id = a.value("resourceId", "");
+      id.location = a.value("location", "");
+      id.zone = a.value("zone", "");
+      id.vm_size = a.value("vmSize", "");
+      const auto sp = a.value("securityProfile", nlohmann::json::object());
+      id.secure_boot = sp.value("secureBootEnabled", false);
+      id.virtual_tpm = sp.value("virtualTpmEnabled", false);
+      s.azure = id;
     }
     if (j.contains("progress")) {
       const auto& p = j.at("progress");

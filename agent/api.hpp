@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/azure/imds.hpp"
 #include "common/result.hpp"
 
 namespace ballast::agent {
@@ -45,6 +46,11 @@ struct AgentStatus {
   Progress progress;
   uint64_t dropped_events = 0;  // reports the outbox dropped to stay in its bounds, ever
   std::optional<BootSecurity> boot;  // set by whoever can read the host (heartbeats, status)
+  // reboot.azure_scheduled_events: the last decision ("clear", "waiting", "approved",
+  // "imds-unreachable"; empty: off or not asked yet) and why (the event that holds the reboot,
+  // or that IMDS was not reached).
+  std::string scheduled_events, reboot_hold;
+  std::optional<azure::InstanceIdentity> azure;  // azure.instance_metadata, when IMDS answered
 };
 
 nlohmann::json to_json(const Progress& p);

@@ -87,8 +87,8 @@ BootSecurity read_boot_security(const BootSecurityInputs& in) {
       if (e.version != *booted) continue;
       b.entry_type = e.uki ? "uki" : "type1";
       if (e.uki) {
-        auto image = pe::read_image_of_file(path_join(path_join(in.esp_path, "EFI/Linux"), e.id));
-        b.uki_signed = image && image->security_size > 0;
+        auto is_signed = pe::has_authenticode_signature_of_file(path_join(path_join(in.esp_path, "EFI/Linux"), e.id));
+        b.uki_signed = is_signed && *is_signed;
       }
     }
   }

@@ -132,8 +132,8 @@ std::optional<FlowState> flow_state_from_string(const std::string& s) {
   return std::nullopt;
 }
 
-Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports) {
-  UpdateFlow flow(std::move(state_dir), ports);
+Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports, RollbackBy rollback_by) {
+  UpdateFlow flow(std::move(state_dir), ports, rollback_by);
   auto text = read_file(path_join(flow.state_dir_, kFile), 1 << 20);
   if (!text) {
     if (text.error().code != "io.not-found") return tl::unexpected(text.error());
@@ -346,6 +346,7 @@ Result<FlowState> UpdateFlow::do_verify() {
   record_.last_error = "health checks failed:";
   for (const auto& f : health.failures()) record_.last_error += " " + f;
   BALLAST_CHECK(ports_.boot.mark_bad(target));
+  if (rollback_by_ == RollbackBy::controller) return fail("health.failed", record_.last_error + " (the controller rolls back)");
   return S::reverting;
 }
 
@@ -366,7 +367,7 @@ Result<FlowState> UpdateFlow::do_finish() {
     // Only now that the release has booted and passed its checks does its loader replace the one
     // that booted it. A failure keeps the old loader, which still boots every entry: it is
     // reported, not a reason to roll a healthy release back.
-    if (auto loader = ports_.source.update_loader(target)) {
+    if (auto loader = ports_.source.update_loader(*record_.target)) {
       event["loader"] = boot::to_string(*loader);
     } else {
       log::warning("the boot loader was not updated: " + loader.error().describe());

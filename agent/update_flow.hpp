@@ -67,7 +67,7 @@ class ReleaseSource {
   // Why the last check() chose what it chose ("pinned to 2.0", "waiting for rollout wave …").
   virtual std::string explain() const { return {}; }
   // Once `version` is committed (booted and blessed): its boot loader onto the ESP.
-  virtual Result<boot::LoaderUpdate> update_loader(const std::string&) { return boot::LoaderUpdate::not_shipped; }
+  virtual Result<boot::LoaderUpdate> update_loader(const Version&) { return boot::LoaderUpdate::not_shipped; }
 };
 
 // The reboot strategy: immediate, periodic windows, FleetLock, manual.
@@ -135,6 +135,11 @@ FlowState resume_state(FlowState written, const BootFacts& facts);
 // signed manifest cannot be used): the target is denylisted like a version rolled back from.
 bool is_permanent_failure(const Error& error);
 
+// Who rolls back a release that booted but failed its health checks (kubernetes.rollback): the
+// agent at once (reverting), or a controller: the release is marked bad (boot counting still falls
+// back if the node reboots) and the flow fails with "health.failed"; a rollback request decides.
+enum class RollbackBy { agent, controller };
+
 struct FlowPorts {
   boot::BootControl& boot;
   ReleaseSource& source;
@@ -148,7 +153,7 @@ struct FlowPorts {
 class UpdateFlow {
  public:
   // Loads <state_dir>/flow.json (or starts idle) and resumes it with resume_state().
-  static Result<UpdateFlow> open(std::string state_dir, FlowPorts ports);
+  static Result<UpdateFlow> open(std::string state_dir, FlowPorts ports, RollbackBy rollback_by = RollbackBy::agent);
 
   FlowState state() const { return record_.state; }
   const FlowRecord& record() const { return record_; }
@@ -169,7 +174,8 @@ class UpdateFlow {
   static constexpr int kMaxResumes = 3;
 
  private:
-  UpdateFlow(std::string state_dir, FlowPorts ports) : state_dir_(std::move(state_dir)), ports_(ports) {}
+  UpdateFlow(std::string state_dir, FlowPorts ports, RollbackBy rollback_by)
+      : state_dir_(std::move(state_dir)), ports_(ports), rollback_by_(rollback_by) {}
   Status save();
   Status enter(FlowState next);
   bool denylist_insert(const Version& version);  // false when it was there already
@@ -194,6 +200,7 @@ class UpdateFlow {
 
   std::string state_dir_;
   FlowPorts ports_;
+  RollbackBy rollback_by_;
   FlowRecord record_;
   bool asked_reboot_ = false;
   std::function<void(FlowState, FlowState)> on_transition_;

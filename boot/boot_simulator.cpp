@@ -89,7 +89,7 @@ Result<SimulatedBoot> BootSimulator::reboot() {
     BALLAST_CHECK(efi->write_string("LoaderBootCountPath", (e.uki ? "\\EFI\\Linux\\" : "\\loader\\entries\\") + current));
   else BALLAST_CHECK(efi->remove("LoaderBootCountPath"));
   BALLAST_CHECK(write_file_atomic(paths_.cmdline_path, e.options + "\n"));
-  return SimulatedBoot{e.id, e.version.str()};
+  return SimulatedBoot{e.id, e.version};
 }
 
 }  // namespace ballast::boot

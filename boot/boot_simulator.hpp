@@ -13,7 +13,7 @@ namespace ballast::boot {
 
 struct SimulatedBoot {
   std::string entry_id;  // the file name as it was when selected
-  std::string version;
+  Version version;
 };
 
 class BootSimulator {

@@ -28,6 +28,14 @@ const std::vector<ConfigKeySpec>& config_schema() {
        int64_t{1} << 30},
       {"repository.low_speed_time", T::duration, "\"30s\"", "How long a transfer may stay below low_speed_limit before it is abandoned and retried.", {}, 1 * second, 1 * hour},
       {"repository.retries", T::integer, "5", "Retries per chunk and per metadata file (connection errors, stalls, 408, 429, 5xx; Retry-After honoured) before giving up.", {}, 0, 100},
+      {"repository.auth", T::choice, "\"none\"",
+       "How repository requests are authorized: none, sas (a SAS token from repository.sas_token_file, for Azure Blob "
+       "Storage), managed-identity (the VM's Azure managed identity, a token from IMDS; the identity needs Storage Blob "
+       "Data Reader on the container).",
+       {"none", "sas", "managed-identity"}},
+      {"repository.sas_token_file", T::string, "", "auth = sas: file holding the SAS token (re-read when it changes)."},
+      {"repository.identity_client_id", T::string, "",
+       "auth = managed-identity: client id of a user-assigned identity; empty: the system-assigned one."},
       {"repository.max_metadata_size", T::integer, "8388608", "Largest metadata file accepted, in bytes.", {}, 1024,
        int64_t{1} << 30},
       // [boot]
@@ -51,15 +59,30 @@ const std::vector<ConfigKeySpec>& config_schema() {
        "fleet_lock: PEM CA bundle for the FleetLock server's HTTPS; empty: the system store (not the repository's)."},
       {"reboot.fleet_lock_client_cert", T::string, "", "fleet_lock: PEM client certificate for the FleetLock server."},
       {"reboot.fleet_lock_client_key", T::string, "", "fleet_lock: PEM private key of the client certificate."},
+      {"reboot.azure_scheduled_events", T::boolean, "false",
+       "Azure: before each reboot, ask IMDS's Scheduled Events: a Freeze, Reboot, Redeploy, Preempt or Terminate of this VM "
+       "holds it, a scheduled platform reboot is approved to boot the staged update; IMDS unreachable: the strategy decides alone. "
+       "Combines with every strategy."},
+      {"reboot.azure_recheck_interval", T::duration, "\"1m\"",
+       "Azure: how often a reboot held by a scheduled event asks IMDS again.", {}, 1 * second, 1 * hour},
       // [node]
-      {"node.id", T::string, "", "Stable node id; empty: derived from /etc/machine-id."},
+      {"node.id", T::string, "",
+       "Stable node id; empty: on Azure (azure.instance_metadata) the VM's compute.vmId, else derived from /etc/machine-id."},
       {"node.wariness", T::number, "", "Rollout wariness in [0,1]; empty: derived from the node id."},
       // [health]
       {"health.check_timeout", T::duration, "\"60s\"", "Time limit for each health check.", {}, 1 * second, 1 * hour},
       {"health.check_failed_units", T::boolean, "true", "Count failed systemd units as a required check."},
       // [report]
       {"report.endpoint", T::string, "", "CloudEvents sink URL; empty: reporting off."},
+      {"report.auth", T::choice, "\"bearer-file\"",
+       "How events are authorized: bearer-file (report.bearer_token_file; empty: none), none, aeg-sas-key (Event Grid's "
+       "access key from report.aeg_sas_key_file), managed-identity (the VM's Azure managed identity, audience "
+       "https://eventgrid.azure.net; it needs EventGrid Data Sender on the topic).",
+       {"bearer-file", "none", "aeg-sas-key", "managed-identity"}},
       {"report.bearer_token_file", T::string, "", "File holding a bearer token for the sink."},
+      {"report.aeg_sas_key_file", T::string, "", "auth = aeg-sas-key: file holding the Event Grid topic's access key."},
+      {"report.identity_client_id", T::string, "",
+       "auth = managed-identity: client id of a user-assigned identity; empty: the system-assigned one."},
       {"report.ca_bundle", T::string, "", "PEM CA bundle for the sink's HTTPS; empty: the system store."},
       {"report.client_cert", T::string, "", "PEM client certificate for the sink."},
       {"report.client_key", T::string, "", "PEM private key of the client certificate."},
@@ -70,6 +93,22 @@ const std::vector<ConfigKeySpec>& config_schema() {
        "node_exporter textfile (e.g. /var/lib/node_exporter/ballast.prom); empty: none."},
       // [api]
       {"api.admin_group", T::string, "", "Group whose members may call the D-Bus API's mutating methods besides root."},
+      // [kubernetes]
+      {"kubernetes.enabled", T::boolean, "false",
+       "Follow update requests from this node's Node annotations and report status there (README: Kubernetes)."},
+      {"kubernetes.kubeconfig", T::string, "",
+       "The kubelet's kubeconfig; empty: /etc/kubernetes/kubelet.conf, then /var/lib/kubelet/kubeconfig."},
+      {"kubernetes.node_name", T::string, "", "Name of this node's Node; empty: from the kubeconfig user system:node:<name>, else the hostname."},
+      {"kubernetes.rollback", T::choice, "\"agent\"",
+       "Who rolls back a release that fails its health checks: agent (at once), or controller (marked bad and reported Failed; a rollback request decides).",
+       {"agent", "controller"}},
+      {"kubernetes.heartbeat_interval", T::duration, "\"1m\"", "Time between status heartbeats on the Node; 0: transitions only.", {}, 0, 1 * day},
+      // [azure]
+      {"azure.imds_endpoint", T::string, "\"http://169.254.169.254\"",
+       "Base URL of Azure's Instance Metadata Service (tests point it at a local server)."},
+      {"azure.instance_metadata", T::boolean, "false",
+       "Azure: read the instance document from IMDS once per daemon run: node.id defaults to compute.vmId, and heartbeats "
+       "carry vmId, resourceId, location, zone, vmSize and securityProfile. Off, or IMDS unreachable: the machine id as elsewhere."},
       // [retention]
       {"retention.keep", T::integer, "3", "Versions kept: booted, previous good, staged.", {}, 2, 100},
   };

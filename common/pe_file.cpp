@@ -72,8 +72,12 @@ Result<Image> read_headers(std::string_view b, uint64_t file_size) {
   constexpr size_t kSecurityDirectory = 4;
   if (directories >= 4 && directories - 4 + 4 <= optional + optional_size &&
       le(b, directories - 4, 4) > kSecurityDirectory &&
-      directories + (kSecurityDirectory + 1) * 8 <= optional + optional_size)
-    img.security_size = le(b, directories + kSecurityDirectory * 8 + 4, 4);
+      directories + (kSecurityDirectory + 1) * 8 <= optional + optional_size) {
+    img.certificate_table_offset = le(b, directories + kSecurityDirectory * 8, 4);
+    img.certificate_table_size = le(b, directories + kSecurityDirectory * 8 + 4, 4);
+    if (uint64_t{img.certificate_table_offset} + img.certificate_table_size > file_size)
+      return malformed("the certificate table lies past the end of the file");
+  }
   const size_t table = optional + optional_size;
   constexpr size_t kEntrySize = 40;
   if (table + count * kEntrySize > b.size()) return malformed("truncated section table");
@@ -96,24 +100,22 @@ Result<Image> read_headers(std::string_view b, uint64_t file_size) {
 
 Result<Image> read_image(std::string_view b) { return read_headers(b, b.size()); }
 
-Result<bool> has_authenticode_signature(std::string_view b) {
-  const size_t coff = BALLAST_TRY(coff_header(b));
-  const size_t optional = coff + kCoffSize;
-  const size_t optional_size = le(b, coff + 16, 2);
-  // The data directories follow the fields whose width differs between PE32 and PE32+.
-  const uint32_t magic = le(b, optional, 2);
-  if (magic != 0x10b && magic != 0x20b) return fail("pe.malformed", "not a PE image: unknown optional header magic");
-  const size_t directories = optional + (magic == 0x20b ? 112 : 96);
-  const size_t count = le(b, directories - 4, 4);
-  constexpr size_t kCertificateTable = 4;
-  const size_t entry = directories + kCertificateTable * 8;
-  if (count <= kCertificateTable || entry + 8 > optional + optional_size) return false;
-  const uint64_t offset = le(b, entry, 4), size = le(b, entry + 4, 4);
-  constexpr size_t kWinCertificateHeader = 8;  // dwLength, wRevision, wCertificateType
-  if (size < kWinCertificateHeader) return false;
-  if (offset + size > b.size()) return fail("pe.malformed", "not a PE image: the certificate table lies past the end");
+namespace {
+
+constexpr size_t kWinCertificateHeader = 8;  // dwLength, wRevision, wCertificateType
+
+// `header`: the first bytes of the certificate table, a WIN_CERTIFICATE.
+bool is_pkcs_signed_data(std::string_view header) {
   constexpr uint32_t kPkcsSignedData = 0x0002;
-  return le(b, static_cast<size_t>(offset) + 6, 2) == kPkcsSignedData;
+  return header.size() >= kWinCertificateHeader && le(header, 6, 2) == kPkcsSignedData;
+}
+
+}  // namespace
+
+Result<bool> has_authenticode_signature(std::string_view b) {
+  auto img = BALLAST_TRY(read_image(b));
+  if (img.certificate_table_size < kWinCertificateHeader) return false;
+  return is_pkcs_signed_data(b.substr(img.certificate_table_offset, kWinCertificateHeader));
 }
 
 namespace {
@@ -152,6 +154,13 @@ Result<OpenImage> open_image(const std::string& path) {
 }  // namespace
 
 Result<Image> read_image_of_file(const std::string& path) { return BALLAST_TRY(open_image(path)).image; }
+
+Result<bool> has_authenticode_signature_of_file(const std::string& path) {
+  auto opened = BALLAST_TRY(open_image(path));
+  if (opened.image.certificate_table_size < kWinCertificateHeader) return false;
+  return is_pkcs_signed_data(
+      BALLAST_TRY(pread_all(opened.fd.get(), path, opened.image.certificate_table_offset, kWinCertificateHeader)));
+}
 
 Result<std::optional<std::string>> read_section_of_file(const std::string& path, std::string_view name) {
   auto opened = BALLAST_TRY(open_image(path));

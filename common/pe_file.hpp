@@ -23,9 +23,10 @@ struct Section {
 
 struct Image {
   uint32_t section_alignment = 0;
-  // The certificate table (data directory 4, where sbsign puts the Authenticode signature); a
-  // size of 0 means the image is not signed. Whether a signature verifies is sbverify's business.
-  uint32_t security_size = 0;
+  // The certificate table (data directory 4, where sbsign puts the Authenticode signature): a
+  // file offset and a size, 0 when the image has none.
+  uint32_t certificate_table_offset = 0;
+  uint32_t certificate_table_size = 0;
   std::vector<Section> sections;  // in table order
 
   const Section* find(std::string_view name) const;
@@ -45,6 +46,8 @@ Status set_timestamp(std::string& bytes, uint32_t seconds);
 // empty and holds a PKCS#7 signed-data WIN_CERTIFICATE. Whether the signature verifies against a
 // key is the firmware's business (db); this tells a signed loader from an unsigned one.
 Result<bool> has_authenticode_signature(std::string_view bytes);
+// The same for the image in a file, reading only its headers and the certificate's.
+Result<bool> has_authenticode_signature_of_file(const std::string& path);
 
 // The headers of the image in a file, read without reading the rest.
 Result<Image> read_image_of_file(const std::string& path);

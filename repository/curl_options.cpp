@@ -48,6 +48,9 @@ void apply_http_settings(CURL* handle, const std::string& url, const HttpSetting
   if (!settings.ca_bundle.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, settings.ca_bundle.c_str());
   if (!settings.client_cert.empty()) curl_easy_setopt(handle, CURLOPT_SSLCERT, settings.client_cert.c_str());
   if (!settings.client_key.empty()) curl_easy_setopt(handle, CURLOPT_SSLKEY, settings.client_key.c_str());
+  if (settings.total_timeout.count() > 0)
+    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(settings.total_timeout.count()));
+  if (settings.no_proxy) curl_easy_setopt(handle, CURLOPT_NOPROXY, "*");
 }
 
 }  // namespace ballast::repository

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <set>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -53,6 +54,12 @@ struct Transfer {
   int64_t range_start = -1;
   StallDetector stall{0, std::chrono::seconds(0)};
   char errbuf[CURL_ERROR_SIZE] = {};
+  std::string error_text;  // the start of an error page: its Azure error code names a 403's cause
+  bool reauthorized = false;
+  struct HeaderList {
+    curl_slist* list = nullptr;
+    ~HeaderList() { curl_slist_free_all(list); }
+  } headers;  // outlives the easy handle: destroyed with the Transfer after curl_easy_cleanup
 };
 
 struct Retry {
@@ -195,7 +202,10 @@ class Stream final : public ArtifactStream {
         t->error_body = true;
       }
     }
-    if (t->error_body) return len;  // an error page: read and ignore
+    if (t->error_body) {  // an error page: its start kept for the error, the rest ignored
+      if (t->error_text.size() < 4096) t->error_text.append(p, std::min<size_t>(len, 4096 - t->error_text.size()));
+      return len;
+    }
     if (!t->owner->take_bandwidth(len)) {
       t->stall.paused = true;  // held back on purpose: not a stall
       return CURL_WRITEFUNC_PAUSE;  // libcurl hands the same bytes again once unpaused
@@ -378,6 +388,7 @@ class Stream final : public ArtifactStream {
   bool launch(const std::string& sha) {
     const ChunkRef& c = ref(first_index(sha));
     auto t = std::make_unique<Transfer>();
+    t->reauthorized = reauthorized_.count(sha) > 0;
     t->owner = this;
     t->sha = sha;
     t->size = c.size;
@@ -407,6 +418,17 @@ class Stream final : public ArtifactStream {
     }
     std::string url = o_.chunk_base_url + sha;
     t->is_file = url.rfind("file:", 0) == 0;
+    Authorization auth;
+    if (o_.http.credentials) {
+      auto a = o_.http.credentials->authorize();
+      if (!a) {
+        set_error(std::move(a.error()));
+        return false;
+      }
+      auth = std::move(*a);
+    }
+    for (const auto* list : {&o_.http.headers, &auth.headers})
+      for (const auto& h : *list) t->headers.list = curl_slist_append(t->headers.list, h.c_str());
     CURL* e = curl_easy_init();
     if (!e) {
       set_error(Error{"fetch.init", "cannot create a libcurl handle", 0, {}});
@@ -415,7 +437,8 @@ class Stream final : public ArtifactStream {
     t->easy = e;
     // The bandwidth budget is the artifact's, not each transfer's (take_bandwidth).
     t->stall = StallDetector(o_.http);
-    apply_http_settings(e, url, o_.http, 0, t->stall);
+    apply_http_settings(e, with_query(url, auth.query), o_.http, 0, t->stall);
+    if (t->headers.list) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers.list);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Stream::on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
@@ -475,6 +498,15 @@ class Stream final : public ArtifactStream {
     // A final answer leaves no empty part behind: the cache holds chunks, not placeholders.
     if (t.data.empty() && (t.status < 200 || t.status > 299) && !retryable_status(t.status))
       (void)remove_if_exists(part);
+    if (credentials_rejected(t.status, t.error_text) && o_.http.credentials && !t.reauthorized &&
+        o_.http.credentials->refresh_after_unauthorized()) {
+      reauthorized_.insert(t.sha);
+      return retry(t, "fetch.unauthorized", "HTTP status " + std::to_string(t.status) + " (credentials refreshed)");
+    }
+    if (t.status == 403) {
+      set_error(Error{"fetch.forbidden", forbidden_message(url, t.error_text, o_.http.credentials.get()), 0, {}});
+      return false;
+    }
     if (t.status == 404 || t.status == 410) {
       set_error(Error{"fetch.not-found", url + ": HTTP " + std::to_string(t.status), 0, {}});
       return false;
@@ -605,6 +637,7 @@ class Stream final : public ArtifactStream {
   std::optional<MirroredRing> ring_;  // the decoded stream: history + what the reader has yet to take
   uint64_t done_bytes_ = 0;
   std::map<std::string, int> attempts_;
+  std::set<std::string> reauthorized_;  // chunks already repeated once with refreshed credentials
   std::map<std::string, std::vector<size_t>> waiting_;  // sha → positions waiting for it
   std::vector<Retry> retries_;
   std::map<CURL*, std::unique_ptr<Transfer>> active_;

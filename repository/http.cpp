@@ -53,12 +53,22 @@ class CurlHttpClient final : public HttpClient {
   CurlHttpClient(const CurlHttpClient&) = delete;
   CurlHttpClient& operator=(const CurlHttpClient&) = delete;
 
-  Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) override {
+  Result<HttpResponse> get(const std::string& url, uint64_t max_bytes,
+                           const std::vector<std::string>& headers) override {
+    bool reauthorized = false;
     for (int attempt = 1;; ++attempt) {
       Attempt a;
-      Result<HttpResponse> out = perform(url, nullptr, {}, max_bytes, &a);
+      Result<HttpResponse> out = perform(url, nullptr, headers, max_bytes, &a);
+      if (out && credentials_rejected(out->status, out->body) && !reauthorized && settings_.credentials &&
+          settings_.credentials->refresh_after_unauthorized()) {
+        reauthorized = true;  // an expired token: fetch a new one and ask once more
+        --attempt;
+        continue;
+      }
       if (out && out->status == 404) {
         out = fail("http.not-found", url + ": 404 not found");
+      } else if (out && out->status == 403) {
+        out = fail("http.forbidden", forbidden_message(url, out->body, settings_.credentials.get()));
       } else if (out && (out->status < 200 || out->status > 299)) {
         a.transient = retryable_status(out->status);
         out = fail("http.status", url + ": HTTP status " + std::to_string(out->status));
@@ -75,7 +85,11 @@ class CurlHttpClient final : public HttpClient {
 
   Result<HttpResponse> post(const std::string& url, const std::string& body, const std::vector<std::string>& headers,
                             uint64_t max_bytes) override {
-    return perform(url, &body, headers, max_bytes, nullptr);
+    auto out = perform(url, &body, headers, max_bytes, nullptr);
+    if (out && credentials_rejected(out->status, out->body) && settings_.credentials &&
+        settings_.credentials->refresh_after_unauthorized())
+      out = perform(url, &body, headers, max_bytes, nullptr);
+    return out;
   }
 
  private:
@@ -91,6 +105,14 @@ class CurlHttpClient final : public HttpClient {
     // One handle for every request: curl_easy_reset() clears the options but keeps the handle's
     // open connections and TLS sessions, so a TUF refresh (timestamp, snapshot, targets, a
     // manifest...) costs one TCP and TLS handshake instead of one per file.
+    // Authorized before the lock: a token request may take a while. Errors name `url`, never
+    // the authorized one (a SAS token is a secret).
+    Authorization auth;
+    if (settings_.credentials) auth = BALLAST_TRY(settings_.credentials->authorize());
+    const std::string target = with_query(url, auth.query);
+    std::vector<std::string> all_headers = settings_.headers;
+    all_headers.insert(all_headers.end(), auth.headers.begin(), auth.headers.end());
+    all_headers.insert(all_headers.end(), headers.begin(), headers.end());
     std::lock_guard lock(mu_);
     if (!curl_) curl_ = curl_easy_init();
     if (!curl_) return fail("http.init", "cannot initialise libcurl");
@@ -99,13 +121,13 @@ class CurlHttpClient final : public HttpClient {
     HttpResponse resp;
     Sink sink{&resp.body, max_bytes, false, std::nullopt};
     StallDetector stall(settings_);
-    apply_http_settings(curl, url, settings_, settings_.max_bandwidth, stall);
+    apply_http_settings(curl, target, settings_, settings_.max_bandwidth, stall);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &sink);
     curl_slist* header_list = nullptr;
-    for (const auto& h : headers) header_list = curl_slist_append(header_list, h.c_str());
+    for (const auto& h : all_headers) header_list = curl_slist_append(header_list, h.c_str());
     struct FreeHeaders {
       curl_slist* l;
       ~FreeHeaders() { curl_slist_free_all(l); }
@@ -145,8 +167,19 @@ std::unique_ptr<HttpClient> make_curl_http_client(const HttpSettings& settings) 
   return std::make_unique<CurlHttpClient>(settings);
 }
 
-Result<HttpResponse> FakeHttpClient::get(const std::string& url, uint64_t max_bytes) {
+Result<HttpResponse> FakeHttpClient::get(const std::string& url, uint64_t max_bytes,
+                                         const std::vector<std::string>& headers) {
   requests.push_back(url);
+  request_headers.push_back(headers);
+  if (on_get) {
+    auto resp = BALLAST_TRY(on_get(url, headers));
+    if (resp.status == 404) return fail("http.not-found", url + ": 404 not found");
+    if (resp.status == 403) return fail("http.forbidden", forbidden_message(url, resp.body, nullptr));
+    if (resp.status < 200 || resp.status > 299) return fail("http.status", url + ": HTTP status " + std::to_string(resp.status));
+    if (resp.body.size() > max_bytes)
+      return fail("http.too-large", url + " is larger than the allowed " + std::to_string(max_bytes) + " bytes");
+    return resp;
+  }
   auto it = files.find(url);
   if (it == files.end()) return fail("http.not-found", url + ": 404 not found");
   if (it->second.size() > max_bytes)

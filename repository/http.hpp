@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "repository/credentials.hpp"
 
 namespace ballast::repository {
 
@@ -27,6 +28,14 @@ struct HttpSettings {
   std::chrono::milliseconds backoff_base{500};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::seconds max_retry_after{300};  // a longer Retry-After is capped to this
+  // How every request is authorized (credentials.hpp); null: anonymous. A 401 asks the provider
+  // to refresh and repeats the request once; a 403 is "http.forbidden" with the likely cause.
+  std::shared_ptr<CredentialProvider> credentials;
+  std::vector<std::string> headers;  // "Name: value" sent with every request (kBlobApiVersionHeader)
+  // For a local service such as Azure's Instance Metadata Service: a limit on the whole transfer
+  // (0: none) and no proxy from the environment.
+  std::chrono::milliseconds total_timeout{0};
+  bool no_proxy = false;
 };
 
 struct HttpResponse {
@@ -41,7 +50,9 @@ class HttpClient {
   // aborted as soon as it is exceeded: never more bytes than the metadata allows.
   // 404 is an error with code "http.not-found"; other non-2xx are "http.status". Transient
   // failures (connection errors, stalls, 408, 429, 5xx) are retried per retry_policy.hpp.
-  virtual Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) = 0;
+  // 403 is "http.forbidden", naming the likely cause. `headers`: "Name: value" for this request.
+  virtual Result<HttpResponse> get(const std::string& url, uint64_t max_bytes,
+                                   const std::vector<std::string>& headers = {}) = 0;
   // POSTs `body` with `headers` ("Name: value" each). Any HTTP status is a response, not an
   // error, because the callers (FleetLock, the event outbox) act on it; only a transport failure
   // ("http.transfer") or a reply larger than `max_bytes` ("http.too-large") is an error.
@@ -53,7 +64,8 @@ class HttpClient {
 std::unique_ptr<HttpClient> make_curl_http_client(const HttpSettings& settings = {});
 
 // In-memory server for unit tests: url → body (404 when absent); records every request.
-// A POST is answered by `on_post` (404 when unset) and recorded in `posts`.
+// A POST is answered by `on_post` (404 when unset) and recorded in `posts`; a GET by `on_get`
+// when set (its status kept as the HttpClient contract says: 404 → error, other non-2xx → error).
 class FakeHttpClient final : public HttpClient {
  public:
   struct Post {
@@ -63,9 +75,12 @@ class FakeHttpClient final : public HttpClient {
   };
   std::map<std::string, std::string> files;
   std::vector<std::string> requests;
+  std::vector<std::vector<std::string>> request_headers;  // of each GET, in `requests`' order
   std::vector<Post> posts;
   std::function<Result<HttpResponse>(const Post&)> on_post;
-  Result<HttpResponse> get(const std::string& url, uint64_t max_bytes) override;
+  std::function<Result<HttpResponse>(const std::string& url, const std::vector<std::string>& headers)> on_get;
+  Result<HttpResponse> get(const std::string& url, uint64_t max_bytes,
+                           const std::vector<std::string>& headers = {}) override;
   Result<HttpResponse> post(const std::string& url, const std::string& body, const std::vector<std::string>& headers,
                             uint64_t max_bytes = 1 << 20) override;
 };

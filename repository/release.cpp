@@ -85,6 +85,7 @@ Result<TrustedRepository> open_client(const ReleaseRequest& req, const Clock& cl
   r.http = make_curl_http_client(req.http);
   tuf::ClientOptions copts;
   copts.max_metadata_size = req.max_metadata_size;
+  copts.target_cache_dir = path_join(req.state_dir, "cache/targets");
   r.client = BALLAST_TRY(tuf::open_repository(req.state_dir, *r.http, clock, req.repo_url, copts));
   return r;
 }

@@ -46,18 +46,19 @@ Result<std::vector<std::string>> clean_partial(const HostLayout& host) {
 }
 
 // Visible entries only: hidden ones are work in progress.
-static Result<std::vector<std::string>> list_or_empty(const std::string& dir) {
+static Result<std::vector<Version>> versions_in(const std::string& dir) {
   auto names = list_dir(dir);
-  if (!names && names.error().code == "io.not-found") return std::vector<std::string>{};
-  if (!names) return names;
-  std::vector<std::string> visible;
-  for (auto& n : *names)
-    if (n[0] != '.') visible.push_back(std::move(n));
-  return visible;
+  if (!names && names.error().code == "io.not-found") return std::vector<Version>{};
+  if (!names) return tl::unexpected(names.error());
+  std::vector<Version> versions;
+  for (const auto& n : *names)
+    if (n[0] != '.')
+      if (auto v = Version::parse(n)) versions.push_back(std::move(*v));
+  return versions;
 }
 
-Result<std::vector<std::string>> list_slots(const HostLayout& host) { return list_or_empty(host.slots_dir()); }
-Result<std::vector<std::string>> list_deployments(const HostLayout& host) { return list_or_empty(host.deploy_dir()); }
+Result<std::vector<Version>> list_slots(const HostLayout& host) { return versions_in(host.slots_dir()); }
+Result<std::vector<Version>> list_deployments(const HostLayout& host) { return versions_in(host.deploy_dir()); }
 
 Result<std::string> filesystem_uuid(const std::string& path) {
   auto fd = BALLAST_TRY(open_dir(path));
@@ -155,9 +156,9 @@ Status create_mount_points(const std::string& root) {
 Status create_deployment(const HostLayout& host, const DeploymentOptions& opts) {
   const std::string slot = host.slot(opts.version);
   const std::string final_path = host.deployment(opts.version);
-  if (path_exists(final_path)) return fail("host.deployment-exists", "deployment " + opts.version + " already exists");
-  if (!BALLAST_TRY(is_subvolume(slot))) return fail("host.no-slot", "no slot " + opts.version + " to deploy");
-  std::string work = path_join(host.deploy_dir(), ".ballast-deploy-" + opts.version);
+  if (path_exists(final_path)) return fail("host.deployment-exists", "deployment " + opts.version.str() + " already exists");
+  if (!BALLAST_TRY(is_subvolume(slot))) return fail("host.no-slot", "no slot " + opts.version.str() + " to deploy");
+  std::string work = path_join(host.deploy_dir(), ".ballast-deploy-" + opts.version.str());
   if (path_exists(work)) BALLAST_CHECK(delete_subvolume(work));
 
   BALLAST_CHECK(snapshot_subvolume(slot, work, false));
@@ -178,8 +179,8 @@ Status create_deployment(const HostLayout& host, const DeploymentOptions& opts) 
     if (::renameat(workfd.get(), ".etc-subvolume", workfd.get(), "etc") != 0)
       return fail_errno("host.deploy", errno, "cannot put /etc in place in " + work);
   }
-  if (!opts.previous.empty()) {
-    auto report = BALLAST_TRY(merge_etc(host.slot(opts.previous) + "/etc", host.deployment(opts.previous) + "/etc", work + "/etc"));
+  if (opts.previous) {
+    auto report = BALLAST_TRY(merge_etc(host.slot(*opts.previous) + "/etc", host.deployment(*opts.previous) + "/etc", work + "/etc"));
     (void)report;
   }
   std::vector<std::string> lines;
@@ -196,17 +197,17 @@ Status create_deployment(const HostLayout& host, const DeploymentOptions& opts) 
   }
   BALLAST_CHECK(set_read_only(work, true));
   if (::rename(work.c_str(), final_path.c_str()) != 0)
-    return fail_errno("host.deploy", errno, "cannot move deployment " + opts.version + " into place");
+    return fail_errno("host.deploy", errno, "cannot move deployment " + opts.version.str() + " into place");
   guard.commit();
   return fsync_dir(host.deploy_dir());
 }
 
-Status delete_deployment(const HostLayout& host, const std::string& version) {
+Status delete_deployment(const HostLayout& host, const Version& version) {
   if (!path_exists(host.deployment(version))) return ok();
   return delete_subvolume(host.deployment(version));
 }
 
-Status delete_slot(const HostLayout& host, const std::string& version) {
+Status delete_slot(const HostLayout& host, const Version& version) {
   if (!path_exists(host.slot(version))) return ok();
   return delete_subvolume(host.slot(version));
 }

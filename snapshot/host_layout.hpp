@@ -13,6 +13,7 @@
 // subvolume must never appear under its final name before it is complete.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,10 @@ class HostLayout {
   std::string deploy_dir() const { return root() + "/deploy"; }
   std::string partial_dir() const { return root() + "/partial"; }
   std::string var() const { return sysroot_ + "/@var"; }
-  std::string slot(const std::string& version) const { return slots_dir() + "/" + version; }
-  std::string deployment(const std::string& version) const { return deploy_dir() + "/" + version; }
+  std::string slot(const Version& version) const { return slots_dir() + "/" + version.str(); }
+  std::string deployment(const Version& version) const { return deploy_dir() + "/" + version.str(); }
   // The subvolume path of a deployment relative to the top level, for rootflags=subvol=.
-  static std::string deployment_subvol(const std::string& version) { return "@ballast/deploy/" + version; }
+  static std::string deployment_subvol(const Version& version) { return "@ballast/deploy/" + version.str(); }
 
  private:
   std::string sysroot_;
@@ -46,8 +47,10 @@ Status ensure_layout(const HostLayout& host);
 // (.ballast-*) entry in slots/ and deploy/. Returns what it removed.
 Result<std::vector<std::string>> clean_partial(const HostLayout& host);
 
-Result<std::vector<std::string>> list_slots(const HostLayout& host);
-Result<std::vector<std::string>> list_deployments(const HostLayout& host);
+// The versions of the slots and deployments present; a visible name that is not a version is no
+// release's and is left out.
+Result<std::vector<Version>> list_slots(const HostLayout& host);
+Result<std::vector<Version>> list_deployments(const HostLayout& host);
 
 // The filesystem UUID of the Btrfs filesystem holding `path`.
 Result<std::string> filesystem_uuid(const std::string& path);
@@ -60,8 +63,8 @@ Result<std::string> image_version_of(const std::string& tree);
 Status check_image_version(const std::string& tree, const Version& version);
 
 struct DeploymentOptions {
-  std::string version;
-  std::string previous;      // the booted version whose /etc changes are carried; empty: none
+  Version version;
+  std::optional<Version> previous;  // the booted version whose /etc changes are carried
   std::string var_fstab;     // line for /var, written into the deployment's /etc/fstab
   std::string esp_fstab;     // line for the ESP
 };
@@ -72,7 +75,7 @@ struct DeploymentOptions {
 Status create_deployment(const HostLayout& host, const DeploymentOptions& opts);
 
 // Deletes a deployment (with its nested /etc) and/or a slot; missing ones are fine.
-Status delete_deployment(const HostLayout& host, const std::string& version);
-Status delete_slot(const HostLayout& host, const std::string& version);
+Status delete_deployment(const HostLayout& host, const Version& version);
+Status delete_slot(const HostLayout& host, const Version& version);
 
 }  // namespace ballast::snapshot

@@ -72,8 +72,8 @@ int simulate_reboot(const GlobalOptions& g) {
   if (!cfg) return report_error(cfg.error());
   auto booted = boot::BootSimulator(boot_paths(g, *cfg)).reboot();
   if (!booted) return report_error(booted.error());
-  if (g.json) print_json({{"entry", booted->entry_id}, {"version", booted->version}});
-  else std::cout << "booted " << booted->version << " (entry " << booted->entry_id << ")\n";
+  if (g.json) print_json({{"entry", booted->entry_id}, {"version", booted->version.str()}});
+  else std::cout << "booted " << booted->version.str() << " (entry " << booted->entry_id << ")\n";
   return 0;
 }
 
@@ -86,9 +86,9 @@ int update_loader(const GlobalOptions& g, const BootOptions& o) {
   auto booted = (*control)->booted_version();
   if (!booted) return report_error(booted.error());
   auto layout = host_layout(g);
-  auto done = host::update_loader(layout, **control, booted->str());
+  auto done = host::update_loader(layout, **control, *booted);
   if (!done) return report_error(done.error());
-  const std::string source = host::release_loader_path(layout, booted->str());
+  const std::string source = host::release_loader_path(layout, *booted);
   if (g.json) {
     nlohmann::json paths = nlohmann::json::array();
     for (const char* p : boot::kSystemdBootPaths) paths.push_back(p);

@@ -1,9 +1,12 @@
 // `ballast health`: run the health checks now and print every result. Exit 0 healthy, 1 not.
+// With --npd: Node Problem Detector's custom-plugin protocol (agent/kubernetes/npd.hpp).
 #include <iostream>
 
 #include "agent/cli/verb.hpp"
 #include "agent/health.hpp"
+#include "agent/kubernetes/npd.hpp"
 #include "common/duration.hpp"
+#include "common/file.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -12,7 +15,16 @@ struct HealthArgs {
   std::vector<std::string> dirs;
   std::string timeout;
   bool no_failed_units = false;
+  bool npd = false;
 };
+
+// The flow record as NPD's plugin reads it: none yet is a host that never updated.
+std::optional<nlohmann::json> flow_record(const std::string& state_dir) {
+  auto text = read_file(path_join(state_dir, "flow.json"), 1 << 20);
+  if (!text) return text.error().code == "io.not-found" ? std::optional(nlohmann::json::object()) : std::nullopt;
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  return j.is_object() ? std::optional(j) : std::nullopt;
+}
 
 int health(const GlobalOptions& g, const HealthArgs& a) {
   auto cfg = g.load_config();
@@ -27,6 +39,11 @@ int health(const GlobalOptions& g, const HealthArgs& a) {
   }
   o.check_failed_units = cfg->get_bool("health.check_failed_units") && !a.no_failed_units;
   auto r = agent::run_health_checks(o);
+  if (a.npd) {
+    auto verdict = agent::kubernetes::npd_verdict(flow_record(g.state_dir), value_if_ok(r));
+    std::cout << verdict.message << "\n";
+    return verdict.exit_code;
+  }
   if (!r) return report_error(r.error());
   if (g.json) {
     print_json(agent::health_to_json(*r));
@@ -51,6 +68,9 @@ void setup(VerbContext& ctx) {
       ->allow_extra_args(false);
   cmd->add_option("--timeout", args.timeout, "Time limit per check (default: health.check_timeout)");
   cmd->add_flag("--no-failed-units", args.no_failed_units, "Do not count failed systemd units");
+  cmd->add_flag("--npd", args.npd,
+                "Node Problem Detector custom plugin: one line, exit 0 no problem, 1 a failed update, a rollback\n"
+                "or a failing health check, 2 unknown");
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return health(g, args); }; });
 }
 

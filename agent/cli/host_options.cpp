@@ -1,5 +1,6 @@
 #include "agent/cli/host_options.hpp"
 
+#include "agent/credentials.hpp"
 #include "common/file.hpp"
 
 namespace ballast::cli {
@@ -39,13 +40,7 @@ repository::ReleaseRequest release_request(const GlobalOptions& g, const Config&
   r.root_json = std::move(root_json);
   r.state_dir = g.state_dir;
   r.channel = cfg.get_string("update.channel");
-  r.http.ca_bundle = cfg.get_string("repository.ca_bundle");
-  r.http.client_cert = cfg.get_string("repository.client_cert");
-  r.http.client_key = cfg.get_string("repository.client_key");
-  r.http.max_bandwidth = static_cast<uint64_t>(cfg.get_int("repository.max_bandwidth"));
-  r.http.low_speed_limit = static_cast<uint64_t>(cfg.get_int("repository.low_speed_limit"));
-  r.http.low_speed_time = std::chrono::duration_cast<std::chrono::seconds>(cfg.get_duration("repository.low_speed_time"));
-  r.http.retries = static_cast<int>(cfg.get_int("repository.retries"));
+  r.http = agent::repository_http_settings(cfg);
   r.max_metadata_size = static_cast<uint64_t>(cfg.get_int("repository.max_metadata_size"));
   r.parallel = static_cast<unsigned>(cfg.get_int("repository.parallel_fetches"));
   return r;

@@ -92,6 +92,7 @@ void print_agent_status(const GlobalOptions& g, const agent::AgentStatus& s) {
   if (!s.pinned.empty()) std::cout << "pinned:  " << s.pinned << "\n";
   if (s.state == "staging") std::cout << "progress: " << agent::dbus::format_progress(s.progress, false) << "\n";
   if (!s.last_error.empty()) std::cout << "last error: " << s.last_error << "\n";
+  if (!s.reboot_hold.empty()) std::cout << "reboot:  " << s.reboot_hold << "\n";
   if (s.dropped_events > 0) std::cout << "dropped reports: " << s.dropped_events << "\n";
 }
 

@@ -1,9 +1,10 @@
-// `ballast image build|prepare`: the build side's image builder.
+// `ballast image build|prepare|convert`: the build side's image builder, and raw disk images to fixed VHDs.
 #include <filesystem>
 #include <iostream>
 
 #include "agent/cli/verb.hpp"
 #include "images/builder.hpp"
+#include "images/vhd.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -72,8 +73,33 @@ int prepare(const GlobalOptions& g, const ImagePrepareArgs& a) {
   return 0;
 }
 
+struct ImageConvertArgs {
+  std::string to, image, output;
+};
+
+// Raw to fixed VHD; OUTPUT defaults to IMAGE with its suffix replaced by .vhd.
+int convert(const GlobalOptions& g, const ImageConvertArgs& a) {
+  if (a.to != "vhd") return report_error(Error{"image.bad-format", "--to takes vhd, not \"" + a.to + "\"", 0, {}});
+  auto vhd_size = images::read_fixed_vhd(a.image);
+  if (!vhd_size) return report_error(vhd_size.error());
+  std::string output = a.output;
+  if (output.empty()) output = std::filesystem::path(a.image).replace_extension(".vhd").string();
+  if (*vhd_size && output == a.image) {
+    // Converting a VHD to itself is done already.
+    if (g.json) print_json({{"output", output}, {"virtualSize", **vhd_size}, {"converted", false}});
+    else std::cout << output << " is already a fixed VHD of " << **vhd_size << " bytes\n";
+    return 0;
+  }
+  if (auto converted = images::convert_to_vhd(a.image, output); !converted) return report_error(converted.error());
+  auto written = images::read_fixed_vhd(output);
+  if (!written || !*written) return report_error(Error{"image.convert", output + " is not a fixed VHD after writing", 0, {}});
+  if (g.json) print_json({{"output", output}, {"virtualSize", **written}, {"converted", true}});
+  else std::cout << "wrote " << output << ": a fixed VHD of " << **written << " bytes\n";
+  return 0;
+}
+
 void setup(VerbContext& ctx) {
-  auto* image = ctx.app.add_subcommand("image", "Build OS images from definitions (build side)");
+  auto* image = ctx.app.add_subcommand("image", "Build OS images from definitions, convert disk images (build side)");
   image->require_subcommand(1);
   static ImageBuildArgs args;
   auto* b = image->add_subcommand("build", "Build a definition into a new read-only Btrfs subvolume");
@@ -98,6 +124,14 @@ void setup(VerbContext& ctx) {
   p->add_option("definition", prepare_args.definition, "Image definition (images/NAME.toml)")->required();
   p->add_option("--cache-dir", prepare_args.cache_dir, "Cache of debootstrap results (default /var/cache/ballast/images)");
   p->callback([&ctx] { ctx.action = [&g = ctx.global] { return prepare(g, prepare_args); }; });
+
+  static ImageConvertArgs convert_args;
+  auto* c = image->add_subcommand(
+      "convert", "Convert a raw disk image made elsewhere into a fixed VHD for Azure (a whole MiB, then the VHD footer)");
+  c->add_option("image", convert_args.image, "Raw disk image file")->required();
+  c->add_option("--to", convert_args.to, "Target format: vhd")->required();
+  c->add_option("--output", convert_args.output, "Where to write (must not exist; default: IMAGE with the suffix .vhd)");
+  c->callback([&ctx] { ctx.action = [&g = ctx.global] { return convert(g, convert_args); }; });
 }
 
 BALLAST_REGISTER_VERB(500, setup);

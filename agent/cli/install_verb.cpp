@@ -1,4 +1,6 @@
 // `ballast install`: a bootable host from a release, onto a disk image or into mounted targets.
+#include <algorithm>
+#include <cctype>
 #include <iostream>
 
 #include "agent/cli/host_options.hpp"
@@ -10,7 +12,7 @@ namespace ballast::cli {
 namespace {
 
 struct InstallArgs {
-  std::string disk, size, stream, version, repo, root;
+  std::string disk, size, stream, version, repo, root, format;
   bool force = false;
 };
 
@@ -30,6 +32,18 @@ Result<uint64_t> parse_size(const std::string& text) {
                                                  : 0;
   if (mult == 0) return fail("cli.bad-size", "not a size: \"" + text + "\" (examples: 4G, 512M)");
   return n * mult;
+}
+
+// --format when given, else the disk's suffix: NAME.vhd is a fixed VHD, anything else raw.
+Result<host::DiskFormat> disk_format(const InstallArgs& a) {
+  if (a.format == "raw") return host::DiskFormat::raw;
+  if (a.format == "vhd") return host::DiskFormat::vhd;
+  if (!a.format.empty()) return fail("cli.bad-format", "--format is raw or vhd, not \"" + a.format + "\"");
+  const std::string suffix = ".vhd";
+  bool named_vhd = a.disk.size() > suffix.size() &&
+                   std::equal(suffix.rbegin(), suffix.rend(), a.disk.rbegin(),
+                              [](char s, char d) { return s == std::tolower(static_cast<unsigned char>(d)); });
+  return named_vhd ? host::DiskFormat::vhd : host::DiskFormat::raw;
 }
 
 int install(const GlobalOptions& g, const InstallArgs& a) {
@@ -84,6 +98,9 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
     host::InstallOptions o;
     o.disk = a.disk;
     o.force = a.force;
+    auto format = disk_format(a);
+    if (!format) return report_error(format.error());
+    o.format = *format;
     if (!a.size.empty()) {
       auto size = parse_size(a.size);
       if (!size) return report_error(size.error());
@@ -117,7 +134,9 @@ void setup(VerbContext& ctx) {
       "Make a bootable host from a release: onto --disk (GPT, FAT32 ESP with systemd-boot, Btrfs root), or into\n"
       "already-mounted targets given by --sysroot and --esp-path; the release comes from --repo or -f STREAM");
   cmd->add_option("--disk", args.disk, "Disk or disk image file (created when missing; needs --size)");
-  cmd->add_option("--size", args.size, "Size of a new disk image (e.g. 4G)");
+  cmd->add_option("--size", args.size, "Size of a new disk image (e.g. 4G; a VHD's is rounded up to a whole MiB)");
+  cmd->add_option("--format", args.format,
+                  "Disk image format: raw, or vhd (a fixed VHD, as Azure takes); default: vhd when --disk ends in .vhd");
   cmd->add_flag("--force", args.force, "Overwrite a disk that already has a partition table");
   cmd->add_option("--repo", args.repo, "Update repository URL (https:// or file://) to install the release from");
   cmd->add_option("--root", args.root, "Trusted root.json of the repository");

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "agent/cli/verb.hpp"
+#include "agent/credentials.hpp"
 #include "common/clock.hpp"
 #include "common/file.hpp"
 #include "repository/http.hpp"
@@ -17,6 +18,7 @@ namespace tuf = repository::tuf;
 struct TufOptions {
   std::string root;
   std::string repo;
+  std::string target_base_url;  // empty: REPO/targets
   std::string target;
   std::string out;
   uint64_t max_target_size = uint64_t(1) << 30;
@@ -27,17 +29,12 @@ Result<tuf::Client> open_client(const GlobalOptions& g, const TufOptions& o, rep
   auto cfg = BALLAST_TRY(g.load_config());
   tuf::ClientOptions options;
   options.max_metadata_size = static_cast<uint64_t>(cfg.get_int("repository.max_metadata_size"));
-  return tuf::open_repository(g.state_dir, http, clock, o.repo, options);
+  return tuf::open_repository(g.state_dir, http, clock, o.repo, options, o.target_base_url);
 }
 
 Result<std::unique_ptr<repository::HttpClient>> make_http(const GlobalOptions& g) {
   auto cfg = BALLAST_TRY(g.load_config());
-  repository::HttpSettings s;
-  s.ca_bundle = cfg.get_string("repository.ca_bundle");
-  s.client_cert = cfg.get_string("repository.client_cert");
-  s.client_key = cfg.get_string("repository.client_key");
-  s.retries = static_cast<int>(cfg.get_int("repository.retries"));
-  return repository::make_curl_http_client(s);
+  return repository::make_curl_http_client(agent::repository_http_settings(cfg));
 }
 
 nlohmann::json target_json(const tuf::TargetInfo& t) {
@@ -89,9 +86,9 @@ int download(const GlobalOptions& g, const TufOptions& o) {
   auto client = open_client(g, o, **http, clock);
   if (!client) return report_error(client.error());
   if (auto st = client->refresh(); !st) return report_error(st.error());
-  auto bytes = client->download_target(o.target, o.max_target_size);
+  // --out doubles as the local copy: one that already matches the trusted metadata is kept.
+  auto bytes = client->download_target(o.target, o.max_target_size, o.out);
   if (!bytes) return report_error(bytes.error());
-  if (auto st = write_file_atomic(o.out, *bytes); !st) return report_error(st.error());
   if (g.json) print_json({{"target", o.target}, {"length", bytes->size()}, {"out", o.out}});
   return 0;
 }
@@ -113,7 +110,10 @@ void setup(VerbContext& ctx) {
   auto* download_cmd = cmd->add_subcommand("download", "Refresh, then download one target and verify it");
   download_cmd->add_option("--repo", o.repo, "Repository URL (https:// or file://)")->required();
   download_cmd->add_option("--target", o.target, "Target name, e.g. releases/1.2/manifest.json")->required();
-  download_cmd->add_option("--out", o.out, "File to write the verified bytes to")->required();
+  download_cmd->add_option("--out", o.out, "File to write the verified bytes to (kept when it already matches)")
+      ->required();
+  download_cmd->add_option("--target-base-url", o.target_base_url,
+                           "Where the targets live when not below REPO/targets (a CDN, for example)");
   download_cmd->add_option("--max-size", o.max_target_size, "Refuse targets larger than this many bytes");
   download_cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return download(g, o); }; });
 }

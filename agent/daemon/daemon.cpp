@@ -43,7 +43,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(DaemonOptions options, DaemonPorts 
   std::unique_ptr<Daemon> d(new Daemon(std::move(options), ports));
   FlowPorts fp{d->ports_.boot,   d->ports_.source,   d->ports_.reboot, d->ports_.rebooter,
                d->ports_.health, d->ports_.reporter, d->ports_.clock};
-  d->flow_.emplace(BALLAST_TRY(UpdateFlow::open(d->opts_.state_dir, fp)));
+  d->flow_.emplace(BALLAST_TRY(UpdateFlow::open(d->opts_.state_dir, fp, d->opts_.rollback_by)));
   d->flow_->on_transition([p = d.get()](FlowState from, FlowState to) { p->transitioned(from, to); });
   d->wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (d->wake_fd_ < 0) return fail_errno("daemon.eventfd", errno, "eventfd");
@@ -328,6 +328,7 @@ Result<AgentStatus> Daemon::status() {
   auto pinned = BALLAST_TRY(read_pin(opts_.state_dir));
   s.pinned = pinned ? pinned->str() : "";
   s.dropped_events = ports_.reporter.dropped_events();
+  ports_.reboot.describe(s);
   return s;
 }
 

@@ -45,6 +45,7 @@ struct DaemonOptions {
   std::chrono::milliseconds check_interval{std::chrono::hours(1)};
   std::chrono::milliseconds check_jitter{std::chrono::minutes(10)};
   bool auto_apply = true;  // false: checks only report what is available
+  RollbackBy rollback_by = RollbackBy::agent;  // of a release that fails its health checks
   // Called on the loop thread once the event loop exists, before READY=1: where the service adds
   // its own sources (the D-Bus server, the metrics socket, the event outbox's timers).
   std::function<Status(sd_event*)> on_loop;

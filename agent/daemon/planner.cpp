@@ -157,22 +157,23 @@ double wariness_from_node_id(std::string_view node_id) {
   return static_cast<double>(n >> 11) / static_cast<double>(uint64_t{1} << 53);
 }
 
-Result<std::string> node_id(const Config& cfg, const std::string& machine_id_path) {
+Result<std::string> node_id(const Config& cfg, const std::string& machine_id_path, const std::string& platform_id) {
   std::string id = cfg.has("node.id") ? cfg.get_string("node.id") : "";
   if (!id.empty()) return id;
+  if (!platform_id.empty()) return platform_id;
   auto text = BALLAST_TRY(with_context(read_file(machine_id_path, 4096), "finding the node id"));
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   if (text.empty()) return fail("node.no-id", machine_id_path + " is empty and node.id is not set");
   return text;
 }
 
-Result<double> node_wariness(const Config& cfg, const std::string& machine_id_path) {
+Result<double> node_wariness(const Config& cfg, const std::string& machine_id_path, const std::string& platform_id) {
   if (cfg.has("node.wariness")) {
     double w = cfg.get_number("node.wariness");
     if (!(w >= 0 && w <= 1)) return fail("config.invalid", "node.wariness must be in [0,1], not " + std::to_string(w));
     return w;
   }
-  return wariness_from_node_id(BALLAST_TRY(with_context(node_id(cfg, machine_id_path), "deriving the rollout wariness")));
+  return wariness_from_node_id(BALLAST_TRY(with_context(node_id(cfg, machine_id_path, platform_id), "deriving the rollout wariness")));
 }
 
 }  // namespace ballast::agent

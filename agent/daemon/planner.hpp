@@ -73,10 +73,13 @@ std::optional<Version> previous_good_deployment(const Version& booted, const std
 // A node's place in the rollout, uniform in [0,1): the first 8 bytes of sha256(node id).
 // node.id, else the machine id: what FleetLock, the event source and the rollout wave know
 // this host by.
-Result<std::string> node_id(const Config& cfg, const std::string& machine_id_path = "/etc/machine-id");
+// `platform_id` (Azure's compute.vmId when azure.instance_metadata read it) comes before the machine id.
+Result<std::string> node_id(const Config& cfg, const std::string& machine_id_path = "/etc/machine-id",
+                            const std::string& platform_id = "");
 double wariness_from_node_id(std::string_view node_id);
 
 // node.wariness when set; else derived from node.id, else from the machine id file.
-Result<double> node_wariness(const Config& cfg, const std::string& machine_id_path = "/etc/machine-id");
+Result<double> node_wariness(const Config& cfg, const std::string& machine_id_path = "/etc/machine-id",
+                             const std::string& platform_id = "");
 
 }  // namespace ballast::agent

@@ -22,15 +22,13 @@ std::vector<LocalSlot> local_slots(const snapshot::HostLayout& host, const std::
     log::warning("no delta base: " + slots.error().describe());
     return out;
   }
-  for (const auto& name : *slots) {
-    auto version = Version::parse(name);
-    if (!version) continue;
-    auto local = host::local_subvolume(host.slot(name));
+  for (const auto& version : *slots) {
+    auto local = host::local_subvolume(host.slot(version));
     if (!local) {
-      log::warning("no delta base in slot " + name + ": " + local.error().describe());
+      log::warning("no delta base in slot " + version.str() + ": " + local.error().describe());
       continue;
     }
-    out.push_back({*version, *local});
+    out.push_back({version, *local});
   }
   std::stable_partition(out.begin(), out.end(), [&](const LocalSlot& s) { return booted && s.version == *booted; });
   return out;
@@ -50,8 +48,7 @@ Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Ve
   in.pin = BALLAST_TRY(read_pin(opts_.state_dir));
   in.wariness = opts_.wariness;
   in.denylist = denylist;
-  for (const auto& name : BALLAST_TRY(snapshot::list_deployments(opts_.host)))
-    if (auto version = Version::parse(name)) in.retained.push_back(*version);  // else no release's deployment
+  in.retained = BALLAST_TRY(snapshot::list_deployments(opts_.host));
   in.now = clock_.now();
   PlanDecision d = plan_update(in);
   log::info("update check: " + d.reason);
@@ -107,7 +104,7 @@ Status HostReleaseSource::stage(const ReleasePlan& plan) {
   return host::retain(opts_.host, boot_, booted_version, opts_.keep);
 }
 
-Result<boot::LoaderUpdate> HostReleaseSource::update_loader(const std::string& version) {
+Result<boot::LoaderUpdate> HostReleaseSource::update_loader(const Version& version) {
   return host::update_loader(opts_.host, boot_, version);
 }
 
@@ -131,7 +128,7 @@ Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan
   return out;
 }
 
-std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host, const std::string& version) {
+std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host, const Version& version) {
   std::string root = host.deployment(version);
   return {root + "/usr/lib/ballast/health.d", root + "/etc/ballast/health.d"};
 }
@@ -142,7 +139,7 @@ Result<HealthReport> HostHealthChecker::run() {
   if (host_ || measured_) {
     booted = BALLAST_TRY(with_context(boot_->booted_version(), "finding the booted deployment's health checks"));
   }
-  if (host_) o.dirs = deployment_health_dirs(*host_, booted->str());
+  if (host_) o.dirs = deployment_health_dirs(*host_, *booted);
   auto report = BALLAST_TRY(run_health_checks(o));
   if (measured_) {
     auto expected = BALLAST_TRY(load_expected_pcr11(measured_->state_dir, booted->str()));

@@ -44,7 +44,7 @@ class HostReleaseSource final : public ReleaseSource {
   Result<std::optional<ReleasePlan>> check(const std::vector<Version>& denylist) override;
   Status stage(const ReleasePlan& plan) override;
   std::string explain() const override;
-  Result<boot::LoaderUpdate> update_loader(const std::string& version) override;
+  Result<boot::LoaderUpdate> update_loader(const Version& version) override;
   // The last decision, for AgentApi::check().
   PlanDecision last_decision() const;
 
@@ -90,7 +90,7 @@ class HostHealthChecker final : public HealthChecker {
 };
 
 // The health directories of `version`'s deployment on a host seen from outside.
-std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host, const std::string& version);
+std::vector<std::string> deployment_health_dirs(const snapshot::HostLayout& host, const Version& version);
 
 // health.check_timeout and health.check_failed_units over the default directories.
 HealthOptions health_options(const Config& cfg);

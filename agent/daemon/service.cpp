@@ -1,13 +1,17 @@
 #include "agent/daemon/service.hpp"
 
+#include <unistd.h>
+
 #include <mutex>
 #include <optional>
 
+#include "agent/azure/scheduled_events.hpp"
 #include "agent/daemon/daemon.hpp"
 #include "agent/daemon/planner.hpp"
 #include "agent/daemon/ports.hpp"
 #include "agent/measured_boot.hpp"
 #include "agent/dbus/server.hpp"
+#include "agent/kubernetes/node_controller.hpp"
 #include "agent/reboot/policy.hpp"
 #include "agent/reboot/rebooter.hpp"
 #include "agent/report/journal_events.hpp"
@@ -66,6 +70,34 @@ class ReportingObserver final : public AgentObserver {
   std::function<void()> rearm_;
 };
 
+std::string hostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return {};
+  return name;
+}
+
+// The Node contract (kubernetes.enabled): the kubelet's credentials, the node's name, the controller.
+struct KubernetesSide {
+  std::unique_ptr<kubernetes::KubeApi> api;
+  std::unique_ptr<kubernetes::NodeController> controller;
+};
+
+Result<KubernetesSide> open_kubernetes(const Config& config, AgentApi& agent, const Clock& clock, const std::string& state_dir) {
+  std::vector<std::string> candidates{"/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/kubeconfig"};
+  if (!config.get_string("kubernetes.kubeconfig").empty()) candidates = {config.get_string("kubernetes.kubeconfig")};
+  auto kubeconfig = BALLAST_TRY(kubernetes::load_first_kubeconfig(candidates));
+  kubernetes::NodeControllerOptions o;
+  o.node_name = kubernetes::node_name(config.get_string("kubernetes.node_name"), kubeconfig, hostname());
+  if (o.node_name.empty()) return fail("config.missing", "no node name: set kubernetes.node_name");
+  o.state_dir = state_dir;
+  o.heartbeat = config.get_duration("kubernetes.heartbeat_interval");
+  KubernetesSide k;
+  k.api = kubernetes::make_curl_kube_api(std::move(kubeconfig));
+  k.controller = BALLAST_TRY(kubernetes::NodeController::open(*k.api, agent, clock, o));
+  log::info("kubernetes: following Node " + o.node_name);
+  return k;
+}
+
 uint64_t usec_from_now(std::chrono::steady_clock::time_point at) {
   auto d = at - std::chrono::steady_clock::now();
   if (d < std::chrono::steady_clock::duration::zero()) return 0;
@@ -78,8 +110,11 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   if (a.simulate_reboot && config.get_string("boot.loader") != "systemd-boot")
     return fail("config.invalid", "--simulate-reboot follows systemd-boot; boot.loader is " + config.get_string("boot.loader"));
   if (host.request.repo_url.empty()) return fail("config.missing", "repository.url is not set");
-  auto node = BALLAST_TRY(node_id(config));
-  auto wariness = BALLAST_TRY(node_wariness(config));
+  // Read once per run: the node id on Azure, and what every heartbeat carries.
+  const std::optional<azure::InstanceIdentity> instance = azure::read_instance_identity(config);
+  const std::string platform_id = instance ? instance->vm_id : "";
+  auto node = BALLAST_TRY(node_id(config, "/etc/machine-id", platform_id));
+  auto wariness = BALLAST_TRY(node_wariness(config, "/etc/machine-id", platform_id));
   boot::BootControl* boot = &host.boot;
   SystemClock clock;
 
@@ -96,7 +131,6 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   };
   HostReleaseSource source(std::move(so), *boot, clock);
 
-  auto policy = BALLAST_TRY(reboot::make_reboot_policy(config, clock, node));
   reboot::RebooterOptions ro;
   ro.run_dir = a.run_dir;
   ro.bus_address = a.bus_address;
@@ -118,6 +152,10 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   auto outbox = BALLAST_TRY(report::Outbox::open(report::outbox_options_from_config(config, host.state_dir, node),
                                                  *report_http, clock));
   LockedReporter reporter(*outbox);
+  auto policy = azure::with_scheduled_events(config, BALLAST_TRY(reboot::make_reboot_policy(config, clock, node)), clock,
+                                             instance ? instance->name : "", [&reporter](const azure::EventDecision& d) {
+                                               reporter.report("scheduled-events", azure::decision_event(d));
+                                             });
   auto metrics = BALLAST_TRY(report::Metrics::open(report::metrics_options_from_config(config, host.state_dir), clock));
   metrics->count_dropped_events_from([&reporter] { return reporter.dropped_events(); });
   if (auto booted = boot->booted_version()) metrics->set_booted(booted->str());
@@ -127,6 +165,9 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   opts.check_interval = config.get_duration("update.check_interval");
   opts.check_jitter = config.get_duration("update.check_jitter");
   opts.auto_apply = config.get_bool("update.auto_apply");
+  const bool kubernetes_on = config.get_bool("kubernetes.enabled");
+  opts.rollback_by = kubernetes_on && config.get_string("kubernetes.rollback") == "controller" ? RollbackBy::controller
+                                                                                               : RollbackBy::agent;
 
   std::unique_ptr<dbus::Server> server;
   sd_event_source* report_timer = nullptr;
@@ -143,10 +184,11 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     sd_event_source_set_time_relative(report_timer, in);
     sd_event_source_set_enabled(report_timer, SD_EVENT_ONESHOT);
   };
-  auto status_now = [&daemon_ptr, &security]() -> AgentStatus {
+  auto status_now = [&daemon_ptr, &security, &instance]() -> AgentStatus {
     auto s = daemon_ptr ? daemon_ptr->status() : Result<AgentStatus>(AgentStatus{});
     AgentStatus out = s ? *s : AgentStatus{};
     out.boot = read_boot_security(security);
+    out.azure = instance;
     return out;
   };
   ReportingObserver reporting([&] { rearm_report_timer(); });
@@ -194,6 +236,7 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     if (!passed) return tl::unexpected(passed.error());
     auto status = BALLAST_TRY(d->status());
     status.boot = read_boot_security(security);
+    status.azure = instance;
     return std::optional<AgentStatus>(std::move(status));
   }
   // The server observes transitions only once it exists, inside the loop.
@@ -208,7 +251,19 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     }
   } relay(server);
   d->add_observer(relay);
+  KubernetesSide kube;
+  if (kubernetes_on) {
+    kube = BALLAST_TRY(open_kubernetes(config, *d, clock, host.state_dir));
+    d->add_observer(*kube.controller);
+    kube.controller->start();
+  }
   auto st = d->run();
+  if (kube.controller) {
+    kube.controller->stop();
+    // The last transition (rebooting, say) before the process ends.
+    if (auto published = kube.controller->publish(); !published)
+      log::warning("kubernetes: the last status: " + published.error().describe());
+  }
   if (report_timer) sd_event_source_unref(report_timer);
   server.reset();
   reporter.flush();  // what the last steps reported, before a (simulated) reboot if it can

@@ -14,6 +14,7 @@
 #include "common/log.hpp"
 #include "common/process.hpp"
 #include "images/uki.hpp"
+#include "images/vhd.hpp"
 #include "snapshot/host_layout.hpp"
 
 namespace ballast::host {
@@ -108,7 +109,7 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
   if (!staged) return tl::unexpected(staged.error());
   // A release built for Secure Boot carries its signed systemd-boot: that one goes on the ESP, or
   // the firmware would refuse the loader before any signed UKI is reached.
-  const std::string signed_loader = host.deployment(release.version.str()) + images::kSignedLoaderPath;
+  const std::string signed_loader = host.deployment(release.version) + images::kSignedLoaderPath;
   BALLAST_CHECK(install_systemd_boot(esp, path_exists(signed_loader) ? signed_loader : systemd_boot_efi));
   // A fresh host has nothing to fall back to: its first entry is good from the start.
   BALLAST_CHECK(boot->bless(release.version));
@@ -116,8 +117,11 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
 }
 
 Result<InstallResult> install_to_disk(const InstallOptions& opts, const ReleaseSource& release) {
+  const bool vhd = opts.format == DiskFormat::vhd;
   struct stat st;
   bool exists = ::stat(opts.disk.c_str(), &st) == 0;
+  if (exists && vhd && !S_ISREG(st.st_mode))
+    return fail("install.vhd-not-a-file", opts.disk + " is not a regular file: a VHD is written to a disk image file");
   if (!exists) {
     if (opts.size == 0) return fail("install.size", opts.disk + " does not exist: give --size to create an image");
     if (opts.size < opts.esp_size + (256ull << 20))
@@ -125,12 +129,21 @@ Result<InstallResult> install_to_disk(const InstallOptions& opts, const ReleaseS
     FILE* f = std::fopen(opts.disk.c_str(), "wx");
     if (!f) return fail_errno("install.disk", errno, "cannot create " + opts.disk);
     std::fclose(f);
-    if (::truncate(opts.disk.c_str(), static_cast<off_t>(opts.size)) != 0)
-      return fail_errno("install.disk", errno, "cannot size " + opts.disk);
+    const uint64_t size = vhd ? images::vhd_disk_size(opts.size) : opts.size;
+    if (::truncate(opts.disk.c_str(), static_cast<off_t>(size)) != 0) {
+      const int err = errno;
+      ::unlink(opts.disk.c_str());
+      return fail_errno("install.disk", err, "cannot size " + opts.disk);
+    }
   } else if (!opts.force) {
     auto probe = run_process({"sfdisk", "--dump", opts.disk});
     if (probe && probe->success() && probe->out.find("label:") != std::string::npos)
       return fail("install.disk-in-use", opts.disk + " already has a partition table; --force overwrites it");
+  }
+  if (exists && vhd) {
+    // Overwriting a VHD: its raw part is the disk; the footer is written anew at the end.
+    if (auto disk = BALLAST_TRY(images::read_fixed_vhd(opts.disk)); disk && ::truncate(opts.disk.c_str(), static_cast<off_t>(*disk)) != 0)
+      return fail_errno("install.disk", errno, "cannot cut the old VHD footer off " + opts.disk);
   }
   bool created = !exists;
   auto remove_created = [&] {
@@ -183,6 +196,10 @@ Result<InstallResult> install_to_disk(const InstallOptions& opts, const ReleaseS
                                "writing the ESP"));
     return installed;
   }();
+  // The footer goes on after the root filesystem is unmounted and its loop device gone.
+  if (result && vhd) {
+    if (auto footer = images::append_vhd_footer(opts.disk); !footer) result = tl::unexpected(footer.error());
+  }
   if (!result) remove_created();
   return result;
 }

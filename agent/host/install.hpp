@@ -25,9 +25,14 @@ struct ReleaseSource {
   std::string cmdline;  // the release's signed kernel command line; empty: the image's own
 };
 
+// A disk image file is raw, or a fixed VHD (raw, a whole number of MiB, then the VHD footer),
+// the format Azure takes.
+enum class DiskFormat { raw, vhd };
+
 struct InstallOptions {
   std::string disk;                   // a block device or an image file (created when missing)
-  uint64_t size = 0;                  // size of a new image file
+  uint64_t size = 0;                  // size of a new image file (a VHD's is rounded up to a whole MiB)
+  DiskFormat format = DiskFormat::raw;
   uint64_t esp_size = 256ull << 20;
   bool force = false;                 // overwrite a disk that already has a partition table
   std::string systemd_boot_efi = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";

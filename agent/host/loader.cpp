@@ -5,15 +5,15 @@
 
 namespace ballast::host {
 
-std::string release_loader_path(const snapshot::HostLayout& host, const std::string& version) {
+std::string release_loader_path(const snapshot::HostLayout& host, const Version& version) {
   return host.deployment(version) + images::kSignedLoaderPath;
 }
 
 Result<boot::LoaderUpdate> update_loader(const snapshot::HostLayout& host, boot::BootControl& boot,
-                                         const std::string& version) {
+                                         const Version& version) {
   auto done = BALLAST_TRY(with_context(boot.update_loader(release_loader_path(host, version)),
-                                       "updating the boot loader to release " + version + "'s"));
-  if (done == boot::LoaderUpdate::updated) log::notice("the boot loader on the ESP is now release " + version + "'s");
+                                       "updating the boot loader to release " + version.str() + "'s"));
+  if (done == boot::LoaderUpdate::updated) log::notice("the boot loader on the ESP is now release " + version.str() + "'s");
   return done;
 }
 

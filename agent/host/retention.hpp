@@ -3,7 +3,6 @@
 // rest — deployment, slot, boot entry and kernel files together. Never the booted version.
 #pragma once
 
-#include <set>
 #include <string>
 #include <vector>
 
@@ -12,11 +11,11 @@
 namespace ballast::host {
 
 struct RetentionPlan {
-  std::vector<std::string> keep;    // newest first
-  std::vector<std::string> remove;  // newest first
+  std::vector<Version> keep;    // newest first
+  std::vector<Version> remove;  // newest first
 };
 
-RetentionPlan plan_retention(const HostStatus& status, int keep, const std::set<std::string>& needed_parents);
+RetentionPlan plan_retention(const HostStatus& status, int keep, const std::vector<Version>& needed_parents);
 
 // Applies a plan: for each version to remove, its boot entry (and kernel files), deployment and slot.
 Status apply_retention(const snapshot::HostLayout& host, boot::BootControl& boot, const RetentionPlan& plan);

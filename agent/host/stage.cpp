@@ -35,11 +35,11 @@ Status journal(const StageContext& ctx, const std::string& version, const std::s
   return ok();
 }
 
-Result<bool> slot_is_complete(const snapshot::HostLayout& host, const std::string& version) {
+Result<bool> slot_is_complete(const snapshot::HostLayout& host, const Version& version) {
   std::string slot = host.slot(version);
   if (!path_exists(slot)) return false;
   if (!BALLAST_TRY(snapshot::is_read_only(slot))) return false;
-  return BALLAST_TRY(snapshot::image_version_of(slot)) == version;
+  return BALLAST_TRY(snapshot::image_version_of(slot)) == version.str();
 }
 
 Result<std::string> kernel_version_in(const std::string& tree) {
@@ -77,7 +77,7 @@ Status receive_into_slot(const StageContext& ctx, const StageRequest& req) {
   ro.name = v;
   for (const auto& s : BALLAST_TRY(snapshot::list_slots(ctx.host))) ro.clone_sources.push_back(ctx.host.slot(s));
   ro.progress = req.progress;
-  if (path_exists(ctx.host.slot(v))) BALLAST_CHECK(snapshot::delete_subvolume(ctx.host.slot(v)));
+  if (path_exists(ctx.host.slot(req.version))) BALLAST_CHECK(snapshot::delete_subvolume(ctx.host.slot(req.version)));
   auto received = BALLAST_TRY(snapshot::receive(*stream, ro));
   snapshot::SubvolumeGuard guard(received.path);
 
@@ -141,7 +141,7 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   result.version = req.version;
 
   BALLAST_CHECK(journal(ctx, v, "receive"));
-  if (BALLAST_TRY(slot_is_complete(ctx.host, v))) {
+  if (BALLAST_TRY(slot_is_complete(ctx.host, req.version))) {
     result.resumed.push_back("receive");
   } else {
     // A failed attempt's deleted subvolume frees its space only once the cleaner has run.
@@ -151,14 +151,14 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   }
 
   BALLAST_CHECK(journal(ctx, v, "deploy"));
-  if (path_exists(ctx.host.deployment(v))) {
+  if (path_exists(ctx.host.deployment(req.version))) {
     result.resumed.push_back("deploy");
   } else {
     snapshot::DeploymentOptions d;
-    d.version = v;
-    if (ctx.booted_version && path_exists(ctx.host.deployment(ctx.booted_version->str())) &&
-        path_exists(ctx.host.slot(ctx.booted_version->str())))
-      d.previous = ctx.booted_version->str();
+    d.version = req.version;
+    if (ctx.booted_version && path_exists(ctx.host.deployment(*ctx.booted_version)) &&
+        path_exists(ctx.host.slot(*ctx.booted_version)))
+      d.previous = ctx.booted_version;
     std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
     d.var_fstab = "UUID=" + fs_uuid + " /var btrfs subvol=@var 0 0";
     d.esp_fstab = req.esp_fstab;
@@ -166,10 +166,10 @@ Result<StageResult> stage_release(const StageContext& ctx, const StageRequest& r
   }
 
   BALLAST_CHECK(journal(ctx, v, "boot-entry"));
-  std::string deployment = ctx.host.deployment(v);
+  std::string deployment = ctx.host.deployment(req.version);
   result.kernel_version = BALLAST_TRY(kernel_version_in(deployment));
   std::string fs_uuid = BALLAST_TRY(snapshot::filesystem_uuid(ctx.host.sysroot()));
-  result.entry_options = "root=UUID=" + fs_uuid + " rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(v) +
+  result.entry_options = "root=UUID=" + fs_uuid + " rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(req.version) +
                          " ro ballast.version=" + v;
   std::string extra = req.cmdline;
   if (extra.empty())

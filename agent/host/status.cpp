@@ -10,28 +10,29 @@ namespace ballast::host {
 
 Result<HostStatus> read_host_status(const snapshot::HostLayout& host, boot::BootControl& boot,
                                     const std::optional<Version>& booted) {
+  // Keyed by text: "1.0" and "1.00" are one in the UAPI order but two deployments.
   std::map<std::string, DeploymentStatus> by_version;
-  for (const auto& v : BALLAST_TRY(snapshot::list_slots(host))) by_version[v].slot = true;
-  for (const auto& v : BALLAST_TRY(snapshot::list_deployments(host))) by_version[v].deployment = true;
+  auto of = [&](const Version& v) -> DeploymentStatus& {
+    auto& d = by_version[v.str()];
+    d.version = v;
+    return d;
+  };
+  for (const auto& v : BALLAST_TRY(snapshot::list_slots(host))) of(v).slot = true;
+  for (const auto& v : BALLAST_TRY(snapshot::list_deployments(host))) of(v).deployment = true;
   auto entries = BALLAST_TRY(boot.entries());
-  for (const auto& e : entries) by_version[e.version.str()].entry = e;
+  for (const auto& e : entries) of(e.version).entry = e;
 
   HostStatus s;
-  for (auto& [v, d] : by_version) {
-    d.version = v;
-    s.all.push_back(d);
-  }
-  std::sort(s.all.begin(), s.all.end(), [](const auto& a, const auto& b) {
-    return compare_uapi_versions(a.version, b.version) > 0;
-  });
+  for (auto& [text, d] : by_version) s.all.push_back(d);
+  std::stable_sort(s.all.begin(), s.all.end(), [](const auto& a, const auto& b) { return a.version > b.version; });
   for (const auto& d : s.all) {
-    if (booted && d.version == booted->str()) s.booted = d;
+    if (booted && d.version == *booted) s.booted = d;
   }
   // Staged: what the loader would try next in place of the booted version — the first entry in
   // boot order that is on trial. Rollback: the first good entry in boot order other than the booted.
   for (const auto& e : entries) {
     if (e.version == booted) continue;
-    auto it = std::find_if(s.all.begin(), s.all.end(), [&](const auto& d) { return d.version == e.version.str(); });
+    auto it = std::find_if(s.all.begin(), s.all.end(), [&](const auto& d) { return d.version == e.version; });
     if (!s.staged && e.state == boot::EntryState::indeterminate) s.staged = *it;
     if (!s.rollback && e.state == boot::EntryState::good) s.rollback = *it;
   }
@@ -42,7 +43,7 @@ namespace {
 
 nlohmann::json deployment_json(const std::optional<DeploymentStatus>& d, const snapshot::HostLayout& host_paths) {
   if (!d) return nullptr;
-  nlohmann::json j{{"image", {{"version", d->version}}},
+  nlohmann::json j{{"image", {{"version", d->version.str()}}},
                    {"slot", d->slot ? nlohmann::json(host_paths.slot(d->version)) : nlohmann::json(nullptr)},
                    {"deployment", d->deployment ? nlohmann::json(host_paths.deployment(d->version)) : nlohmann::json(nullptr)}};
   if (d->entry) {
@@ -63,7 +64,7 @@ std::string line_for(const char* label, const std::optional<DeploymentStatus>& d
     os << "none\n";
     return os.str();
   }
-  os << d->version;
+  os << d->version.str();
   if (d->entry) {
     os << "  entry " << d->entry->id << " (" << boot::to_string(d->entry->state);
     if (d->entry->has_counter) os << ", " << d->entry->tries_left << " tries left";

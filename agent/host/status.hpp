@@ -17,7 +17,7 @@
 namespace ballast::host {
 
 struct DeploymentStatus {
-  std::string version;
+  Version version;
   bool slot = false;                     // @ballast/slots/<v> present
   bool deployment = false;               // @ballast/deploy/<v> present
   std::optional<boot::BootEntry> entry;  // its boot entry, when there is one

@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/api.hpp"
 #include "agent/reboot/gate.hpp"
 #include "agent/update_flow.hpp"
 #include "common/clock.hpp"
@@ -40,6 +41,9 @@ class RebootPolicy : public RebootGate {
   // The update under way is over (the flow rests idle): the strategy alone answers again.
   virtual void end_of_update() = 0;
   virtual std::optional<TimePoint> next_attempt() const = 0;
+  // Adds what a layer over the strategy knows to the status (the Scheduled Events layer: why the
+  // reboot is held); the strategy alone adds nothing.
+  virtual void describe(AgentStatus&) const {}
 };
 
 // The policy over the configured strategy.

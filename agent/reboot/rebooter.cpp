@@ -87,7 +87,7 @@ Status SystemRebooter::reboot() {
 Status SimulatedRebooter::reboot() {
   auto booted = with_context(boot::BootSimulator(paths_).reboot(), "simulated reboot");
   if (!booted) return tl::unexpected(booted.error());
-  log::info("simulated reboot: booted " + booted->version + " (entry " + booted->entry_id + ")");
+  log::info("simulated reboot: booted " + booted->version.str() + " (entry " + booted->entry_id + ")");
   last_ = *booted;
   BALLAST_CHECK(announcer_.withdraw());
   if (on_rebooted_) on_rebooted_();

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <algorithm>
 
+#include "agent/credentials.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 
@@ -69,13 +70,6 @@ Status check_event(const std::string& text, const ParsedName& name) {
 
 bool is_2xx(long status) { return status >= 200 && status < 300; }
 
-std::string trim(std::string s) {
-  auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-  return s;
-}
-
 }  // namespace
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
@@ -97,7 +91,7 @@ OutboxOptions outbox_options_from_config(const Config& config, const std::string
   o.dir = path_join(state_dir, "outbox");
   o.node_id = node_id;
   o.endpoint = config.get_string("report.endpoint");
-  o.bearer_token_file = config.get_string("report.bearer_token_file");
+  o.credentials = credentials_from_config(config, "report");
   return o;
 }
 
@@ -314,14 +308,9 @@ void Outbox::report(const std::string& type, const json& data) {
 
 Result<std::vector<std::string>> Outbox::headers() const {
   std::vector<std::string> h = {"Content-Type: application/cloudevents+json; charset=utf-8"};
-  if (!options_.bearer_token_file.empty()) {
-    auto token = read_file(options_.bearer_token_file, 1 << 16);
-    if (!token) return with_context(Result<std::vector<std::string>>(tl::unexpected(token.error())),
-                                    "reading the sink's bearer token");
-    std::string t = trim(*token);
-    if (t.empty() || t.find_first_of("\r\n") != std::string::npos)
-      return fail("report.bad-token", options_.bearer_token_file + " does not hold one bearer token");
-    h.push_back("Authorization: Bearer " + t);
+  if (options_.credentials) {
+    auto auth = BALLAST_TRY(with_context(options_.credentials->authorize(), "authorizing the report"));
+    h.insert(h.end(), auth.headers.begin(), auth.headers.end());
   }
   return h;
 }
@@ -375,6 +364,7 @@ Result<FlushResult> Outbox::flush(bool force) {
       break;
     }
     auto resp = http_.post(options_.endpoint, *text, *hdrs, 1 << 16);
+    if (resp && resp->status == 401 && options_.credentials) options_.credentials->refresh_after_unauthorized();
     if (!resp || !is_2xx(resp->status)) {
       r.last_error = !resp ? resp.error().describe() : "HTTP status " + std::to_string(resp->status);
       note_failure(r.last_error);

@@ -36,7 +36,9 @@ struct OutboxOptions {
   std::string dir;                // the outbox directory, e.g. <state>/outbox; created when missing
   std::string node_id;            // source "ballast://<node id>", id "<node id>-<sequence>"
   std::string endpoint;           // the sink; empty: reporting is off, nothing is written or sent
-  std::string bearer_token_file;  // read at every flush so a rotated token is picked up; empty: none
+  // How each POST is authorized (agent/credentials.hpp, report.auth); null: not at all. A 401
+  // asks it to refresh and counts as a failed delivery (retried after the backoff).
+  std::shared_ptr<repository::CredentialProvider> credentials;
   size_t max_events = 1000;
   uint64_t max_bytes = 4 << 20;
   std::chrono::milliseconds backoff_initial{std::chrono::seconds(2)};

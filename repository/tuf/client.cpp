@@ -5,6 +5,7 @@
 
 #include "common/file.hpp"
 #include "repository/layout.hpp"
+#include "repository/url.hpp"
 
 namespace ballast::repository::tuf {
 namespace {
@@ -12,17 +13,7 @@ namespace {
 // Role names become file names and URL parts: percent-encode everything but unreserved
 // characters, so a role named "../x" or "a/b" stays one path component.
 std::string escape_role(const std::string& name) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
+  std::string out = percent_encode(name);
   if (out == "." || out == "..") out = "%2E" + out.substr(1);
   return out;
 }
@@ -258,6 +249,9 @@ Status Client::update_snapshot() {
                                       std::to_string(trusted->env.version));
     for (const auto& [name, old] : trusted->meta) {
       auto it = snap.meta.find(name);
+      // Delegated roles are loaded when a lookup needs them (5.6.7): one the new snapshot no
+      // longer lists is judged then (tuf.missing-role), not by a refresh of the top-level roles.
+      if (it == snap.meta.end() && name != "targets.json") continue;
       if (it == snap.meta.end()) return fail("tuf.rollback", "snapshot no longer lists " + name);
       if (it->second.version < old.version)
         return fail("tuf.rollback", "snapshot lists " + name + " version " + std::to_string(it->second.version) +
@@ -361,7 +355,11 @@ Result<std::vector<std::string>> Client::all_target_names() {
       const auto& p = *targets_.at(parent);
       const auto& roles = p.delegations->roles;
       auto r = std::find_if(roles.begin(), roles.end(), [&](const DelegatedRole& d) { return d.name == role; });
-      t = BALLAST_TRY(load_targets_role(role, p.delegations->keys, r->keys));
+      auto loaded = load_targets_role(role, p.delegations->keys, r->keys);
+      // A role the snapshot does not list resolves no target (a lookup in its paths fails with
+      // tuf.missing-role); the listing is of what resolves, like names outside a role's paths.
+      if (!loaded && loaded.error().code == "tuf.missing-role") continue;
+      t = BALLAST_TRY(std::move(loaded));
     }
     for (const auto& [n, _] : t->targets) names.insert(n);
     if (t->delegations)
@@ -392,11 +390,18 @@ std::string Client::target_url(const TargetInfo& info) const {
   return targets_base_ + "/" + dir + h + "." + base;
 }
 
-Result<std::string> Client::download_target(const std::string& name, uint64_t max_bytes) {
+Result<std::string> Client::download_target(const std::string& name, uint64_t max_bytes, std::string local_copy) {
   auto info = BALLAST_TRY(target(name));
   if (info.length > max_bytes)
     return fail("tuf.too-large", name + " is " + std::to_string(info.length) + " bytes, more than the allowed " +
                                      std::to_string(max_bytes));
+  if (local_copy.empty() && !options_.target_cache_dir.empty())
+    local_copy = path_join(options_.target_cache_dir, escape_role(name));
+  if (!local_copy.empty()) {
+    if (auto have = read_file(local_copy, info.length + 1);
+        have && check_length_and_hashes(*have, info.length, info.hashes, "local copy of " + name))
+      return std::move(*have);
+  }
   auto resp = http_->get(target_url(info), info.length);
   if (!resp) {
     if (resp.error().code == "http.too-large")
@@ -404,15 +409,21 @@ Result<std::string> Client::download_target(const std::string& name, uint64_t ma
     return tl::unexpected(std::move(resp.error()));
   }
   BALLAST_CHECK(check_length_and_hashes(resp->body, info.length, info.hashes, "target " + name));
+  if (!local_copy.empty()) {
+    if (auto slash = local_copy.rfind('/'); slash != std::string::npos && slash > 0)
+      BALLAST_CHECK(make_dirs(local_copy.substr(0, slash), 0700));
+    BALLAST_CHECK(write_file_atomic(local_copy, resp->body));
+  }
   return std::move(resp->body);
 }
 
 std::string trusted_metadata_dir(const std::string& state_dir) { return path_join(state_dir, "tuf"); }
 
 Result<Client> open_repository(const std::string& state_dir, HttpClient& http, const Clock& clock,
-                               const std::string& repo_url, ClientOptions options) {
+                               const std::string& repo_url, ClientOptions options,
+                               const std::string& targets_base_url) {
   return Client::open(trusted_metadata_dir(state_dir), http, clock, layout::metadata_dir(repo_url),
-                      layout::targets_dir(repo_url), options);
+                      targets_base_url.empty() ? layout::targets_dir(repo_url) : targets_base_url, options);
 }
 
 uint64_t Client::root_version() const { return root_ ? root_->env.version : 0; }

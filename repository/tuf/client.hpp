@@ -23,6 +23,9 @@ struct ClientOptions {
   uint64_t max_metadata_size = 8 << 20;  // config repository.max_metadata_size; cap when no length is known
   unsigned max_root_rotations = 256;     // root versions fetched in one refresh at most
   unsigned max_delegations = 32;         // targets roles visited in one lookup at most
+  // Where download_target keeps verified targets (one file per name); a copy there that still
+  // matches the trusted length and hashes is not fetched again. Empty: nothing kept.
+  std::string target_cache_dir;
 };
 
 class Client {
@@ -60,7 +63,10 @@ class Client {
   Result<std::vector<TargetInfo>> targets();
 
   // The target's bytes, length and hashes verified; "tuf.too-large" when it exceeds max_bytes.
-  Result<std::string> download_target(const std::string& name, uint64_t max_bytes);
+  // `local_copy` (default: the target's file in options.target_cache_dir, if set): when that
+  // file already matches the trusted length and hashes its bytes are returned with no request;
+  // otherwise the verified download is written there atomically.
+  Result<std::string> download_target(const std::string& name, uint64_t max_bytes, std::string local_copy = "");
 
   // URL of the target file: with consistent snapshots DIR/<sha256>.BASENAME of the name.
   std::string target_url(const TargetInfo& info) const;
@@ -107,8 +113,10 @@ class Client {
 std::string trusted_metadata_dir(const std::string& state_dir);
 
 // A client for the repository at `repo_url`, laid out as `ballast repo` writes it:
-// REPO/metadata/ and REPO/targets/.
+// REPO/metadata/ and REPO/targets/; `targets_base_url` replaces REPO/targets for repositories
+// whose targets live apart from their metadata (a CDN for targets, for example).
 Result<Client> open_repository(const std::string& state_dir, HttpClient& http, const Clock& clock,
-                               const std::string& repo_url, ClientOptions options = {});
+                               const std::string& repo_url, ClientOptions options = {},
+                               const std::string& targets_base_url = "");
 
 }  // namespace ballast::repository::tuf

@@ -99,10 +99,15 @@ Envelope envelope_of(std::string_view bytes, const char* expected_type) {
   env.signed_json = obj_field(doc, "signed");
   const auto& sigs = field(doc, "signatures");
   if (!sigs.is_array()) throw Malformed("'signatures' is not a list");
+  std::set<std::string> signed_by;
   for (const auto& s : sigs) {
     auto raw = from_hex(str(s, "sig"));
     if (!raw) throw Malformed("signature is not hex");
-    env.signatures.push_back({str(s, "keyid"), std::move(*raw)});
+    auto keyid = str(s, "keyid");
+    // The specification allows one signature per key id; a repeated id is malformed metadata
+    // whatever the threshold, not merely a signature that does not count twice.
+    if (!signed_by.insert(keyid).second) throw Malformed("'signatures' lists key id " + keyid + " twice");
+    env.signatures.push_back({std::move(keyid), std::move(*raw)});
   }
   auto canon = canonical_json(env.signed_json);
   if (!canon) throw Malformed(canon.error().message);

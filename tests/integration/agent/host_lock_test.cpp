@@ -25,8 +25,10 @@
 #include "tests/integration/snapshot/tree_builders.hpp"
 #include "tests/integration/support/ballast_cli.hpp"
 #include "tests/integration/support/http_servers.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
+using namespace ballast::version_literals;
 using namespace ballast::testing;
 using namespace std::chrono_literals;
 
@@ -155,7 +157,7 @@ TEST_CASE("while one ballast stage writes the host a second fails at once naming
   CHECK(run_ballast(first.with_host({"--json", "boot", "list"})).success());
 
   CHECK(first.finish() == 0);
-  CHECK(*snapshot::is_read_only(h.layout().slot("1.0")));
+  CHECK(*snapshot::is_read_only(h.layout().slot("1.0"_v)));
   auto boot = boot::make_systemd_boot_control(h.paths);
   CHECK(entry_ids(*boot).size() == 1);
   // Once it is done, the lock is free again.
@@ -186,7 +188,7 @@ TEST_CASE("a writer started with --wait waits for the holder and then runs", "[h
   CHECK(wait_exit(waiter) == 0);
   // It ran after the first was done: everything was there already.
   CHECK_THAT(read_file(waiter.out).value_or(""), Catch::Contains("resumed: already complete: receive deploy boot-entry"));
-  CHECK(*snapshot::is_read_only(h.layout().slot("1.0")));
+  CHECK(*snapshot::is_read_only(h.layout().slot("1.0"_v)));
 }
 
 TEST_CASE("start-up recovery leaves debris alone while another process holds the host lock", "[host-lock]") {

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 
@@ -12,8 +13,10 @@
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "images/builder.hpp"
+#include "images/vhd.hpp"
 #include "snapshot/send.hpp"
 #include "snapshot/subvolume.hpp"
+#include "tests/integration/support/ballast_cli.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
 #include "tests/version_literal.hpp"
 
@@ -197,4 +200,43 @@ TEST_CASE("ballast install puts a Secure Boot release's signed systemd-boot on t
     CHECK(images::verify_signature(key.cert, copy));
   }
   (void)remove_tree(*keys);
+}
+
+TEST_CASE("ballast install onto a .vhd disk writes a fixed VHD of whole MiB that qemu-img reads as vpc") {
+  auto published = publish_minimal("1.0");
+  std::string image = published.fs->base_dir() + "/azure.vhd";
+  // By its suffix, with a size that is not a whole MiB (rounded up).
+  ballast::testing::run_ballast_ok({"install", "--disk", image, "--size", std::to_string((1ull << 30) + 12345), "-f",
+                                    published.stream, "--version", "1.0"});
+  auto info = run_checked({"qemu-img", "info", "-f", "vpc", "--output=json", image});
+  REQUIRE(info);
+  auto j = nlohmann::json::parse(info->out);
+  CHECK(j["format"] == "vpc");
+  CHECK(j["virtual-size"] == 1025ull << 20);
+  CHECK(images::read_fixed_vhd(image).value() == 1025ull << 20);
+  // The raw part is the disk: its ESP holds systemd-boot where the partition table says.
+  CHECK(esp_file(image, 1ull << 20, "/EFI/BOOT/BOOTX64.EFI") != "<missing>");
+
+  // Installing over it again (forced) leaves one footer, not two.
+  host::InstallOptions o;
+  o.disk = image;
+  o.format = host::DiskFormat::vhd;
+  o.force = true;
+  REQUIRE(host::install_to_disk(o, source("1.0", published.stream)));
+  CHECK(images::read_fixed_vhd(image).value() == 1025ull << 20);
+  struct stat st;
+  REQUIRE(::stat(image.c_str(), &st) == 0);
+  CHECK(static_cast<uint64_t>(st.st_size) == (1025ull << 20) + 512);
+}
+
+TEST_CASE("a failed install onto a .vhd removes the VHD it created") {
+  auto published = publish_minimal("1.0");
+  std::string image = published.fs->base_dir() + "/azure.vhd";
+  host::InstallOptions o;
+  o.disk = image;
+  o.size = 1ull << 30;
+  o.format = host::DiskFormat::vhd;
+  auto installed = host::install_to_disk(o, source("2.0", published.stream));  // the stream holds 1.0
+  REQUIRE_FALSE(installed);
+  CHECK_FALSE(path_exists(image));
 }

@@ -106,7 +106,7 @@ inline void install_first(SandboxHost& h, boot::BootControl& boot, const std::st
   boot::BootSimulator sim(h.paths);
   auto booted = sim.reboot();
   REQUIRE(booted);
-  REQUIRE(booted->version == version);
+  REQUIRE(booted->version.str() == version);
   REQUIRE(boot.bless(make_version(version)));
 }
 

@@ -34,14 +34,14 @@ TEST_CASE("a staged release has a read-only slot and deployment, a writable /etc
   auto staged = h.stage(*boot, "1.0", h.publish("1.0"));
   REQUIRE(staged);
   auto layout = h.layout();
-  CHECK(*snapshot::is_read_only(layout.slot("1.0")));
-  CHECK(*snapshot::is_read_only(layout.deployment("1.0")));
-  CHECK(*snapshot::is_subvolume(layout.deployment("1.0") + "/etc"));
-  CHECK_FALSE(*snapshot::is_read_only(layout.deployment("1.0") + "/etc"));
-  CHECK(write_file_atomic(layout.deployment("1.0") + "/etc/hostname", "changed\n"));
-  CHECK_FALSE(write_file_atomic(layout.deployment("1.0") + "/usr/lib/x", "no"));  // / is read-only
+  CHECK(*snapshot::is_read_only(layout.slot("1.0"_v)));
+  CHECK(*snapshot::is_read_only(layout.deployment("1.0"_v)));
+  CHECK(*snapshot::is_subvolume(layout.deployment("1.0"_v) + "/etc"));
+  CHECK_FALSE(*snapshot::is_read_only(layout.deployment("1.0"_v) + "/etc"));
+  CHECK(write_file_atomic(layout.deployment("1.0"_v) + "/etc/hostname", "changed\n"));
+  CHECK_FALSE(write_file_atomic(layout.deployment("1.0"_v) + "/usr/lib/x", "no"));  // / is read-only
   CHECK(path_exists(layout.var()));
-  auto fstab = read_file(layout.deployment("1.0") + "/etc/fstab");
+  auto fstab = read_file(layout.deployment("1.0"_v) + "/etc/fstab");
   REQUIRE(fstab);
   CHECK_THAT(*fstab, Catch::Contains(" /var btrfs subvol=@var 0 0"));
   CHECK_THAT(staged->entry_options, Catch::Contains("rootflags=subvol=@ballast/deploy/1.0 ro ballast.version=1.0"));
@@ -79,14 +79,14 @@ TEST_CASE("a release with a UKI stages as a Type #2 entry of the UKI's bytes, bo
   // The UKI's sealed command line, not the manifest's, is what a Type #2 entry boots.
   auto staged = h.stage(*boot, "2.0", h.publish("2.0", "1.0", true), "console=hvc0 signed.flag=1");
   REQUIRE(staged);
-  const std::string uki = h.layout().deployment("2.0") + images::kUkiPath;
+  const std::string uki = h.layout().deployment("2.0"_v) + images::kUkiPath;
   CHECK(staged->entry_options == images::uki_cmdline("2.0"_v, "console=ttyS0 quiet"));
   CHECK(*read_file(h.esp + "/EFI/Linux/ballast-2.0+3-0.efi") == *read_file(uki));
   CHECK_FALSE(path_exists(h.esp + "/ballast/2.0"));  // no kernel copy for a UKI
   CHECK(boot->entries()->front().version == "2.0"_v);
   CHECK(boot->entries()->front().uki);
 
-  REQUIRE(sim.reboot()->version == "2.0");
+  REQUIRE(sim.reboot()->version.str() == "2.0");
   CHECK(*read_file(h.cmdline) == images::uki_cmdline("2.0"_v, "console=ttyS0 quiet") + "\n");
   CHECK(*boot->booted_version() == "2.0"_v);
   REQUIRE(boot->bless("2.0"_v));
@@ -110,28 +110,28 @@ TEST_CASE("a delta stages on top of the booted version, carrying its /etc change
   auto boot = boot::make_systemd_boot_control(h.paths);
   install_first(h, *boot, "1.0");
   auto layout = h.layout();
-  REQUIRE(write_file_atomic(layout.deployment("1.0") + "/etc/motd", "admin's motd\n"));
+  REQUIRE(write_file_atomic(layout.deployment("1.0"_v) + "/etc/motd", "admin's motd\n"));
   // A mount the admin (or the installer) added: 2.0 boots read-only, so its mount point must exist.
-  auto fstab = read_file(layout.deployment("1.0") + "/etc/fstab");
+  auto fstab = read_file(layout.deployment("1.0"_v) + "/etc/fstab");
   REQUIRE(fstab);
-  REQUIRE(write_file_atomic(layout.deployment("1.0") + "/etc/fstab", *fstab + "UUID=ABCD-1234 /efi vfat umask=0077 0 2\n"));
+  REQUIRE(write_file_atomic(layout.deployment("1.0"_v) + "/etc/fstab", *fstab + "UUID=ABCD-1234 /efi vfat umask=0077 0 2\n"));
   std::string delta = h.publish("2.0", "1.0");
 
   auto staged = h.stage(*boot, "2.0", delta);
   REQUIRE(staged);
-  CHECK(*read_file(layout.deployment("2.0") + "/etc/motd") == "admin's motd\n");          // local change carried
-  CHECK(*read_file(layout.deployment("2.0") + "/etc/release-note") == "this is 2.0\n");  // new image's file
-  CHECK(*read_file(layout.slot("2.0") + "/etc/release-note") == "this is 2.0\n");
-  CHECK_THAT(*read_file(layout.deployment("2.0") + "/etc/fstab"), Catch::Contains(" /efi vfat"));
+  CHECK(*read_file(layout.deployment("2.0"_v) + "/etc/motd") == "admin's motd\n");          // local change carried
+  CHECK(*read_file(layout.deployment("2.0"_v) + "/etc/release-note") == "this is 2.0\n");  // new image's file
+  CHECK(*read_file(layout.slot("2.0"_v) + "/etc/release-note") == "this is 2.0\n");
+  CHECK_THAT(*read_file(layout.deployment("2.0"_v) + "/etc/fstab"), Catch::Contains(" /efi vfat"));
   struct stat efi;
-  CHECK((::stat((layout.deployment("2.0") + "/efi").c_str(), &efi) == 0 && S_ISDIR(efi.st_mode)));
+  CHECK((::stat((layout.deployment("2.0"_v) + "/efi").c_str(), &efi) == 0 && S_ISDIR(efi.st_mode)));
 
   auto status = host::read_host_status(layout, *boot, *boot->booted_version());
   REQUIRE(status);
   REQUIRE(status->booted);
-  CHECK(status->booted->version == "1.0");
+  CHECK(status->booted->version.str() == "1.0");
   REQUIRE(status->staged);
-  CHECK(status->staged->version == "2.0");
+  CHECK(status->staged->version.str() == "2.0");
   CHECK(status->staged->entry->state == boot::EntryState::indeterminate);
   auto j = host::status_to_json(*status);
   CHECK(j["kind"] == "BallastHost");
@@ -143,7 +143,7 @@ TEST_CASE("a delta stages on top of the booted version, carrying its /etc change
   boot::BootSimulator sim(h.paths);
   auto next = sim.reboot();
   REQUIRE(next);
-  CHECK(next->version == "2.0");
+  CHECK(next->version.str() == "2.0");
 }
 
 TEST_CASE("a stream whose image version is not the release's is refused and leaves nothing behind") {
@@ -173,26 +173,26 @@ TEST_CASE("a stage killed at any journaled step leaves the booted system untouch
       CHECK(killed->signal == SIGKILL);
       // The booted deployment and its entry are untouched; an entry for 2.0 exists only when its
       // deployment is complete (the entry is written last).
-      CHECK(*snapshot::is_read_only(h.layout().deployment("1.0")));
+      CHECK(*snapshot::is_read_only(h.layout().deployment("1.0"_v)));
       auto ids = entry_ids(*boot);
       CHECK(std::find(ids.begin(), ids.end(), before.front()) != ids.end());
       auto after_kill = boot->entries();
       REQUIRE(after_kill);
       for (const auto& e : *after_kill)
-        if (e.version == "2.0"_v) CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
+        if (e.version == "2.0"_v) CHECK(*snapshot::is_read_only(h.layout().deployment("2.0"_v)));
 
       auto retried = h.stage_cli("2.0", delta);
       REQUIRE(retried);
       INFO(retried->err);
       CHECK(retried->success());
       CHECK(list_dir(h.layout().partial_dir())->empty());
-      CHECK(*snapshot::is_read_only(h.layout().slot("2.0")));
-      CHECK(*snapshot::is_read_only(h.layout().deployment("2.0")));
+      CHECK(*snapshot::is_read_only(h.layout().slot("2.0"_v)));
+      CHECK(*snapshot::is_read_only(h.layout().deployment("2.0"_v)));
       auto status = host::read_host_status(h.layout(), *boot, "1.0"_v);
       REQUIRE(status);
       REQUIRE(status->staged);
-      CHECK(status->staged->version == "2.0");
-      CHECK(status->booted->version == "1.0");
+      CHECK(status->staged->version.str() == "2.0");
+      CHECK(status->booted->version.str() == "1.0");
     }
   }
 }
@@ -227,9 +227,9 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
   INFO(r.error().describe());
   CHECK(r.error().sys_errno == ENOSPC);
   CHECK(list_dir(small.layout().partial_dir())->empty());
-  CHECK_FALSE(path_exists(small.layout().slot("2.0")));
+  CHECK_FALSE(path_exists(small.layout().slot("2.0"_v)));
   CHECK(entry_ids(*boot).size() == 1);
-  CHECK(*snapshot::is_read_only(small.layout().deployment("1.0")));
+  CHECK(*snapshot::is_read_only(small.layout().deployment("1.0"_v)));
 
   // With the manifest's size known, the stage is refused before anything is written.
   auto booted = boot->booted_version();
@@ -248,7 +248,7 @@ TEST_CASE("a stage that runs out of space midway is cleaned up and the booted sy
   CHECK(cli->exit_code == 1);
   CHECK(cli->err.find("[stage.no-space]") != std::string::npos);
   CHECK(list_dir(small.layout().partial_dir())->empty());
-  CHECK_FALSE(path_exists(small.layout().slot("2.0")));
+  CHECK_FALSE(path_exists(small.layout().slot("2.0"_v)));
 }
 
 TEST_CASE("retention across five releases keeps the booted, staged and previous good versions only") {
@@ -261,7 +261,7 @@ TEST_CASE("retention across five releases keeps the booted, staged and previous 
     REQUIRE(h.stage(*boot, v, h.publish(v, prev)));
     auto booted = sim.reboot();
     REQUIRE(booted);
-    REQUIRE(booted->version == v);
+    REQUIRE(booted->version.str() == v);
     REQUIRE(boot->bless(make_version(v)));
     auto status = host::read_host_status(h.layout(), *boot, make_version(v));
     REQUIRE(status);
@@ -271,8 +271,8 @@ TEST_CASE("retention across five releases keeps the booted, staged and previous 
     prev = v;
   }
   // Booted 5, previous good 4, and one more good (3): keep = 3.
-  CHECK(*snapshot::list_slots(h.layout()) == std::vector<std::string>{"3", "4", "5"});
-  CHECK(*snapshot::list_deployments(h.layout()) == std::vector<std::string>{"3", "4", "5"});
+  CHECK(*snapshot::list_slots(h.layout()) == std::vector<Version>{"3"_v, "4"_v, "5"_v});
+  CHECK(*snapshot::list_deployments(h.layout()) == std::vector<Version>{"3"_v, "4"_v, "5"_v});
   CHECK(entry_ids(*boot).size() == 3);
   CHECK_FALSE(path_exists(h.esp + "/ballast/1"));
   CHECK_FALSE(path_exists(h.esp + "/ballast/2"));
@@ -318,7 +318,7 @@ void three_releases(SandboxHost& h, boot::BootControl& boot) {
   boot::BootSimulator sim(h.paths);
   for (auto [v, prev] : {std::pair{"2", "1"}, std::pair{"3", "2"}}) {
     REQUIRE(h.stage(boot, v, h.publish(v, prev)));
-    REQUIRE(sim.reboot()->version == v);
+    REQUIRE(sim.reboot()->version.str() == v);
     REQUIRE(boot.bless(make_version(v)));
   }
 }
@@ -338,8 +338,8 @@ TEST_CASE("a stage without room on the ESP has retention remove the oldest versi
 
   auto staged = h.stage(*boot, "4", h.publish("4", "3"));
   if (!staged) FAIL(staged.error().describe());
-  CHECK(*snapshot::list_deployments(h.layout()) == std::vector<std::string>{"2", "3", "4"});
-  CHECK(*snapshot::list_slots(h.layout()) == std::vector<std::string>{"2", "3", "4"});
+  CHECK(*snapshot::list_deployments(h.layout()) == std::vector<Version>{"2"_v, "3"_v, "4"_v});
+  CHECK(*snapshot::list_slots(h.layout()) == std::vector<Version>{"2"_v, "3"_v, "4"_v});
   CHECK(entry_ids(*boot) == std::vector<std::string>{"ballast-4+3-0.conf", "ballast-3.conf", "ballast-2.conf"});
   CHECK_FALSE(path_exists(h.esp + "/ballast/1"));
   CHECK(path_exists(h.esp + "/ballast/4/vmlinuz"));
@@ -370,5 +370,5 @@ TEST_CASE("a stage that cannot fit on the ESP even after retention fails with bo
     REQUIRE(names);
     for (const auto& name : *names) CHECK(name.find(".tmp") == std::string::npos);
   }
-  CHECK(*snapshot::is_read_only(h.layout().deployment("3")));
+  CHECK(*snapshot::is_read_only(h.layout().deployment("3"_v)));
 }

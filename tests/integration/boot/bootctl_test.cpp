@@ -106,14 +106,14 @@ TEST_CASE("bootctl reads ballast's entries in ballast's boot order with the same
   CHECK(control->entries()->front().version == "2024.01.02"_v);
 
   BootSimulator sim(paths);
-  REQUIRE(sim.reboot()->version == "2024.01.02");
+  REQUIRE(sim.reboot()->version.str() == "2024.01.02");
   check_bootctl_agrees(host, *control);
-  REQUIRE(sim.reboot()->version == "2024.01.02");
+  REQUIRE(sim.reboot()->version.str() == "2024.01.02");
   // Exhausted: bootctl, like ballast, now puts the newest good entry first and the spent one last.
   check_bootctl_agrees(host, *control);
   CHECK(control->entries()->front().version == "2~rc1"_v);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-2_trc1.conf");
-  REQUIRE(sim.reboot()->version == "2~rc1");
+  REQUIRE(sim.reboot()->version.str() == "2~rc1");
 
   REQUIRE(control->prefer("1.10"_v));
   check_bootctl_agrees(host, *control);
@@ -138,21 +138,21 @@ TEST_CASE("bootctl reads ballast's UKIs among its Type #1 entries in ballast's b
   CHECK(bootctl_list(host.esp()).front().id == "ballast-2024.01.02.efi");
 
   BootSimulator sim(paths);
-  REQUIRE(sim.reboot()->version == "2024.01.02");
+  REQUIRE(sim.reboot()->version.str() == "2024.01.02");
   CHECK(*read_file(host.cmdline()) == images::uki_cmdline("2024.01.02"_v, "") + "\n");
   check_bootctl_agrees(host, *control);
-  REQUIRE(sim.reboot()->version == "2024.01.02");
+  REQUIRE(sim.reboot()->version.str() == "2024.01.02");
   // The UKI's trial is exhausted: the newest good entry, a Type #1 one, boots next.
   check_bootctl_agrees(host, *control);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-2_trc1.conf");
-  REQUIRE(sim.reboot()->version == "2~rc1");
+  REQUIRE(sim.reboot()->version.str() == "2~rc1");
 
   REQUIRE(control->prefer("1.10"_v));
   check_bootctl_agrees(host, *control);
   CHECK(bootctl_list(host.esp()).front().id == "ballast-1.10.efi");
   REQUIRE(control->set_oneshot("1.9"_v));
-  REQUIRE(sim.reboot()->version == "1.9");
-  REQUIRE(sim.reboot()->version == "1.10");
+  REQUIRE(sim.reboot()->version.str() == "1.9");
+  REQUIRE(sim.reboot()->version.str() == "1.10");
   REQUIRE(control->remove("2024.01.02"_v));
   check_bootctl_agrees(host, *control);
 }
@@ -165,7 +165,7 @@ TEST_CASE("bootctl sees a blessed trial entry without a counter", "[boot][bootct
   REQUIRE(control->bless("1"_v));
   REQUIRE(control->install(spec_for(host, "2", 0)));
   BootSimulator sim(paths);
-  REQUIRE(sim.reboot()->version == "2");
+  REQUIRE(sim.reboot()->version.str() == "2");
   REQUIRE(control->bless("2"_v));
   auto theirs = bootctl_list(host.esp());
   REQUIRE(theirs.size() == 2);

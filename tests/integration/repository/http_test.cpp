@@ -138,7 +138,7 @@ TEST_CASE("a metadata 404 or 403 is final and not requested again", "[repository
   CHECK(site.requests_for("2.root.json") == 1);
   auto forbidden = site.http->get(site.server->url() + "timestamp.json", 1 << 20);
   REQUIRE_FALSE(forbidden);
-  CHECK(forbidden.error().code == "http.status");
+  CHECK(forbidden.error().code == "http.forbidden");  // with the likely cause in the message
   CHECK(site.requests_for("timestamp.json") == 1);
 }
 

@@ -8,18 +8,14 @@
 
 #include "common/file.hpp"
 #include "common/process.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 
 namespace {
-
 const std::string kInterop = std::string(BALLAST_SOURCE_ROOT) + "/tests/interop";
 const std::string kBallast = std::string(BALLAST_BUILD_ROOT) + "/agent/ballast";
-
-struct TempDir {
-  std::string path = *make_temp_dir("ballast-tuf-interop");
-  ~TempDir() { (void)remove_tree(path); }
-};
 
 void require_npm_peers() {
   INFO("the npm peers are missing: run `npm ci` in " << kInterop);

@@ -102,10 +102,7 @@ Result<std::unique_ptr<FaultyHttpServer>> FaultyHttpServer::start(const std::str
   s->proc_ = BALLAST_TRY(ChildProcess::spawn({"python3", BALLAST_SOURCE_ROOT "/tests/integration/support/faulty_http_server.py",
                                               "--root", root, "--rules", s->dir_ + "/rules.json", "--log",
                                               s->dir_ + "/requests.log", "--port-file", port_file}));
-  for (int i = 0; i < 500 && !path_exists(port_file); ++i) std::this_thread::sleep_for(10ms);
-  auto port = read_file(port_file);
-  if (!port) return fail("test.server", "the faulty HTTP server did not start");
-  s->port_ = std::stoi(*port);
+  s->port_ = BALLAST_TRY(with_context(wait_for_port_file(port_file), "the faulty HTTP server did not start"));
   return s;
 }
 
@@ -133,6 +130,12 @@ uint64_t FaultyHttpServer::bytes_served() const {
   uint64_t n = 0;
   for (const auto& r : requests()) n += r["bytes"].get<uint64_t>();
   return n;
+}
+
+Result<int> wait_for_port_file(const std::string& port_file) {
+  for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto text = BALLAST_TRY(read_file(port_file));
+  return std::stoi(text);
 }
 
 Status make_test_certificates(const std::string& d) {

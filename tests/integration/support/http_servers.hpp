@@ -38,6 +38,9 @@ class ChildProcess {
 // server.key) and a client certificate (client.pem, client.key) signed by it, made in `dir`.
 Status make_test_certificates(const std::string& dir);
 
+// The port a test server wrote to `port_file` once it listened (waits up to 10 s for the file).
+Result<int> wait_for_port_file(const std::string& port_file);
+
 class FaultyHttpServer {
  public:
   // Serves `root`.

@@ -39,9 +39,9 @@ struct FakeSource : ReleaseSource {
   }
   std::vector<std::string> loader_updates;  // versions whose loader went onto the ESP
   std::optional<Error> loader_error;
-  Result<boot::LoaderUpdate> update_loader(const std::string& version) override {
+  Result<boot::LoaderUpdate> update_loader(const Version& version) override {
     if (loader_error) return tl::unexpected(*loader_error);
-    loader_updates.push_back(version);
+    loader_updates.push_back(version.str());
     return boot::LoaderUpdate::updated;
   }
 };

@@ -12,7 +12,7 @@ using namespace ballast::version_literals;
 
 DeploymentStatus version(const std::string& v, boot::EntryState state) {
   DeploymentStatus d;
-  d.version = v;
+  d.version = make_version(v);
   d.slot = d.deployment = true;
   boot::BootEntry e;
   e.version = make_version(v);
@@ -37,19 +37,19 @@ HostStatus six_versions() {
 
 TEST_CASE("retention keeps the booted, staged and rollback versions and removes the rest") {
   auto plan = plan_retention(six_versions(), 3, {});
-  CHECK(plan.keep == std::vector<std::string>{"6", "5", "3"});
-  CHECK(plan.remove == std::vector<std::string>{"4", "2", "1"});
+  CHECK(plan.keep == std::vector<Version>{"6"_v, "5"_v, "3"_v});
+  CHECK(plan.remove == std::vector<Version>{"4"_v, "2"_v, "1"_v});
 }
 
 TEST_CASE("retention fills spare room with good versions before bad ones") {
   auto plan = plan_retention(six_versions(), 4, {});
-  CHECK(plan.keep == std::vector<std::string>{"6", "5", "3", "2"});
+  CHECK(plan.keep == std::vector<Version>{"6"_v, "5"_v, "3"_v, "2"_v});
 }
 
 TEST_CASE("retention never removes a slot a planned delta needs as its parent, nor the booted one") {
-  auto plan = plan_retention(six_versions(), 3, {"1"});
-  CHECK(std::find(plan.keep.begin(), plan.keep.end(), "1") != plan.keep.end());
-  CHECK(std::find(plan.keep.begin(), plan.keep.end(), "5") != plan.keep.end());
+  auto plan = plan_retention(six_versions(), 3, {"1"_v});
+  CHECK(std::find(plan.keep.begin(), plan.keep.end(), "1"_v) != plan.keep.end());
+  CHECK(std::find(plan.keep.begin(), plan.keep.end(), "5"_v) != plan.keep.end());
   auto tight = plan_retention(six_versions(), 1, {});
-  CHECK(std::find(tight.keep.begin(), tight.keep.end(), "5") != tight.keep.end());
+  CHECK(std::find(tight.keep.begin(), tight.keep.end(), "5"_v) != tight.keep.end());
 }

@@ -33,8 +33,8 @@ struct Rig {
     boot.set_booted("1.0"_v);
   }
   ~Rig() { (void)remove_tree(state); }
-  UpdateFlow start() {
-    auto f = UpdateFlow::open(state, FlowPorts{boot, source, gate, rebooter, health, reporter, clock});
+  UpdateFlow start(RollbackBy rollback_by = RollbackBy::agent) {
+    auto f = UpdateFlow::open(state, FlowPorts{boot, source, gate, rebooter, health, reporter, clock}, rollback_by);
     REQUIRE(f);
     return std::move(*f);
   }
@@ -106,6 +106,24 @@ TEST_CASE("an unhealthy update is marked bad, falls back, is recorded as rolled 
   int stages = rig.source.stages;
   CHECK(run(back) == std::vector<S>{S::checking, S::idle});
   CHECK(rig.source.stages == stages);
+}
+
+TEST_CASE("with a controller rolling back, an unhealthy update is marked bad and fails with health.failed, without a reboot") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.health.healthy = false;
+  auto flow = rig.start(RollbackBy::controller);
+  run(flow);
+  rig.reboot_machine();
+  auto on_target = rig.start(RollbackBy::controller);
+  CHECK(run(on_target) == std::vector<S>{S::failed, S::idle});
+  CHECK(rig.rebooter.reboots == 1);  // only the one into 2.0: the controller decides the way back
+  CHECK(*rig.boot.booted_version() == "2.0"_v);
+  CHECK_THAT(on_target.record().history.back()["error"].get<std::string>(), Catch::Contains("[health.failed]"));
+  CHECK(on_target.record().history.back()["result"] == "failed");
+  // Marked bad: if the node reboots before the controller acts, boot counting falls back anyway.
+  rig.reboot_machine();
+  CHECK(*rig.boot.booted_version() == "1.0"_v);
 }
 
 TEST_CASE("a target that never comes up is rolled back once boot counting gives up on it") {

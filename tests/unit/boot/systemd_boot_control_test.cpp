@@ -178,7 +178,7 @@ TEST_CASE("a default naming a ballast entry is removed when a trial entry is ins
   CHECK(*read_file(path_join(host.paths.esp_path, "loader/loader.conf")) == "timeout 3\neditor no\n");
   CHECK(!efi->read_string("LoaderEntryDefault")->has_value());
   BootSimulator sim(host.paths);
-  CHECK(sim.reboot()->version == "2");
+  CHECK(sim.reboot()->version.str() == "2");
 }
 
 TEST_CASE("a default naming another OS's entry is left alone", "[boot][systemd-boot]") {
@@ -259,7 +259,7 @@ TEST_CASE("remove deletes the entry and its kernel files but never the booted ve
   REQUIRE(control->install(host.spec("2", 0)));
   REQUIRE(control->bless("1"_v));
   BootSimulator sim(host.paths);
-  REQUIRE(sim.reboot()->version == "2");
+  REQUIRE(sim.reboot()->version.str() == "2");
   REQUIRE(control->set_oneshot("1"_v));
   CHECK(control->remove("2"_v).error().code == "boot.busy");
   REQUIRE(control->remove("1"_v));

@@ -5,15 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include "common/file.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
-
-namespace {
-struct TempDir {
-  std::string path = *make_temp_dir("ballast-file-test");
-  ~TempDir() { (void)remove_tree(path); }
-};
-}  // namespace
+using ballast::testing::TempDir;
 
 TEST_CASE("an atomic write replaces the content and leaves no temporary file") {
   TempDir t;

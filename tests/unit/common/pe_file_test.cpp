@@ -3,9 +3,11 @@
 
 #include "common/file.hpp"
 #include "common/pe_file.hpp"
+#include "tests/temp_dir.hpp"
 #include "tests/unit/support/pe_image.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 
 using ballast::pe_testing::pe_image;
 
@@ -72,9 +74,15 @@ TEST_CASE("an image with a PKCS#7 WIN_CERTIFICATE in its certificate table is si
   pe_testing::put_le(bytes, directories + 32, static_cast<uint32_t>(cert_at), 4);
   pe_testing::put_le(bytes, directories + 36, 16, 4);
   CHECK(*pe::has_authenticode_signature(bytes));
+  TempDir dir;
+  const std::string file = path_join(dir.path, "signed.efi");
+  REQUIRE(write_file_atomic(file, bytes));
+  CHECK(*pe::has_authenticode_signature_of_file(file));  // the same answer from the headers and 8 bytes
 
   pe_testing::put_le(bytes, cert_at + 6, 0x0001, 2);  // an X.509 certificate is no Authenticode signature
   CHECK_FALSE(*pe::has_authenticode_signature(bytes));
   pe_testing::put_le(bytes, directories + 36, 0x10000, 4);  // a table past the end of the file
   CHECK(pe::has_authenticode_signature(bytes).error().code == "pe.malformed");
+  REQUIRE(write_file_atomic(file, bytes));
+  CHECK(pe::has_authenticode_signature_of_file(file).error().code == "pe.malformed");
 }

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "tests/unit/repository/tuf_test_repo.hpp"
 
 using namespace ballast;
@@ -233,7 +235,7 @@ TEST_CASE("signatures are counted once per key against the threshold", "[tuf]") 
     auto second = std::move(r.keys["targets"][1]);
     r.keys["targets"][1] = PrivateKey::from_pem(*r.keys["targets"][0].to_pem()).value();
     r.publish();
-    CHECK(r.refresh_code() == "tuf.threshold");
+    CHECK(r.refresh_code() == "tuf.bad-metadata");
   }
   SECTION("both sign") {
     r.publish();
@@ -526,4 +528,116 @@ TEST_CASE("load_trusted serves targets from what the last refresh trusted, witho
   // Trusted files altered on disk are refused, not used.
   REQUIRE(write_file_atomic(r.state_dir + "/tuf/snapshot.json", "{}"));
   CHECK_FALSE(r.client()->load_trusted());
+}
+
+TEST_CASE("a signatures list naming one key id twice is refused whatever the threshold", "[tuf]") {
+  Fixture r;
+  r.bump_all();
+  r.publish();
+  // Threshold 1 and a valid signature: only the repeated key id is wrong.
+  auto doc = json::parse(r.get_meta("2.targets.json"));
+  doc["signatures"].push_back(doc["signatures"][0]);
+  r.put_meta("2.targets.json", doc.dump());
+  r.snapshot["meta"]["targets.json"] = {{"version", 2}};
+  r.publish_snapshot_and_timestamp();
+  auto c = r.client();
+  REQUIRE(c);
+  auto st = c->refresh();
+  REQUIRE_FALSE(st);
+  CHECK(st.error().code == "tuf.bad-metadata");
+  CHECK(st.error().message.find("twice") != std::string::npos);
+}
+
+TEST_CASE("delegated roles are fetched by the lookup that needs them, not by a refresh", "[tuf]") {
+  TestRepo r;
+  delegate(r, "targets", "releases", {"releases/*/*"});
+  add_delegated_target(r, "releases", "releases/1.0/manifest.json", "one");
+  r.add_target("top", "top level");
+  r.publish_root();
+  r.publish();
+  r.trust();
+  auto c = r.client();
+  REQUIRE(c->refresh());
+  for (const auto& url : r.http.requests) CHECK(url.find("releases.json") == std::string::npos);
+  CHECK(*c->download_target("top", 100) == "top level");
+  CHECK_FALSE(path_exists(r.state_dir + "/tuf/delegated/releases.json"));
+  CHECK(*c->download_target("releases/1.0/manifest.json", 100) == "one");
+  CHECK(path_exists(r.state_dir + "/tuf/delegated/releases.json"));
+}
+
+TEST_CASE("a delegated role the new snapshot no longer lists fails only the lookups that need it", "[tuf]") {
+  TestRepo r;
+  delegate(r, "targets", "releases", {"releases/*/*"});
+  add_delegated_target(r, "releases", "releases/1.0/manifest.json", "one");
+  r.add_target("top", "top level");
+  r.publish_root();
+  r.publish();
+  r.trust();
+  {
+    auto c = r.client();
+    REQUIRE(c->refresh());
+    REQUIRE(c->target("releases/1.0/manifest.json"));  // trusted, kept in the state dir
+  }
+  // The next publication still delegates to "releases" but its snapshot does not list it.
+  r.delegated.erase("releases");
+  r.snapshot["meta"].erase("releases.json");
+  r.bump_all();
+  r.publish();
+  auto c = r.client();
+  auto st = c->refresh();
+  INFO((st ? "" : st.error().describe()));
+  REQUIRE(st);
+  CHECK(c->snapshot_version() == 2);
+  CHECK(*c->download_target("top", 100) == "top level");
+  CHECK(c->target("releases/1.0/manifest.json").error().code == "tuf.missing-role");
+  auto all = c->targets();
+  REQUIRE(all);
+  REQUIRE(all->size() == 1);
+  CHECK((*all)[0].name == "top");
+}
+
+TEST_CASE("a target whose local copy matches the trusted length and hashes is not fetched again", "[tuf]") {
+  Fixture r;
+  const std::string name = "releases/1.0/manifest.json";
+  const std::string copy = r.state_dir + "/out/manifest.json";
+  auto c = r.client();
+  REQUIRE(c->refresh());
+  REQUIRE(*c->download_target(name, 1 << 20, copy) == "manifest one");
+  CHECK(*read_file(copy) == "manifest one");
+  auto fetches = [&] {
+    return std::count_if(r.http.requests.begin(), r.http.requests.end(),
+                         [](const std::string& u) { return u.find("/targets/") != std::string::npos; });
+  };
+  auto before = fetches();
+  CHECK(*c->download_target(name, 1 << 20, copy) == "manifest one");
+  CHECK(fetches() == before);
+  SECTION("a local copy that differs is replaced by the verified download") {
+    REQUIRE(write_file_atomic(copy, "manifest 0ne"));
+    CHECK(*c->download_target(name, 1 << 20, copy) == "manifest one");
+    CHECK(fetches() == before + 1);
+    CHECK(*read_file(copy) == "manifest one");
+  }
+  SECTION("the client's target cache serves download_target without a path") {
+    ClientOptions o;
+    o.target_cache_dir = r.state_dir + "/cache";
+    auto cached = r.client(o);
+    REQUIRE(cached->refresh());
+    REQUIRE(cached->download_target(name, 1 << 20));
+    auto after_first = fetches();
+    CHECK(*cached->download_target(name, 1 << 20) == "manifest one");
+    CHECK(fetches() == after_first);
+  }
+}
+
+TEST_CASE("targets are fetched from a target base URL apart from the metadata", "[tuf]") {
+  Fixture r;
+  auto c = open_repository(r.state_dir, r.http, r.clock, "https://repo.test", {}, "https://cdn.test/t");
+  REQUIRE(c);
+  REQUIRE(c->refresh());
+  auto info = c->target("releases/1.0/manifest.json");
+  REQUIRE(info);
+  CHECK(c->target_url(*info).rfind("https://cdn.test/t/releases/1.0/", 0) == 0);
+  CHECK(c->download_target("releases/1.0/manifest.json", 1 << 20).error().code == "http.not-found");
+  r.http.files[c->target_url(*info)] = "manifest one";
+  CHECK(*c->download_target("releases/1.0/manifest.json", 1 << 20) == "manifest one");
 }

@@ -16,6 +16,7 @@ using namespace ballast;
 using namespace std::chrono_literals;
 using ballast::testing::FleetLockServer;
 using ballast::testing::SimulatedHost;
+using ballast::testing::require_ended_cleanly;
 
 namespace {
 
@@ -60,13 +61,6 @@ struct LockedHost {
     return *r;
   }
 };
-
-void require_ended_cleanly(std::future<Result<ProcessResult>>& daemon) {
-  auto r = daemon.get();
-  REQUIRE(r);
-  INFO(r->err);
-  REQUIRE(r->exit_code == 0);
-}
 
 }  // namespace
 

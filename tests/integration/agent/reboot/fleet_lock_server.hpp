@@ -42,10 +42,9 @@ struct FleetLockServer {
     auto p = ChildProcess::spawn(argv);
     REQUIRE(p);
     proc = std::move(*p);
-    for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(10ms);
-    auto text = read_file(port_file);
-    REQUIRE(text);
-    port = std::stoi(*text);
+    auto listening = wait_for_port_file(port_file);
+    REQUIRE(listening);
+    port = *listening;
   }
   ~FleetLockServer() {
     proc.stop();

@@ -4,6 +4,8 @@
 // checks a second after start with reboot.strategy "immediate" (drop_in() overrides it).
 #pragma once
 
+#include <future>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -84,5 +86,12 @@ struct SimulatedHost {
   }
 };
 
+// A daemon started in the background (std::async over run_process) ended by itself and cleanly.
+inline void require_ended_cleanly(std::future<Result<ProcessResult>>& daemon) {
+  auto r = daemon.get();
+  REQUIRE(r);
+  INFO(r->err);
+  REQUIRE(r->exit_code == 0);
+}
 
 }  // namespace ballast::testing

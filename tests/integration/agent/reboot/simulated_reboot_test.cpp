@@ -6,8 +6,10 @@
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "tests/integration/agent/reboot/simulated_host.hpp"
+#include "tests/version_literal.hpp"
 
 using namespace ballast;
+using namespace ballast::version_literals;
 using ballast::testing::kBallast;
 using ballast::testing::SimulatedHost;
 
@@ -31,8 +33,8 @@ TEST_CASE("under --sysroot the daemon runs the booted deployment's health checks
   SimulatedHost s;
   s.update_to_2();
   // A required check that fails, in 2.0's own writable /etc: only 2.0 booted runs it.
-  std::string check = s.h.layout().deployment("2.0") + "/etc/ballast/health.d/required/50-local";
-  REQUIRE(make_dirs(s.h.layout().deployment("2.0") + "/etc/ballast/health.d/required"));
+  std::string check = s.h.layout().deployment("2.0"_v) + "/etc/ballast/health.d/required/50-local";
+  REQUIRE(make_dirs(s.h.layout().deployment("2.0"_v) + "/etc/ballast/health.d/required"));
   REQUIRE(write_file_atomic(check, "#!/bin/sh\necho broken >&2\nexit 1\n", 0755));
 
   auto r = s.daemon();  // resumes at verifying: unhealthy, marked bad, rebooted

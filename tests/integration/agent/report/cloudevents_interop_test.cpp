@@ -16,20 +16,16 @@
 #include "agent/report/outbox.hpp"
 #include "common/file.hpp"
 #include "tests/integration/support/http_servers.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 using namespace ballast::agent::report;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
 namespace {
-
 const std::string kInterop = std::string(BALLAST_SOURCE_ROOT) + "/tests/interop";
-
-struct TempDir {
-  std::string path = *make_temp_dir("ballast-ce-interop");
-  ~TempDir() { (void)remove_tree(path); }
-};
 
 struct Sink {
   testing::ChildProcess proc;
@@ -90,7 +86,7 @@ TEST_CASE("events reach a cloudevents SDK sink across a sink outage and an agent
     o.dir = t.path + "/state/outbox";
     o.node_id = "interop-node";
     o.endpoint = "http://127.0.0.1:" + std::to_string(port) + "/events";
-    o.bearer_token_file = t.path + "/token";
+    o.credentials = repository::bearer_file_credentials(t.path + "/token");
     o.backoff_initial = 1ms;
     o.backoff_max = 10ms;
     return o;

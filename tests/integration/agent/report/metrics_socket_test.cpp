@@ -10,17 +10,13 @@
 #include "agent/report/metrics.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 using namespace ballast::agent::report;
 
 namespace {
-
-struct TempDir {
-  std::string path = *make_temp_dir("ballast-metrics-socket");
-  ~TempDir() { (void)remove_tree(path); }
-};
-
 // Runs the loop on its own thread until destroyed; the metrics are not touched meanwhile.
 struct LoopThread {
   sd_event* event = nullptr;

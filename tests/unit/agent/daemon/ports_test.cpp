@@ -5,17 +5,14 @@
 #include "boot/boot_control.hpp"
 #include "common/file.hpp"
 #include "tests/version_literal.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 using namespace ballast::agent;
 
 namespace {
 using namespace ballast::version_literals;
-
-struct TempDir {
-  std::string path = make_temp_dir("ballast-ports").value();
-  ~TempDir() { (void)remove_tree(path); }
-};
 
 void check_script(const std::string& path, int exit_code) {
   REQUIRE(write_file_atomic(path, "#!/bin/sh\nexit " + std::to_string(exit_code) + "\n", 0755));
@@ -32,18 +29,18 @@ std::vector<std::string> names(const HealthReport& r) {
 TEST_CASE("seen from outside (--sysroot), the health checks are those of the booted deployment, its /usr and its /etc") {
   TempDir sysroot;
   snapshot::HostLayout host(sysroot.path);
-  REQUIRE(make_dirs(host.deployment("1.0") + "/usr/lib/ballast/health.d/required"));
-  check_script(host.deployment("1.0") + "/usr/lib/ballast/health.d/required/10-userland", 0);
-  REQUIRE(make_dirs(host.deployment("2.0") + "/usr/lib/ballast/health.d/required"));
-  check_script(host.deployment("2.0") + "/usr/lib/ballast/health.d/required/10-userland", 0);
-  check_script(host.deployment("2.0") + "/usr/lib/ballast/health.d/required/50-app", 1);
+  REQUIRE(make_dirs(host.deployment("1.0"_v) + "/usr/lib/ballast/health.d/required"));
+  check_script(host.deployment("1.0"_v) + "/usr/lib/ballast/health.d/required/10-userland", 0);
+  REQUIRE(make_dirs(host.deployment("2.0"_v) + "/usr/lib/ballast/health.d/required"));
+  check_script(host.deployment("2.0"_v) + "/usr/lib/ballast/health.d/required/10-userland", 0);
+  check_script(host.deployment("2.0"_v) + "/usr/lib/ballast/health.d/required/50-app", 1);
   // The admin's check in 2.0's own /etc.
-  REQUIRE(make_dirs(host.deployment("2.0") + "/etc/ballast/health.d/wanted"));
-  check_script(host.deployment("2.0") + "/etc/ballast/health.d/wanted/90-local", 0);
+  REQUIRE(make_dirs(host.deployment("2.0"_v) + "/etc/ballast/health.d/wanted"));
+  check_script(host.deployment("2.0"_v) + "/etc/ballast/health.d/wanted/90-local", 0);
 
-  CHECK(deployment_health_dirs(host, "2.0") ==
-        std::vector<std::string>{host.deployment("2.0") + "/usr/lib/ballast/health.d",
-                                 host.deployment("2.0") + "/etc/ballast/health.d"});
+  CHECK(deployment_health_dirs(host, "2.0"_v) ==
+        std::vector<std::string>{host.deployment("2.0"_v) + "/usr/lib/ballast/health.d",
+                                 host.deployment("2.0"_v) + "/etc/ballast/health.d"});
   boot::FakeBootControl boot;
   HealthOptions o;
   o.dirs = {"/nonexistent/must-not-be-used"};
@@ -77,7 +74,6 @@ TEST_CASE("seen from outside, health checks fail clearly when no version has boo
 }
 
 namespace {
-
 boot::KernelSpec kernel(const Version& v) {
   boot::KernelSpec k;
   k.version = v;

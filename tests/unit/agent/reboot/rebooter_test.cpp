@@ -4,18 +4,14 @@
 
 #include "common/file.hpp"
 #include "tests/version_literal.hpp"
+#include "tests/temp_dir.hpp"
 
 using namespace ballast;
+using ballast::testing::TempDir;
 using namespace ballast::agent::reboot;
 
 namespace {
 using namespace ballast::version_literals;
-
-struct TempDir {
-  std::string path;
-  TempDir() : path(make_temp_dir("ballast-rebooter").value()) {}
-  ~TempDir() { (void)remove_tree(path); }
-};
 
 RebooterOptions options(const std::string& run_dir, std::string bus = "", std::vector<std::string> fallback = {"false"}) {
   RebooterOptions o;
@@ -81,7 +77,6 @@ TEST_CASE("without logind on the bus the fallback command reboots, and when it f
 }
 
 namespace {
-
 // A sandbox's boot side: a directory ESP, efivars and cmdline file, 1.0 installed and blessed.
 struct SandboxBoot {
   TempDir dir;
@@ -125,7 +120,7 @@ TEST_CASE("a simulated reboot boots the sandbox by systemd-boot's rules, clears 
   REQUIRE(r.reboot());
   CHECK(ended == 1);
   REQUIRE(r.last_boot());
-  CHECK(r.last_boot()->version == "2.0");
+  CHECK(r.last_boot()->version.str() == "2.0");
   CHECK(host.control->booted_version().value() == "2.0"_v);
   CHECK(host.entry("2.0").tries_left == 2);  // the try was counted down before it booted
   CHECK(list_dir(host.dir.path + "/run").value().empty());  // a reboot empties /run
@@ -134,7 +129,7 @@ TEST_CASE("a simulated reboot boots the sandbox by systemd-boot's rules, clears 
   REQUIRE(host.control->mark_bad("2.0"_v));
   REQUIRE(r.reboot());
   CHECK(ended == 2);
-  CHECK(r.last_boot()->version == "1.0");
+  CHECK(r.last_boot()->version.str() == "1.0");
   CHECK(host.control->booted_version().value() == "1.0"_v);
 }
 

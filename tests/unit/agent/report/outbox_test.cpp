@@ -335,21 +335,22 @@ TEST_CASE("the outbox is bounded: heartbeats go first, then check results, never
 TEST_CASE("the bearer token is read from its file at every flush; without it nothing is sent", "[report][outbox]") {
   OutboxFixture f;
   auto opts = f.options();
-  opts.bearer_token_file = f.root + "/token";
-  REQUIRE(write_file_atomic(opts.bearer_token_file, "s3cret\n"));
+  const std::string token_file = f.root + "/token";
+  opts.credentials = repository::bearer_file_credentials(token_file);
+  REQUIRE(write_file_atomic(token_file, "s3cret\n"));
   auto box = f.open(opts);
   box->report("checked", json::object());
   REQUIRE(box->flush());
   REQUIRE(f.http.posts.size() == 1);
   CHECK(has_header(f.http.posts[0], "Authorization: Bearer s3cret"));
 
-  REQUIRE(write_file_atomic(opts.bearer_token_file, "rotated"));
+  REQUIRE(write_file_atomic(token_file, "rotated"));
   box->report("checked", json::object());
   REQUIRE(box->flush());
   REQUIRE(f.http.posts.size() == 2);
   CHECK(has_header(f.http.posts[1], "Authorization: Bearer rotated"));
 
-  REQUIRE(remove_if_exists(opts.bearer_token_file));
+  REQUIRE(remove_if_exists(token_file));
   box->report("checked", json::object());
   auto r = box->flush();
   REQUIRE(r);
@@ -444,11 +445,36 @@ TEST_CASE("the outbox options and the sink's TLS settings come from report.*", "
   auto o = outbox_options_from_config(c, "/var/lib/ballast", "n1");
   CHECK(o.dir == "/var/lib/ballast/outbox");
   CHECK(o.endpoint == "https://sink/e");
-  CHECK(o.bearer_token_file == "/etc/t");
+  REQUIRE(o.credentials);
+  CHECK(o.credentials->authorize().error().message.find("/etc/t") != std::string::npos);  // the bearer token file
   CHECK(o.node_id == "n1");
   auto s = report_http_settings(c);
   CHECK(s.ca_bundle == "/etc/ca.pem");
   CHECK(s.client_cert == "/etc/c.pem");
   CHECK(s.client_key == "/etc/c.key");
   CHECK(s.retries == 0);
+}
+
+TEST_CASE("a 401 from the sink refreshes the outbox's credentials and the event is kept for the next flush",
+          "[report][outbox]") {
+  OutboxFixture f;
+  auto opts = f.options();
+  auto creds = std::make_shared<repository::FakeCredentialProvider>();
+  creds->authorization.headers = {"aeg-sas-key: k3y"};
+  creds->refreshable = true;
+  opts.credentials = creds;
+  auto box = f.open(opts);
+  box->report("checked", json::object());
+  f.statuses = {401};
+  auto first = box->flush();
+  REQUIRE(first);
+  CHECK(first->sent == 0);
+  CHECK(first->pending == 1);
+  CHECK(creds->refreshed == 1);
+  auto second = box->flush(true);
+  REQUIRE(second);
+  CHECK(second->sent == 1);
+  REQUIRE(f.http.posts.size() == 2);
+  CHECK(has_header(f.http.posts[1], "aeg-sas-key: k3y"));
+  CHECK(f.http.posts[0].body == f.http.posts[1].body);  // the same event, the same id
 }
