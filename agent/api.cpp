@@ -20,10 +20,8 @@ nlohmann::json to_json(const AgentStatus& s) {
           {"pinned", s.pinned}, {"lastError", s.last_error}, {"lastCheck", s.last_check}, {"progress", to_json(s.progress)},
           {"droppedEvents", s.dropped_events}};
   if (s.boot) add_to_json(j, *s.boot);
-  if (!s.scheduled_events.empty()) {
-    j["scheduledEvents"] = s.scheduled_events;
-    j["rebootHold"] = s.reboot_hold;
-  }
+  if (!s.scheduled_events.empty()) j["scheduledEvents"] = s.scheduled_events;
+  if (!s.scheduled_events.empty() || !s.reboot_hold.empty()) j["rebootHold"] = s.reboot_hold;
   if (s.azure) {
     j["azure"] = {{"vmId", s.azure->vm_id}, {"name", s.azure->name}, {"resourceId", s.azure->resource_id},
                   {"location", s.azure->location}, {"zone", s.azure->zone}, {"vmSize", s.azure->vm_size},

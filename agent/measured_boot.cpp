@@ -76,6 +76,14 @@ HealthCheckResult measured_boot_check(const MeasuredBootVerdict& v) {
   return r;
 }
 
+Status add_measured_boot_check(HealthReport& report, boot::Tpm& tpm, const std::string& state_dir,
+                               const Version& booted) {
+  auto expected = BALLAST_TRY(load_expected_pcr11(state_dir, booted.str()));
+  report.checks.push_back(measured_boot_check(verify_measured_boot(tpm, expected)));
+  report.healthy = report.healthy && report.checks.back().passed;
+  return ok();
+}
+
 BootSecurity read_boot_security(const BootSecurityInputs& in) {
   BootSecurity b;
   if (auto sb = boot::secure_boot_enabled(in.efi)) b.secure_boot = *sb;

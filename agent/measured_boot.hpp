@@ -46,6 +46,11 @@ MeasuredBootVerdict verify_measured_boot(boot::Tpm& tpm, const std::optional<rep
 // a match or an unavailable check passes (the output says which).
 HealthCheckResult measured_boot_check(const MeasuredBootVerdict& verdict);
 
+// Adds the "measured-boot" check of the booted release `booted` to `report` (the daemon's health
+// checker and `ballast health`, which ballast-health.service runs before the boot is blessed).
+Status add_measured_boot_check(HealthReport& report, boot::Tpm& tpm, const std::string& state_dir,
+                               const Version& booted);
+
 struct BootSecurityInputs {
   boot::EfiVariables& efi;
   boot::BootControl& boot;

@@ -72,6 +72,9 @@ const std::vector<ConfigKeySpec>& config_schema() {
       // [health]
       {"health.check_timeout", T::duration, "\"60s\"", "Time limit for each health check.", {}, 1 * second, 1 * hour},
       {"health.check_failed_units", T::boolean, "true", "Count failed systemd units as a required check."},
+      {"health.repository_unreachable_after", T::duration, "\"1h\"",
+       "`ballast health --npd` reports a problem once the update repository has not been reached for longer than this.", {},
+       1 * second, 30 * day},
       // [report]
       {"report.endpoint", T::string, "", "CloudEvents sink URL; empty: reporting off."},
       {"report.auth", T::choice, "\"bearer-file\"",
@@ -79,6 +82,14 @@ const std::vector<ConfigKeySpec>& config_schema() {
        "access key from report.aeg_sas_key_file), managed-identity (the VM's Azure managed identity, audience "
        "https://eventgrid.azure.net; it needs EventGrid Data Sender on the topic).",
        {"bearer-file", "none", "aeg-sas-key", "managed-identity"}},
+      {"report.format", T::choice, "\"structured\"",
+       "structured: one event per POST (application/cloudevents+json); batch: the pending events as one JSON array "
+       "(application/cloudevents-batch+json), as Azure Event Grid takes them.",
+       {"structured", "batch"}},
+      {"report.batch_max_events", T::integer, "100", "format = batch: events per POST at most.", {}, 1, 5000},
+      {"report.batch_max_bytes", T::integer, "1048576",
+       "format = batch: bytes per POST at most (Event Grid's limit is 1 MiB); a larger single event is sent alone.", {},
+       1024, int64_t{64} << 20},
       {"report.bearer_token_file", T::string, "", "File holding a bearer token for the sink."},
       {"report.aeg_sas_key_file", T::string, "", "auth = aeg-sas-key: file holding the Event Grid topic's access key."},
       {"report.identity_client_id", T::string, "",

@@ -2,9 +2,12 @@
 // With --npd: Node Problem Detector's custom-plugin protocol (agent/kubernetes/npd.hpp).
 #include <iostream>
 
+#include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
 #include "agent/health.hpp"
 #include "agent/kubernetes/npd.hpp"
+#include "agent/measured_boot.hpp"
+#include "boot/tpm.hpp"
 #include "common/duration.hpp"
 #include "common/file.hpp"
 
@@ -39,8 +42,21 @@ int health(const GlobalOptions& g, const HealthArgs& a) {
   }
   o.check_failed_units = cfg->get_bool("health.check_failed_units") && !a.no_failed_units;
   auto r = agent::run_health_checks(o);
+  // The booted release's measured boot, as the daemon checks it: ballast-health.service runs this
+  // verb before the boot is blessed, so a wrong PCR 11 must fail here too. A host that booted no
+  // ballast release has nothing published to compare with.
+  if (r) {
+    if (auto booted = make_boot_control(g, *cfg)->booted_version()) {
+      auto tpm = boot::make_sysfs_tpm(g.tpm_path);
+      if (auto added = agent::add_measured_boot_check(*r, *tpm, g.state_dir, *booted); !added)
+        r = tl::unexpected(added.error());
+    }
+  }
   if (a.npd) {
-    auto verdict = agent::kubernetes::npd_verdict(flow_record(g.state_dir), value_if_ok(r));
+    agent::kubernetes::RepositoryReach reach{value_if_ok(agent::load_repository_contact(g.state_dir)),
+                                             std::chrono::system_clock::now(),
+                                             cfg->get_duration("health.repository_unreachable_after")};
+    auto verdict = agent::kubernetes::npd_verdict(flow_record(g.state_dir), value_if_ok(r), reach);
     std::cout << verdict.message << "\n";
     return verdict.exit_code;
   }
@@ -69,7 +85,8 @@ void setup(VerbContext& ctx) {
   cmd->add_option("--timeout", args.timeout, "Time limit per check (default: health.check_timeout)");
   cmd->add_flag("--no-failed-units", args.no_failed_units, "Do not count failed systemd units");
   cmd->add_flag("--npd", args.npd,
-                "Node Problem Detector custom plugin: one line, exit 0 no problem, 1 a failed update, a rollback\n"
+                "Node Problem Detector custom plugin: one line, exit 0 no problem, 1 a failed update, a rollback,\n"
+                "a repository unreachable for longer than health.repository_unreachable_after\n"
                 "or a failing health check, 2 unknown");
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return health(g, args); }; });
 }

@@ -20,6 +20,9 @@
 #include "snapshot/stream_rewrite.hpp"
 
 namespace ballast::cli {
+
+void setup_repo_push(CLI::App& repo, VerbContext& ctx);  // repo_push_verb.cpp
+
 namespace {
 
 namespace tuf = repository::tuf;
@@ -407,7 +410,7 @@ void setup_add_target(CLI::App& repo, VerbContext& ctx) {
 
 using RepoSubcommand = void (*)(CLI::App& repo, VerbContext& ctx);
 constexpr RepoSubcommand kRepoSubcommands[] = {setup_init, setup_add, setup_revoke, setup_timestamp, setup_rotate_root,
-                                               setup_add_target};
+                                               setup_add_target, setup_repo_push};
 
 void setup(VerbContext& ctx) {
   auto* repo = ctx.app.add_subcommand("repo", "Publish an update repository: keys, releases, signed metadata");

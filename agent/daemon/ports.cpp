@@ -7,6 +7,7 @@
 #include "agent/host/retention.hpp"
 #include "agent/host/stage.hpp"
 #include "agent/measured_boot.hpp"
+#include "agent/repository_contact.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 
@@ -39,7 +40,11 @@ std::vector<LocalSlot> local_slots(const snapshot::HostLayout& host, const std::
 Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Version>& denylist) {
   // The update's one refresh: the plan's manifest is read through it, and staging later reads
   // the same trusted metadata without refreshing.
-  auto repo = BALLAST_TRY(repository::refresh_repository(opts_.request, clock_));
+  auto refreshed = repository::refresh_repository(opts_.request, clock_);
+  const auto failure = refreshed ? std::nullopt : std::optional(refreshed.error());
+  if (auto st = record_repository_contact(opts_.state_dir, failure, clock_.now()); !st)
+    log::warning("recording the repository's reachability: " + st.error().describe());
+  auto repo = BALLAST_TRY(std::move(refreshed));
   auto releases = BALLAST_TRY(repository::list_releases(*repo.client));
   PlanInput in;
   for (const auto& r : releases) in.releases.push_back(r.info);
@@ -141,11 +146,7 @@ Result<HealthReport> HostHealthChecker::run() {
   }
   if (host_) o.dirs = deployment_health_dirs(*host_, *booted);
   auto report = BALLAST_TRY(run_health_checks(o));
-  if (measured_) {
-    auto expected = BALLAST_TRY(load_expected_pcr11(measured_->state_dir, booted->str()));
-    report.checks.push_back(measured_boot_check(verify_measured_boot(measured_->tpm, expected)));
-    report.healthy = report.healthy && report.checks.back().passed;
-  }
+  if (measured_) BALLAST_CHECK(add_measured_boot_check(report, measured_->tpm, measured_->state_dir, *booted));
   return report;
 }
 

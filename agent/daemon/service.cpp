@@ -152,9 +152,14 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   auto outbox = BALLAST_TRY(report::Outbox::open(report::outbox_options_from_config(config, host.state_dir, node),
                                                  *report_http, clock));
   LockedReporter reporter(*outbox);
+  // A Scheduled Events decision is news between transitions: it is sent at once, not with the
+  // next heartbeat (set once the report timer exists).
+  std::function<void()> send_reports_now;
   auto policy = azure::with_scheduled_events(config, BALLAST_TRY(reboot::make_reboot_policy(config, clock, node)), clock,
-                                             instance ? instance->name : "", [&reporter](const azure::EventDecision& d) {
+                                             instance ? instance->name : "",
+                                             [&reporter, &send_reports_now](const azure::EventDecision& d) {
                                                reporter.report("scheduled-events", azure::decision_event(d));
+                                               if (send_reports_now) send_reports_now();
                                              });
   auto metrics = BALLAST_TRY(report::Metrics::open(report::metrics_options_from_config(config, host.state_dir), clock));
   metrics->count_dropped_events_from([&reporter] { return reporter.dropped_events(); });
@@ -183,6 +188,10 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
     }
     sd_event_source_set_time_relative(report_timer, in);
     sd_event_source_set_enabled(report_timer, SD_EVENT_ONESHOT);
+  };
+  send_reports_now = [&] {
+    rearm_report_timer();
+    if (server) server->on_status_changed();
   };
   auto status_now = [&daemon_ptr, &security, &instance]() -> AgentStatus {
     auto s = daemon_ptr ? daemon_ptr->status() : Result<AgentStatus>(AgentStatus{});

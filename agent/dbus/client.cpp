@@ -115,6 +115,7 @@ Result<AgentStatus> Client::status() {
                        : k == "TargetVersion" ? &s.target
                        : k == "Pinned"        ? &s.pinned
                        : k == "LastError"     ? &s.last_error
+                       : k == "RebootHold"    ? &s.reboot_hold
                                               : nullptr;
     if (str) {
       const char* v = nullptr;

@@ -239,6 +239,7 @@ int Server::get_property(sd_bus*, const char*, const char*, const char* property
                            : p == "TargetVersion" ? &s->target
                            : p == "Pinned"        ? &s->pinned
                            : p == "LastError"     ? &s->last_error
+                           : p == "RebootHold"    ? &s->reboot_hold
                                                   : nullptr;
   if (str) return sd_bus_message_append(reply, "s", str->c_str());
   if (p == "LastCheck") return sd_bus_message_append(reply, "x", static_cast<int64_t>(s->last_check));
@@ -254,12 +255,16 @@ int Server::get_property(sd_bus*, const char*, const char*, const char* property
 void Server::on_transition(const std::string& from, const std::string& to) {
   int r = sd_bus_emit_signal(bus_, kObjectPath, kInterface, "StateChanged", "ss", from.c_str(), to.c_str());
   if (r < 0) log::warning("dbus: cannot emit StateChanged: " + std::string(std::strerror(-r)));
+  on_status_changed();
+}
+
+void Server::on_status_changed() {
   auto s = api_.status();
   if (!s) return;
   emitting_status = &*s;
-  r = sd_bus_emit_properties_changed(bus_, kObjectPath, kInterface, "State", "BootedVersion", "StagedVersion",
-                                     "TargetVersion", "Pinned", "LastError", "LastCheck", "Progress",
-                                     "DroppedEvents", nullptr);
+  int r = sd_bus_emit_properties_changed(bus_, kObjectPath, kInterface, "State", "BootedVersion", "StagedVersion",
+                                         "TargetVersion", "Pinned", "LastError", "RebootHold", "LastCheck",
+                                         "Progress", "DroppedEvents", nullptr);
   emitting_status = nullptr;
   if (r < 0) log::warning("dbus: cannot emit PropertiesChanged: " + std::string(std::strerror(-r)));
 }
@@ -286,6 +291,7 @@ const sd_bus_vtable* Server::vtable() {
       SD_BUS_PROPERTY("TargetVersion", "s", get_property, 0, emits),
       SD_BUS_PROPERTY("Pinned", "s", get_property, 0, emits),
       SD_BUS_PROPERTY("LastError", "s", get_property, 0, emits),
+      SD_BUS_PROPERTY("RebootHold", "s", get_property, 0, emits),
       SD_BUS_PROPERTY("LastCheck", "x", get_property, 0, emits),
       SD_BUS_PROPERTY("Progress", "(dttds)", get_property, 0, emits),
       SD_BUS_PROPERTY("DroppedEvents", "t", get_property, 0, emits),

@@ -54,6 +54,8 @@ class Server : public AgentObserver {
 
   void on_transition(const std::string& from, const std::string& to) override;
   void on_progress(const Progress& progress) override;
+  // Emits PropertiesChanged for a change that is no transition (a reboot hold that comes or goes).
+  void on_status_changed();
 
   sd_bus* bus() const { return bus_; }
   // The unique name of the server's connection (":1.N").

@@ -31,7 +31,7 @@ tl::unexpected<Error> status_error(long status, const std::string& what, const s
   auto j = json::parse(body, nullptr, false);
   if (j.is_object() && j.contains("message") && j["message"].is_string()) message += ": " + j["message"].get<std::string>();
   switch (status) {
-    case 401: return fail("kubernetes.unauthorized", message);
+    case 401: return fail("kubernetes.unauthorized", message + " (the API server refused the kubeconfig's credentials)");
     case 403: return fail("kubernetes.forbidden", message);
     case 409: return fail("kubernetes.conflict", message);
     case 410: return fail("kubernetes.gone", message);
@@ -203,6 +203,7 @@ Result<NodeList> FakeKubeApi::list_node(const std::string& name) {
   std::lock_guard lock(mutex);
   if (down) return tl::unexpected(*down);
   ++lists;
+  calls.push_back("list");
   events.clear();  // a list sees the present: nothing older is delivered again
   NodeList out{node.resource_version, std::nullopt};
   if (node.name == name) out.node = node;
@@ -215,10 +216,12 @@ Status FakeKubeApi::watch_node(const std::string&, const std::string& rv, const 
   {
     std::lock_guard lock(mutex);
     if (down) return tl::unexpected(*down);
-    if (gone_next) {
-      gone_next = false;
+    if (gone_next > 0) {
+      --gone_next;
+      calls.push_back("watch: 410");
       return fail("kubernetes.gone", "watch from resourceVersion " + rv + ": 410 Gone");
     }
+    calls.push_back("watch");
     batch.swap(events);
   }
   // As a server holds an idle watch open: a caller's loop does not spin.

@@ -63,15 +63,17 @@ class KubeApi {
 
 std::unique_ptr<KubeApi> make_curl_kube_api(Kubeconfig kubeconfig);
 
-// One Node in memory. A watch fails with 410 once if `gone_next`, else delivers the queued events
-// (after a short wait when there are none) and returns; every patch is applied, recorded and queued as a MODIFIED event.
+// One Node in memory. A watch fails with 410 while `gone_next` counts down, else delivers the
+// queued events (after a short wait when there are none) and returns; every patch is applied,
+// recorded and queued as a MODIFIED event. `calls` records "list", "watch" and "watch: 410" in order.
 class FakeKubeApi final : public KubeApi {
  public:
   std::mutex mutex;
   NodeObject node;
   std::deque<WatchEvent> events;
   std::vector<nlohmann::json> patches;
-  bool gone_next = false;
+  int gone_next = 0;
+  std::vector<std::string> calls;
   std::optional<Error> down;  // every call fails with it
   int lists = 0;
 

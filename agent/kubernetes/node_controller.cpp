@@ -234,32 +234,38 @@ bool NodeController::sleep_for(std::chrono::milliseconds d) {
   return !stop_;
 }
 
+std::chrono::milliseconds WatchBackoff::after(const Status& sync) {
+  if (sync) {
+    backoff_ = base_;
+    gone_before_ = false;
+    return std::chrono::milliseconds(0);
+  }
+  const bool gone = sync.error().code == "kubernetes.gone";
+  if (gone && !gone_before_) {
+    gone_before_ = true;
+    return std::chrono::milliseconds(0);
+  }
+  gone_before_ = gone;
+  // Jittered, so that a fleet does not come back to a restarted API server all at once.
+  auto wait = backoff_ / 2 + std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, backoff_.count() / 2)(rng_));
+  backoff_ = std::min(backoff_ * 2, max_);
+  return std::max(wait, std::chrono::milliseconds(1));
+}
+
 void NodeController::watch_loop() {
-  std::mt19937_64 rng{std::random_device{}()};
-  auto backoff = opts_.backoff_base;
-  bool gone_before = false;
+  WatchBackoff backoff(opts_.backoff_base, opts_.backoff_max);
   while (!stop_) {
     auto st = sync();
     if (stop_) break;
-    if (st) {
-      backoff = opts_.backoff_base;
-      gone_before = false;
-      continue;
-    }
-    // Gone: list again at once, but not in a loop against a server whose lists cannot be watched.
-    bool gone = st.error().code == "kubernetes.gone";
-    if (gone && !gone_before) {
-      gone_before = true;
+    auto wait = backoff.after(st);
+    if (st) continue;
+    if (wait.count() == 0) {
       log::info("kubernetes: the watch's resourceVersion is gone; listing again");
       continue;
     }
-    gone_before = gone;
-    // Jittered, so that a fleet does not come back to a restarted API server all at once.
-    auto wait = backoff / 2 + std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, backoff.count() / 2)(rng));
     log::warning("kubernetes: watching Node " + opts_.node_name + ": " + st.error().describe() + "; again in " +
                  std::to_string(wait.count()) + " ms");
     if (!sleep_for(wait)) break;
-    backoff = std::min(backoff * 2, opts_.backoff_max);
   }
 }
 

@@ -14,6 +14,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -32,6 +33,22 @@ struct NodeControllerOptions {
   std::chrono::milliseconds heartbeat{std::chrono::minutes(1)};  // 0: transitions only
   std::chrono::milliseconds backoff_base{std::chrono::seconds(1)};
   std::chrono::milliseconds backoff_max{std::chrono::seconds(30)};
+};
+
+// How long the watcher waits before its next sync, from how the last one ended: a success resets
+// the backoff and syncs at once; a first 410 Gone relists at once (the list's resourceVersion is
+// the newest); a second 410 in a row, or any other failure, waits a jittered backoff that doubles
+// up to `max` (against a server whose lists cannot be watched, or one that is away).
+class WatchBackoff {
+ public:
+  WatchBackoff(std::chrono::milliseconds base, std::chrono::milliseconds max, uint64_t seed = std::random_device{}())
+      : base_(base), max_(max), backoff_(base), rng_(seed) {}
+  std::chrono::milliseconds after(const Status& sync);
+
+ private:
+  std::chrono::milliseconds base_, max_, backoff_;
+  bool gone_before_ = false;
+  std::mt19937_64 rng_;
 };
 
 class NodeController final : public AgentObserver {

@@ -10,13 +10,20 @@ std::string one_line(std::string s) {
 }
 }  // namespace
 
-NpdVerdict npd_verdict(const std::optional<nlohmann::json>& flow, const std::optional<HealthReport>& health) {
+NpdVerdict npd_verdict(const std::optional<nlohmann::json>& flow, const std::optional<HealthReport>& health,
+                       const RepositoryReach& repository) {
   if (!flow || !flow->is_object()) return {2, "ballast: the update state cannot be read"};
   const nlohmann::json& f = *flow;
   if (f.value("state", "") == "failed")
     return {1, one_line("BallastUpdateFailed: " + f.value("lastError", std::string("the update failed")))};
-  if (f.contains("history") && f["history"].is_array() && !f["history"].empty()) {
-    const auto& last = f["history"].back();
+  // The last update's line: a check that failed before choosing a target (no "target") is no
+  // failed update; a repository that stays away is its own condition below.
+  const nlohmann::json* update = nullptr;
+  if (f.contains("history") && f["history"].is_array())
+    for (auto it = f["history"].rbegin(); it != f["history"].rend() && !update; ++it)
+      if (it->is_object() && !it->value("target", std::string()).empty()) update = &*it;
+  if (update) {
+    const auto& last = *update;
     const std::string result = last.value("result", "");
     if (result == "failed")
       return {1, one_line("BallastUpdateFailed: " + last.value("target", std::string()) + ": " + last.value("error", std::string()))};
@@ -24,6 +31,9 @@ NpdVerdict npd_verdict(const std::optional<nlohmann::json>& flow, const std::opt
       return {1, one_line("BallastRolledBack: " + last.value("target", std::string()) + " was rolled back to " +
                           last.value("from", std::string()) + ": " + last.value("error", std::string()))};
   }
+  if (!repository.contact) return {2, "ballast: the repository's record cannot be read"};
+  if (auto unreachable = repository_unreachable(*repository.contact, repository.now, repository.threshold))
+    return {1, one_line("BallastRepositoryUnreachable: " + *unreachable)};
   if (!health) return {2, "ballast: the health checks could not run"};
   if (!health->healthy) {
     std::string names;

@@ -20,6 +20,9 @@ namespace {
 
 constexpr const char* kMetaFile = "meta.json";
 constexpr const char* kQuarantine = "quarantine";
+constexpr const char* kRejected = "rejected";
+constexpr const char* kStructured = "application/cloudevents+json; charset=utf-8";
+constexpr const char* kBatch = "application/cloudevents-batch+json; charset=utf-8";
 constexpr const char* kTypePrefix = "dev.ballast.";
 
 // "<20-digit sequence>.<type>.json": the fixed width makes a lexical listing the sending order.
@@ -92,6 +95,9 @@ OutboxOptions outbox_options_from_config(const Config& config, const std::string
   o.node_id = node_id;
   o.endpoint = config.get_string("report.endpoint");
   o.credentials = credentials_from_config(config, "report");
+  o.batch = config.get_string("report.format") == "batch";
+  o.batch_max_events = static_cast<size_t>(config.get_int("report.batch_max_events"));
+  o.batch_max_bytes = static_cast<uint64_t>(config.get_int("report.batch_max_bytes"));
   return o;
 }
 
@@ -158,7 +164,7 @@ Status Outbox::load() {
   }
 
   for (const auto& name : names) {
-    if (name == kMetaFile || name == kQuarantine) continue;
+    if (name == kMetaFile || name == kQuarantine || name == kRejected) continue;
     std::string path = path_join(options_.dir, name);
     if (name[0] == '.') {
       // A temporary file of a write that never finished: the event was never reported.
@@ -191,21 +197,26 @@ Status Outbox::save_meta() {
   return write_file_atomic(path_join(options_.dir, kMetaFile), m.dump() + "\n", 0600);
 }
 
-void Outbox::quarantine(const std::string& file, const std::string& why) {
-  std::string qdir = path_join(options_.dir, kQuarantine);
+bool Outbox::move_aside(const char* subdir, const std::string& file) {
+  std::string dir = path_join(options_.dir, subdir);
   std::string from = path_join(options_.dir, file);
-  std::string to = path_join(qdir, file);
-  if (auto st = make_dirs(qdir, 0700); !st) {
-    log::error("cannot create the outbox quarantine: " + st.error().describe());
-    return;
+  if (auto st = make_dirs(dir, 0700); !st) {
+    log::error("cannot create the outbox's " + std::string(subdir) + " directory: " + st.error().describe());
+    return false;
   }
-  if (::rename(from.c_str(), to.c_str()) != 0) {
-    log::error("cannot quarantine " + from + ": " + std::strerror(errno));
-    return;
+  if (::rename(from.c_str(), path_join(dir, file).c_str()) != 0) {
+    log::error("cannot move " + from + " to " + dir + ": " + std::strerror(errno));
+    return false;
   }
   (void)fsync_dir(options_.dir);
-  log::warning("outbox: moved unreadable " + from + " to " + to + ": " + why,
-               {{"BALLAST_OUTBOX_FILE", file}});
+  return true;
+}
+
+void Outbox::quarantine(const std::string& file, const std::string& why) {
+  if (move_aside(kQuarantine, file))
+    log::warning("outbox: moved unreadable " + path_join(options_.dir, file) + " to " +
+                     path_join(path_join(options_.dir, kQuarantine), file) + ": " + why,
+                 {{"BALLAST_OUTBOX_FILE", file}});
 }
 
 uint64_t Outbox::pending_bytes() const {
@@ -306,8 +317,8 @@ void Outbox::report(const std::string& type, const json& data) {
   if (!r) log::error("cannot record the " + type + " event: " + r.error().describe());
 }
 
-Result<std::vector<std::string>> Outbox::headers() const {
-  std::vector<std::string> h = {"Content-Type: application/cloudevents+json; charset=utf-8"};
+Result<std::vector<std::string>> Outbox::headers(const char* content_type) const {
+  std::vector<std::string> h = {std::string("Content-Type: ") + content_type};
   if (options_.credentials) {
     auto auth = BALLAST_TRY(with_context(options_.credentials->authorize(), "authorizing the report"));
     h.insert(h.end(), auth.headers.begin(), auth.headers.end());
@@ -339,10 +350,94 @@ std::optional<std::chrono::steady_clock::time_point> Outbox::next_retry() const 
   return retry_at_;
 }
 
+Result<repository::HttpResponse> Outbox::post(const std::string& body, const char* content_type) {
+  auto hdrs = BALLAST_TRY(headers(content_type));
+  auto resp = http_.post(options_.endpoint, body, hdrs, 1 << 16);
+  if (resp && resp->status == 401 && options_.credentials) options_.credentials->refresh_after_unauthorized();
+  return resp;
+}
+
+size_t batch_size(const std::vector<uint64_t>& event_bytes, size_t max_events, uint64_t max_bytes) {
+  size_t n = 0;
+  uint64_t bytes = 1;  // the array: '[', then each event with ',' or ']' in its stored newline's place
+  while (n < event_bytes.size() && n < max_events) {
+    bytes += event_bytes[n];
+    if (n > 0 && bytes > max_bytes) break;
+    ++n;
+  }
+  return std::max<size_t>(n, event_bytes.empty() ? 0 : 1);
+}
+
+Status Outbox::flush_batches(FlushResult& r) {
+  size_t max_events = std::max<size_t>(1, options_.batch_max_events);
+  while (!events_.empty()) {
+    std::vector<uint64_t> sizes;
+    for (const auto& e : events_) sizes.push_back(e.bytes);
+    const size_t n = batch_size(sizes, max_events, options_.batch_max_bytes);
+    std::string body = "[";
+    bool quarantined = false;
+    for (size_t i = 0; i < n && !quarantined; ++i) {
+      const Entry& e = events_[i];
+      auto text = read_file(path_join(options_.dir, e.file), options_.max_bytes + 1);
+      Status valid = text ? check_event(*text, ParsedName{e.seq, e.type}) : Status(tl::unexpected(text.error()));
+      if (!valid) {
+        quarantine(e.file, valid.error().describe());
+        events_.erase(events_.begin() + static_cast<std::ptrdiff_t>(i));
+        ++r.quarantined;
+        quarantined = true;  // the batch is made again without it
+        break;
+      }
+      while (!text->empty() && text->back() == '\n') text->pop_back();
+      if (i > 0) body += ",";
+      body += *text;
+    }
+    if (quarantined) continue;
+    body += "]";
+    auto resp = post(body, kBatch);
+    if (resp && resp->status == 413) {
+      if (n > 1) {
+        max_events = n / 2;  // for the rest of this flush: the sink's limit is lower than ours
+        continue;
+      }
+      // Even alone it is too large: no retry will ever deliver it, and it must not hold back
+      // the events behind it.
+      const std::string file = events_.front().file;
+      if (!move_aside(kRejected, file)) {
+        r.last_error = "the sink refused " + file + " as too large and it cannot be moved aside";
+        note_failure(r.last_error);
+        return ok();
+      }
+      log::warning("outbox: the sink refused event " + file + " as too large (HTTP 413) even alone; moved it to " +
+                       path_join(path_join(options_.dir, kRejected), file),
+                   {{"BALLAST_OUTBOX_FILE", file}});
+      events_.erase(events_.begin());
+      ++r.rejected;
+      continue;
+    }
+    if (!resp || !is_2xx(resp->status)) {
+      r.last_error = !resp ? resp.error().describe() : "HTTP status " + std::to_string(resp->status);
+      note_failure(r.last_error);
+      return ok();
+    }
+    failures_ = 0;
+    // Only now, oldest first: a crash in between sends the rest of the batch (same ids) again.
+    for (size_t i = 0; i < n; ++i) {
+      BALLAST_CHECK(remove_entry(0));
+      ++r.sent;
+    }
+  }
+  return ok();
+}
+
 Result<FlushResult> Outbox::flush(bool force) {
   FlushResult r;
   if (options_.endpoint.empty() || (!force && failures_ > 0 && clock_.monotonic() < retry_at_)) {
     r.deferred = true;
+    r.pending = events_.size();
+    return r;
+  }
+  if (options_.batch) {
+    BALLAST_CHECK(flush_batches(r));
     r.pending = events_.size();
     return r;
   }
@@ -357,14 +452,7 @@ Result<FlushResult> Outbox::flush(bool force) {
       ++r.quarantined;
       continue;
     }
-    auto hdrs = headers();
-    if (!hdrs) {
-      r.last_error = hdrs.error().describe();
-      note_failure(r.last_error);
-      break;
-    }
-    auto resp = http_.post(options_.endpoint, *text, *hdrs, 1 << 16);
-    if (resp && resp->status == 401 && options_.credentials) options_.credentials->refresh_after_unauthorized();
+    auto resp = post(*text, kStructured);
     if (!resp || !is_2xx(resp->status)) {
       r.last_error = !resp ? resp.error().describe() : "HTTP status " + std::to_string(resp->status);
       note_failure(r.last_error);

@@ -39,6 +39,14 @@ struct OutboxOptions {
   // How each POST is authorized (agent/credentials.hpp, report.auth); null: not at all. A 401
   // asks it to refresh and counts as a failed delivery (retried after the backoff).
   std::shared_ptr<repository::CredentialProvider> credentials;
+  // report.format = "batch": pending events go oldest first as one CloudEvents JSON array
+  // (application/cloudevents-batch+json, as Event Grid takes them) of at most batch_max_events
+  // events and batch_max_bytes bytes (a single larger event goes alone). A 413 halves the batch;
+  // a single event refused with 413 can never be delivered and is moved to <dir>/rejected with a
+  // warning, so it does not block the events behind it.
+  bool batch = false;
+  size_t batch_max_events = 100;
+  uint64_t batch_max_bytes = 1 << 20;
   size_t max_events = 1000;
   uint64_t max_bytes = 4 << 20;
   std::chrono::milliseconds backoff_initial{std::chrono::seconds(2)};
@@ -56,6 +64,7 @@ struct FlushResult {
   size_t sent = 0;         // events the sink accepted (2xx) and that were deleted
   size_t pending = 0;      // events still in the outbox
   size_t quarantined = 0;  // unreadable files moved aside
+  size_t rejected = 0;     // events the sink refused as too large even alone, moved to rejected/
   bool deferred = false;   // nothing tried: a backoff is running (see next_retry) or no endpoint
   std::string last_error;  // why the last attempt failed; empty when it did not
 };
@@ -111,7 +120,13 @@ class Outbox final : public Reporter {
   void count_drop(const std::string& type, const std::string& what);
   Status remove_entry(size_t index);
   void quarantine(const std::string& file, const std::string& why);
-  Result<std::vector<std::string>> headers() const;
+  // Moves `file` into the subdirectory `subdir`; false (logged) when it cannot.
+  bool move_aside(const char* subdir, const std::string& file);
+  Result<std::vector<std::string>> headers(const char* content_type) const;
+  // POSTs `body` authorized (a 401 asks the credentials to refresh); an error when the request
+  // could not be authorized or sent.
+  Result<repository::HttpResponse> post(const std::string& body, const char* content_type);
+  Status flush_batches(FlushResult& r);
   void note_failure(const std::string& why);
 
   OutboxOptions options_;
@@ -125,6 +140,10 @@ class Outbox final : public Reporter {
   std::chrono::steady_clock::time_point retry_at_{};
   std::mt19937_64 rng_;
 };
+
+// How many of the oldest pending events (their stored sizes, oldest first) go into the next
+// batch: as many as fit in `max_events` and in `max_bytes` as a JSON array, at least one.
+size_t batch_size(const std::vector<uint64_t>& event_bytes, size_t max_events, uint64_t max_bytes);
 
 // Whether the outbox may drop an event of this short type to stay in its bounds: heartbeats and
 // check results (the next one says the same); never a lifecycle event.

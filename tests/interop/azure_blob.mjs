@@ -2,7 +2,9 @@
 // (the emulator's well-known devstoreaccount1 key; TLS trusted through NODE_EXTRA_CA_CERTS):
 //   node azure_blob.mjs upload ENDPOINT CONTAINER DIR   create CONTAINER (no anonymous access) and
 //                                                       upload every file below DIR as its relative path
-//   node azure_blob.mjs sas ENDPOINT CONTAINER [EXPIRY_SECONDS]  print a read+list container SAS
+//   node azure_blob.mjs sas ENDPOINT CONTAINER [EXPIRY_SECONDS [PERMISSIONS]]  print a container SAS
+//                                                       (default: read+list)
+//   node azure_blob.mjs create ENDPOINT CONTAINER       create CONTAINER, no anonymous access
 // ENDPOINT: https://127.0.0.1:PORT/devstoreaccount1
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -33,12 +35,14 @@ if (command === "upload") {
     const body = readFileSync(path);
     await container.getBlockBlobClient(relative(arg, path)).upload(body, body.length);
   }
+} else if (command === "create") {
+  await new BlobServiceClient(endpoint, credential).getContainerClient(containerName).createIfNotExists();
 } else if (command === "sas") {
   const now = Date.now();
   const sas = generateBlobSASQueryParameters(
     {
       containerName,
-      permissions: ContainerSASPermissions.parse("rl"),
+      permissions: ContainerSASPermissions.parse(process.argv[6] ?? "rl"),
       startsOn: new Date(now - 5 * 60 * 1000),
       expiresOn: new Date(now + Number(arg ?? 3600) * 1000),
     },
@@ -46,6 +50,6 @@ if (command === "upload") {
   );
   console.log(sas.toString());
 } else {
-  console.error("usage: azure_blob.mjs upload|sas ENDPOINT CONTAINER ...");
+  console.error("usage: azure_blob.mjs upload|create|sas ENDPOINT CONTAINER ...");
   process.exit(2);
 }

@@ -1,10 +1,15 @@
 // A CloudEvents sink for ballast's outbox interop test. Every request is parsed with the
 // `cloudevents` SDK (HTTP.toEvent) and checked with event.validate(); each one is logged as a
 // JSON line: {"n", "status", "valid", "error", "id", "source", "type", "time", "event"}.
-// Answers: 401 when --token is given and the bearer token differs, 400 for an invalid event,
-// 500 for a deterministic --fail-fraction of the valid ones (to prove retries), else 202.
+// Answers: 401 when --token is given and the bearer token differs (or --aeg-sas-key and the
+// aeg-sas-key header), 400 for an invalid event, 500 for a deterministic --fail-fraction of the
+// valid ones (to prove retries), else 202.
+// --batch: requests are CloudEvents batches (application/cloudevents-batch+json), each element
+// validated, logged with "ids" and "events"; --statuses 500,500: the first valid requests' answers;
+// --max-batch N: a batch of more than N events is answered 413, as Event Grid answers one too large.
 //
-// node cloudevents-sink.mjs --port-file F --log F [--port N] [--token T] [--fail-fraction X]
+// node cloudevents-sink.mjs --port-file F --log F [--port N] [--token T] [--aeg-sas-key K]
+//                           [--fail-fraction X] [--batch 1] [--statuses S,S] [--max-batch N]
 import { appendFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { HTTP } from "cloudevents";
@@ -16,6 +21,7 @@ if (!args["port-file"] || !args.log) {
   process.exit(2);
 }
 const failFraction = Number(args["fail-fraction"] ?? 0);
+const statuses = args.statuses ? args.statuses.split(",").map(Number) : [];
 let requests = 0;
 let valid = 0;
 
@@ -42,20 +48,36 @@ const server = createServer((req, res) => {
       entry.error = "bad or missing bearer token";
       return reply(401);
     }
+    if (args["aeg-sas-key"] !== undefined && req.headers["aeg-sas-key"] !== args["aeg-sas-key"]) {
+      entry.valid = false;
+      entry.error = "bad or missing aeg-sas-key";
+      return reply(401);
+    }
     try {
       const parsed = HTTP.toEvent({ headers: req.headers, body });
       const events = Array.isArray(parsed) ? parsed : [parsed];
-      if (events.length !== 1) throw new Error(`expected one event, got ${events.length}`);
-      const event = events[0];
-      event.validate();
-      // The SDK fills in a missing id or time by itself, so the sender's own attributes are
-      // checked against the raw body too.
-      const raw = JSON.parse(body);
-      for (const key of ["specversion", "id", "source", "type", "time"]) {
-        if (typeof raw[key] !== "string" || raw[key] === "" || raw[key] !== String(event[key]))
-          throw new Error(`attribute '${key}' missing from the request or changed by parsing`);
-      }
+      const raws = args.batch ? JSON.parse(body) : [JSON.parse(body)];
+      if (args.batch && (!Array.isArray(parsed) || !Array.isArray(raws) || events.length === 0))
+        throw new Error("expected a batch (a JSON array of events)");
+      if (!args.batch && events.length !== 1) throw new Error(`expected one event, got ${events.length}`);
+      events.forEach((event, i) => {
+        event.validate();
+        // The SDK fills in a missing id or time by itself, so the sender's own attributes are
+        // checked against the raw body too.
+        for (const key of ["specversion", "id", "source", "type", "time"]) {
+          if (typeof raws[i][key] !== "string" || raws[i][key] === "" || raws[i][key] !== String(event[key]))
+            throw new Error(`attribute '${key}' missing from the request or changed by parsing`);
+        }
+      });
       entry.valid = true;
+      if (args.batch) {
+        entry.ids = events.map((e) => e.id);
+        entry.events = events.map((e) => e.toJSON());
+        if (statuses.length > 0) return reply(statuses.shift());
+        if (args["max-batch"] !== undefined && events.length > Number(args["max-batch"])) return reply(413);
+        return reply(202);
+      }
+      const event = events[0];
       entry.id = event.id;
       entry.source = event.source;
       entry.type = event.type;

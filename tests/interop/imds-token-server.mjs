@@ -7,7 +7,7 @@
 // --first-expired: the first token's exp is already past while its expires_on says an hour, as
 // when a token is revoked or a clock is off: the service refuses it and the client must refresh.
 import { createServer } from "node:http";
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 
 const [portFile, mode] = process.argv.slice(2);
 let issued = 0;
@@ -42,4 +42,8 @@ const server = createServer((req, res) => {
     not_before: String(now - 120), resource, token_type: "Bearer",
   }));
 });
-server.listen(0, "127.0.0.1", () => writeFileSync(portFile, String(server.address().port)));
+// Written by rename, so a reader never sees a half-written port.
+server.listen(0, "127.0.0.1", () => {
+  writeFileSync(`${portFile}.tmp`, String(server.address().port));
+  renameSync(`${portFile}.tmp`, portFile);
+});

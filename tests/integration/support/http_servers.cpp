@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <sstream>
 #include <thread>
@@ -53,7 +55,7 @@ Result<int> free_port() {
 
 }  // namespace
 
-Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv) {
+Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv, const std::string& stderr_path) {
   ChildProcess c;
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -61,6 +63,7 @@ Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (!stderr_path.empty()) posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   int rc = posix_spawnp(&c.pid_, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
@@ -133,9 +136,18 @@ uint64_t FaultyHttpServer::bytes_served() const {
 }
 
 Result<int> wait_for_port_file(const std::string& port_file) {
-  for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  auto text = BALLAST_TRY(read_file(port_file));
-  return std::stoi(text);
+  // The servers write the file by rename, but one that creates it in place (or an old one) can be
+  // seen empty: only a whole port number counts. The bound only guards a server that never starts.
+  for (int i = 0; i < 6000; ++i) {
+    if (auto text = read_file(port_file)) {
+      std::string digits = *text;
+      while (!digits.empty() && std::isspace(static_cast<unsigned char>(digits.back()))) digits.pop_back();
+      if (!digits.empty() && digits.size() <= 5 && std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c) != 0; }))
+        return std::stoi(digits);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return fail("test.server-not-started", "no port number in " + port_file + " after 60 s");
 }
 
 Status make_test_certificates(const std::string& d) {

@@ -22,7 +22,8 @@ namespace ballast::testing {
 // A child process killed (SIGTERM, then SIGKILL) and reaped by the destructor.
 class ChildProcess {
  public:
-  static Result<ChildProcess> spawn(const std::vector<std::string>& argv);
+  // `stderr_path`: where its stderr goes (created or truncated); empty: the test's own.
+  static Result<ChildProcess> spawn(const std::vector<std::string>& argv, const std::string& stderr_path = "");
   ChildProcess() = default;
   ChildProcess(ChildProcess&& o) noexcept : pid_(o.pid_) { o.pid_ = -1; }
   ChildProcess& operator=(ChildProcess&& o) noexcept;
@@ -38,7 +39,7 @@ class ChildProcess {
 // server.key) and a client certificate (client.pem, client.key) signed by it, made in `dir`.
 Status make_test_certificates(const std::string& dir);
 
-// The port a test server wrote to `port_file` once it listened (waits up to 10 s for the file).
+// The port a test server wrote to `port_file` once it listened (a server that never writes it fails after 60 s).
 Result<int> wait_for_port_file(const std::string& port_file);
 
 class FaultyHttpServer {

@@ -35,8 +35,9 @@ struct ImdsServer {
                                   dir + "/state.json", "--log", dir + "/log.jsonl", "--port-file", port_file});
     REQUIRE(p);
     proc = std::move(*p);
-    for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(10ms);
-    port = std::stoi(read_file(port_file).value());
+    auto listening = wait_for_port_file(port_file);
+    REQUIRE(listening);
+    port = *listening;
   }
   ~ImdsServer() {
     proc.stop();

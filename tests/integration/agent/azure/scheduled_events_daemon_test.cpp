@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "agent/dbus/names.hpp"
 #include "boot/boot_simulator.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
@@ -41,9 +42,8 @@ struct AzureHost {
     s.drop_in("[reboot]\nazure_scheduled_events = true\nazure_recheck_interval = \"1s\"\n" + o.reboot +
               "[azure]\nimds_endpoint = \"" + (o.imds_url.empty() ? imds.url() : o.imds_url) + "\"\n" + o.azure +
               "[report]\nendpoint = \"" + imds.url() + "/events\"\n" +
-              // The outbox is flushed at transitions and heartbeats; a wait reported between
-              // transitions goes out with the next heartbeat.
-              (o.report.empty() ? "heartbeat_interval = \"1s\"\n" : o.report) + o.rest);
+              // No heartbeat comes during a test: a decision's CloudEvent is sent when it is made.
+              (o.report.empty() ? "heartbeat_interval = \"1h\"\n" : o.report) + o.rest);
   }
   std::vector<std::string> ballast(std::vector<std::string> args) const {
     auto argv = s.host_args();
@@ -56,7 +56,8 @@ struct AzureHost {
   nlohmann::json status() {
     auto r = run_process(ballast({"--json", "status", "--bus-address", bus->address()}));
     REQUIRE(r);
-    if (r->exit_code != 0) return nlohmann::json::object();
+    INFO(r->out << r->err);
+    REQUIRE(r->exit_code == 0);
     return nlohmann::json::parse(r->out);
   }
   // The daemon until it ends by itself (a simulated reboot); the timeout only guards a hang.
@@ -104,8 +105,14 @@ TEST_CASE("a Freeze of this VM holds the reboot into a staged update, which goes
   a.imds.set_events({ImdsServer::event("F1", "Freeze")});
   auto daemon = a.start_daemon();
   a.wait_for_state("waiting-to-reboot");
-  CHECK(a.reported("waiting"));
+  CHECK(a.reported("waiting"));  // at once: the heartbeat is an hour away
   CHECK(daemon.wait_for(0s) == std::future_status::timeout);
+  // Why the reboot waits, on D-Bus as in the status.
+  auto hold = run_process({"busctl", "--address=" + a.bus->address(), "get-property", agent::dbus::kBusName,
+                           agent::dbus::kObjectPath, agent::dbus::kInterface, "RebootHold"});
+  REQUIRE(hold);
+  CHECK_THAT(hold->out, Catch::StartsWith("s \"") && Catch::Contains("Freeze event F1"));
+  CHECK_THAT(a.status().value("rebootHold", ""), Catch::Contains("Freeze event F1"));
   CHECK(a.s.booted() == "1.0");
   CHECK(a.imds.approvals().empty());
   // Every IMDS request carried the header IMDS demands.

@@ -91,6 +91,15 @@ struct Fleet {
     REQUIRE(r);
     return nlohmann::json::parse(r->out);
   }
+  // `ballast health --json` on the sandbox host, as ballast-health.service runs it before the boot
+  // is blessed (the fleet's health directory in place of the deployment's own).
+  ProcessResult health_verb() {
+    auto r = run_process({kBallast, "--sysroot", h.top(), "--esp-path", h.esp, "--efivars-path", h.efivars,
+                          "--cmdline-path", h.cmdline, "--state-dir", h.state, "--tpm-path", tpm_dir(), "--config-dir",
+                          h.fs->base_dir() + "/no-config", "--json", "health", "--dir", health, "--no-failed-units"});
+    REQUIRE(r);
+    return *r;
+  }
   void revoke(const std::string& version) {
     REQUIRE(run_checked({kBallast, "repo", "revoke", repo, "--keys", keys, "--version", version}));
   }
@@ -673,6 +682,10 @@ TEST_CASE("a UKI release whose published PCR 11 the TPM holds after the trial bo
   }
   CHECK(f.booted() == "2.0");
   f.tpm(booted_pcr11(f, "2.0"));
+  auto verb = f.health_verb();
+  CHECK(verb.exit_code == 0);
+  CHECK(nlohmann::json::parse(verb.out)["checks"].back()["output"] ==
+        "PCR 11 matches the published value (phase \"enter-initrd:leave-initrd:sysinit:ready\")");
   Agent after(f);
   CHECK(after.run() == std::vector<S>{S::committed, S::idle});
   CHECK(f.entries().front().version == "2.0"_v);
@@ -701,6 +714,13 @@ TEST_CASE("a UKI release published with a wrong expected PCR 11 is not blessed, 
   CHECK(f.booted() == "2.0");
   f.tpm(booted_pcr11(f, "2.0"));
   CHECK(f.status()["measuredBoot"] == "mismatch");
+  // ballast-health.service's verdict fails the trial boot too, before anything blesses it.
+  auto verb = f.health_verb();
+  CHECK(verb.exit_code == 1);
+  auto verdict = nlohmann::json::parse(verb.out);
+  CHECK(verdict["healthy"] == false);
+  CHECK(verdict["checks"].back()["name"] == "measured-boot");
+  CHECK(verdict["checks"].back()["code"] == "health.measured-boot-mismatch");
   {
     Agent a(f);
     CHECK(a.run() == std::vector<S>{S::reverting, S::verifying});

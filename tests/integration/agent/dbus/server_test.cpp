@@ -61,7 +61,7 @@ TEST_CASE("busctl introspect shows the agent's interface, its properties, method
   auto out = run_ok(s.busctl({"introspect", agent::dbus::kBusName, agent::dbus::kObjectPath}));
   CHECK(out.find("dev.ballast.Agent1") != std::string::npos);
   for (const char* member : {".State", ".BootedVersion", ".StagedVersion", ".TargetVersion", ".Pinned", ".LastError",
-                             ".LastCheck", ".Check", ".Update", ".Rollback", ".Pin", ".Unpin", ".Bless", ".History",
+                             ".RebootHold", ".LastCheck", ".Check", ".Update", ".Rollback", ".Pin", ".Unpin", ".Bless", ".History",
                              ".StateChanged"}) {
     INFO(member);
     CHECK(out.find(member) != std::string::npos);
@@ -79,6 +79,7 @@ TEST_CASE("every property reads the same through busctl and through the client",
   CHECK(get("State") == "s \"idle\"\n");
   CHECK(get("BootedVersion") == "s \"1.0\"\n");
   CHECK(get("StagedVersion") == "s \"\"\n");
+  CHECK(get("RebootHold") == "s \"\"\n");  // nothing holds a reboot
   CHECK(get("Pinned") == "s \"1.5\"\n");
   CHECK(get("LastCheck") == "x 1700000000\n");
   CHECK(get("Progress") == "(dttds) 0 0 0 0 \"\"\n");

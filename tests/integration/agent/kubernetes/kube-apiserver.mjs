@@ -11,7 +11,12 @@
 //     [--tls-cert C --tls-key K [--client-ca CA --cn-user "CN=user"]...] [--token "TOKEN=user"]...
 //     [--bookmark-ms 500]
 // POST /admin/compact (no auth, loopback tests only) makes every resourceVersion older than the
-// newest too old; open watches get ERROR 410 and end. GET /admin/stats counts the lists and watches served.
+// newest too old; open watches get ERROR 410 and end. With ?as=http they end without an event, the
+// resourceVersion moves on, and a watch from a compacted one is answered HTTP 410 Gone itself (as an
+// API server does for a resourceVersion its watch cache no longer has). POST
+// /admin/gone-watches?count=N answers the next N watches of a node from a resourceVersion that is
+// not compacted with HTTP 410 Gone too. GET /admin/stats counts the lists and watches served and
+// names the requests of nodes (and the unauthorized ones) in order: list, watch, watch 410, patch, 401.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -39,7 +44,11 @@ const save = () => { if (stateFile) fs.writeFileSync(stateFile + '.tmp', JSON.st
 save();
 
 const watchers = new Set();
-const stats = { lists: 0, watches: 0 };
+const stats = { lists: 0, watches: 0, requests: [] };
+let goneWatches = 0;
+const isNode = (who) => who?.startsWith('system:node:');
+// The requests of nodes (and the refused ones), not of the test's controllers.
+const record = (who, what) => { if (!who || isNode(who)) stats.requests.push(what); };
 
 function status(res, code, reason, message) {
   res.writeHead(code, { 'Content-Type': 'application/json' });
@@ -97,9 +106,16 @@ function selectorName(url) {
   return m ? m[1] : null;
 }
 
-function watch(req, res, url) {
+function watch(req, res, url, who) {
   const name = selectorName(url);
   const from = Number(url.searchParams.get('resourceVersion') || state.rv);
+  const compacted = from < state.compacted && state.goneAsHttp;
+  if (compacted || (goneWatches > 0 && isNode(who))) {
+    if (!compacted) goneWatches -= 1;
+    record(who, 'watch 410');
+    return status(res, 410, 'Expired', `too old resource version: ${from} (${state.compacted})`);
+  }
+  record(who, 'watch');
   const bookmarks = url.searchParams.get('allowWatchBookmarks') === 'true';
   res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
   const w = {
@@ -112,6 +128,7 @@ function watch(req, res, url) {
         message: `too old resource version: ${from} (${state.compacted})`, reason: 'Expired', code: 410 } }) + '\n');
       end();
     },
+    close() { end(); },
   };
   const timers = [];
   const end = () => { watchers.delete(w); timers.forEach(clearInterval); timers.forEach(clearTimeout); res.end(); };
@@ -138,20 +155,31 @@ async function handle(req, res) {
   const body = await new Promise((resolve) => { let b = ''; req.on('data', (c) => (b += c)); req.on('end', () => resolve(b)); });
   if (req.method === 'GET' && url.pathname === '/admin/stats') return json(res, stats);
   if (req.method === 'POST' && url.pathname === '/admin/compact') {
+    state.goneAsHttp = url.searchParams.get('as') === 'http';
+    // Other objects changed meanwhile: what a watcher saw last is older than the newest.
+    if (state.goneAsHttp) state.rv += 1;
     state.compacted = state.rv;  // a list's resourceVersion (the newest) can still be watched
     save();
-    for (const w of [...watchers]) w.gone();
+    for (const w of [...watchers]) (state.goneAsHttp ? w.close() : w.gone());
     return json(res, { compacted: state.compacted });
   }
+  if (req.method === 'POST' && url.pathname === '/admin/gone-watches') {
+    goneWatches = Number(url.searchParams.get('count') ?? 1);
+    return json(res, { goneWatches });
+  }
   const who = user(req);
-  if (!who) return status(res, 401, 'Unauthorized', 'Unauthorized');
+  if (!who) {
+    record(who, '401');
+    return status(res, 401, 'Unauthorized', 'Unauthorized');
+  }
   if (req.method === 'GET' && discovery[url.pathname]) return json(res, discovery[url.pathname]);
   if (req.method === 'GET' && url.pathname === '/api/v1/nodes') {
     if (url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true') {
       stats.watches += 1;
-      return watch(req, res, url);
+      return watch(req, res, url, who);
     }
     stats.lists += 1;
+    record(who, 'list');
     const name = selectorName(url);
     if (name === null) return status(res, 400, 'BadRequest', 'only fieldSelector=metadata.name=… is supported');
     const items = Object.values(state.nodes).filter((n) => !name || n.metadata.name === name);
@@ -180,6 +208,7 @@ async function handle(req, res) {
   } catch (e) {
     return status(res, 422, 'Invalid', `the patch cannot be applied: ${e.message}`);
   }
+  record(who, 'patch');
   state.rv += 1;
   patched.metadata.name = name;
   patched.metadata.resourceVersion = String(state.rv);
@@ -195,5 +224,7 @@ const server = opt('--tls-cert')
       rejectUnauthorized: false }, onRequest)
   : http.createServer(onRequest);
 server.listen(Number(opt('--port') ?? 0), '127.0.0.1', () => {
-  fs.writeFileSync(opt('--port-file'), String(server.address().port));
+  // Written by rename, so a reader never sees a half-written (empty) port file.
+  fs.writeFileSync(opt('--port-file') + '.tmp', String(server.address().port));
+  fs.renameSync(opt('--port-file') + '.tmp', opt('--port-file'));
 });

@@ -1,7 +1,7 @@
 // kube-apiserver.mjs (a Kubernetes API server for Nodes that follows the protocol: list, watch
 // with bookmarks and 410, merge patch with 409, 401/403) over HTTPS with a CA of its own, serving
 // the Node "node-a". The node's identity is the test client certificate (user
-// system:node:node-a); a controller's is the bearer token "admin-token". Its state survives
+// system:node:node-a) or the bearer token "node-token"; a controller's is the bearer token "admin-token". Its state survives
 // stop() and start() on the same port: an API server that was away.
 #pragma once
 
@@ -41,7 +41,8 @@ struct KubeApiServer {
     auto p = ChildProcess::spawn({"node", kKubeDir + "/kube-apiserver.mjs", "--port-file", port_file, "--port",
                                   std::to_string(port), "--state-file", dir + "/state.json", "--node", "node-a", "--tls-cert",
                                   dir + "/server.pem", "--tls-key", dir + "/server.key", "--client-ca", dir + "/ca.pem",
-                                  "--cn-user", "ballast client=system:node:node-a", "--token", "admin-token=admin"});
+                                  "--cn-user", "ballast client=system:node:node-a", "--token", "admin-token=admin",
+                                  "--token", "node-token=system:node:node-a"});
     REQUIRE(p);
     proc = std::move(*p);
     auto listening = wait_for_port_file(port_file);
@@ -89,6 +90,11 @@ struct KubeApiServer {
     auto r = kubectl({"get", "node", "node-a", "-o", "json"});
     REQUIRE(r.exit_code == 0);
     return nlohmann::json::parse(r.out);
+  }
+  // A kubeconfig of the node's user with these credentials (YAML lines under `user:`), at dir/name.
+  std::string node_kubeconfig(const std::string& name, const std::string& credentials) {
+    write_kubeconfig(dir + "/" + name, "system:node:node-a", credentials);
+    return dir + "/" + name;
   }
   nlohmann::json admin(const std::string& method, const std::string& path) const {
     repository::HttpSettings s;

@@ -3,6 +3,10 @@
 // controller side driven by real clients: kubectl (annotate, get -o json) and a controller
 // script on @kubernetes/client-node (request, wait for the answer).
 #include <future>
+#include <thread>
+
+#include <algorithm>
+#include <iterator>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -27,8 +31,10 @@ struct KubeHost {
   SimulatedHost s;
   KubeApiServer api;
 
-  explicit KubeHost(const std::string& rollback = "agent") {
-    s.drop_in("[update]\ncheck_interval = \"1h\"\n[kubernetes]\nenabled = true\nkubeconfig = \"" + api.kubelet_conf() +
+  explicit KubeHost(const std::string& rollback = "agent") { use(api.kubelet_conf(), rollback); }
+  // The agent's kubeconfig.
+  void use(const std::string& kubeconfig, const std::string& rollback = "agent") {
+    s.drop_in("[update]\ncheck_interval = \"1h\"\n[kubernetes]\nenabled = true\nkubeconfig = \"" + kubeconfig +
               "\"\nrollback = \"" + rollback + "\"\nheartbeat_interval = \"1h\"\n");
   }
   std::vector<std::string> daemon_argv() const {
@@ -46,12 +52,26 @@ struct KubeHost {
     });
   }
   // A daemon the test ends (SIGTERM) when `running` goes out of scope.
-  testing::ChildProcess daemon() const {
-    auto p = testing::ChildProcess::spawn(daemon_argv());
+  testing::ChildProcess daemon(const std::string& stderr_path = "") const {
+    auto p = testing::ChildProcess::spawn(daemon_argv(), stderr_path);
     REQUIRE(p);
     return std::move(*p);
   }
 };
+
+// The daemon's log (its stderr in `path`) once it holds `text`; the bound only guards a hang.
+std::string log_with(const std::string& path, const std::string& text) {
+  std::string log;
+  for (int i = 0; i < 600 && log.find(text) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(100ms);
+    log = read_file(path).value_or("");
+  }
+  return log;
+}
+
+std::vector<std::string> requests_of(const KubeApiServer& api) {
+  return api.admin("GET", "/admin/stats")["requests"].get<std::vector<std::string>>();
+}
 
 ProcessResult ended(std::future<Result<ProcessResult>>& daemon) {
   auto r = daemon.get();
@@ -164,4 +184,75 @@ TEST_CASE("a watch ended by 410 Gone lists again, and an API server away and bac
   running.stop();
   CHECK(s["pinnedVersion"] == "1.0");
   CHECK(s["bootedVersion"] == "1.0");
+}
+
+TEST_CASE("a watch answered 410 Gone at the HTTP level lists again at once; a second 410 in a row backs off, then it recovers") {
+  KubeHost k;
+  const std::string log = k.s.base + "/daemon.log";
+  auto running = k.daemon(log);
+  k.api.request(R"({"schemaVersion":1,"operationId":"p1","operation":"pin","version":"2.0"})");
+  CHECK(k.api.wait_for("p1", "Idle")["pinnedVersion"] == "2.0");
+
+  // The open watch ends; the next one, from a compacted resourceVersion, gets HTTP 410.
+  size_t before = requests_of(k.api).size();
+  k.api.admin("POST", "/admin/compact?as=http");
+  k.api.request(R"({"schemaVersion":1,"operationId":"p2","operation":"unpin"})");
+  CHECK(k.api.wait_for("p2", "Idle")["pinnedVersion"] == "");
+  auto first = requests_of(k.api);
+  std::vector<std::string> after_first(first.begin() + static_cast<long>(before), first.end());
+  REQUIRE(after_first.size() >= 3);
+  CHECK(std::vector<std::string>(after_first.begin(), after_first.begin() + 3) ==
+        std::vector<std::string>{"watch 410", "list", "watch"});
+
+  // Twice in a row: the HTTP 410, then 410 again on the watch after the relist.
+  before = first.size();
+  k.api.admin("POST", "/admin/gone-watches?count=1");
+  k.api.admin("POST", "/admin/compact?as=http");
+  k.api.request(R"({"schemaVersion":1,"operationId":"p3","operation":"pin","version":"1.0"})");
+  json s = k.api.wait_for("p3", "Idle");
+  CHECK(s["pinnedVersion"] == "1.0");
+  auto second = requests_of(k.api);
+  std::vector<std::string> after_second;
+  // A status patch (a heartbeat or a transition) may come between the relist and the watch.
+  std::copy_if(second.begin() + static_cast<long>(before), second.end(), std::back_inserter(after_second),
+               [](const std::string& r) { return r != "patch"; });
+  REQUIRE(after_second.size() >= 5);
+  CHECK(std::vector<std::string>(after_second.begin(), after_second.begin() + 5) ==
+        std::vector<std::string>{"watch 410", "list", "watch 410", "list", "watch"});
+  running.stop();
+  // Each first 410 was listed again at once; only the one right after a relist waited its backoff.
+  const std::string logged = *read_file(log);
+  auto count = [&](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = logged.find(text); at != std::string::npos; at = logged.find(text, at + 1)) ++n;
+    return n;
+  };
+  CHECK(count("the watch's resourceVersion is gone; listing again") == 2);
+  CHECK(count("[kubernetes.gone]; again in ") == 1);
+}
+
+TEST_CASE("the agent follows its Node with a bearer token from the kubeconfig, inline or in a tokenFile, and a wrong one is a clear 401") {
+  KubeHost k;
+  k.use(k.api.node_kubeconfig("token.conf", "    token: node-token\n"));
+  {
+    auto running = k.daemon();
+    k.api.request(R"({"schemaVersion":1,"operationId":"t1","operation":"pin","version":"2.0"})");
+    CHECK(k.api.wait_for("t1", "Idle")["pinnedVersion"] == "2.0");
+  }
+  REQUIRE(write_file_atomic(k.api.dir + "/token", "node-token\n", 0600));
+  k.use(k.api.node_kubeconfig("token-file.conf", "    tokenFile: token\n"));
+  {
+    auto running = k.daemon();
+    k.api.request(R"({"schemaVersion":1,"operationId":"t2","operation":"unpin"})");
+    CHECK(k.api.wait_for("t2", "Idle")["pinnedVersion"] == "");
+  }
+  k.use(k.api.node_kubeconfig("wrong.conf", "    token: not-the-token\n"));
+  const std::string log = k.s.base + "/daemon.log";
+  auto running = k.daemon(log);
+  auto logged = log_with(log, "kubernetes.unauthorized");
+  running.stop();
+  CHECK_THAT(logged, Catch::Contains("kubernetes: watching Node node-a: GET /api/v1/nodes?fieldSelector=metadata.name%3Dnode-a: HTTP 401: "
+                                     "Unauthorized (the API server refused the kubeconfig's credentials) [kubernetes.unauthorized]"));
+  auto requests = requests_of(k.api);
+  CHECK(requests.back() == "401");
 }

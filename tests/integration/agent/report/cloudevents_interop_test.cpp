@@ -32,19 +32,23 @@ struct Sink {
   int port = 0;
 };
 
-// Starts the sink on `port` (0: any); its log is appended to across runs.
-Sink start_sink(const std::string& dir, int port, const std::string& token, double fail_fraction) {
+// Starts the sink on `port` (0: any) with `options` (see the script); its log is appended to across runs.
+Sink start_sink(const std::string& dir, int port, const std::vector<std::string>& options) {
   std::string port_file = dir + "/port";
   REQUIRE(remove_if_exists(port_file));
-  auto proc = testing::ChildProcess::spawn({"node", kInterop + "/cloudevents-sink.mjs", "--port-file", port_file,
-                                            "--log", dir + "/sink.log", "--port", std::to_string(port), "--token",
-                                            token, "--fail-fraction", std::to_string(fail_fraction)});
+  std::vector<std::string> argv = {"node", kInterop + "/cloudevents-sink.mjs", "--port-file", port_file,
+                                   "--log", dir + "/sink.log", "--port", std::to_string(port)};
+  argv.insert(argv.end(), options.begin(), options.end());
+  auto proc = testing::ChildProcess::spawn(argv);
   REQUIRE(proc);
-  for (int i = 0; i < 1000 && !path_exists(port_file); ++i) std::this_thread::sleep_for(10ms);
-  auto text = read_file(port_file);
+  auto listening = testing::wait_for_port_file(port_file);
   INFO("the cloudevents sink did not start");
-  REQUIRE(text);
-  return Sink{std::move(*proc), std::stoi(*text)};
+  REQUIRE(listening);
+  return Sink{std::move(*proc), *listening};
+}
+
+Sink start_sink(const std::string& dir, int port, const std::string& token, double fail_fraction) {
+  return start_sink(dir, port, {"--token", token, "--fail-fraction", std::to_string(fail_fraction)});
 }
 
 std::vector<json> sink_log(const std::string& dir) {
@@ -161,4 +165,73 @@ TEST_CASE("events reach a cloudevents SDK sink across a sink outage and an agent
   CHECK(accepted.at("interop-node-6")["subject"] == "2.0");
   CHECK(accepted.at("interop-node-7")["data"]["booted"] == "2.0");
   CHECK(accepted.at("interop-node-8")["type"] == "dev.ballast.checked");
+}
+
+TEST_CASE("in batch mode events reach an Event Grid-like sink that checks aeg-sas-key across an outage, a 500 and "
+          "413s, each exactly once and in order",
+          "[report][interop][batch]") {
+  REQUIRE(path_exists(kInterop + "/node_modules/cloudevents/package.json"));
+  TempDir t;
+  const std::string key = "aeg-test-key";
+  REQUIRE(write_file_atomic(t.path + "/key", "a-wrong-key\n", 0600));
+  SystemClock clock;
+  repository::HttpSettings settings;
+  settings.retries = 0;
+  auto http = repository::make_curl_http_client(settings);
+  // A port no one listens on yet: the sink is down.
+  auto probe = start_sink(t.path, 0, {});
+  const int port = probe.port;
+  probe.proc.stop();
+  REQUIRE(remove_if_exists(t.path + "/sink.log"));
+
+  OutboxOptions o;
+  o.dir = t.path + "/state/outbox";
+  o.node_id = "grid-node";
+  o.endpoint = "http://127.0.0.1:" + std::to_string(port) + "/api/events";
+  o.credentials = repository::header_file_credentials("aeg-sas-key: ", t.path + "/key", "Event Grid access key");
+  o.batch = true;
+  o.batch_max_events = 8;
+  o.backoff_initial = 1ms;
+  o.backoff_max = 10ms;
+  auto box = Outbox::open(o, *http, clock);
+  REQUIRE(box);
+  std::vector<std::string> reported;
+  for (int i = 0; i < 6; ++i) {
+    auto e = (*box)->enqueue(i % 2 ? "staged" : "checked", {{"version", "2." + std::to_string(i)}});
+    REQUIRE(e);
+    reported.push_back((*e)["id"]);
+  }
+  auto down = (*box)->flush(true);
+  REQUIRE(down);
+  CHECK(down->sent == 0);
+  CHECK(down->last_error.find("http.transfer") != std::string::npos);
+
+  // Up: the wrong key is refused, then 500, then every batch of more than one event is too large.
+  auto sink = start_sink(t.path, port, {"--aeg-sas-key", key, "--batch", "1", "--statuses", "500", "--max-batch", "1"});
+  auto refused = (*box)->flush(true);
+  REQUIRE(refused);
+  CHECK(refused->last_error == "HTTP status 401");
+  REQUIRE(write_file_atomic(t.path + "/key", key + "\n", 0600));
+  auto failed = (*box)->flush(true);
+  REQUIRE(failed);
+  CHECK(failed->last_error == "HTTP status 500");
+  CHECK((*box)->pending() == 6);
+  auto r = (*box)->flush(true);
+  REQUIRE(r);
+  CHECK(r->sent == 6);
+  CHECK((*box)->pending() == 0);
+
+  std::vector<std::string> delivered;
+  std::vector<long> answers;
+  for (const auto& entry : sink_log(t.path)) {
+    INFO(entry.dump());
+    answers.push_back(entry["status"]);
+    if (entry["status"] == 401) continue;
+    CHECK(entry["valid"] == true);  // every element passed the SDK's validation
+    CHECK(entry["contentType"] == "application/cloudevents-batch+json; charset=utf-8");
+    if (entry["status"] == 202)
+      for (const auto& id : entry["ids"]) delivered.push_back(id);
+  }
+  CHECK(delivered == reported);  // each once, in order
+  CHECK(answers == std::vector<long>{401, 500, 413, 413, 202, 202, 202, 202, 202, 202});  // 6 events, then 3, then 1s
 }

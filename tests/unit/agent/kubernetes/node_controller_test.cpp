@@ -60,6 +60,16 @@ struct Rig {
     REQUIRE(c);
     return std::move(*c);
   }
+  // For start(): heartbeats out of the way, backoffs of a few milliseconds.
+  NodeControllerOptions threaded_options() const {
+    NodeControllerOptions o;
+    o.node_name = "node-a";
+    o.state_dir = state;
+    o.heartbeat = std::chrono::hours(1);
+    o.backoff_base = std::chrono::milliseconds(5);
+    o.backoff_max = std::chrono::milliseconds(20);
+    return o;
+  }
   NodeObject with_request(const std::string& request) {
     NodeObject n = kube.node;
     n.annotations[kRequestAnnotation] = request;
@@ -195,7 +205,7 @@ TEST_CASE("a watch that gets 410 Gone lists again and catches up on the request 
   auto c = rig.open();
   REQUIRE(c->sync());  // the first list
   CHECK(rig.kube.lists == 1);
-  rig.kube.gone_next = true;
+  rig.kube.gone_next = 1;
   auto gone = c->sync();
   REQUIRE_FALSE(gone);
   CHECK(gone.error().code == "kubernetes.gone");
@@ -220,12 +230,7 @@ TEST_CASE("a request arriving on the watch is carried out") {
 
 TEST_CASE("the writer publishes on a transition and again once the API server is back") {
   Rig rig;
-  NodeControllerOptions o;
-  o.node_name = "node-a";
-  o.state_dir = rig.state;
-  o.heartbeat = std::chrono::hours(1);
-  o.backoff_base = std::chrono::milliseconds(5);
-  o.backoff_max = std::chrono::milliseconds(20);
+  NodeControllerOptions o = rig.threaded_options();
   {
     std::lock_guard lock(rig.kube.mutex);
     rig.kube.down = Error{"http.transfer", "connection refused", 0, {}};
@@ -249,4 +254,48 @@ TEST_CASE("the writer publishes on a transition and again once the API server is
   }
   c->stop();
   CHECK(rig.written_status()["phase"] == "Checking");
+}
+
+TEST_CASE("a first 410 Gone relists at once, a second in a row backs off, and a success resets the backoff") {
+  using std::chrono::milliseconds;
+  const Status gone = fail("kubernetes.gone", "410");
+  WatchBackoff b(milliseconds(100), milliseconds(1000), 7);
+  CHECK(b.after(gone) == milliseconds(0));
+  auto second = b.after(gone);
+  CHECK(second >= milliseconds(50));
+  CHECK(second <= milliseconds(100));
+  CHECK(b.after(gone) >= milliseconds(100));  // doubled
+  CHECK(b.after(ok()) == milliseconds(0));
+  CHECK(b.after(gone) == milliseconds(0));  // a new first 410
+  CHECK(b.after(fail("http.transfer", "refused")) >= milliseconds(50));
+}
+
+TEST_CASE("the watcher gets two 410 Gone in a row, lists again after each and then carries out a request") {
+  Rig rig;
+  NodeControllerOptions o = rig.threaded_options();
+  rig.kube.gone_next = 2;
+  auto c = *NodeController::open(rig.kube, rig.agent, rig.clock, o);
+  c->start();
+  auto wait_until = [&](auto done) {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        std::lock_guard lock(rig.kube.mutex);
+        if (done()) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  wait_until([&] { return rig.kube.lists >= 3; });
+  rig.kube.annotate(kRequestAnnotation, R"({"schemaVersion":1,"operationId":"g1","operation":"pin","version":"2.0"})");
+  wait_until([&] {
+    auto it = rig.kube.node.annotations.find(kStatusAnnotation);
+    return it != rig.kube.node.annotations.end() && json::parse(it->second)["operationId"] == "g1";
+  });
+  c->stop();
+  CHECK(rig.agent.calls == std::vector<std::string>{"pin 2.0"});
+  std::lock_guard lock(rig.kube.mutex);
+  REQUIRE(rig.kube.calls.size() >= 5);
+  CHECK(std::vector<std::string>(rig.kube.calls.begin(), rig.kube.calls.begin() + 5) ==
+        std::vector<std::string>{"list", "watch: 410", "list", "watch: 410", "list"});
+  CHECK(rig.kube.lists == 3);  // recovered: watching again, not listing
 }

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include "agent/kubernetes/npd.hpp"
+#include "common/clock.hpp"
 
+using namespace ballast;
 using namespace ballast::agent;
 using namespace ballast::agent::kubernetes;
 using nlohmann::json;
@@ -46,4 +48,29 @@ TEST_CASE("the NPD plugin reports a failed update, a rollback and a failing heal
 TEST_CASE("the NPD plugin answers unknown when the state or the checks cannot be read") {
   CHECK(npd_verdict(std::nullopt, healthy()).exit_code == 2);
   CHECK(npd_verdict(json::object(), std::nullopt).exit_code == 2);
+}
+
+TEST_CASE("the NPD plugin reports a repository unreachable for longer than the threshold, with since when and the error code") {
+  using namespace std::chrono_literals;
+  FakeClock clock;
+  RepositoryContact failing;
+  failing.failing_since = clock.now();
+  failing.last_error = "http.transfer";
+  auto under = npd_verdict(json::object(), healthy(), {failing, clock.now() + 59min, 1h});
+  CHECK(under.exit_code == 0);
+  auto over = npd_verdict(json::object(), healthy(), {failing, clock.now() + 90min, 1h});
+  CHECK(over.exit_code == 1);
+  CHECK(over.message == "BallastRepositoryUnreachable: repository unreachable since 2026-01-01T00:00:00Z (90 min): http.transfer");
+  auto reached = npd_verdict(json::object(), healthy(), {next_contact(failing, std::nullopt, clock.now() + 80min), clock.now() + 90min, 1h});
+  CHECK(reached.exit_code == 0);
+  CHECK(npd_verdict(json::object(), healthy(), {std::nullopt, clock.now(), 1h}).exit_code == 2);
+}
+
+TEST_CASE("the NPD plugin does not count a check that failed before choosing a target as a failed update") {
+  json check_failed{{"state", "idle"},
+                    {"history", json::array({{{"result", "rolled-back"}, {"target", "2.0"}, {"from", "1.0"}, {"error", "health"}},
+                                             {{"result", "failed"}, {"target", ""}, {"error", "refresh failed [http.transfer]"}}})}};
+  CHECK_THAT(npd_verdict(check_failed, healthy()).message, Catch::StartsWith("BallastRolledBack: 2.0"));
+  json only_checks{{"state", "idle"}, {"history", json::array({{{"result", "failed"}, {"target", ""}, {"error", "refused"}}})}};
+  CHECK(npd_verdict(only_checks, healthy()).exit_code == 0);
 }

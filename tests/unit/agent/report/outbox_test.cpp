@@ -478,3 +478,116 @@ TEST_CASE("a 401 from the sink refreshes the outbox's credentials and the event 
   CHECK(has_header(f.http.posts[1], "aeg-sas-key: k3y"));
   CHECK(f.http.posts[0].body == f.http.posts[1].body);  // the same event, the same id
 }
+
+namespace {
+
+// The ids of each batch POSTed, in order.
+std::vector<std::vector<std::string>> posted_batches(const repository::FakeHttpClient& http) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& p : http.posts) {
+    std::vector<std::string> ids;
+    for (const auto& e : json::parse(p.body)) ids.push_back(e["id"].get<std::string>());
+    out.push_back(ids);
+  }
+  return out;
+}
+
+OutboxOptions batch_options(const OutboxFixture& f) {
+  auto o = f.options();
+  o.batch = true;
+  return o;
+}
+
+std::vector<std::string> ids(std::initializer_list<int> seqs) {
+  std::vector<std::string> out;
+  for (int s : seqs) out.push_back("node-a-" + std::to_string(s));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a batch takes the oldest events that fit in its count and its bytes, and at least one", "[report][batch]") {
+  CHECK(batch_size({}, 10, 1000) == 0);
+  CHECK(batch_size({100, 100, 100}, 2, 1000) == 2);
+  // The array of two 100-byte events (each stored with its newline) is 201 bytes.
+  CHECK(batch_size({100, 100, 100}, 10, 201) == 2);
+  CHECK(batch_size({100, 100, 100}, 10, 200) == 1);
+  CHECK(batch_size({5000, 100}, 10, 1000) == 1);  // too large for any batch: sent alone
+}
+
+TEST_CASE("in batch mode the pending events go oldest first as CloudEvents arrays of at most batch_max_events",
+          "[report][batch]") {
+  OutboxFixture f;
+  auto o = batch_options(f);
+  o.batch_max_events = 2;
+  auto box = f.open(o);
+  for (int i = 0; i < 5; ++i) REQUIRE(box->enqueue("checked", {{"n", i}}));
+  auto r = box->flush();
+  REQUIRE(r);
+  CHECK(r->sent == 5);
+  CHECK(box->pending() == 0);
+  CHECK(posted_batches(f.http) == std::vector<std::vector<std::string>>{ids({1, 2}), ids({3, 4}), ids({5})});
+  CHECK(has_header(f.http.posts[0], "Content-Type: application/cloudevents-batch+json; charset=utf-8"));
+  auto first = json::parse(f.http.posts[0].body)[0];
+  CHECK(first["specversion"] == "1.0");
+  CHECK(first["data"]["n"] == 0);
+}
+
+TEST_CASE("in batch mode a failed POST keeps every event of the batch, and a 413 halves the batch until the sink "
+          "takes it",
+          "[report][batch]") {
+  OutboxFixture f;
+  auto box = f.open(batch_options(f));
+  for (int i = 0; i < 4; ++i) REQUIRE(box->enqueue("staged", {{"version", "1." + std::to_string(i)}}));
+  f.statuses = {500};
+  auto failed = box->flush();
+  REQUIRE(failed);
+  CHECK(failed->sent == 0);
+  CHECK(box->pending() == 4);
+  CHECK(f.event_files().size() == 4);
+
+  f.http.posts.clear();
+  f.statuses = {413, 413};
+  auto r = box->flush(true);
+  REQUIRE(r);
+  CHECK(r->sent == 4);
+  CHECK(box->pending() == 0);
+  // 4 refused, 2 refused, then batches of 1: every event once, in order, among the accepted ones.
+  CHECK(posted_batches(f.http) ==
+        std::vector<std::vector<std::string>>{ids({1, 2, 3, 4}), ids({1, 2}), ids({1}), ids({2}), ids({3}), ids({4})});
+}
+
+TEST_CASE("in batch mode an event the sink refuses as too large even alone is moved to rejected/ and the events "
+          "behind it are sent",
+          "[report][batch]") {
+  OutboxFixture f;
+  const auto o = batch_options(f);
+  auto box = f.open(o);
+  REQUIRE(box->enqueue("staged", {{"version", "huge"}}));
+  REQUIRE(box->enqueue("committed", {{"version", "1.1"}}));
+  f.statuses = {413, 413, 202};
+  auto r = box->flush();
+  REQUIRE(r);
+  CHECK(r->rejected == 1);
+  CHECK(r->sent == 1);
+  CHECK(box->pending() == 0);
+  CHECK(posted_batches(f.http).back() == ids({2}));
+  auto rejected = list_dir(f.dir() + "/rejected");
+  REQUIRE(rejected);
+  REQUIRE(rejected->size() == 1);
+  CHECK(rejected->front().find(".staged.json") != std::string::npos);
+  // A reopened outbox neither sends nor quarantines what was rejected.
+  auto reopened = f.open(o);
+  CHECK(reopened->pending() == 0);
+  CHECK_FALSE(path_exists(f.dir() + "/quarantine"));
+}
+
+TEST_CASE("report.format = \"batch\" and its bounds reach the outbox; structured stays the default", "[report][batch]") {
+  Config config;
+  CHECK_FALSE(outbox_options_from_config(config, "/var/lib/ballast", "n").batch);
+  REQUIRE(config.merge_text("[report]\nformat = \"batch\"\nbatch_max_events = 7\nbatch_max_bytes = 4096\n", "t.toml"));
+  auto o = outbox_options_from_config(config, "/var/lib/ballast", "n");
+  CHECK(o.batch);
+  CHECK(o.batch_max_events == 7);
+  CHECK(o.batch_max_bytes == 4096);
+}
