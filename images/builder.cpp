@@ -109,6 +109,11 @@ Result<std::string> cached_debootstrap(const BaseSpec& base, const std::string& 
   // Only a definition with packages_after adds to the key: the other caches stay valid.
   if (!after.empty()) key += "\nafter:";
   for (const auto& p : after) key += p + ",";
+  std::map<std::string, std::string> files_before;  // path in the image -> content
+  for (const auto& [path, source] : base.files_before) {
+    files_before[path] = BALLAST_TRY(with_context(read_regular_file(source), "reading [base.files] " + path));
+    key += "\nfile:" + path + "=" + sha256_hex(files_before[path]);
+  }
   std::string cached = path_join(cache_dir, "debootstrap-" + sha256_hex(key).substr(0, 16) + ".tar");
   if (path_exists(cached)) return cached;
   BALLAST_CHECK(make_dirs(cache_dir));
@@ -129,7 +134,17 @@ Result<std::string> cached_debootstrap(const BaseSpec& base, const std::string& 
     // debootstrap says on stderr only "see the log": the log's tail names the package that failed.
     if (auto log = read_file(path_join(tmp, "root/debootstrap/debootstrap.log"), 64 << 20))
       why += "; debootstrap.log ends:\n" + log->substr(log->size() > 2000 ? log->size() - 2000 : 0);
-  } else if (!after.empty()) {
+  } else {
+    why = "writing [base.files] into the debootstrapped tree";
+    for (const auto& [path, content] : files_before) {
+      Status w = write_in(path_join(tmp, "root"), path, content, 0644);
+      if (!w) {
+        st = tl::unexpected<Error>(w.error());
+        break;
+      }
+    }
+  }
+  if (st && !after.empty()) {
     // In a private mount namespace whose /proc (dracut and others need it) dies with apt-get.
     std::vector<std::string> apt = {"unshare", "--mount", "--mount-proc=" + path_join(tmp, "root/proc"),
                                     "chroot", path_join(tmp, "root"), "apt-get", "install", "--yes",
