@@ -104,6 +104,16 @@ Result<std::string> cached_debootstrap(const BaseSpec& base, const std::string& 
   std::sort(packages.begin(), packages.end());
   std::string key = base.suite + "\n" + base.variant + "\n" + base.mirror + "\n";
   for (const auto& p : packages) key += p + ",";
+  std::vector<std::string> after = base.packages_after;
+  std::sort(after.begin(), after.end());
+  // Only a definition with packages_after adds to the key: the other caches stay valid.
+  if (!after.empty()) key += "\nafter:";
+  for (const auto& p : after) key += p + ",";
+  std::map<std::string, std::string> files_before;  // path in the image -> content
+  for (const auto& [path, source] : base.files_before) {
+    files_before[path] = BALLAST_TRY(with_context(read_regular_file(source), "reading [base.files] " + path));
+    key += "\nfile:" + path + "=" + sha256_hex(files_before[path]);
+  }
   std::string cached = path_join(cache_dir, "debootstrap-" + sha256_hex(key).substr(0, 16) + ".tar");
   if (path_exists(cached)) return cached;
   BALLAST_CHECK(make_dirs(cache_dir));
@@ -119,14 +129,42 @@ Result<std::string> cached_debootstrap(const BaseSpec& base, const std::string& 
   // Per process: two builds warming the same cache at once must not write one file.
   const std::string partial = cached + ".tmp-" + std::to_string(::getpid());
   auto st = run_checked(argv, SpawnOptions{.timeout = std::chrono::minutes(30)});
+  std::string why = "building the debootstrap base";
+  if (!st) {
+    // debootstrap says on stderr only "see the log": the log's tail names the package that failed.
+    if (auto log = read_file(path_join(tmp, "root/debootstrap/debootstrap.log"), 64 << 20))
+      why += "; debootstrap.log ends:\n" + log->substr(log->size() > 2000 ? log->size() - 2000 : 0);
+  } else {
+    why = "writing [base.files] into the debootstrapped tree";
+    for (const auto& [path, content] : files_before) {
+      Status w = write_in(path_join(tmp, "root"), path, content, 0644);
+      if (!w) {
+        st = tl::unexpected<Error>(w.error());
+        break;
+      }
+    }
+  }
+  if (st && !after.empty()) {
+    // In a private mount namespace whose /proc (dracut and others need it) dies with apt-get.
+    std::vector<std::string> apt = {"unshare", "--mount", "--mount-proc=" + path_join(tmp, "root/proc"),
+                                    "chroot", path_join(tmp, "root"), "apt-get", "install", "--yes",
+                                    "--no-install-recommends"};
+    apt.insert(apt.end(), after.begin(), after.end());
+    log::info("installing packages_after in the debootstrapped tree");
+    why = "installing packages_after with apt-get in the debootstrapped tree";
+    st = run_checked(apt, SpawnOptions{.timeout = std::chrono::minutes(30),
+                                       .extra_env = {"DEBIAN_FRONTEND=noninteractive",
+                                                     "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}});
+  }
   if (st) {
+    why = "building the debootstrap base";
     st = run_checked({"tar", "--create", "--file", partial, "--directory", path_join(tmp, "root"),
                       "--numeric-owner", "--xattrs", "--xattrs-include=*", "--sort=name", "."});
   }
   (void)remove_tree(tmp);
   if (!st) {
     (void)remove_if_exists(partial);
-    return tl::unexpected(with_context(std::move(st), "building the debootstrap base").error());
+    return tl::unexpected(with_context(std::move(st), why).error());
   }
   if (::rename(partial.c_str(), cached.c_str()) != 0) {
     int e = errno;

@@ -75,6 +75,12 @@ class TableReader {
   std::string file_, prefix_;
 };
 
+// Where an image's file may go: absolute, and no '..' to climb out of the image.
+bool is_image_path(const std::string& p) {
+  return !p.empty() && p[0] == '/' && p.find("/../") == std::string::npos &&
+         !(p.size() >= 3 && p.compare(p.size() - 3, 3, "/..") == 0);
+}
+
 std::string resolve(const std::string& base_dir, const std::string& p) {
   return p.empty() || p[0] == '/' ? p : path_join(base_dir, p);
 }
@@ -103,7 +109,7 @@ Result<ImageDefinition> parse_definition(std::string_view text, const std::strin
 
   if (auto* t = BALLAST_TRY(top.table("base"))) {
     TableReader base(*t, file, "base");
-    BALLAST_CHECK(base.check_keys({"kind", "busybox", "suite", "variant", "mirror", "packages", "path"}));
+    BALLAST_CHECK(base.check_keys({"kind", "busybox", "suite", "variant", "mirror", "packages", "packages_after", "files", "path"}));
     std::string kind = BALLAST_TRY(base.string("kind")).value_or("busybox");
     if (kind == "busybox") def.base.kind = BaseKind::busybox;
     else if (kind == "debootstrap") def.base.kind = BaseKind::debootstrap;
@@ -115,6 +121,20 @@ Result<ImageDefinition> parse_definition(std::string_view text, const std::strin
     def.base.variant = BALLAST_TRY(base.string("variant")).value_or(def.base.variant);
     def.base.mirror = BALLAST_TRY(base.string("mirror")).value_or(def.base.mirror);
     def.base.packages = BALLAST_TRY(base.strings("packages"));
+    def.base.packages_after = BALLAST_TRY(base.strings("packages_after"));
+    if (!def.base.packages_after.empty() && def.base.kind != BaseKind::debootstrap)
+      return base.bad("packages_after", "is only for kind debootstrap");
+    if (auto* files = BALLAST_TRY(base.table("files"))) {
+      if (def.base.kind != BaseKind::debootstrap) return base.bad("files", "is only for kind debootstrap");
+      TableReader ft(*files, file, "base.files");
+      for (const auto& [k, node] : *files) {
+        std::string path(k.str());
+        if (!is_image_path(path))
+          return ft.bad(path, "must be an absolute path inside the image without '..'");
+        auto source = BALLAST_TRY(ft.string(path));
+        def.base.files_before[path] = resolve(dir, *source);
+      }
+    }
     def.base.path = resolve(dir, BALLAST_TRY(base.string("path")).value_or(""));
     if ((def.base.kind == BaseKind::directory || def.base.kind == BaseKind::tarball) && def.base.path.empty())
       return fail("image.missing-key", base.where(*t) + ": key 'base.path' is required for kind " + kind);
@@ -151,8 +171,7 @@ Result<ImageDefinition> parse_definition(std::string_view text, const std::strin
       BALLAST_CHECK(f.check_keys({"path", "content", "source", "mode", "uid", "gid"}));
       FileSpec spec;
       auto path = BALLAST_TRY(f.string("path"));
-      if (!path || path->empty() || (*path)[0] != '/' || path->find("/../") != std::string::npos ||
-          (path->size() >= 3 && path->substr(path->size() - 3) == "/.."))
+      if (!path || !is_image_path(*path))
         return fail("image.bad-value", f.where(item) + ": key 'files.path' must be an absolute path without '..'");
       spec.path = *path;
       auto content = BALLAST_TRY(f.string("content"));

@@ -23,6 +23,13 @@ struct BaseSpec {
   std::string variant = "minbase";
   std::string mirror = "http://deb.debian.org/debian";
   std::vector<std::string> packages;
+  // Installed with apt-get inside the tree after debootstrap: apt may replace what debootstrap
+  // resolved (dracut in place of initramfs-tools, which debootstrap always picks for the kernel).
+  std::vector<std::string> packages_after;
+  // debootstrap: files (absolute path in the image -> a file next to the definition) written into the
+  // tree before packages_after is installed, so that its maintainer scripts read them (dracut's
+  // configuration, which shapes the initrd it builds on installation). Part of the cache key.
+  std::map<std::string, std::string> files_before;
   std::string path;                            // directory / tarball
 };
 

@@ -40,7 +40,7 @@ Result<uint64_t> file_size(const std::string& path) {
 }  // namespace
 
 std::string uki_cmdline(const Version& version, const std::string& extra) {
-  std::string line = "root=gpt-auto rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(version) +
+  std::string line = "root=/dev/gpt-auto-root rootflags=subvol=" + snapshot::HostLayout::deployment_subvol(version) +
                      " ro ballast.version=" + version.str();
   std::string e = extra;
   while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();

@@ -35,7 +35,7 @@ struct UkiParts {
 
 // The command line sealed into a release's UKI. It holds no value of one host, so every host
 // installed from the release boots the same bytes: the root filesystem is found by its GPT partition
-// type on the disk the loader booted from (root=gpt-auto, docs/boot.md), the deployment by its
+// type on the disk the loader booted from (root=/dev/gpt-auto-root, docs/boot.md), the deployment by its
 // subvolume. `extra` is the image's own command line ([kernel] cmdline).
 std::string uki_cmdline(const Version& version, const std::string& extra);
 

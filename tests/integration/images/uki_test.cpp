@@ -78,7 +78,7 @@ TEST_CASE("an image with a UKI carries the stub's sections followed by .osrel .c
   CHECK_THAT(**osrel, !Catch::Contains("IMAGE_ID"));
   CHECK_THAT(*read_file(out + "/usr/lib/os-release"), Catch::Contains("IMAGE_ID=\"minimal\""));
   CHECK(*pe::section_contents(*bytes, ".cmdline") ==
-        std::optional<std::string>("root=gpt-auto rootflags=subvol=@ballast/deploy/2.0 ro ballast.version=2.0 console=ttyS0 quiet"));
+        std::optional<std::string>("root=/dev/gpt-auto-root rootflags=subvol=@ballast/deploy/2.0 ro ballast.version=2.0 console=ttyS0 quiet"));
 
   // Page-aligned, after the stub's sections, not overlapping one another.
   auto img = pe::read_image(*bytes);

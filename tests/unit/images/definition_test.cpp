@@ -14,6 +14,8 @@ overlays = ["overlays/a", "/abs/b"]
 kind = "debootstrap"
 suite = "bookworm"
 packages = ["systemd", "linux-image-amd64"]
+packages_after = ["dracut"]
+files = { "/etc/dracut.conf.d/small.conf" = "base/small.conf" }
 [kernel]
 cmdline = "console=ttyS0"
 [os_release]
@@ -32,6 +34,9 @@ install = true
   CHECK(def->name == "demo");
   CHECK(def->base.kind == BaseKind::debootstrap);
   CHECK(def->base.packages == std::vector<std::string>{"systemd", "linux-image-amd64"});
+  CHECK(def->base.packages_after == std::vector<std::string>{"dracut"});
+  CHECK(def->base.files_before ==
+        std::map<std::string, std::string>{{"/etc/dracut.conf.d/small.conf", "/src/images/base/small.conf"}});
   CHECK(def->overlays == std::vector<std::string>{"/src/images/overlays/a", "/abs/b"});
   REQUIRE(def->files.size() == 1);
   CHECK(def->files[0].mode == 0600);
@@ -49,6 +54,16 @@ TEST_CASE("a bad image definition is an error naming file, line and key") {
   const Case cases[] = {
       {"name = \"x\"\n[base]\nkind = \"floppy\"\n", "image.bad-value", "x.toml:3: key 'base.kind'"},
       {"name = \"x\"\n[base]\nsuite = 12\n", "image.wrong-type", "x.toml:3: key 'base.suite' must be a string"},
+      {"name = \"x\"\n[base]\nkind = \"directory\"\npath = \"/t\"\npackages_after = [\"dracut\"]\n", "image.bad-value",
+       "only for kind debootstrap"},
+      {"name = \"x\"\n[base]\nkind = \"busybox\"\nfiles = { \"/etc/a\" = \"a\" }\n", "image.bad-value",
+       "only for kind debootstrap"},
+      {"name = \"x\"\n[base]\nkind = \"debootstrap\"\nfiles = { \"etc/a\" = \"a\" }\n", "image.bad-value",
+       "absolute path inside the image"},
+      {"name = \"x\"\n[base]\nkind = \"debootstrap\"\nfiles = { \"/etc/..\" = \"a\" }\n", "image.bad-value",
+       "without '..'"},
+      {"name = \"x\"\n[base]\nkind = \"debootstrap\"\nfiles = { \"/etc/a\" = 1 }\n", "image.wrong-type",
+       "key 'base.files./etc/a' must be a string"},
       {"name = \"x\"\ncolour = \"red\"\n", "image.unknown-key", "x.toml:2: unknown key 'colour'"},
       {"name = \"x\"\n[kernel]\nstand_in = true\n", "image.missing-key", "kernel.version"},
       {"name = \"x\"\n[[files]]\npath = \"etc/relative\"\ncontent = \"\"\n", "image.bad-value", "x.toml:2"},
