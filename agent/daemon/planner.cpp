@@ -123,9 +123,11 @@ struct Route {
   std::vector<PlanLink> links;  // empty: the slot itself
 };
 
-// Cheaper by bytes, then fewer links, then from an earlier slot (the full stream comes last).
+// Cheaper by bytes, then fewer streams (the full stream is one), then from an earlier slot (the
+// full stream comes last).
 bool cheaper(const Route& a, const Route& b) {
-  return std::make_tuple(a.bytes, a.links.size(), a.start) < std::make_tuple(b.bytes, b.links.size(), b.start);
+  auto streams = [](const Route& r) { return std::max<size_t>(r.links.size(), 1); };
+  return std::make_tuple(a.bytes, streams(a), a.start) < std::make_tuple(b.bytes, streams(b), b.start);
 }
 
 Result<repository::Artifact> find_planned(const Version& version, const std::optional<Version>& from, uint64_t bytes,
