@@ -764,10 +764,7 @@ namespace {
 // Publishes 2.0, 3.0 and 4.0 after the fleet's 1.0, each made from the one before (a snapshot
 // with its version and release note changed: a small delta), with `repo add --deltas-from-last
 // <n>`, the publisher's earlier subvolumes found beside the new one by version (links to them).
-void publish_with_deltas_from_last(Fleet& f, const std::string& n) {
-  std::string prev = "1.0";
-  REQUIRE(::symlink((f.h.build + "/minimal-1.0").c_str(), (f.h.build + "/1.0").c_str()) == 0);
-  for (std::string v : {"2.0", "3.0", "4.0"}) {
+ProcessResult publish_next(Fleet& f, const std::string& prev, const std::string& v, const std::string& n) {
     const std::string image = f.h.build + "/minimal-" + v, work = image + "-work";
     REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", f.h.build + "/minimal-" + prev, work}));
     std::string os_release = *read_file(work + "/usr/lib/os-release");
@@ -781,8 +778,15 @@ void publish_with_deltas_from_last(Fleet& f, const std::string& n) {
     auto added = run_checked({kBallast, "repo", "add", f.repo, "--keys", f.keys, "--version", v, "--subvolume", image,
                               "--deltas-from-last", n, "--zstd-level", "3"});
     REQUIRE(added);
+    return *added;
+}
+
+void publish_with_deltas_from_last(Fleet& f, const std::string& n) {
+  std::string prev = "1.0";
+  REQUIRE(::symlink((f.h.build + "/minimal-1.0").c_str(), (f.h.build + "/1.0").c_str()) == 0);
+  for (std::string v : {"2.0", "3.0", "4.0"}) {
     // Every delta the option asks for is published: each earlier subvolume is there.
-    CHECK_THAT(added->out, Catch::Contains(v + " delta from " + prev));
+    CHECK_THAT(publish_next(f, prev, v, n).out, Catch::Contains(v + " delta from " + prev));
     prev = v;
   }
 }
@@ -830,6 +834,18 @@ TEST_CASE("with deltas from the last three releases published, a host three rele
   CHECK(plan["deltaFrom"] == "1.0");
   CHECK(f.booted() == "4.0");
   CHECK(compare_trees(f.h.build + "/minimal-4.0", f.h.layout().slot("4.0"_v), TreeCompareOptions{.compare_atime = false}).empty());
+}
+
+TEST_CASE("repo add --deltas-from-last skips, with a message, an earlier release whose subvolume the publisher no longer has") {
+  Fleet f;
+  publish_with_deltas_from_last(f, "1");
+  REQUIRE(::unlink((f.h.build + "/3.0").c_str()) == 0);
+  f.revoke("2.0");
+  auto added = publish_next(f, "4.0", "5.0", "3");
+  CHECK_THAT(added.err, Catch::Contains("no delta from 3.0"));
+  CHECK_THAT(added.out, Catch::Contains("5.0 delta from 4.0"));
+  CHECK_THAT(added.out, Catch::Contains("5.0 delta from 1.0"));  // 2.0 is revoked: the third is 1.0
+  CHECK_THAT(added.out, !Catch::Contains("delta from 2.0") && !Catch::Contains("delta from 3.0"));
 }
 
 TEST_CASE("an agent killed between two links of a chain resumes, finishes the update and leaves no scratch subvolume") {
