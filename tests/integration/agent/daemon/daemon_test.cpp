@@ -116,6 +116,17 @@ struct Fleet {
     argv.insert(argv.end(), args.begin(), args.end());
     REQUIRE(run_checked(argv));
   }
+  // A configuration directory for `ballast daemon --once` on the sandbox: this repository,
+  // reboot.strategy manual.
+  std::string manual_config() {
+    std::string config = h.fs->base_dir() + "/config";
+    REQUIRE(make_dirs(config));
+    REQUIRE(write_file_atomic(config + "/10-test.toml",
+                              "[repository]\nurl = \"file://" + repo + "\"\nroot = \"" + repo +
+                                  "/metadata/1.root.json\"\n[reboot]\nstrategy = \"manual\"\n[node]\nwariness = 0.0\n"
+                                  "[health]\ncheck_failed_units = false\n"));
+    return config;
+  }
   std::string booted() { return boot::make_systemd_boot_control(h.paths)->booted_version()->str(); }
   std::vector<boot::BootEntry> entries() { return *boot::make_systemd_boot_control(h.paths)->entries(); }
   nlohmann::json flow_record() { return nlohmann::json::parse(*read_file(h.state + "/flow.json")); }
@@ -288,12 +299,7 @@ TEST_CASE("a pin set with `ballast pin` holds the host at that version until `ba
 TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update, flags the reboot and waits") {
   Fleet f;
   f.release("2.0", "1.0");
-  std::string config = f.h.fs->base_dir() + "/config";
-  REQUIRE(make_dirs(config));
-  REQUIRE(write_file_atomic(config + "/10-test.toml",
-                            "[repository]\nurl = \"file://" + f.repo + "\"\nroot = \"" + f.repo +
-                                "/metadata/1.root.json\"\n[reboot]\nstrategy = \"manual\"\n[node]\nwariness = 0.0\n"
-                                "[health]\ncheck_failed_units = false\n"));
+  std::string config = f.manual_config();
   std::string flag = f.h.fs->base_dir() + "/reboot-required";
   auto r = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
                         "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "--json", "daemon",
@@ -797,43 +803,48 @@ uint64_t sum_of_links(const nlohmann::json& plan) {
   return sum;
 }
 
-}  // namespace
+// After an update to 4.0: its slot is the publisher's image, no scratch subvolume of a chain is
+// left, and only 1.0 and 4.0 are slots.
+void check_staged_4_0(Fleet& f) {
+  CHECK(compare_trees(f.h.build + "/minimal-4.0", f.h.layout().slot("4.0"_v), TreeCompareOptions{.compare_atime = false}).empty());
+  CHECK(list_dir(f.h.layout().partial_dir())->empty());
+  CHECK(*snapshot::list_slots(f.h.layout()) == std::vector<Version>{"1.0"_v, "4.0"_v});
+}
 
-TEST_CASE("a host three releases behind updates by the chain of deltas and ends with the image a direct install has") {
-  Fleet f;
-  publish_with_deltas_from_last(f, "1");
+// The agent updates the host on 1.0 up to the reboot into 4.0; returns the plan it made.
+nlohmann::json update_to_4_0(Fleet& f) {
   f.health_check("10-ok", 0);
   {
     Agent a(f);
     CHECK(a.run() == kToReboot);
   }
   CHECK(f.booted() == "4.0");
-  const auto plan = f.flow_record()["plan"];
+  check_staged_4_0(f);
+  return f.flow_record()["plan"];
+}
+
+}  // namespace
+
+TEST_CASE("a host three releases behind updates by the chain of deltas and ends with the image a direct install has") {
+  Fleet f;
+  publish_with_deltas_from_last(f, "1");
+  const auto plan = update_to_4_0(f);
   INFO(plan.dump());
   REQUIRE(plan["chain"].size() == 3);
   CHECK(plan["deltaFrom"] == "1.0");
   CHECK(plan["chain"][1]["from"] == "2.0");
   CHECK(plan["chain"][2]["to"] == "4.0");
   CHECK(plan["downloadBytes"].get<uint64_t>() == sum_of_links(plan));
-  CHECK(compare_trees(f.h.build + "/minimal-4.0", f.h.layout().slot("4.0"_v), TreeCompareOptions{.compare_atime = false}).empty());
   CHECK_THAT(*read_file(f.h.layout().deployment("4.0"_v) + "/etc/release-note"), Catch::Contains("this is 4.0"));
-  // The chain's scratch subvolumes are gone; only 1.0 and 4.0 are slots.
-  CHECK(list_dir(f.h.layout().partial_dir())->empty());
-  CHECK(*snapshot::list_slots(f.h.layout()) == std::vector<Version>{"1.0"_v, "4.0"_v});
 }
 
 TEST_CASE("with deltas from the last three releases published, a host three releases behind takes the direct delta") {
   Fleet f;
   publish_with_deltas_from_last(f, "3");
-  f.health_check("10-ok", 0);
-  Agent a(f);
-  CHECK(a.run() == kToReboot);
-  const auto plan = f.flow_record()["plan"];
+  const auto plan = update_to_4_0(f);
   INFO(plan.dump());
   CHECK(plan["chain"].empty());
   CHECK(plan["deltaFrom"] == "1.0");
-  CHECK(f.booted() == "4.0");
-  CHECK(compare_trees(f.h.build + "/minimal-4.0", f.h.layout().slot("4.0"_v), TreeCompareOptions{.compare_atime = false}).empty());
 }
 
 TEST_CASE("repo add --deltas-from-last skips, with a message, an earlier release whose subvolume the publisher no longer has") {
@@ -851,12 +862,7 @@ TEST_CASE("repo add --deltas-from-last skips, with a message, an earlier release
 TEST_CASE("an agent killed between two links of a chain resumes, finishes the update and leaves no scratch subvolume") {
   Fleet f;
   publish_with_deltas_from_last(f, "1");
-  std::string config = f.h.fs->base_dir() + "/config";
-  REQUIRE(make_dirs(config));
-  REQUIRE(write_file_atomic(config + "/10-test.toml",
-                            "[repository]\nurl = \"file://" + f.repo + "\"\nroot = \"" + f.repo +
-                                "/metadata/1.root.json\"\n[reboot]\nstrategy = \"manual\"\n[node]\nwariness = 0.0\n"
-                                "[health]\ncheck_failed_units = false\n"));
+  std::string config = f.manual_config();
   auto daemon_once = [&](const std::string& fault) {
     SpawnOptions o;
     if (!fault.empty()) o.extra_env.push_back("BALLAST_FAULT_AT=" + fault);
@@ -878,7 +884,5 @@ TEST_CASE("an agent killed between two links of a chain resumes, finishes the up
   auto status = nlohmann::json::parse(resumed.out);
   CHECK(status["staged"] == "4.0");
   CHECK(f.flow_record()["plan"]["chain"].size() == 3);
-  CHECK(list_dir(f.h.layout().partial_dir())->empty());
-  CHECK(*snapshot::list_slots(f.h.layout()) == std::vector<Version>{"1.0"_v, "4.0"_v});
-  CHECK(compare_trees(f.h.build + "/minimal-4.0", f.h.layout().slot("4.0"_v), TreeCompareOptions{.compare_atime = false}).empty());
+  check_staged_4_0(f);
 }
