@@ -102,11 +102,14 @@ Result<std::optional<Version>> optional_version_in_record(const nlohmann::json& 
 }  // namespace
 
 nlohmann::json plan_to_json(const ReleasePlan& plan) {
+  nlohmann::json chain = nlohmann::json::array();
+  for (const auto& link : plan.chain) chain.push_back({{"from", link.from.str()}, {"to", link.to.str()}, {"bytes", link.bytes}});
   return {{"version", plan.version.str()},
           {"backward", plan.backward},
           {"deltaFrom", plan.delta_from ? nlohmann::json(plan.delta_from->str()) : nlohmann::json(nullptr)},
           {"downloadBytes", plan.download_bytes},
-          {"reason", plan.reason}};
+          {"reason", plan.reason},
+          {"chain", chain}};
 }
 
 Result<ReleasePlan> plan_from_json(const nlohmann::json& j) {
@@ -121,7 +124,32 @@ Result<ReleasePlan> plan_from_json(const nlohmann::json& j) {
   plan.reason = j["reason"].get<std::string>();
   const auto& from = j.value("deltaFrom", nlohmann::json());
   if (!from.is_null()) plan.delta_from = BALLAST_TRY(version_in_record(from, "plan's deltaFrom"));
+  // Absent in records written before chains existed: one artifact.
+  const auto& chain = j.value("chain", nlohmann::json::array());
+  if (!chain.is_array()) return invalid();
+  for (const auto& link : chain) {
+    if (!link.is_object() || !link.value("bytes", nlohmann::json()).is_number_unsigned()) return invalid();
+    plan.chain.push_back(PlanLink{BALLAST_TRY(version_in_record(link.value("from", nlohmann::json()), "plan's chain")),
+                                  BALLAST_TRY(version_in_record(link.value("to", nlohmann::json()), "plan's chain")),
+                                  link["bytes"].get<uint64_t>()});
+  }
+  if (!plan.chain.empty() && (plan.chain.front().from != plan.delta_from || plan.chain.back().to != plan.version))
+    return invalid();
   return plan;
+}
+
+std::string describe_plan(const ReleasePlan& plan) {
+  if (plan.backward) return "back to the retained " + plan.version.str();
+  std::string what;
+  if (!plan.chain.empty()) {
+    what = "chain of " + std::to_string(plan.chain.size()) + " deltas " + plan.chain.front().from.str();
+    for (const auto& link : plan.chain) what += " -> " + link.to.str();
+  } else if (plan.delta_from) {
+    what = "delta " + plan.delta_from->str() + " -> " + plan.version.str();
+  } else {
+    what = "full stream of " + plan.version.str();
+  }
+  return what + ", " + std::to_string(plan.download_bytes) + " bytes";
 }
 
 const char* to_string(FlowState s) { return kNames[static_cast<int>(s)]; }

@@ -39,6 +39,14 @@ enum class FlowState {
 const char* to_string(FlowState s);
 std::optional<FlowState> flow_state_from_string(const std::string& s);
 
+// One delta of a chain: the stream in release `to`'s manifest that applies to `from`.
+struct PlanLink {
+  Version from;
+  Version to;
+  uint64_t bytes = 0;  // the delta's compressed size
+  bool operator==(const PlanLink&) const = default;
+};
+
 // What one check decided, whole: staging carries it out and re-decides nothing.
 struct ReleasePlan {
   Version version;
@@ -49,10 +57,19 @@ struct ReleasePlan {
   // version, whose parent is one of the host's slots (a manifest names at most one delta per
   // version, so staging finds the same artifact again).
   std::optional<Version> delta_from;
-  uint64_t download_bytes = 0;  // the artifact's compressed size: the progress total
+  uint64_t download_bytes = 0;  // the artifacts' compressed size: the progress total
   std::string reason;           // the planner's line for humans
+  // Empty for one artifact (the full stream or the delta from `delta_from`). Else a chain of
+  // deltas, in order: the first from `delta_from` (a slot of this host), each next from the one
+  // before, the last to `version`; download_bytes is their sum. Records written before chains
+  // existed have none.
+  std::vector<PlanLink> chain = {};
   bool operator==(const ReleasePlan&) const = default;
 };
+
+// One line for status and progress: "delta 1.0 -> 2.0", "chain 1.0 -> 2.0 -> 3.0", "full stream"
+// or "back to the retained 1.0", with the bytes to download.
+std::string describe_plan(const ReleasePlan& plan);
 
 nlohmann::json plan_to_json(const ReleasePlan& plan);
 Result<ReleasePlan> plan_from_json(const nlohmann::json& j);

@@ -1,5 +1,7 @@
 #include "repository/publisher.hpp"
 
+#include <algorithm>
+
 #include "common/file.hpp"
 #include "repository/layout.hpp"
 
@@ -57,6 +59,20 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
   BALLAST_CHECK(writer.add_target(manifest_target_name(info.version), text, release_info_json(info)));
   BALLAST_CHECK(writer.commit());
   return report;
+}
+
+Result<std::vector<Version>> last_releases(const tuf::RepoWriter& writer, const std::string& channel, const Version& version,
+                                           size_t count) {
+  std::vector<Version> out;
+  for (const auto& [name, target] : writer.targets()) {
+    if (!name.starts_with("releases/") || !name.ends_with("/manifest.json")) continue;
+    ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(target.custom), name));
+    if (manifest_target_name(info.version) != name || info.revoked || info.channel != channel || info.version >= version) continue;
+    out.push_back(info.version);
+  }
+  std::sort(out.begin(), out.end(), [](const Version& a, const Version& b) { return a > b; });
+  if (out.size() > count) out.resize(count);
+  return out;
 }
 
 Status revoke_release(tuf::RepoWriter& writer, const Version& version) {

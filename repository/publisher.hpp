@@ -45,6 +45,11 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
                                       const std::vector<ArtifactInput>& inputs, const PackOptions& pack,
                                       const std::optional<MeasuredBoot>& measured_boot = std::nullopt);
 
+// The newest `count` releases of `channel` older than `version` that are not revoked, newest
+// first: what `repo add --deltas-from-last` publishes deltas from.
+Result<std::vector<Version>> last_releases(const tuf::RepoWriter& writer, const std::string& channel, const Version& version,
+                                           size_t count);
+
 // Marks a published release revoked (its custom data), re-signing targets → snapshot → timestamp.
 Status revoke_release(tuf::RepoWriter& writer, const Version& version);
 

@@ -53,15 +53,15 @@ Result<Manifest> load_manifest(tuf::Client& client, const Release& release) {
   return m;
 }
 
+bool delta_applies_to(const Artifact& delta, const LocalSubvolume& local) {
+  if (delta.is_full() || delta.parent_uuid.empty()) return false;
+  return local.received_uuid.empty() ? delta.parent_uuid == local.uuid : delta.parent_uuid == local.received_uuid;
+}
+
 const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvolume>& local) {
-  if (local) {
-    for (const auto& a : m.artifacts) {
-      if (a.is_full() || a.parent_uuid.empty()) continue;
-      if ((!local->received_uuid.empty() && a.parent_uuid == local->received_uuid) ||
-          (local->received_uuid.empty() && a.parent_uuid == local->uuid))
-        return &a;
-    }
-  }
+  if (local)
+    for (const auto& a : m.artifacts)
+      if (delta_applies_to(a, *local)) return &a;
   return m.full();
 }
 

@@ -41,7 +41,10 @@ struct LocalSubvolume {
   std::string received_uuid;  // empty when not received
 };
 
-// The delta whose parent is `local` (matched on received_uuid, else uuid), else the full stream.
+// Whether `delta` names `local` as its parent (matched on received_uuid, else uuid).
+bool delta_applies_to(const Artifact& delta, const LocalSubvolume& local);
+
+// The delta whose parent is `local` (delta_applies_to), else the full stream.
 const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvolume>& local);
 
 // Where a repository at `repo_url` (as `ballast repo` lays it out) keeps its chunks.

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <thread>
 
@@ -40,6 +41,7 @@ struct RepoOptions {
   std::string subvolume;
   std::vector<std::string> delta_from;
   std::vector<std::string> delta_from_subvolume;
+  size_t deltas_from_last = 0;
   std::string channel = "stable";
   std::string cmdline;
   std::string rollout_start;
@@ -300,18 +302,36 @@ int run_add(const GlobalOptions& g) {
   auto full = send_input(o.subvolume, "", "");
   if (!full) return report_error(full.error());
   inputs.push_back(std::move(*full));
-  for (size_t i = 0; i < o.delta_from.size(); ++i) {
-    // Without an explicit path, earlier versions are looked up beside the new subvolume.
-    auto slash = o.subvolume.find_last_of('/');
-    std::string siblings = slash == std::string::npos ? "." : o.subvolume.substr(0, slash);
-    std::string parent =
-        i < o.delta_from_subvolume.size() ? o.delta_from_subvolume[i] : path_join(siblings, o.delta_from[i]);
-    auto d = send_input(o.subvolume, parent, o.delta_from[i]);
-    if (!d) return report_error(with_context(Result<void>(tl::unexpected(d.error())), "delta from " + o.delta_from[i]).error());
-    inputs.push_back(std::move(*d));
-  }
   auto w = tuf::RepoWriter::open(o.dir, o.keys);
   if (!w) return report_error(w.error());
+  // Without an explicit path, earlier versions are looked up beside the new subvolume.
+  auto slash = o.subvolume.find_last_of('/');
+  std::string siblings = slash == std::string::npos ? "." : o.subvolume.substr(0, slash);
+  std::vector<std::string> delta_from = o.delta_from;
+  std::vector<std::string> parents;
+  for (size_t i = 0; i < o.delta_from.size(); ++i)
+    parents.push_back(i < o.delta_from_subvolume.size() ? o.delta_from_subvolume[i] : path_join(siblings, o.delta_from[i]));
+  if (o.deltas_from_last > 0) {
+    auto last = repository::last_releases(*w, info.channel, info.version, o.deltas_from_last);
+    if (!last) return report_error(with_context(Result<void>(tl::unexpected(last.error())), "--deltas-from-last").error());
+    for (const auto& v : *last) {
+      if (std::find(delta_from.begin(), delta_from.end(), v.str()) != delta_from.end()) continue;
+      // The publisher keeps only some releases' subvolumes: hosts on a release without one take a
+      // chain of deltas or the full stream.
+      std::string parent = path_join(siblings, v.str());
+      if (!path_exists(parent)) {
+        std::cerr << "ballast: no delta from " << v.str() << ": its subvolume " << parent << " is not here\n";
+        continue;
+      }
+      delta_from.push_back(v.str());
+      parents.push_back(parent);
+    }
+  }
+  for (size_t i = 0; i < delta_from.size(); ++i) {
+    auto d = send_input(o.subvolume, parents[i], delta_from[i]);
+    if (!d) return report_error(with_context(Result<void>(tl::unexpected(d.error())), "delta from " + delta_from[i]).error());
+    inputs.push_back(std::move(*d));
+  }
   repository::PackOptions pack;
   pack.zstd_level = o.zstd_level;
   pack.threads = o.threads;
@@ -350,6 +370,10 @@ void setup_add(CLI::App& repo, VerbContext& ctx) {
   cmd->add_option("--delta-from-subvolume", o.delta_from_subvolume,
                   "Read-only subvolume of the matching --delta-from release (repeatable, in the same order); "
                   "default: the sibling of --subvolume named after the version");
+  cmd->add_option("--deltas-from-last", o.deltas_from_last,
+                  "Also publish deltas from each of the last N releases of the channel that are not revoked, "
+                  "their subvolumes looked up beside --subvolume by version (one that is not there is skipped "
+                  "with a message)");
   cmd->add_option("--channel", o.channel, "Release channel")->capture_default_str();
   cmd->add_option("--cmdline", o.cmdline, "Extra kernel command line of the release");
   cmd->add_option("--rollout-start", o.rollout_start, "Start of the staged rollout (YYYY-MM-DDTHH:MM:SSZ)");

@@ -91,7 +91,8 @@ void Daemon::transitioned(FlowState from, FlowState to) {
       status_.last_check = std::chrono::duration_cast<std::chrono::seconds>(ports_.clock.now().time_since_epoch()).count();
     if (to != S::staging) status_.progress = Progress{};
     if (to == S::staging)
-      status_.progress = Progress{0, 0, r.plan ? r.plan->download_bytes : 0, 0, "staging " + str_or_empty(r.target)};
+      status_.progress = Progress{0, 0, r.plan ? r.plan->download_bytes : 0, 0,
+                                  "staging " + str_or_empty(r.target) + (r.plan ? " (" + describe_plan(*r.plan) + ")" : "")};
     history_ = r.history;
   }
   // An operator's override of the reboot strategy lasts for one update.

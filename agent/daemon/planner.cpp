@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <map>
+#include <tuple>
 
 #include "common/file.hpp"
 #include "common/version.hpp"
@@ -112,31 +114,90 @@ std::optional<ReleasePlan> plan_going_back(const PlanDecision& decision, const s
   return ReleasePlan{*decision.target, true, std::nullopt, 0, decision.reason};
 }
 
+namespace {
+
+// The cheapest way found so far to have a version's subvolume on this host.
+struct Route {
+  uint64_t bytes = 0;
+  size_t start = 0;             // index of the slot it starts from; slots.size() for the full stream
+  std::vector<PlanLink> links;  // empty: the slot itself
+};
+
+// Cheaper by bytes, then fewer streams (the full stream is one), then from an earlier slot (the
+// full stream comes last).
+bool cheaper(const Route& a, const Route& b) {
+  auto streams = [](const Route& r) { return std::max<size_t>(r.links.size(), 1); };
+  return std::make_tuple(a.bytes, streams(a), a.start) < std::make_tuple(b.bytes, streams(b), b.start);
+}
+
+Result<repository::Artifact> find_planned(const Version& version, const std::optional<Version>& from, uint64_t bytes,
+                                          const repository::Manifest& manifest) {
+  const repository::Artifact* a = from ? manifest.delta_from(*from) : manifest.full();
+  std::string what = from ? "the delta from " + from->str() : std::string("the full stream");
+  if (manifest.version != version || !a || a->size != bytes)
+    return fail("stage.plan-mismatch", "the trusted manifest of " + version.str() + " no longer holds the planned artifact (" +
+                                           what + ", " + std::to_string(bytes) + " bytes); check again");
+  return *a;
+}
+
+}  // namespace
+
 Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::Manifest& manifest,
-                               const std::vector<LocalSlot>& slots) {
-  const repository::Artifact* artifact = nullptr;
-  for (const auto& slot : slots) {
-    const repository::Artifact* a = repository::plan_artifact(manifest, slot.subvolume);
-    if (a && !a->is_full()) {
-      artifact = a;
-      break;
-    }
+                               const std::vector<LocalSlot>& slots, const std::vector<repository::Manifest>& intermediates,
+                               const std::vector<ReleaseInfo>& releases) {
+  const Version& target = manifest.version;
+  std::map<Version, Route> best;
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (slots[i].version != target && !best.count(slots[i].version)) best[slots[i].version] = Route{0, i, {}};
+  // The releases a delta may lead to: the target, and the listed, unrevoked intermediates.
+  std::vector<const repository::Manifest*> graph{&manifest};
+  for (const auto& m : intermediates) {
+    const ReleaseInfo* info = find(releases, m.version);
+    if (m.version != target && info && !info->revoked) graph.push_back(&m);
   }
-  if (!artifact) artifact = manifest.full();
-  if (!artifact)
-    return fail("plan.no-artifact", "release " + manifest.version.str() + " has no full stream and no delta from a slot of this host");
-  ReleasePlan plan{manifest.version, false, std::nullopt, artifact->size, decision.reason};
-  plan.delta_from = artifact->from;
+  // Bellman-Ford over the few versions involved: at most one link per version in a cheapest route.
+  for (size_t round = 0; round <= graph.size(); ++round) {
+    bool changed = false;
+    for (const auto* m : graph) {
+      for (const auto& a : m->artifacts) {
+        if (a.is_full()) continue;
+        auto from = best.find(*a.from);
+        if (from == best.end()) continue;
+        const Route& base = from->second;
+        // A slot's own subvolume must be the delta's parent; a version received on the way is.
+        if (base.links.empty() && !repository::delta_applies_to(a, slots[base.start].subvolume)) continue;
+        Route next{base.bytes + a.size, base.start, base.links};
+        next.links.push_back(PlanLink{*a.from, m->version, a.size});
+        auto it = best.find(m->version);
+        if (it == best.end() || cheaper(next, it->second)) {
+          best[m->version] = std::move(next);
+          changed = true;
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  std::optional<Route> route;
+  if (auto it = best.find(target); it != best.end()) route = it->second;
+  if (const repository::Artifact* full = manifest.full()) {
+    Route whole{full->size, slots.size(), {}};
+    if (!route || cheaper(whole, *route)) route = whole;
+  }
+  if (!route)
+    return fail("plan.no-artifact", "release " + target.str() + " has no full stream and no delta from a slot of this host");
+  ReleasePlan plan{target, false, std::nullopt, route->bytes, decision.reason};
+  if (!route->links.empty()) plan.delta_from = route->links.front().from;
+  if (route->links.size() > 1) plan.chain = route->links;
   return plan;
 }
 
 Result<repository::Artifact> planned_artifact(const ReleasePlan& plan, const repository::Manifest& manifest) {
-  const repository::Artifact* a = plan.delta_from ? manifest.delta_from(*plan.delta_from) : manifest.full();
-  std::string what = plan.delta_from ? "the delta from " + plan.delta_from->str() : std::string("the full stream");
-  if (manifest.version != plan.version || !a || a->size != plan.download_bytes)
-    return fail("stage.plan-mismatch", "the trusted manifest of " + plan.version.str() + " no longer holds the planned artifact (" +
-                                           what + ", " + std::to_string(plan.download_bytes) + " bytes); check again");
-  return *a;
+  if (!plan.chain.empty()) return planned_link(plan.chain.back(), manifest);
+  return find_planned(plan.version, plan.delta_from, plan.download_bytes, manifest);
+}
+
+Result<repository::Artifact> planned_link(const PlanLink& link, const repository::Manifest& manifest) {
+  return find_planned(link.to, link.from, link.bytes, manifest);
 }
 
 std::optional<Version> previous_good_deployment(const Version& booted, const std::vector<Version>& candidates,

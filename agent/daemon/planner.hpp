@@ -53,15 +53,24 @@ struct LocalSlot {
 // nothing to fetch. nullopt when the target has to be fetched (plan_fetch).
 std::optional<ReleasePlan> plan_going_back(const PlanDecision& decision, const std::vector<Version>& retained);
 
-// The plan that fetches the decision's target, whose verified manifest is `manifest`: the delta
-// whose parent is the first of `slots` one starts from (the caller puts the booted slot first),
-// else the full stream. "plan.no-artifact" when the manifest has neither.
+// The plan that fetches the decision's target, whose verified manifest is `manifest`: the
+// cheapest by compressed bytes among the full stream, a delta from one of `slots`, and a chain of
+// deltas from a slot through the releases of `intermediates` (their verified manifests; a
+// release that is absent there, or not listed in `releases`, or revoked, is no link of a chain).
+// The first delta must name the slot's subvolume as its parent (repository::delta_applies_to).
+// Ties: fewer links, then the slot that comes first in `slots` (the caller puts the booted one
+// first), then a delta before the full stream. "plan.no-artifact" when nothing reaches the target.
 Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::Manifest& manifest,
-                               const std::vector<LocalSlot>& slots);
+                               const std::vector<LocalSlot>& slots,
+                               const std::vector<repository::Manifest>& intermediates = {},
+                               const std::vector<repository::ReleaseInfo>& releases = {});
 
 // The artifact of `manifest` a plan names: what staging fetches, found again in the manifest it
-// loads from the trusted metadata. "stage.plan-mismatch" when that manifest no longer holds it.
+// loads from the trusted metadata (for a chain: its last link). "stage.plan-mismatch" when that
+// manifest no longer holds it.
 Result<repository::Artifact> planned_artifact(const ReleasePlan& plan, const repository::Manifest& manifest);
+// The same for one link of a chain, in the manifest of release link.to.
+Result<repository::Artifact> planned_link(const PlanLink& link, const repository::Manifest& manifest);
 
 // Where going back from `booted` leads: the newest of `candidates` (versions this host can boot:
 // retained deployments, or boot entries not marked bad) older than `booted`, not in `denylist`

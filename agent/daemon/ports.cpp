@@ -35,6 +35,27 @@ std::vector<LocalSlot> local_slots(const snapshot::HostLayout& host, const std::
   return out;
 }
 
+// The verified manifests of the releases a chain of deltas may pass through: newer than the
+// oldest slot, older than the target, not revoked. One that cannot be read is left out, and no
+// chain passes through it.
+std::vector<repository::Manifest> chain_manifests(repository::tuf::Client& client,
+                                                  const std::vector<repository::Release>& releases,
+                                                  const std::vector<LocalSlot>& slots, const Version& target) {
+  std::vector<repository::Manifest> out;
+  if (slots.empty()) return out;
+  auto oldest = std::min_element(slots.begin(), slots.end(), [](const auto& a, const auto& b) { return a.version < b.version; });
+  for (const auto& r : releases) {
+    if (r.info.revoked || r.info.version <= oldest->version || r.info.version >= target) continue;
+    auto m = repository::load_manifest(client, r);
+    if (!m) {
+      log::warning("no chain of deltas through " + r.info.version.str() + ": " + m.error().describe());
+      continue;
+    }
+    out.push_back(std::move(*m));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Version>& denylist) {
@@ -65,7 +86,11 @@ Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Ve
   if (auto back = plan_going_back(d, in.retained)) return back;
   auto release = BALLAST_TRY(repository::choose_release(releases, *d.target, in.channel));
   auto manifest = BALLAST_TRY(repository::load_manifest(*repo.client, release));
-  return std::optional<ReleasePlan>(BALLAST_TRY(plan_fetch(d, manifest, local_slots(opts_.host, in.booted))));
+  auto slots = local_slots(opts_.host, in.booted);
+  auto through = chain_manifests(*repo.client, releases, slots, *d.target);
+  auto plan = BALLAST_TRY(plan_fetch(d, manifest, slots, through, in.releases));
+  log::info("update plan: " + describe_plan(plan));
+  return std::optional<ReleasePlan>(std::move(plan));
 }
 
 Status HostReleaseSource::stage(const ReleasePlan& plan) {
@@ -79,30 +104,54 @@ Status HostReleaseSource::stage(const ReleasePlan& plan) {
   auto release = BALLAST_TRY(repository::choose_release(releases, plan.version, opts_.request.channel));
   auto manifest = BALLAST_TRY(repository::load_manifest(*repo.client, release));
   auto artifact = BALLAST_TRY(planned_artifact(plan, manifest));
-  repository::ReleaseRequest req = opts_.request;
-  if (opts_.on_progress) {
-    auto cb = opts_.on_progress;
-    req.progress = [cb, plan](const repository::FetchProgress& p) { cb(progress_of(p, plan)); };
+  // A chain's earlier links, each found again in its release's manifest; then the target's.
+  std::vector<std::pair<Version, repository::Artifact>> links;
+  for (size_t i = 0; i + 1 < plan.chain.size(); ++i) {
+    const PlanLink& link = plan.chain[i];
+    auto through = BALLAST_TRY(with_context(repository::choose_release(releases, link.to, opts_.request.channel), "the chain of deltas"));
+    auto through_manifest = BALLAST_TRY(repository::load_manifest(*repo.client, through));
+    links.emplace_back(link.to, BALLAST_TRY(planned_link(link, through_manifest)));
   }
+  links.emplace_back(plan.version, artifact);
+  repository::ReleaseRequest req = opts_.request;
   auto fetch = repository::fetch_options(req);
   // What an earlier failed attempt at this target verified is reused; other targets' chunks go.
-  const uint64_t cached_bytes = BALLAST_TRY(repository::retain_cached_chunks(fetch.cache_dir, artifact));
-  auto stream = BALLAST_TRY(repository::open_artifact_stream(artifact, fetch));
+  repository::Artifact all_chunks = artifact;
+  all_chunks.chunks.clear();
+  all_chunks.size = all_chunks.usize = 0;
+  for (const auto& [version, a] : links) {
+    all_chunks.chunks.insert(all_chunks.chunks.end(), a.chunks.begin(), a.chunks.end());
+    all_chunks.size += a.size;
+    all_chunks.usize += a.usize;
+  }
+  const uint64_t cached_bytes = BALLAST_TRY(repository::retain_cached_chunks(fetch.cache_dir, all_chunks));
+  // Each link's stream opens when staging reaches it; progress counts the links before it.
+  std::vector<std::function<Result<std::unique_ptr<ByteSource>>()>> opens;
+  uint64_t earlier = 0;
+  for (const auto& [version, a] : links) {
+    repository::FetchOptions link_fetch = fetch;
+    if (opts_.on_progress) {
+      auto cb = opts_.on_progress;
+      link_fetch.progress = [cb, plan, earlier](const repository::FetchProgress& p) { cb(progress_of(p, plan, earlier)); };
+    }
+    opens.push_back([a = a, link_fetch]() -> Result<std::unique_ptr<ByteSource>> {
+      return std::unique_ptr<ByteSource>(BALLAST_TRY(repository::open_artifact_stream(a, link_fetch)));
+    });
+    earlier += a.size;
+  }
   // What the trial boot must measure travels with the staged release, from its signed manifest.
   BALLAST_CHECK(save_expected_pcr11(opts_.state_dir, plan.version.str(), manifest.measured_boot));
   host::StageContext ctx{opts_.host, boot_, opts_.state_dir, booted_version};
   host::StageRequest sreq;
   sreq.version = plan.version;
-  sreq.needed_bytes = artifact.usize;
-  sreq.download_bytes = repository::bytes_to_download(artifact, cached_bytes);
+  sreq.needed_bytes = all_chunks.usize;
+  sreq.download_bytes = repository::bytes_to_download(all_chunks, cached_bytes);
   sreq.cmdline = release.info.cmdline;
   sreq.tries = opts_.tries;
   sreq.entry_type = opts_.entry_type;
   sreq.esp_fstab = opts_.esp_fstab;
-  sreq.open_stream = [&stream]() -> Result<std::unique_ptr<ByteSource>> {
-    if (!stream) return fail("stage.stream-used", "the release stream can be read once");
-    return std::unique_ptr<ByteSource>(std::move(stream));
-  };
+  for (size_t i = 0; i + 1 < links.size(); ++i) sreq.chain_before.push_back(host::ChainStep{links[i].first, opens[i]});
+  sreq.open_stream = opens.back();
   if (auto staged = host::stage_release(ctx, sreq); !staged) return tl::unexpected(staged.error());
   // Applied: no chunk is needed again (a failed attempt keeps its target's chunks for the retry).
   BALLAST_CHECK(repository::clear_cache(repository::chunk_cache_dir(req.state_dir)));
@@ -123,13 +172,13 @@ PlanDecision HostReleaseSource::last_decision() const {
   return last_;
 }
 
-Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan) {
+Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan, uint64_t earlier_bytes) {
   Progress out;
-  out.bytes = p.bytes_done;
+  out.bytes = earlier_bytes + p.bytes_done;
   out.total_bytes = plan.download_bytes;
   out.rate = p.bytes_per_second;
-  out.percent = plan.download_bytes ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(plan.download_bytes) : 0;
-  out.message = "fetching " + plan.version.str();
+  out.percent = plan.download_bytes ? 100.0 * static_cast<double>(out.bytes) / static_cast<double>(plan.download_bytes) : 0;
+  out.message = "fetching " + plan.version.str() + " (" + describe_plan(plan) + ")";
   return out;
 }
 

@@ -57,7 +57,8 @@ class HostReleaseSource final : public ReleaseSource {
 };
 
 // Turns the fetcher's progress into the API's Progress; the total is the plan's download size.
-Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan);
+// `earlier_bytes`: what the links of a chain before the one being fetched downloaded.
+Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan, uint64_t earlier_bytes = 0);
 
 // The health checks of the booted deployment. On a host the agent runs inside it, so the
 // options' directories (by default /usr/lib/ballast/health.d and /etc/ballast/health.d) are its

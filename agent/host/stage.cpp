@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <deque>
 #include <nlohmann/json.hpp>
 
 #include "agent/host/retention.hpp"
@@ -67,24 +68,47 @@ Status check_space(const StageContext& ctx, const StageRequest& req) {
   return ok();
 }
 
+// A received subvolume must be a read-only, received image of the release it claims to be.
+Status check_received(const snapshot::ReceivedSubvolume& received, const Version& version) {
+  if (received.received_uuid.empty() || !BALLAST_TRY(snapshot::is_read_only(received.path)))
+    return fail("stage.bad-image", "the received subvolume is not read-only with a received UUID");
+  return snapshot::check_image_version(received.path, version);
+}
+
 // The slot is received in place (slots/.ballast-receive-* renamed to slots/<v>), checked, and
-// deleted again if it is not the release it claims to be.
+// deleted again if it is not the release it claims to be. A chain's earlier releases come first,
+// into scratch subvolumes that are deleted when this returns.
 Status receive_into_slot(const StageContext& ctx, const StageRequest& req) {
   const std::string& v = req.version.str();
+  std::vector<std::string> clone_sources;
+  for (const auto& s : BALLAST_TRY(snapshot::list_slots(ctx.host))) clone_sources.push_back(ctx.host.slot(s));
+  std::deque<snapshot::SubvolumeGuard> scratch;  // never committed: gone once the slot is made
+  for (size_t i = 0; i < req.chain_before.size(); ++i) {
+    const ChainStep& link = req.chain_before[i];
+    BALLAST_CHECK(journal(ctx, v, "chain-link-" + std::to_string(i + 1)));
+    auto stream = BALLAST_TRY(link.open_stream());
+    snapshot::ReceiveOptions ro;
+    ro.dest_dir = ctx.host.partial_dir();
+    ro.name = "chain-" + link.version.str();
+    ro.clone_sources = clone_sources;
+    ro.progress = req.progress;
+    auto received = BALLAST_TRY(with_context(snapshot::receive(*stream, ro), "receiving " + link.version.str() + " of the chain"));
+    scratch.emplace_back(received.path);
+    BALLAST_CHECK(with_context(check_received(received, link.version), "release " + link.version.str() + " of the chain"));
+    clone_sources.push_back(received.path);
+  }
   auto stream = BALLAST_TRY(req.open_stream());
   snapshot::ReceiveOptions ro;
   ro.dest_dir = ctx.host.slots_dir();
   ro.name = v;
-  for (const auto& s : BALLAST_TRY(snapshot::list_slots(ctx.host))) ro.clone_sources.push_back(ctx.host.slot(s));
+  ro.clone_sources = clone_sources;
   ro.progress = req.progress;
   if (path_exists(ctx.host.slot(req.version))) BALLAST_CHECK(snapshot::delete_subvolume(ctx.host.slot(req.version)));
   auto received = BALLAST_TRY(snapshot::receive(*stream, ro));
   snapshot::SubvolumeGuard guard(received.path);
 
   BALLAST_CHECK(journal(ctx, v, "check"));
-  if (received.received_uuid.empty() || !BALLAST_TRY(snapshot::is_read_only(received.path)))
-    return fail("stage.bad-image", "the received subvolume is not read-only with a received UUID");
-  BALLAST_CHECK(snapshot::check_image_version(received.path, req.version));
+  BALLAST_CHECK(check_received(received, req.version));
 
   BALLAST_CHECK(journal(ctx, v, "slot"));
   BALLAST_CHECK(fsync_dir(ctx.host.slots_dir()));

@@ -3,6 +3,7 @@
 // Each step's name is written atomically to <state>/stage.json before the step runs. Steps are
 // idempotent and skip what is already complete, so after a crash anywhere the next run cleans
 // @ballast/partial and resumes; a trial boot entry is written only for a complete deployment.
+// A chain of deltas journals "chain-link-<n>" before receiving its n-th earlier release (n from 1).
 // Setting BALLAST_FAULT_AT=<step> makes the process SIGKILL itself right after journaling that
 // step (the crash-safety tests use it).
 #pragma once
@@ -30,9 +31,21 @@ enum class EntryType {
   uki,        // the release's UKI copied to EFI/Linux/; a release without one fails to stage
 };
 
+// An earlier release of a chain of deltas, received on the way to the staged one.
+struct ChainStep {
+  Version version;
+  std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;
+};
+
 struct StageRequest {
   Version version;
-  // The stream of the release: full, or a delta whose parent is one of our slots.
+  // A chain of deltas: the releases received before this one's stream, in order, each into a
+  // scratch subvolume @ballast/partial/chain-<version> whose parent is a slot or the scratch before.
+  // Every scratch subvolume is deleted once the release's slot is made (or by recovery after a
+  // crash, which redoes the chain from its first link: nothing half-received is ever a parent).
+  std::vector<ChainStep> chain_before = {};
+  // The stream of the release: full, or a delta whose parent is one of our slots (or the last
+  // of chain_before).
   std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;
   uint64_t needed_bytes = 0;     // uncompressed stream size from the manifest; 0: unknown
   // Compressed bytes the stream still downloads into the download cache on the way (the

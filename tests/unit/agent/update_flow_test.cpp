@@ -355,6 +355,17 @@ TEST_CASE("a plan read back from flow.json is the plan that was written, delta p
   CHECK(*back == plan);
   ReleasePlan going_back{"1.0"_v, true, std::nullopt, 0, "pinned to 1.0"};
   CHECK(*plan_from_json(plan_to_json(going_back)) == going_back);
+  ReleasePlan chain{"4.0"_v, false, "1.0"_v, 300, "r", {{"1.0"_v, "2.0"_v, 100}, {"2.0"_v, "3.0"_v, 100}, {"3.0"_v, "4.0"_v, 100}}};
+  CHECK(*plan_from_json(plan_to_json(chain)) == chain);
+  // A record written before chains existed has no "chain": one artifact.
+  auto old = plan_from_json(nlohmann::json{{"version", "2.0"}, {"backward", false}, {"deltaFrom", "1.0"}, {"downloadBytes", 7u}, {"reason", "r"}});
+  REQUIRE(old);
+  CHECK(old->chain.empty());
+  CHECK(old->delta_from == "1.0"_v);
+  // A chain that does not start at deltaFrom or end at the version is corrupt.
+  auto broken = plan_to_json(chain);
+  broken["chain"].erase(0);
+  CHECK(plan_from_json(broken).error().code == "flow.corrupt");
   auto bad = plan_from_json(nlohmann::json{{"version", "2.0"}, {"backward", "no"}});
   REQUIRE_FALSE(bad);
   CHECK(bad.error().code == "flow.corrupt");

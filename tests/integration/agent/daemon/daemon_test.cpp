@@ -2,6 +2,7 @@
 // (file://), the systemd-boot backend on a directory ESP, and the boot simulator standing in for
 // the firmware when the daemon reboots. Each Agent is one "process" of the daemon on one boot.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <set>
 
@@ -18,12 +19,15 @@
 #include "repository/manifest.hpp"
 #include "tests/integration/agent/sandbox_host.hpp"
 #include "tests/integration/support/http_servers.hpp"
+#include "tests/integration/support/tree_compare.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
 #include "tests/version_literal.hpp"
 
 using namespace ballast;
 using namespace ballast::agent;
 using ballast::testing::SandboxHost;
+using ballast::testing::compare_trees;
+using ballast::testing::TreeCompareOptions;
 using S = FlowState;
 using Types = std::vector<std::string>;
 
@@ -111,6 +115,17 @@ struct Fleet {
     std::vector<std::string> argv{kBallast, "--state-dir", h.state, "--config-dir", h.fs->base_dir() + "/no-config"};
     argv.insert(argv.end(), args.begin(), args.end());
     REQUIRE(run_checked(argv));
+  }
+  // A configuration directory for `ballast daemon --once` on the sandbox: this repository,
+  // reboot.strategy manual.
+  std::string manual_config() {
+    std::string config = h.fs->base_dir() + "/config";
+    REQUIRE(make_dirs(config));
+    REQUIRE(write_file_atomic(config + "/10-test.toml",
+                              "[repository]\nurl = \"file://" + repo + "\"\nroot = \"" + repo +
+                                  "/metadata/1.root.json\"\n[reboot]\nstrategy = \"manual\"\n[node]\nwariness = 0.0\n"
+                                  "[health]\ncheck_failed_units = false\n"));
+    return config;
   }
   std::string booted() { return boot::make_systemd_boot_control(h.paths)->booted_version()->str(); }
   std::vector<boot::BootEntry> entries() { return *boot::make_systemd_boot_control(h.paths)->entries(); }
@@ -284,12 +299,7 @@ TEST_CASE("a pin set with `ballast pin` holds the host at that version until `ba
 TEST_CASE("`ballast daemon --once` with reboot.strategy manual stages the update, flags the reboot and waits") {
   Fleet f;
   f.release("2.0", "1.0");
-  std::string config = f.h.fs->base_dir() + "/config";
-  REQUIRE(make_dirs(config));
-  REQUIRE(write_file_atomic(config + "/10-test.toml",
-                            "[repository]\nurl = \"file://" + f.repo + "\"\nroot = \"" + f.repo +
-                                "/metadata/1.root.json\"\n[reboot]\nstrategy = \"manual\"\n[node]\nwariness = 0.0\n"
-                                "[health]\ncheck_failed_units = false\n"));
+  std::string config = f.manual_config();
   std::string flag = f.h.fs->base_dir() + "/reboot-required";
   auto r = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
                         "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "--json", "daemon",
@@ -643,7 +653,9 @@ TEST_CASE("a whole update refreshes the repository once: timestamp.json is fetch
   CHECK(manifests == 1);
   auto record = f.flow_record();
   CHECK(record["plan"]["version"] == "2.0");
-  CHECK(record["plan"]["deltaFrom"] == "1.0");
+  // 2.0 was built apart from 1.0, so its delta from 1.0 is no smaller than its full stream: the
+  // cheaper plan by bytes is the full stream.
+  CHECK(record["plan"]["deltaFrom"].is_null());
   CHECK(record["plan"]["downloadBytes"].get<uint64_t>() > 0);
 }
 
@@ -753,4 +765,126 @@ TEST_CASE("without a TPM the measured-boot check is skipped: the UKI release is 
   CHECK(status["measuredBoot"] == "unavailable");
   CHECK(status["tpm"] == false);
   CHECK(status["secureBoot"] == false);
+}
+
+namespace {
+
+// Publishes 2.0, 3.0 and 4.0 after the fleet's 1.0, each made from the one before (a snapshot
+// with its version and release note changed: a small delta), with `repo add --deltas-from-last
+// <n>`, the publisher's earlier subvolumes found beside the new one by version (links to them).
+ProcessResult publish_next(Fleet& f, const std::string& prev, const std::string& v, const std::string& n) {
+    const std::string image = f.h.build + "/minimal-" + v, work = image + "-work";
+    REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", f.h.build + "/minimal-" + prev, work}));
+    std::string os_release = *read_file(work + "/usr/lib/os-release");
+    auto at = os_release.find("IMAGE_VERSION=");
+    REQUIRE(at != std::string::npos);
+    os_release.replace(at, os_release.find('\n', at) - at, "IMAGE_VERSION=" + v);
+    REQUIRE(write_file_atomic(work + "/usr/lib/os-release", os_release, 0644));
+    REQUIRE(write_file_atomic(work + "/etc/release-note", "this is " + v + "\n", 0644));
+    REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", "-r", work, image}));
+    REQUIRE(::symlink(image.c_str(), (f.h.build + "/" + v).c_str()) == 0);
+    auto added = run_checked({kBallast, "repo", "add", f.repo, "--keys", f.keys, "--version", v, "--subvolume", image,
+                              "--deltas-from-last", n, "--zstd-level", "3"});
+    REQUIRE(added);
+    return *added;
+}
+
+void publish_with_deltas_from_last(Fleet& f, const std::string& n) {
+  std::string prev = "1.0";
+  REQUIRE(::symlink((f.h.build + "/minimal-1.0").c_str(), (f.h.build + "/1.0").c_str()) == 0);
+  for (std::string v : {"2.0", "3.0", "4.0"}) {
+    // Every delta the option asks for is published: each earlier subvolume is there.
+    CHECK_THAT(publish_next(f, prev, v, n).out, Catch::Contains(v + " delta from " + prev));
+    prev = v;
+  }
+}
+
+uint64_t sum_of_links(const nlohmann::json& plan) {
+  uint64_t sum = 0;
+  for (const auto& link : plan["chain"]) sum += link["bytes"].get<uint64_t>();
+  return sum;
+}
+
+// After an update to 4.0: its slot is the publisher's image, no scratch subvolume of a chain is
+// left, and only 1.0 and 4.0 are slots.
+void check_staged_4_0(Fleet& f) {
+  CHECK(compare_trees(f.h.build + "/minimal-4.0", f.h.layout().slot("4.0"_v), TreeCompareOptions{.compare_atime = false}).empty());
+  CHECK(list_dir(f.h.layout().partial_dir())->empty());
+  CHECK(*snapshot::list_slots(f.h.layout()) == std::vector<Version>{"1.0"_v, "4.0"_v});
+}
+
+// The agent updates the host on 1.0 up to the reboot into 4.0; returns the plan it made.
+nlohmann::json update_to_4_0(Fleet& f) {
+  f.health_check("10-ok", 0);
+  {
+    Agent a(f);
+    CHECK(a.run() == kToReboot);
+  }
+  CHECK(f.booted() == "4.0");
+  check_staged_4_0(f);
+  return f.flow_record()["plan"];
+}
+
+}  // namespace
+
+TEST_CASE("a host three releases behind updates by the chain of deltas and ends with the image a direct install has") {
+  Fleet f;
+  publish_with_deltas_from_last(f, "1");
+  const auto plan = update_to_4_0(f);
+  INFO(plan.dump());
+  REQUIRE(plan["chain"].size() == 3);
+  CHECK(plan["deltaFrom"] == "1.0");
+  CHECK(plan["chain"][1]["from"] == "2.0");
+  CHECK(plan["chain"][2]["to"] == "4.0");
+  CHECK(plan["downloadBytes"].get<uint64_t>() == sum_of_links(plan));
+  CHECK_THAT(*read_file(f.h.layout().deployment("4.0"_v) + "/etc/release-note"), Catch::Contains("this is 4.0"));
+}
+
+TEST_CASE("with deltas from the last three releases published, a host three releases behind takes the direct delta") {
+  Fleet f;
+  publish_with_deltas_from_last(f, "3");
+  const auto plan = update_to_4_0(f);
+  INFO(plan.dump());
+  CHECK(plan["chain"].empty());
+  CHECK(plan["deltaFrom"] == "1.0");
+}
+
+TEST_CASE("repo add --deltas-from-last skips, with a message, an earlier release whose subvolume the publisher no longer has") {
+  Fleet f;
+  publish_with_deltas_from_last(f, "1");
+  REQUIRE(::unlink((f.h.build + "/3.0").c_str()) == 0);
+  f.revoke("2.0");
+  auto added = publish_next(f, "4.0", "5.0", "3");
+  CHECK_THAT(added.err, Catch::Contains("no delta from 3.0"));
+  CHECK_THAT(added.out, Catch::Contains("5.0 delta from 4.0"));
+  CHECK_THAT(added.out, Catch::Contains("5.0 delta from 1.0"));  // 2.0 is revoked: the third is 1.0
+  CHECK_THAT(added.out, !Catch::Contains("delta from 2.0") && !Catch::Contains("delta from 3.0"));
+}
+
+TEST_CASE("an agent killed between two links of a chain resumes, finishes the update and leaves no scratch subvolume") {
+  Fleet f;
+  publish_with_deltas_from_last(f, "1");
+  std::string config = f.manual_config();
+  auto daemon_once = [&](const std::string& fault) {
+    SpawnOptions o;
+    if (!fault.empty()) o.extra_env.push_back("BALLAST_FAULT_AT=" + fault);
+    auto r = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
+                          "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "--json", "daemon",
+                          "--once", "--run-dir", f.h.fs->base_dir()},
+                         o);
+    REQUIRE(r);
+    return *r;
+  };
+  auto killed = daemon_once("chain-link-2");
+  CHECK(killed.exit_code != 0);
+  // 2.0 was received on the way when the agent died.
+  CHECK(*list_dir(f.h.layout().partial_dir()) == std::vector<std::string>{"chain-2.0"});
+  CHECK(f.flow_record()["state"] == "staging");
+  auto resumed = daemon_once("");
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  auto status = nlohmann::json::parse(resumed.out);
+  CHECK(status["staged"] == "4.0");
+  CHECK(f.flow_record()["plan"]["chain"].size() == 3);
+  check_staged_4_0(f);
 }

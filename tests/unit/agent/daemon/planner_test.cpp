@@ -353,3 +353,99 @@ TEST_CASE("going back to a retained deployment (revoked booted release, pin to a
   in.retained = {"1.0"_v};
   CHECK_FALSE(plan_going_back(plan_update(in), in.retained));
 }
+
+namespace {
+
+// Releases 1.0 … 4.0, each published in full (5000 bytes) with a delta from the one before
+// (100 bytes; the publisher's subvolume of N is uuid-of-N); 4.0 also from 1.0 (`direct` bytes).
+std::vector<repository::Manifest> line_of_releases(uint64_t direct) {
+  std::vector<repository::Manifest> out;
+  for (int n = 2; n <= 4; ++n) {
+    repository::Manifest m;
+    m.version = make_version(std::to_string(n) + ".0");
+    std::string prev = std::to_string(n - 1) + ".0";
+    m.artifacts = {artifact("", "", 5000), artifact(prev, "uuid-of-" + prev, 100)};
+    if (n == 4 && direct) m.artifacts.push_back(artifact("1.0", "uuid-of-1.0", direct));
+    out.push_back(m);
+  }
+  return out;
+}
+
+PlanDecision forward_to_4_0() { return PlanDecision{"4.0"_v, false, "newest allowed on channel stable: 4.0"}; }
+
+}  // namespace
+
+TEST_CASE("a host three releases behind takes the chain of deltas when it is cheaper than the direct delta and the full stream") {
+  auto m = line_of_releases(1000);
+  auto plan = plan_fetch(forward_to_4_0(), m[2], {slot("1.0", "uuid-of-1.0")}, {m[0], m[1]}, {rel("1.0"), rel("2.0"), rel("3.0"), rel("4.0")});
+  REQUIRE(plan);
+  CHECK(plan->delta_from == "1.0"_v);
+  CHECK(plan->download_bytes == 300);
+  CHECK(plan->chain == std::vector<PlanLink>{{"1.0"_v, "2.0"_v, 100}, {"2.0"_v, "3.0"_v, 100}, {"3.0"_v, "4.0"_v, 100}});
+  CHECK(planned_artifact(*plan, m[2])->from == "3.0"_v);
+  CHECK(planned_link(plan->chain[0], m[0])->from == "1.0"_v);
+}
+
+TEST_CASE("a direct delta cheaper than the chain wins, and on equal bytes the plan with fewer links wins") {
+  auto m = line_of_releases(250);
+  auto infos = std::vector<ReleaseInfo>{rel("1.0"), rel("2.0"), rel("3.0"), rel("4.0")};
+  auto cheaper = plan_fetch(forward_to_4_0(), m[2], {slot("1.0", "uuid-of-1.0")}, {m[0], m[1]}, infos);
+  REQUIRE(cheaper);
+  CHECK(cheaper->chain.empty());
+  CHECK(cheaper->delta_from == "1.0"_v);
+  CHECK(cheaper->download_bytes == 250);
+  auto tie = line_of_releases(300);
+  auto same = plan_fetch(forward_to_4_0(), tie[2], {slot("1.0", "uuid-of-1.0")}, {tie[0], tie[1]}, infos);
+  REQUIRE(same);
+  CHECK(same->chain.empty());
+  CHECK(same->download_bytes == 300);
+  // A delta and the full stream of equal bytes: the delta.
+  repository::Manifest even = tie[2];
+  even.artifacts[0].size = 300;
+  auto delta = plan_fetch(forward_to_4_0(), even, {slot("1.0", "uuid-of-1.0")}, {}, infos);
+  CHECK(delta->delta_from == "1.0"_v);
+}
+
+TEST_CASE("the full stream wins when it is cheaper than any delta or chain") {
+  auto m = line_of_releases(0);
+  m[2].artifacts[0].size = 250;
+  auto plan = plan_fetch(forward_to_4_0(), m[2], {slot("1.0", "uuid-of-1.0")}, {m[0], m[1]}, {rel("2.0"), rel("3.0")});
+  REQUIRE(plan);
+  CHECK_FALSE(plan->delta_from);
+  CHECK(plan->chain.empty());
+  CHECK(plan->download_bytes == 250);
+}
+
+TEST_CASE("a chain never passes through a revoked release or one whose manifest is missing: the plan falls back") {
+  auto m = line_of_releases(0);
+  auto revoked = rel("3.0");
+  revoked.revoked = true;
+  auto through_revoked = plan_fetch(forward_to_4_0(), m[2], {slot("1.0", "uuid-of-1.0")}, {m[0], m[1]}, {rel("2.0"), revoked});
+  REQUIRE(through_revoked);
+  CHECK(through_revoked->chain.empty());
+  CHECK_FALSE(through_revoked->delta_from);
+  CHECK(through_revoked->download_bytes == 5000);
+  // 2.0's manifest could not be read (or the release is gone): no chain; with a direct delta, that.
+  auto with_direct = line_of_releases(1000);
+  auto missing = plan_fetch(forward_to_4_0(), with_direct[2], {slot("1.0", "uuid-of-1.0")}, {with_direct[1]}, {rel("2.0"), rel("3.0")});
+  REQUIRE(missing);
+  CHECK(missing->chain.empty());
+  CHECK(missing->delta_from == "1.0"_v);
+  CHECK(missing->download_bytes == 1000);
+  // A release the listing does not have is no link either, even with its manifest at hand.
+  auto unlisted = plan_fetch(forward_to_4_0(), m[2], {slot("1.0", "uuid-of-1.0")}, {m[0], m[1]}, {rel("3.0")});
+  CHECK(unlisted->download_bytes == 5000);
+}
+
+TEST_CASE("a chain starts from the slot whose subvolume the first delta names, and from a nearer slot when cheaper") {
+  auto m = line_of_releases(0);
+  auto infos = std::vector<ReleaseInfo>{rel("2.0"), rel("3.0")};
+  // The slot of 1.0 was not received from this publisher: no delta applies to it.
+  auto foreign = plan_fetch(forward_to_4_0(), m[2], {slot("1.0", "other-uuid")}, {m[0], m[1]}, infos);
+  CHECK(foreign->download_bytes == 5000);
+  // Booted 1.0, but a retained 2.0 slot is nearer.
+  auto nearer = plan_fetch(forward_to_4_0(), m[2], {slot("1.0", "uuid-of-1.0"), slot("2.0", "uuid-of-2.0")}, {m[0], m[1]}, infos);
+  REQUIRE(nearer);
+  CHECK(nearer->download_bytes == 200);
+  CHECK(nearer->chain == std::vector<PlanLink>{{"2.0"_v, "3.0"_v, 100}, {"3.0"_v, "4.0"_v, 100}});
+}

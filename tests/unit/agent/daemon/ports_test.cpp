@@ -116,7 +116,7 @@ TEST_CASE("the progress total is the plan's download size from the first fetch e
   Progress p = progress_of(first, plan);
   CHECK(p.total_bytes == 4000);
   CHECK(p.percent == 0);
-  CHECK(p.message == "fetching 3.0");
+  CHECK(p.message == "fetching 3.0 (delta 2.0 -> 3.0, 4000 bytes)");
   repository::FetchProgress half;
   half.bytes_done = 2000;
   half.bytes_total = 4000;
