@@ -7,7 +7,6 @@
 #include <random>
 
 #include "common/file.hpp"
-#include "common/process.hpp"
 #include "tests/integration/snapshot/tree_builders.hpp"
 #include "tests/integration/support/ballast_cli.hpp"
 #include "tests/integration/support/loop_btrfs.hpp"
@@ -17,12 +16,6 @@ using namespace ballast;
 using namespace ballast::testing;
 
 namespace {
-
-void sh(const std::vector<std::string>& argv) {
-  auto r = run_checked(argv);
-  INFO((r ? std::string() : r.error().describe()));
-  REQUIRE(r);
-}
 
 // Compressible but not repetitive, so every chunk compresses differently against another history.
 std::string words(size_t n, uint32_t seed) {
@@ -43,15 +36,15 @@ TEST_CASE("repo add reuses the stored chunks of an unchanged stream region and t
                     state = (*fs)->base_dir() + "/state";
   REQUIRE(make_dirs(src));
   REQUIRE(make_dirs(dst));
-  sh({"btrfs", "-q", "subvolume", "create", src + "/work"});
+  run_tool_ok({"btrfs", "-q", "subvolume", "create", src + "/work"});
   // 32 MiB of data first (low inode numbers: early in the stream), then the release's os-release,
   // the only file that differs between the two releases.
   REQUIRE(make_dirs(src + "/work/data"));
   for (int i = 0; i < 16; ++i) REQUIRE(write_file_atomic(src + "/work/data/f" + std::to_string(i), words(2u << 20, i)));
   write_image_version(src + "/work", "1");
-  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/1"});
+  run_tool_ok({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/1"});
   write_image_version(src + "/work", "2");
-  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/2"});
+  run_tool_ok({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/2"});
 
   REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
   auto add1 = run_ballast({"--json", "repo", "add", repo, "--keys", keys, "--version", "1", "--subvolume", src + "/1",
