@@ -11,6 +11,7 @@
 # Usage: bench/publish/run.sh [BUILD_DIR] [ROUNDS] (defaults: build, 3). Needs root.
 # Extra `repo add` options (e.g. --full-level 19) come from REPO_ADD_OPTS.
 set -euo pipefail
+shopt -s inherit_errexit  # a failed step inside $(…) ends the run
 BUILD=$(realpath "${1:-build}")
 ROUNDS=${2:-3}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number" >&2; exit 2; }
@@ -42,28 +43,7 @@ M=$W/mnt
 mkdir -p "$M/src"
 
 echo "== building a ${SIZE_MB} MB tree from /usr"
-btrfs -q subvolume create "$M/src/work"
-copy_usr_tree "$SIZE_MB" "$M/src/work"
-mkdir -p "$M/src/work/usr/lib"
-image_version() { rm -f "$M/src/work/usr/lib/os-release"; printf 'ID=bench\nIMAGE_VERSION=%s\n' "$1" > "$M/src/work/usr/lib/os-release"; }
-image_version 1
-btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/1"
-# 5 % of the files change, as in bench/fetch: every 20th gets 4 KiB rewritten and a line appended.
-python3 - "$M/src/work" <<'PY'
-import os, sys
-root = sys.argv[1]
-paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if os.path.isfile(os.path.join(d, f)))
-for i, p in enumerate(paths[::20]):
-    with open(p, 'r+b') as f:
-        size = os.path.getsize(p)
-        f.seek(size // 2)
-        f.write(os.urandom(min(4096, size // 4)))
-        f.seek(0, 2)
-        f.write(b'changed %d\n' % i)
-print(len(paths[::20]), 'of', len(paths), 'files changed', file=sys.stderr)
-PY
-image_version 2
-btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/2"
+make_release_trees "$SIZE_MB" "$M/src"
 sync
 
 now() { date +%s.%N; }
@@ -86,7 +66,7 @@ run_ostree() {  # prints "t_v1,t_v2"; leaves the repository in $W/o
   ostree --repo="$W/o" commit --branch=b --subject=v1 --tree=dir="$M/src/1" --no-xattrs >/dev/null
   t1=$(now)
   ostree --repo="$W/o" commit --branch=b --subject=v2 --tree=dir="$M/src/2" --no-xattrs >/dev/null
-  ostree --repo="$W/o" static-delta generate --from=b^ --to=b >/dev/null
+  ostree --repo="$W/o" static-delta generate --from=b^ --to=b >/dev/null 2>&1
   t2=$(now)
   echo "$(echo "$t1 - $t0" | bc),$(echo "$t2 - $t1" | bc)"
 }
@@ -112,7 +92,7 @@ DELTA_PARTS=$(deltas_bytes)
 O_DELTA=$((DELTA_PARTS + $(fallback_bytes "$FROM_V1")))
 echo "== OSTree's full delta of v2 (static-delta generate --empty), once"
 T0=$(now)
-ostree --repo="$W/o" static-delta generate --empty --to=b >/dev/null
+ostree --repo="$W/o" static-delta generate --empty --to=b >/dev/null 2>&1
 T1=$(now)
 O_EMPTY_T=$(echo "$T1 - $T0" | bc)
 EMPTY=$(ostree --repo="$W/o" static-delta list | grep -v -- - | grep -v '^$')
