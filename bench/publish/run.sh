@@ -12,6 +12,8 @@
 # Extra `repo add` options (e.g. --full-level 19) come from REPO_ADD_OPTS.
 set -euo pipefail
 shopt -s inherit_errexit  # a failed step inside $(…) ends the run
+set -E
+trap 'echo "bench/publish: failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 BUILD=$(realpath "${1:-build}")
 ROUNDS=${2:-3}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number" >&2; exit 2; }
