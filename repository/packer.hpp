@@ -17,7 +17,7 @@ struct PackOptions {
   // hosts, so the slowest level costs little and saves on every update.
   int zstd_level = 19;
   // The publisher's level for the full stream (installs, hosts beyond the deltas): nearly all of
-  // a release's raw bytes, where level 19 against its history cost about 10 times level 9's time
+  // a release's raw bytes, where level 19 against its history cost about 25 times level 9's time
   // for 18-30 % fewer bytes (README, "Publishing speed and compression levels").
   int full_zstd_level = 9;
   unsigned threads = 0;  // compression threads; 0: one per CPU
