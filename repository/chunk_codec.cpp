@@ -21,9 +21,14 @@ std::string sha256_hex(std::string_view data) {
   return out;
 }
 
-Result<std::string> compress_chunk(std::string_view data, int level, std::string_view history) {
+Status validate_zstd_level(int level) {
   if (level < 1 || level > ZSTD_maxCLevel())
-    return fail("chunk.level", "zstd level must be 1.." + std::to_string(ZSTD_maxCLevel()));
+    return fail("chunk.level", "zstd level " + std::to_string(level) + " is not in 1.." + std::to_string(ZSTD_maxCLevel()));
+  return ok();
+}
+
+Result<std::string> compress_chunk(std::string_view data, int level, std::string_view history) {
+  BALLAST_CHECK(validate_zstd_level(level));
   // One context per thread: contexts are reused across chunks to avoid reallocating tables.
   thread_local struct Ctx {
     ZSTD_CCtx* c = ZSTD_createCCtx();

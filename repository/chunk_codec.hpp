@@ -11,6 +11,9 @@ namespace ballast::repository {
 
 std::string sha256_hex(std::string_view data);
 
+// "chunk.level" unless 1 <= level <= 22 (ZSTD_maxCLevel).
+Status validate_zstd_level(int level);
+
 // One zstd frame with the content size recorded; `level` 1..22 (ZSTD_maxCLevel). A non-empty
 // `history` (the stream bytes just before this chunk) is referenced as a raw-content prefix, so
 // matches reach back across the chunk boundary as they would in one whole-stream frame; the

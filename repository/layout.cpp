@@ -13,5 +13,6 @@ std::string under(std::string_view base, std::string_view rel) {
 std::string metadata_dir(std::string_view base) { return under(base, "metadata"); }
 std::string targets_dir(std::string_view base) { return under(base, "targets"); }
 std::string chunks_dir(std::string_view base) { return under(base, "targets/chunks"); }
+std::string build_dir(std::string_view base) { return under(base, "build"); }
 
 }  // namespace ballast::repository::layout

@@ -3,6 +3,7 @@
 //   metadata/<file>               TUF metadata (N.root.json, timestamp.json, N.snapshot.json, …)
 //   targets/<dir>/<sha256>.<base> TUF targets such as releases/<v>/manifest.json
 //   targets/chunks/<sha256>       chunks: plain files, trusted through the manifest's hashes
+//   build/                        the publisher's own state, never uploaded or fetched
 #pragma once
 
 #include <string>
@@ -14,5 +15,6 @@ namespace ballast::repository::layout {
 std::string metadata_dir(std::string_view base);
 std::string targets_dir(std::string_view base);
 std::string chunks_dir(std::string_view base);
+std::string build_dir(std::string_view base);
 
 }  // namespace ballast::repository::layout

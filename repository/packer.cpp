@@ -1,12 +1,13 @@
 #include "repository/packer.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "common/file.hpp"
 #include "repository/chunk_codec.hpp"
@@ -19,24 +20,104 @@ struct Job {
   size_t index;
   std::string data;
   std::string history;
+  std::string key;  // in the reuse index; empty without one
+};
+
+// The reuse index: one line per chunk compressed, "<key> <sha256> <size> <usize>", where the key
+// is the sha256 of the raw chunk and its history (ReuseKeys). Only a hint: an entry is used only
+// if its chunk is in the store and decompresses to the raw bytes, so a stale or torn line costs a
+// compression, never a wrong chunk.
+using ReuseIndex = std::unordered_map<std::string, ChunkRef>;
+
+bool parse_u64(std::string_view s, uint64_t& v) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+Result<ReuseIndex> load_reuse_index(const std::string& path) {
+  ReuseIndex index;
+  if (!path_exists(path)) return index;
+  std::string text = BALLAST_TRY(with_context(read_file(path, size_t{1} << 30), "reading the reuse index"));
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) break;  // a torn last line
+    std::string_view line(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    std::string_view f[4];
+    size_t n = 0;
+    while (n < 4 && !line.empty()) {
+      size_t sp = line.find(' ');
+      f[n++] = line.substr(0, sp);
+      line = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    }
+    ChunkRef ref;
+    if (n != 4 || !line.empty() || !valid_sha256_hex(f[0]) || !valid_sha256_hex(f[1]) || !parse_u64(f[2], ref.size) ||
+        !parse_u64(f[3], ref.usize))
+      continue;
+    ref.sha256 = std::string(f[1]);
+    index[std::string(f[0])] = std::move(ref);
+  }
+  return index;
+}
+
+Status append_reuse_index(const std::string& path, const std::vector<std::pair<std::string, ChunkRef>>& added) {
+  if (added.empty()) return ok();
+  auto slash = path.find_last_of('/');
+  if (slash != std::string::npos) BALLAST_CHECK(make_dirs(path.substr(0, slash)));
+  std::string text;
+  if (path_exists(path)) text = BALLAST_TRY(read_file(path, size_t{1} << 30));
+  if (!text.empty() && text.back() != '\n') text.erase(text.find_last_of('\n') + 1);  // drop a torn line
+  for (const auto& [key, ref] : added)
+    text += key + " " + ref.sha256 + " " + std::to_string(ref.size) + " " + std::to_string(ref.usize) + "\n";
+  return write_file_atomic(path, text);
+}
+
+// A chunk's key: its raw bytes and exactly the history it is compressed against, named by the
+// raw hashes of the chunks that history is cut from, so no history byte is hashed twice.
+class ReuseKeys {
+ public:
+  std::string next(std::string_view chunk, uint64_t history_size) {
+    std::string material = std::to_string(history_size);
+    uint64_t covered = 0;
+    size_t first = recent_.size();
+    while (first > 0 && covered < history_size) covered += recent_[--first].second;
+    for (size_t i = first; i < recent_.size(); ++i)
+      material += " " + recent_[i].first + ":" + std::to_string(recent_[i].second);
+    std::string raw = sha256_hex(chunk);
+    material += " " + raw + ":" + std::to_string(chunk.size());
+    recent_.emplace_back(std::move(raw), chunk.size());
+    // Keep only the chunks the next history can reach into.
+    uint64_t kept = 0;
+    size_t keep_from = recent_.size();
+    while (keep_from > 0 && kept < history_limit_) kept += recent_[--keep_from].second;
+    recent_.erase(recent_.begin(), recent_.begin() + static_cast<std::ptrdiff_t>(keep_from));
+    return sha256_hex(material);
+  }
+  explicit ReuseKeys(uint64_t history_limit) : history_limit_(history_limit) {}
+
+ private:
+  uint64_t history_limit_;
+  std::deque<std::pair<std::string, uint64_t>> recent_;  // raw sha256, size
 };
 
 // A bounded queue between the chunking thread and the compression workers, so memory stays
 // at a few chunks per worker however long the stream is.
 class Pool {
  public:
-  Pool(const std::string& dir, const PackOptions& o, unsigned n) : dir_(dir), opts_(o) {
+  Pool(const std::string& dir, const PackOptions& o, const ReuseIndex& index, unsigned n)
+      : dir_(dir), opts_(o), index_(index) {
     for (unsigned i = 0; i < n; ++i) workers_.emplace_back([this] { work(); });
     limit_ = 2 * n;
   }
   ~Pool() { finish(); }
 
   // False once a worker has failed: stop feeding.
-  bool push(size_t index, std::string&& data, std::string history) {
+  bool push(size_t index, std::string&& data, std::string history, std::string key) {
     std::unique_lock lk(mu_);
     space_.wait(lk, [&] { return queue_.size() < limit_ || failed_; });
     if (failed_) return false;
-    queue_.push_back({index, std::move(data), std::move(history)});
+    queue_.push_back({index, std::move(data), std::move(history), std::move(key)});
     if (results_.size() <= index) results_.resize(index + 1);
     ready_.notify_one();
     return true;
@@ -56,6 +137,7 @@ class Pool {
 
   std::vector<ChunkRef> results_;
   PackStats stats_;
+  std::vector<std::pair<std::string, ChunkRef>> added_;  // for the reuse index
 
  private:
   void work() {
@@ -81,14 +163,34 @@ class Pool {
     }
   }
 
+  // The stored chunk the index names for this job, if it is there and holds exactly these bytes.
+  std::optional<ChunkRef> stored(const Job& job) {
+    if (job.key.empty()) return std::nullopt;
+    auto it = index_.find(job.key);
+    if (it == index_.end() || it->second.usize != job.data.size()) return std::nullopt;
+    auto z = read_file(path_join(dir_, it->second.sha256), it->second.size + 1);
+    if (!z || z->size() != it->second.size || sha256_hex(*z) != it->second.sha256) return std::nullopt;
+    auto raw = decompress_chunk(*z, it->second.usize, job.history);
+    if (!raw || *raw != job.data) return std::nullopt;
+    return it->second;
+  }
+
   Status process(const Job& job) {
+    if (auto ref = stored(job)) {
+      std::lock_guard lk(mu_);
+      stats_.chunks++;
+      stats_.reused++;
+      results_[job.index] = std::move(*ref);
+      return ok();
+    }
     auto z = BALLAST_TRY(compress_chunk(job.data, opts_.zstd_level, job.history));
     ChunkRef ref{sha256_hex(z), z.size(), job.data.size()};
     std::string path = path_join(dir_, ref.sha256);
     bool fresh = false;
-    struct stat st {};
-    // Content-addressed: a present file of the right size is this chunk (the hash names it).
-    if (::stat(path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != ref.size) {
+    // Content-addressed: a present file with these bytes is this chunk; one with others (a
+    // damaged store) is replaced.
+    auto present = read_file(path, ref.size + 1);
+    if (!present || *present != z) {
       BALLAST_CHECK(with_context(write_file_atomic(path, z), "storing chunk " + ref.sha256));
       fresh = true;
     }
@@ -98,12 +200,14 @@ class Pool {
       stats_.new_chunks++;
       stats_.new_bytes += ref.size;
     }
+    if (!job.key.empty()) added_.emplace_back(job.key, ref);
     results_[job.index] = std::move(ref);
     return ok();
   }
 
   std::string dir_;
   PackOptions opts_;
+  const ReuseIndex& index_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable ready_, space_;
@@ -118,26 +222,32 @@ class Pool {
 Result<Artifact> pack_stream(ByteSource& stream, const std::string& chunks_dir, const PackOptions& opts,
                              PackStats* stats) {
   BALLAST_CHECK(validate(opts.chunker));
-  if (opts.zstd_level < 1 || opts.zstd_level > 22) return fail("pack.level", "zstd level must be 1..22");
+  BALLAST_CHECK(validate_zstd_level(opts.zstd_level));
   BALLAST_CHECK(make_dirs(chunks_dir));
+  ReuseIndex reuse;
+  if (!opts.reuse_index.empty()) reuse = BALLAST_TRY(load_reuse_index(opts.reuse_index));
+  ReuseKeys keys(opts.history);
   unsigned n = opts.threads ? opts.threads : std::max(1u, std::thread::hardware_concurrency());
-  Pool pool(chunks_dir, opts, n);
+  Pool pool(chunks_dir, opts, reuse, n);
   size_t index = 0;
   bool stopped = false;
   std::string tail;  // the last `history` bytes of the stream so far
   Status chunked = chunk_stream(stream, opts.chunker, [&](std::string&& c) -> Status {
     std::string history = tail;
+    std::string key = opts.reuse_index.empty() ? std::string() : keys.next(c, history.size());
     if (opts.history) {
       tail += c;
       if (tail.size() > opts.history) tail.erase(0, tail.size() - opts.history);
     }
-    if (!pool.push(index++, std::move(c), std::move(history))) stopped = true;
+    if (!pool.push(index++, std::move(c), std::move(history), std::move(key))) stopped = true;
     return stopped ? fail("pack.stopped", "compression failed") : ok();
   });
   Status done = pool.finish();
   if (!done) return tl::unexpected<Error>(done.error());
   if (!chunked) return with_context(Result<Artifact>(tl::unexpected<Error>(chunked.error())), "reading the send stream");
   if (index == 0) return fail("pack.empty", "the send stream is empty");
+  if (!opts.reuse_index.empty())
+    BALLAST_CHECK(with_context(append_reuse_index(opts.reuse_index, pool.added_), "writing the reuse index"));
   Artifact art;
   art.chunks = std::move(pool.results_);
   art.history = opts.history;

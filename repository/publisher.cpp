@@ -3,11 +3,13 @@
 #include <algorithm>
 
 #include "common/file.hpp"
+#include "repository/chunk_codec.hpp"
 #include "repository/layout.hpp"
 
 namespace ballast::repository {
 
 std::string chunk_store_dir(const std::string& repo_dir) { return layout::chunks_dir(repo_dir); }
+std::string reuse_index_path(const std::string& repo_dir) { return path_join(layout::build_dir(repo_dir), "reuse-index"); }
 
 Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
                                       const std::vector<ArtifactInput>& inputs, const PackOptions& pack,
@@ -30,6 +32,8 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
     froms.push_back(from);
   }
   if (fulls != 1) return fail("repo.no-full", "a release needs exactly one full stream");
+  BALLAST_CHECK(with_context(validate_zstd_level(pack.full_zstd_level), "the full stream's level"));
+  BALLAST_CHECK(with_context(validate_zstd_level(pack.zstd_level), "the deltas' level"));
 
   PublishReport report;
   report.manifest.version = info.version;
@@ -39,8 +43,11 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
     std::string what = in.from.empty() ? "the full stream" : "the delta from " + in.from;
     auto stream = with_context(in.open(), "sending " + what);
     if (!stream) return tl::unexpected<Error>(stream.error());
+    PackOptions opts = pack;
+    if (in.from.empty()) opts.zstd_level = pack.full_zstd_level;
+    opts.reuse_index = reuse_index_path(writer.repo_dir());
     PackStats st;
-    auto art = with_context(pack_stream(**stream, chunk_store_dir(writer.repo_dir()), pack, &st), "packing " + what);
+    auto art = with_context(pack_stream(**stream, chunk_store_dir(writer.repo_dir()), opts, &st), "packing " + what);
     stream->reset();
     // A packer error comes first: the producer then only saw its reader go away.
     Status produced = in.finish ? with_context(in.finish(), "sending " + what) : ok();
@@ -52,6 +59,7 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
     report.stats.chunks += st.chunks;
     report.stats.new_chunks += st.new_chunks;
     report.stats.new_bytes += st.new_bytes;
+    report.stats.reused += st.reused;
   }
   // What is published must parse with the client's own strict parser.
   std::string text = serialize_manifest(report.manifest);

@@ -36,10 +36,15 @@ struct PublishReport {
 
 // The directory of chunk files inside a repository directory.
 std::string chunk_store_dir(const std::string& repo_dir);
+// The packer's reuse index of a repository directory (PackOptions::reuse_index): build-side
+// state beside the published files, never uploaded.
+std::string reuse_index_path(const std::string& repo_dir);
 
 // Adds release `info.version` with its artifacts (exactly one full stream is required; each
 // delta's `from` must be a published release). "repo.release-exists" for a version already
-// published; nothing is committed unless every artifact was packed. `measured_boot` (the PCR 11
+// published; nothing is committed unless every artifact was packed. The full stream is packed at
+// `pack.full_zstd_level`, deltas at `pack.zstd_level`, both through the repository's reuse index
+// (`pack.reuse_index` is ignored). `measured_boot` (the PCR 11
 // values the release's UKI produces) goes into the signed manifest as it is.
 Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
                                       const std::vector<ArtifactInput>& inputs, const PackOptions& pack,

@@ -49,8 +49,10 @@ struct RepoOptions {
   bool barrier = false;
   std::string expected_pcr11;
   bool no_measured_boot = false;
-  int zstd_level = 19;
-  unsigned threads = 0;
+  repository::PackOptions pack;   // --full-level, --delta-level, --threads
+  int zstd_level = 0;              // --zstd-level: both levels, unless given on their own
+  CLI::Option* full_level = nullptr;
+  CLI::Option* delta_level = nullptr;
 };
 
 RepoOptions& opts() {
@@ -332,9 +334,11 @@ int run_add(const GlobalOptions& g) {
     if (!d) return report_error(with_context(Result<void>(tl::unexpected(d.error())), "delta from " + delta_from[i]).error());
     inputs.push_back(std::move(*d));
   }
-  repository::PackOptions pack;
-  pack.zstd_level = o.zstd_level;
-  pack.threads = o.threads;
+  repository::PackOptions pack = o.pack;
+  if (o.zstd_level) {
+    if (!o.full_level->count()) pack.full_zstd_level = o.zstd_level;
+    if (!o.delta_level->count()) pack.zstd_level = o.zstd_level;
+  }
   auto r = repository::publish_release(*w, info, inputs, pack, *measured);
   if (!r) return report_error(r.error());
   if (g.json) {
@@ -346,12 +350,14 @@ int run_add(const GlobalOptions& g) {
                 {"measured_boot", *measured ? repository::measured_boot_json(**measured) : nlohmann::json(nullptr)},
                 {"new_chunks", r->stats.new_chunks},
                 {"new_bytes", r->stats.new_bytes},
+                {"reused_chunks", r->stats.reused},
                 {"targets_version", w->targets_version()}});
   } else {
     for (const auto& a : r->manifest.artifacts)
       std::cout << info.version.str() << (a.from ? " delta from " + a.from->str() : " full") << ": " << a.chunks.size()
                 << " chunks, " << a.size << " bytes (" << a.usize << " uncompressed)\n";
-    std::cout << r->stats.new_chunks << " new chunks, " << r->stats.new_bytes << " bytes stored\n";
+    std::cout << r->stats.new_chunks << " new chunks, " << r->stats.new_bytes << " bytes stored, " << r->stats.reused
+              << " chunks reused without compressing\n";
     if (*measured) {
       auto ready = (*measured)->pcr11_sha256.find(images::kPcr11Phases[std::size(images::kPcr11Phases) - 1]);
       if (ready != (*measured)->pcr11_sha256.end()) std::cout << "expected PCR 11 once booted: " << ready->second << "\n";
@@ -385,8 +391,16 @@ void setup_add(CLI::App& repo, VerbContext& ctx) {
                               "predicted from the release's UKI (tests: a release whose measured boot must not match)");
   cmd->add_flag("--no-measured-boot", o.no_measured_boot, "Publish no expected PCR 11 value (hosts skip the check)")
       ->excludes(pcr);
-  cmd->add_option("--zstd-level", o.zstd_level, "zstd level of the chunks")->check(CLI::Range(1, 22))->capture_default_str();
-  cmd->add_option("--threads", o.threads, "Compression threads (0: one per CPU)")->capture_default_str();
+  o.full_level = cmd->add_option("--full-level", o.pack.full_zstd_level,
+                                 "zstd level of the full stream's chunks (installs, hosts beyond the deltas)")
+                     ->check(CLI::Range(1, 22))
+                     ->capture_default_str();
+  o.delta_level = cmd->add_option("--delta-level", o.pack.zstd_level, "zstd level of the deltas' chunks")
+                      ->check(CLI::Range(1, 22))
+                      ->capture_default_str();
+  cmd->add_option("--zstd-level", o.zstd_level, "zstd level of all chunks, unless --full-level/--delta-level say otherwise")
+      ->check(CLI::Range(1, 22));
+  cmd->add_option("--threads", o.pack.threads, "Compression threads (0: one per CPU)")->capture_default_str();
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_add(g); }; });
 }
 

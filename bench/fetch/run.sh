@@ -40,29 +40,7 @@ M=$W/mnt
 mkdir -p "$M/src" "$M/dst" "$M/ref"
 
 echo "== building a ${SIZE_MB} MB tree from /usr"
-btrfs -q subvolume create "$M/src/work"
-copy_usr_tree "$SIZE_MB" "$M/src/work"
-# repo add checks what a host checks: the image's os-release names the release's version.
-mkdir -p "$M/src/work/usr/lib"
-image_version() { rm -f "$M/src/work/usr/lib/os-release"; printf 'ID=bench\nIMAGE_VERSION=%s\n' "$1" > "$M/src/work/usr/lib/os-release"; }
-image_version 1
-btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/1"
-# 5 % of the files change: every 20th gets a block of its bytes rewritten and a tail appended.
-python3 - "$M/src/work" <<'PY'
-import os, sys
-root = sys.argv[1]
-paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if os.path.isfile(os.path.join(d, f)))
-for i, p in enumerate(paths[::20]):
-    with open(p, 'r+b') as f:
-        size = os.path.getsize(p)
-        f.seek(size // 2)
-        f.write(os.urandom(min(4096, size // 4)))
-        f.seek(0, 2)
-        f.write(b'changed %d\n' % i)
-print(len(paths[::20]), 'of', len(paths), 'files changed', file=sys.stderr)
-PY
-image_version 2
-btrfs -q subvolume snapshot -r "$M/src/work" "$M/src/2"
+make_release_trees "$SIZE_MB" "$M/src"
 du -sh --apparent-size "$M/src/1"
 
 echo "== reference: btrfs send | zstd -$LEVEL"

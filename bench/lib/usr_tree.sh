@@ -26,3 +26,34 @@ PY
   tar -cf - -T "$list" 2>/dev/null | tar -xf - -C "$dest"
   rm -f "$list"
 }
+
+#   make_release_trees SIZE_MB DIR   on a Btrfs DIR: DIR/work (a subvolume), the read-only
+#                                    snapshots DIR/1 (copy_usr_tree) and DIR/2 (5 % of the files
+#                                    changed: every 20th gets 4 KiB rewritten in the middle and a
+#                                    line appended), each with usr/lib/os-release naming its
+#                                    IMAGE_VERSION, as `ballast repo add` checks
+make_release_trees() {
+  local size_mb=$1 dir=$2
+  btrfs -q subvolume create "$dir/work"
+  copy_usr_tree "$size_mb" "$dir/work"
+  mkdir -p "$dir/work/usr/lib"
+  printf 'ID=bench\nIMAGE_VERSION=1\n' > "$dir/work/usr/lib/os-release"
+  btrfs -q subvolume snapshot -r "$dir/work" "$dir/1"
+  python3 - "$dir/work" <<'PY'
+import os, sys
+root = sys.argv[1]
+paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if os.path.isfile(os.path.join(d, f)))
+for i, p in enumerate(paths[::20]):
+    with open(p, 'r+b') as f:
+        size = os.path.getsize(p)
+        f.seek(size // 2)
+        f.write(os.urandom(min(4096, size // 4)))
+        f.seek(0, 2)
+        f.write(b'changed %d\n' % i)
+print(len(paths[::20]), 'of', len(paths), 'files changed', file=sys.stderr)
+PY
+  # A new file, as before: os-release moves to a new inode at the end of the stream.
+  rm -f "$dir/work/usr/lib/os-release"
+  printf 'ID=bench\nIMAGE_VERSION=2\n' > "$dir/work/usr/lib/os-release"
+  btrfs -q subvolume snapshot -r "$dir/work" "$dir/2"
+}

@@ -29,4 +29,11 @@ inline ProcessResult run_ballast_ok(std::vector<std::string> args) {
   return r;
 }
 
+// Runs another tool a test sets up with (btrfs, cp, …); the test fails unless it exits 0.
+inline void run_tool_ok(const std::vector<std::string>& argv) {
+  auto r = run_checked(argv);
+  INFO((r ? std::string() : r.error().describe()));
+  REQUIRE(r);
+}
+
 }  // namespace ballast::testing

@@ -154,3 +154,93 @@ TEST_CASE("packing an empty stream is an error", "[repository][packer]") {
   CHECK(art.error().code == "pack.empty");
   REQUIRE(remove_tree(*dir));
 }
+
+TEST_CASE("a chunk the reuse index names is taken from the store without compressing, and the artifact is the same",
+          "[repository][packer][reuse]") {
+  auto dir = make_temp_dir("ballast-pack");
+  REQUIRE(dir);
+  // Compressible, so that a chunk compressed against another history would differ.
+  std::mt19937 rng(5);
+  std::string data;
+  while (data.size() < (1u << 20)) data += "word" + std::to_string(rng() % 5000) + (rng() % 9 ? " " : "\n");
+  PackOptions opts;
+  opts.chunker = kSmall;
+  opts.zstd_level = 3;
+  opts.history = 128u << 10;
+  opts.reuse_index = *dir + "/build/reuse-index";
+  auto pack = [&](const std::string& s, PackStats& st) {
+    MemoryByteSource src(s);
+    return pack_stream(src, *dir + "/chunks", opts, &st);
+  };
+  PackStats first, second;
+  auto a = pack(data, first);
+  REQUIRE(a);
+  CHECK(first.reused == 0);
+  CHECK(path_exists(opts.reuse_index));
+  // Another level must not matter: a stored chunk decodes to the same bytes whatever its level.
+  opts.zstd_level = 19;
+  auto b = pack(data, second);
+  REQUIRE(b);
+  CHECK(second.reused == a->chunks.size());
+  CHECK(second.new_chunks == 0);
+  CHECK(b->chunks == a->chunks);
+
+  // A change near the end: the chunks before it keep their bytes and history and are reused,
+  // the changed one and those whose history holds the change are compressed.
+  std::string changed = data;
+  changed[changed.size() - 1000] = '#';
+  PackStats third;
+  auto c = pack(changed, third);
+  REQUIRE(c);
+  CHECK(third.reused > 0);
+  CHECK(third.reused < c->chunks.size());
+  CHECK(third.reused + third.new_chunks == c->chunks.size());
+  REQUIRE(remove_tree(*dir));
+}
+
+TEST_CASE("a reuse index entry whose chunk is gone or altered, or a garbled line, only costs a compression",
+          "[repository][packer][reuse]") {
+  auto dir = make_temp_dir("ballast-pack");
+  REQUIRE(dir);
+  std::string data = random_bytes(512u << 10, 11);
+  PackOptions opts;
+  opts.chunker = kSmall;
+  opts.zstd_level = 3;
+  opts.reuse_index = *dir + "/reuse-index";
+  PackStats st;
+  MemoryByteSource src(data);
+  auto a = pack_stream(src, *dir + "/chunks", opts, &st);
+  REQUIRE(a);
+  REQUIRE(a->chunks.size() >= 3);
+  // One chunk deleted, one replaced by other bytes, and a torn line at the end of the index.
+  REQUIRE(remove_if_exists(*dir + "/chunks/" + a->chunks[0].sha256));
+  REQUIRE(write_file_atomic(*dir + "/chunks/" + a->chunks[1].sha256, std::string(a->chunks[1].size, 'x')));
+  auto index = read_file(opts.reuse_index);
+  REQUIRE(index);
+  REQUIRE(write_file_atomic(opts.reuse_index, *index + "garbage line\n" + index->substr(0, 70)));
+  PackStats again;
+  MemoryByteSource src2(data);
+  auto b = pack_stream(src2, *dir + "/chunks", opts, &again);
+  REQUIRE(b);
+  CHECK(again.reused == a->chunks.size() - 2);
+  CHECK(b->chunks == a->chunks);
+  auto z = read_file(*dir + "/chunks/" + a->chunks[1].sha256);
+  REQUIRE(z);
+  CHECK(sha256_hex(*z) == a->chunks[1].sha256);  // the altered chunk was written again
+  REQUIRE(remove_tree(*dir));
+}
+
+TEST_CASE("a zstd level outside 1..22 is refused before anything is stored", "[repository][packer]") {
+  auto dir = make_temp_dir("ballast-pack");
+  REQUIRE(dir);
+  for (int level : {0, 23, -1}) {
+    PackOptions opts;
+    opts.zstd_level = level;
+    MemoryByteSource src("data");
+    auto art = pack_stream(src, *dir + "/chunks", opts, nullptr);
+    REQUIRE_FALSE(art);
+    CHECK(art.error().code == "chunk.level");
+  }
+  CHECK_FALSE(path_exists(*dir + "/chunks"));
+  REQUIRE(remove_tree(*dir));
+}

@@ -170,3 +170,59 @@ TEST_CASE("a malformed newest release is skipped and the newest valid one is cho
   CHECK(choose_release(*releases, std::nullopt, "stable")->info.version == "1"_v);
   CHECK(choose_release(*releases, "3"_v, "stable").error().code == "fetch.no-release");
 }
+
+TEST_CASE("the full stream is packed at the full level and deltas at the delta level, through the repository's "
+          "reuse index",
+          "[repository][publisher]") {
+  Fixture f;
+  f.pack.full_zstd_level = 1;
+  f.pack.zstd_level = 12;
+  f.pack.history = 0;  // so each artifact's chunks can be compared with a plain pack of the same bytes
+  std::string v1 = text(400000, 4), d = text(60000, 5);
+  REQUIRE(f.publish("1", {Fixture::input("", v1)}));
+  auto r = f.publish("2", {Fixture::input("", v1 + "2"), Fixture::input("1", d, kUuid)});
+  REQUIRE(r);
+  auto packed_at = [&](const std::string& data, int level) {
+    PackOptions o = f.pack;
+    o.zstd_level = level;
+    MemoryByteSource src(data);
+    auto dir = *make_temp_dir("ballast-publish-check");
+    auto a = pack_stream(src, dir, o, nullptr);
+    (void)remove_tree(dir);
+    REQUIRE(a);
+    return a->chunks;
+  };
+  REQUIRE(r->manifest.artifacts.size() == 2);
+  CHECK(r->manifest.artifacts[0].chunks == packed_at(v1 + "2", 1));
+  CHECK(r->manifest.artifacts[1].chunks == packed_at(d, 12));
+  CHECK(r->manifest.artifacts[1].chunks != packed_at(d, 1));
+  // Release 2's full stream is release 1's but for its end: all chunks but the last came from
+  // the store through the index beside the repository, which is not a published file.
+  CHECK(r->stats.reused >= r->manifest.artifacts[0].chunks.size() - 2);
+  CHECK(r->stats.reused > 0);
+  CHECK(path_exists(reuse_index_path(f.repo)));
+  CHECK(reuse_index_path(f.repo).find("/targets/") == std::string::npos);
+}
+
+TEST_CASE("publishing refuses a zstd level outside 1..22 for either artifact kind before sending anything",
+          "[repository][publisher]") {
+  Fixture f;
+  bool opened = false;
+  ArtifactInput in = Fixture::input("", "one");
+  auto open = in.open;
+  in.open = [&opened, open] {
+    opened = true;
+    return open();
+  };
+  f.pack.full_zstd_level = 23;
+  auto r = f.publish("1", {in});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == "chunk.level");
+  f.pack.full_zstd_level = 3;
+  f.pack.zstd_level = 0;
+  r = f.publish("1", {in});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == "chunk.level");
+  CHECK_FALSE(opened);
+  CHECK_FALSE(path_exists(chunk_store_dir(f.repo)));
+}
