@@ -40,10 +40,12 @@ class LockedReporter final : public Reporter {
     std::lock_guard lock(mutex_);
     outbox_.report_heartbeat(status);
   }
-  // Sends what is due; returns when to try again (nullopt: nothing pending).
-  std::optional<std::chrono::steady_clock::time_point> flush() {
+  // Sends what is due; returns when to try again (nullopt: nothing pending). `last_chance`: the
+  // process is about to end (a reboot, --once), so a backoff left by an earlier failure must not
+  // keep what the last steps reported from one more try.
+  std::optional<std::chrono::steady_clock::time_point> flush(bool last_chance = false) {
     std::lock_guard lock(mutex_);
-    auto r = outbox_.flush();
+    auto r = outbox_.flush(last_chance);
     if (!r) log::warning("event outbox: " + r.error().describe());
     else if (!r->last_error.empty()) log::warning("event outbox: " + r->last_error + " (" + std::to_string(r->pending) + " pending)");
     return outbox_.next_retry();
@@ -241,7 +243,7 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   d->add_observer(reporting);
   if (a.once) {
     auto passed = d->run_flow();
-    reporter.flush();
+    reporter.flush(true);
     if (!passed) return tl::unexpected(passed.error());
     auto status = BALLAST_TRY(d->status());
     status.boot = read_boot_security(security);
@@ -275,7 +277,7 @@ Result<std::optional<AgentStatus>> run_service(const Config& config, ServiceHost
   }
   if (report_timer) sd_event_source_unref(report_timer);
   server.reset();
-  reporter.flush();  // what the last steps reported, before a (simulated) reboot if it can
+  reporter.flush(true);  // what the last steps reported, before a (simulated) reboot if it can
   if (!st) return tl::unexpected(st.error());
   return std::optional<AgentStatus>();
 }

@@ -48,14 +48,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, body, body_in=""):
         data = json.dumps(body).encode()
+        # Logged before the answer goes out: a client that has its answer (the daemon that posted
+        # its last CloudEvent and then rebooted) must never leave a test reading a log without it.
+        with lock, open(args.log, "a") as f:
+            f.write(json.dumps({"method": self.command, "path": self.path, "metadata": self.headers.get("Metadata"),
+                                "body": body_in, "status": status}) + "\n")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        with lock, open(args.log, "a") as f:
-            f.write(json.dumps({"method": self.command, "path": self.path, "metadata": self.headers.get("Metadata"),
-                                "body": body_in, "status": status}) + "\n")
 
     def read_body(self):
         n = int(self.headers.get("Content-Length") or 0)

@@ -165,9 +165,11 @@ TEST_CASE("with IMDS unreachable the reboot strategy decides alone and the agent
   o.imds_url = "http://127.0.0.1:9";  // nothing listens on the discard port
   AzureHost a(o);
   auto daemon = a.start_daemon();
-  require_ended_cleanly(daemon);  // the immediate strategy rebooted into 2.0
+  auto ended = require_ended_cleanly(daemon);  // the immediate strategy rebooted into 2.0
+  INFO("the daemon's log:\n" << ended.err);
   CHECK(a.s.booted() == "2.0");
   auto reported = a.imds.cloud_events("scheduled-events");
+  INFO("what the IMDS test server answered: " << nlohmann::json(a.imds.log()).dump());
   REQUIRE(reported.size() == 1);
   CHECK(reported[0]["data"]["decision"] == "imds-unreachable");
   CHECK_THAT(reported[0]["data"]["reason"].get<std::string>(), Catch::Contains("IMDS not reached"));

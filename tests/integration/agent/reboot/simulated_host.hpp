@@ -86,12 +86,15 @@ struct SimulatedHost {
   }
 };
 
-// A daemon started in the background (std::async over run_process) ended by itself and cleanly.
-inline void require_ended_cleanly(std::future<Result<ProcessResult>>& daemon) {
+// A daemon started in the background (std::async over run_process) ended by itself and cleanly;
+// its output, for the checks that follow to show when they fail.
+inline ProcessResult require_ended_cleanly(std::future<Result<ProcessResult>>& daemon) {
   auto r = daemon.get();
+  INFO((r ? std::string() : r.error().describe()));
   REQUIRE(r);
   INFO(r->err);
   REQUIRE(r->exit_code == 0);
+  return *r;
 }
 
 }  // namespace ballast::testing
