@@ -23,11 +23,12 @@ SRC=$(realpath "$HERE/../..")
 source "$HERE/../../scripts/lib/nginx.sh"
 source "$HERE/../../scripts/lib/private-bus.sh"
 source "$HERE/../lib/usr_tree.sh"
+source "$HERE/../lib/loop_btrfs.sh"
+source "$HERE/../lib/sandbox_host.sh"
 [ -x "$BALLAST" ] || { echo "no $BALLAST; build first" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian package time)" >&2; exit 2; }
 
 W=$(mktemp -d /tmp/ballast-bench-agent-XXXXXX)
-LOOPS=()
 DAEMON_PID=""
 stop_daemon() {
   [ -n "$DAEMON_PID" ] || return 0
@@ -40,58 +41,14 @@ cleanup() {
   stop_daemon
   private_bus_stop
   nginx_stop
-  for m in "$W"/fs/*; do mountpoint -q "$m" && umount "$m"; done
-  for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+  btrfs_teardown
   rm -rf "$W"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM  # a signal ends the script; EXIT cleans up
 
-new_btrfs() {  # new_btrfs NAME SIZE: a loop-backed Btrfs mounted at $W/fs/NAME
-  truncate -s "$2" "$W/$1.img"
-  local l
-  l=$(losetup -f --show "$W/$1.img")
-  LOOPS+=("$l")
-  mkfs.btrfs -q "$l" >/dev/null 2>&1
-  mkdir -p "$W/fs/$1"
-  mount "$l" "$W/fs/$1"
-}
-host_opts() {  # host_opts NAME: the global options of sandbox host NAME
-  local h=$W/hosts/$1
-  echo --sysroot "$W/fs/$1" --esp-path "$h/esp" --efivars-path "$h/efivars" --state-dir "$h/state" \
-    --cmdline-path "$h/cmdline" --config-dir "$h/config.d"
-}
-new_host() {  # new_host NAME: a Btrfs with 1.0 installed, booted and blessed
-  new_btrfs "$1" 3G
-  local h=$W/hosts/$1
-  mkdir -p "$h/esp" "$h/efivars" "$h/state" "$h/config.d" "$h/run"
-  : > "$h/cmdline"
-  # shellcheck disable=SC2046
-  "$BALLAST" $(host_opts "$1") install -f "$W/1.0.full" --version 1.0 >/dev/null
-  # shellcheck disable=SC2046
-  "$BALLAST" $(host_opts "$1") boot simulate-reboot >/dev/null
-  # shellcheck disable=SC2046
-  "$BALLAST" $(host_opts "$1") boot bless >/dev/null
-}
 configure() {  # configure NAME INTERVAL
-  cat > "$W/hosts/$1/config.d/10-bench.toml" <<TOML
-[repository]
-url = "$NGINX_URL/repo"
-root = "$W/www/repo/metadata/1.root.json"
-ca_bundle = "$NGINX_CA"
-[update]
-check_interval = "$2"
-check_jitter = "0s"
-[reboot]
-strategy = "manual"
-[node]
-wariness = 0.0
-[health]
-check_failed_units = false
-[report]
-endpoint = ""
-metrics_socket = "$W/hosts/$1/run/metrics.sock"
-TOML
+  configure_host "$1" "$2" "metrics_socket = \"$W/hosts/$1/run/metrics.sock\""
 }
 start_daemon() {  # start_daemon NAME: sets DAEMON_PID
   # shellcheck disable=SC2046
@@ -176,7 +133,7 @@ private_bus_start "$W/bus" || { echo "dbus-daemon did not start" >&2; exit 1; }
 export DBUS_SYSTEM_BUS_ADDRESS=$PRIVATE_BUS_ADDRESS
 
 echo "== host a: 1.0; the daemon with no check due for an hour"
-new_host a
+new_host a 3G "$W/1.0.full" 1.0
 configure a 1h
 start_daemon a
 sleep 3  # its first check at start-up
@@ -245,7 +202,7 @@ stop_daemon
 
 echo "== release 3.0 ($((2 * SIZE_MB)) MB of /usr) on a fresh host b"
 "$BALLAST" repo add "$W/www/repo" --keys "$W/keys" --version 3.0 --subvolume "$B/release-3.0" --zstd-level 3 >/dev/null
-new_host b
+new_host b 3G "$W/1.0.full" 1.0
 configure b "${INTERVAL}s"
 start_daemon b
 wait_state b waiting-to-reboot

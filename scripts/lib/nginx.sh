@@ -5,16 +5,19 @@
 #                               error.log, access.log: "$request_uri $status $body_bytes_sent" per
 #                               request), starts nginx in the background on a free loopback port
 #                               serving ROOT and waits until it answers. Sets NGINX_PID, NGINX_URL
-#                               (https://localhost:PORT), NGINX_CA and NGINX_LOG (the access log).
+#                               (https://localhost:PORT), NGINX_CA, NGINX_LOG (the access log) and
+#                               NGINX_HTTP_URL (http://127.0.0.1:PORT2: the same ROOT over plain
+#                               HTTP, same log, for clients that cannot be told to trust a CA).
 #                               Returns 1 if it does not come up.
 #   nginx_stop                  stops it; safe when it never started or already stopped.
 NGINX_PID=""
 NGINX_URL=""
 NGINX_CA=""
 NGINX_LOG=""
+NGINX_HTTP_URL=""
 
 nginx_https_start() {
-  local dir=$1 root=$2 port
+  local dir=$1 root=$2 port http_port
   # EC keys: instant to generate; the CA lives only as long as the directory.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/ca.key" -out "$dir/ca.pem" \
     -days 1 -subj "/CN=ballast throwaway CA" 2>/dev/null
@@ -23,7 +26,9 @@ nginx_https_start() {
   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$dir/srv.ext"
   openssl x509 -req -in "$dir/srv.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -out "$dir/srv.pem" \
     -days 1 -extfile "$dir/srv.ext" 2>/dev/null
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  read -r port http_port < <(python3 -c 'import socket
+a, b = socket.socket(), socket.socket(); a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
   mkdir -p "$dir/ngx"
   cat > "$dir/nginx.conf" <<NGX
 daemon off; master_process on; worker_processes 2; user root;
@@ -35,6 +40,7 @@ http {
   access_log $dir/ngx/access.log bytes;
   client_body_temp_path $dir/ngx/b; proxy_temp_path $dir/ngx/p; fastcgi_temp_path $dir/ngx/f; uwsgi_temp_path $dir/ngx/u; scgi_temp_path $dir/ngx/s;
   server { listen 127.0.0.1:$port ssl http2; ssl_certificate $dir/srv.pem; ssl_certificate_key $dir/srv.key; root $root; }
+  server { listen 127.0.0.1:$http_port; root $root; }
 }
 NGX
   nginx -p "$dir/ngx" -c "$dir/nginx.conf" -e "$dir/ngx/error.log" &
@@ -42,6 +48,7 @@ NGX
   NGINX_URL="https://localhost:$port"
   NGINX_CA="$dir/ca.pem"
   NGINX_LOG="$dir/ngx/access.log"
+  NGINX_HTTP_URL="http://127.0.0.1:$http_port"
   local _
   for _ in $(seq 100); do
     curl -s -o /dev/null --cacert "$NGINX_CA" "$NGINX_URL/" && return 0
