@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "agent/report/journal_events.hpp"
 #include "common/file.hpp"
 #include "common/host_lock.hpp"
 #include "common/log.hpp"
@@ -212,6 +213,7 @@ Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports, Roll
   if (!r.plan && (resumed == S::checking || resumed == S::staging)) resumed = S::checking;
   r.state = resumed;
   BALLAST_CHECK(flow.save());
+  if (resumed != *state) report::journal_state_changed(to_string(*state), to_string(resumed), str_or_empty(r.target));
   return flow;
 }
 
@@ -248,6 +250,7 @@ Status UpdateFlow::enter(FlowState next) {
   if (next != before) record_.resumes = 0;
   record_.state = next;
   BALLAST_CHECK(save());
+  if (next != before) report::journal_state_changed(to_string(before), to_string(next), str_or_empty(record_.target));
   if (next != before && on_transition_) on_transition_(before, next);
   return ok();
 }

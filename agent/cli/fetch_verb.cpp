@@ -1,11 +1,14 @@
-// `ballast fetch`: refresh the TUF metadata, pick a release, plan a delta from a local
-// subvolume (else the full stream), and stream its verified chunks straight into the receiver.
+// `ballast fetch`: refresh the TUF metadata, pick a release, plan as the daemon does (the cheapest
+// by bytes of the full stream, a delta from a local subvolume, or a chain of deltas from it), and
+// stream the verified chunks straight into the receiver.
 #include <cstdio>
+#include <deque>
 #include <iostream>
 #include <optional>
 
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
+#include "agent/daemon/ports.hpp"
 #include "agent/host/stage.hpp"
 #include "common/clock.hpp"
 #include "common/file.hpp"
@@ -14,7 +17,9 @@
 #include "repository/http.hpp"
 #include "repository/release.hpp"
 #include "repository/tuf/client.hpp"
+#include "snapshot/host_layout.hpp"
 #include "snapshot/receive.hpp"
+#include "snapshot/subvolume.hpp"
 
 namespace ballast::cli {
 namespace {
@@ -45,6 +50,42 @@ Result<HostLock> lock_fetch_dir(const GlobalOptions& g, const std::string& dir) 
   return Result<HostLock>(std::move(lock));
 }
 
+struct PlannedFetch {
+  agent::ReleasePlan plan;
+  std::vector<std::pair<Version, repo::Artifact>> links;  // what is received, in order
+};
+
+// The daemon's planning for a host whose one slot is the local subvolume: the cheapest of the full
+// stream, a delta from it, or a chain of deltas from it. The subvolume is the release its
+// os-release names (IMAGE_VERSION, as a host's stage checks). A tree without one may be any older
+// release: each is offered, and only its true version can start a delta, since a delta applies only
+// to the subvolume whose uuid it names as its parent; a chain needs the version known.
+Result<PlannedFetch> plan_fetch_for(const repo::ReleaseRequest& req, const std::string& local_path, const Clock& clock) {
+  auto trusted = BALLAST_TRY(repo::refresh_repository(req, clock));
+  auto& client = *trusted.client;
+  auto releases = BALLAST_TRY(repo::list_releases(client));
+  auto release = BALLAST_TRY(repo::choose_release(releases, req.version, req.channel));
+  auto manifest = BALLAST_TRY(repo::load_manifest(client, release));
+  std::vector<agent::LocalSlot> slots;
+  if (req.local) {
+    auto named = snapshot::image_version_of(local_path);
+    auto version = named ? Version::parse(*named) : Result<Version>(tl::unexpected(named.error()));
+    if (version) {
+      slots.push_back(agent::LocalSlot{*version, *req.local});
+    } else {
+      for (const auto& r : releases)
+        if (r.info.version < release.info.version) slots.push_back(agent::LocalSlot{r.info.version, *req.local});
+    }
+  }
+  agent::PlanDecision decision;
+  decision.target = release.info.version;
+  decision.reason = "fetch " + release.info.version.str();
+  PlannedFetch out;
+  out.plan = BALLAST_TRY(agent::plan_release_fetch(client, releases, decision, manifest, slots));
+  out.links = BALLAST_TRY(agent::planned_artifacts(client, releases, out.plan, manifest, req.channel));
+  return out;
+}
+
 int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
@@ -72,35 +113,73 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
                    static_cast<unsigned long long>(p.bytes_total), p.bytes_per_second / 1e6);
     };
   SystemClock clock;
-  auto opened = repo::open_release(req, clock);
-  if (!opened) return report_error(opened.error());
-  const repo::Manifest* manifest = &opened->manifest;
-  const repo::Artifact* art = &opened->artifact;
-  auto* stream = &opened->stream;
-  snapshot::ReceiveOptions ro;
-  ro.dest_dir = a.dir;
-  if (!a.from_subvolume.empty()) ro.clone_sources.push_back(a.from_subvolume);
-  auto received = snapshot::receive(**stream, ro);
-  if (a.progress) std::fprintf(stderr, "\n");
-  if (!received) return report_error(received.error());
-  auto stats = (*stream)->stats();
-  if (!a.keep_cache)
-    if (auto st = (*stream)->discard_cache(); !st) return report_error(st.error());
+  auto planned = plan_fetch_for(req, a.from_subvolume, clock);
+  if (!planned) return report_error(planned.error());
+  const agent::ReleasePlan& plan = planned->plan;
+  const auto& links = planned->links;
+  repo::FetchOptions fo = repo::fetch_options(req);
+  {
+    repo::Artifact all = links.back().second;
+    all.chunks.clear();
+    for (const auto& [version, art] : links) all.chunks.insert(all.chunks.end(), art.chunks.begin(), art.chunks.end());
+    // What an earlier fetch of the same artifacts verified is reused; any other chunk goes.
+    if (auto cached = repo::retain_cached_chunks(fo.cache_dir, all); !cached) return report_error(cached.error());
+  }
+  std::vector<std::string> clone_sources;
+  if (!a.from_subvolume.empty()) clone_sources.push_back(a.from_subvolume);
+  // A chain's earlier releases go into hidden scratch subvolumes beside DIR's new one, each the
+  // next one's parent, deleted when the fetch ends however it ends (a killed fetch leaves them
+  // under the receive prefix, and the next fetch into DIR removes them).
+  std::deque<snapshot::SubvolumeGuard> scratch;
+  repo::FetchStats stats;
+  std::optional<snapshot::ReceivedSubvolume> received;
+  for (size_t i = 0; i < links.size(); ++i) {
+    const auto& [version, art] = links[i];
+    const bool last = i + 1 == links.size();
+    auto stream = repo::open_artifact_stream(art, fo);
+    if (!stream) return report_error(stream.error());
+    snapshot::ReceiveOptions ro;
+    ro.dest_dir = a.dir;
+    ro.clone_sources = clone_sources;
+    if (!last) ro.name = std::string(snapshot::kReceivePrefix) + "chain-" + version.str();
+    auto r = with_context(snapshot::receive(**stream, ro), "receiving " + version.str() + (last ? "" : " of the chain"));
+    if (a.progress) std::fprintf(stderr, "\n");
+    if (!r) return report_error(r.error());
+    auto link_stats = (*stream)->stats();
+    stats.network_bytes += link_stats.network_bytes;
+    stats.cache_bytes += link_stats.cache_bytes;
+    stats.requests += link_stats.requests;
+    stats.retries += link_stats.retries;
+    if (!a.keep_cache)
+      if (auto st = (*stream)->discard_cache(); !st) return report_error(st.error());
+    if (!last) {
+      scratch.emplace_back(r->path);
+      clone_sources.push_back(r->path);
+    } else {
+      received = std::move(*r);
+    }
+  }
+  const repo::Artifact& art = links.back().second;
+  const std::string kind = plan.chain.empty() ? (art.is_full() ? "full" : "delta") : "chain";
   if (g.json) {
-    print_json({{"version", manifest->version.str()},
-                {"artifact", art->is_full() ? "full" : "delta"},
-                {"from", str_or_empty(art->from)},
+    nlohmann::json chain = nlohmann::json::array();
+    for (const auto& link : plan.chain) chain.push_back({{"from", link.from.str()}, {"to", link.to.str()}, {"bytes", link.bytes}});
+    print_json({{"version", plan.version.str()},
+                {"artifact", kind},
+                {"from", str_or_empty(plan.delta_from)},
+                {"plan", describe_plan(plan)},
+                {"chain", chain},
                 {"path", received->path},
                 {"received_uuid", received->received_uuid},
-                {"stream_bytes", art->usize},
-                {"artifact_bytes", art->size},
+                {"stream_bytes", art.usize},
+                {"artifact_bytes", plan.download_bytes},
                 {"network_bytes", stats.network_bytes},
                 {"cache_bytes", stats.cache_bytes},
                 {"requests", stats.requests},
                 {"retries", stats.retries}});
   } else {
-    std::cout << "received " << manifest->version.str() << (art->is_full() ? " (full)" : " (delta from " + art->from->str() + ")")
-              << " into " << received->path << ": " << stats.network_bytes << " bytes downloaded\n";
+    std::cout << "received " << plan.version.str() << " (" << describe_plan(plan) << ") into " << received->path << ": "
+              << stats.network_bytes << " bytes downloaded\n";
   }
   return 0;
 }
@@ -112,7 +191,7 @@ void setup(VerbContext& ctx) {
   cmd->add_option("--root", a.root, "Trusted root.json, installed into the state dir on first use")->required();
   cmd->add_option("--version", a.version, "Release to fetch; default: the newest on the channel");
   cmd->add_option("--channel", a.channel, "Release channel; default: update.channel");
-  cmd->add_option("--from-subvolume", a.from_subvolume, "Local subvolume a delta may start from");
+  cmd->add_option("--from-subvolume", a.from_subvolume, "Local subvolume a delta, or a chain of deltas through the releases between, may start from");
   cmd->add_option("--ca-bundle", a.ca_bundle, "PEM CA bundle; default: repository.ca_bundle");
   cmd->add_option("--client-cert", a.client_cert, "PEM client certificate; default: repository.client_cert");
   cmd->add_option("--client-key", a.client_key, "PEM client key; default: repository.client_key");

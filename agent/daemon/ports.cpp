@@ -58,6 +58,30 @@ std::vector<repository::Manifest> chain_manifests(repository::tuf::Client& clien
 
 }  // namespace
 
+Result<ReleasePlan> plan_release_fetch(repository::tuf::Client& client, const std::vector<repository::Release>& releases,
+                                       const PlanDecision& decision, const repository::Manifest& manifest,
+                                       const std::vector<LocalSlot>& slots) {
+  if (!decision.target) return fail("plan.no-target", "no release to fetch");
+  std::vector<repository::ReleaseInfo> infos;
+  for (const auto& r : releases) infos.push_back(r.info);
+  auto through = chain_manifests(client, releases, slots, *decision.target);
+  return plan_fetch(decision, manifest, slots, through, infos);
+}
+
+Result<std::vector<std::pair<Version, repository::Artifact>>> planned_artifacts(
+    repository::tuf::Client& client, const std::vector<repository::Release>& releases, const ReleasePlan& plan,
+    const repository::Manifest& manifest, const std::string& channel) {
+  std::vector<std::pair<Version, repository::Artifact>> links;
+  for (size_t i = 0; i + 1 < plan.chain.size(); ++i) {
+    const PlanLink& link = plan.chain[i];
+    auto through = BALLAST_TRY(with_context(repository::choose_release(releases, link.to, channel), "the chain of deltas"));
+    auto through_manifest = BALLAST_TRY(repository::load_manifest(client, through));
+    links.emplace_back(link.to, BALLAST_TRY(planned_link(link, through_manifest)));
+  }
+  links.emplace_back(plan.version, BALLAST_TRY(planned_artifact(plan, manifest)));
+  return links;
+}
+
 Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Version>& denylist) {
   // The update's one refresh: the plan's manifest is read through it, and staging later reads
   // the same trusted metadata without refreshing.
@@ -87,8 +111,7 @@ Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Ve
   auto release = BALLAST_TRY(repository::choose_release(releases, *d.target, in.channel));
   auto manifest = BALLAST_TRY(repository::load_manifest(*repo.client, release));
   auto slots = local_slots(opts_.host, in.booted);
-  auto through = chain_manifests(*repo.client, releases, slots, *d.target);
-  auto plan = BALLAST_TRY(plan_fetch(d, manifest, slots, through, in.releases));
+  auto plan = BALLAST_TRY(plan_release_fetch(*repo.client, releases, d, manifest, slots));
   log::info("update plan: " + describe_plan(plan));
   return std::optional<ReleasePlan>(std::move(plan));
 }
@@ -103,16 +126,8 @@ Status HostReleaseSource::stage(const ReleasePlan& plan) {
   auto releases = BALLAST_TRY(repository::list_releases(*repo.client));
   auto release = BALLAST_TRY(repository::choose_release(releases, plan.version, opts_.request.channel));
   auto manifest = BALLAST_TRY(repository::load_manifest(*repo.client, release));
-  auto artifact = BALLAST_TRY(planned_artifact(plan, manifest));
-  // A chain's earlier links, each found again in its release's manifest; then the target's.
-  std::vector<std::pair<Version, repository::Artifact>> links;
-  for (size_t i = 0; i + 1 < plan.chain.size(); ++i) {
-    const PlanLink& link = plan.chain[i];
-    auto through = BALLAST_TRY(with_context(repository::choose_release(releases, link.to, opts_.request.channel), "the chain of deltas"));
-    auto through_manifest = BALLAST_TRY(repository::load_manifest(*repo.client, through));
-    links.emplace_back(link.to, BALLAST_TRY(planned_link(link, through_manifest)));
-  }
-  links.emplace_back(plan.version, artifact);
+  auto links = BALLAST_TRY(planned_artifacts(*repo.client, releases, plan, manifest, opts_.request.channel));
+  const repository::Artifact& artifact = links.back().second;
   repository::ReleaseRequest req = opts_.request;
   auto fetch = repository::fetch_options(req);
   // What an earlier failed attempt at this target verified is reused; other targets' chunks go.

@@ -56,6 +56,20 @@ class HostReleaseSource final : public ReleaseSource {
   PlanDecision last_;
 };
 
+// The cheapest plan that fetches decision.target (whose verified manifest is `manifest`) onto
+// something holding `slots`: plan_fetch() over the verified manifests of the releases a chain of
+// deltas may pass through (newer than the oldest slot, older than the target, not revoked; one
+// that cannot be read is no link). The daemon's check and `ballast fetch` both plan with it.
+Result<ReleasePlan> plan_release_fetch(repository::tuf::Client& client, const std::vector<repository::Release>& releases,
+                                       const PlanDecision& decision, const repository::Manifest& manifest,
+                                       const std::vector<LocalSlot>& slots);
+
+// What a plan downloads, in order: each earlier link of a chain found again in its release's
+// manifest (read through `client`), then the target's artifact from `manifest`.
+Result<std::vector<std::pair<Version, repository::Artifact>>> planned_artifacts(
+    repository::tuf::Client& client, const std::vector<repository::Release>& releases, const ReleasePlan& plan,
+    const repository::Manifest& manifest, const std::string& channel);
+
 // Turns the fetcher's progress into the API's Progress; the total is the plan's download size.
 // `earlier_bytes`: what the links of a chain before the one being fetched downloaded.
 Progress progress_of(const repository::FetchProgress& p, const ReleasePlan& plan, uint64_t earlier_bytes = 0);

@@ -39,6 +39,14 @@ void journal_rolled_back(const std::string& version, const std::string& from, co
                f);
 }
 
+void journal_state_changed(const std::string& from, const std::string& to, const std::string& target) {
+  log::Fields f = {{"MESSAGE_ID", kMessageStateChanged}, {"BALLAST_STATE", to}, {"BALLAST_PREVIOUS_STATE", from}};
+  if (!target.empty()) f.emplace_back("BALLAST_VERSION", target);
+  auto resting = [](const std::string& s) { return s == "idle" || s == "checking"; };
+  log::write(resting(from) && resting(to) ? log::Level::debug : log::Level::info,
+             "update flow: " + from + " -> " + to + (target.empty() ? "" : " (" + target + ")"), f);
+}
+
 void JournalingReporter::report(const std::string& type, const nlohmann::json& data) {
   if (type == "staged") {
     journal_staged(field(data, "version"), field(data, "from"));

@@ -138,3 +138,75 @@ TEST_CASE("repo add refuses what a host would refuse: a version with '+' and an 
   // The same image under its own version publishes.
   CHECK(run_ballast({"repo", "add", repo, "--keys", keys, "--version", "3.0", "--subvolume", top + "/3.0"}).success());
 }
+
+TEST_CASE("fetch from a subvolume two releases behind takes the chain of deltas, leaves no scratch subvolume, and "
+          "falls back to the full stream when a link is revoked",
+          "[repository][fetch-release]") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point();
+  const std::string src = top + "/src", dst = top + "/dst", repo = (*fs)->base_dir() + "/repo",
+                    keys = (*fs)->base_dir() + "/keys", state = (*fs)->base_dir() + "/state";
+  REQUIRE(make_dirs(src));
+  REQUIRE(make_dirs(dst + "/1"));
+  REQUIRE(make_dirs(dst + "/3"));
+  REQUIRE(make_dirs(dst + "/full"));
+  sh({"btrfs", "-q", "subvolume", "create", src + "/work"});
+  build_tree_v1(src + "/work");
+  const std::vector<std::pair<std::string, void (*)(const std::string&)>> releases = {
+      {"1.0", nullptr}, {"2.0", change_tree_v2}, {"3.0", change_tree_v3}};
+  REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
+  for (const auto& [version, change] : releases) {
+    if (change) change(src + "/work");
+    write_image_version(src + "/work", version);
+    sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/" + version});
+    std::vector<std::string> add = {"repo", "add", repo, "--keys", keys, "--version", version, "--subvolume",
+                                    src + "/" + version, "--zstd-level", "3"};
+    // Each release has a delta from the one before only: 1.0 reaches 3.0 by a chain or not at all.
+    if (version != "1.0") add.insert(add.end(), {"--deltas-from-last", "1"});
+    auto added = run_ballast(add);
+    INFO(added.err);
+    REQUIRE(added.success());
+  }
+  auto nginx = NginxHttps::start(repo);
+  REQUIRE(nginx);
+  std::vector<std::string> common = {"--json", "--state-dir", state, "fetch", "--repo", (*nginx)->url(), "--root",
+                                     repo + "/metadata/1.root.json", "--ca-bundle", (*nginx)->ca_cert()};
+  auto fetch = [&](std::vector<std::string> args) {
+    auto argv = common;
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_ballast(argv);
+  };
+  auto base = fetch({"--version", "1.0", dst + "/1"});
+  REQUIRE(base.success());
+  auto full = fetch({"--version", "3.0", dst + "/full"});
+  REQUIRE(full.success());
+  CHECK(json_field(full.out, "artifact") == "full");
+
+  auto chained = fetch({"--version", "3.0", "--from-subvolume", dst + "/1/1.0", dst + "/3"});
+  INFO(chained.err);
+  REQUIRE(chained.success());
+  auto j = nlohmann::json::parse(chained.out);
+  CHECK(j["artifact"] == "chain");
+  CHECK(j["from"] == "1.0");
+  REQUIRE(j["chain"].size() == 2);
+  CHECK(j["chain"][0]["to"] == "2.0");
+  CHECK(j["chain"][1]["to"] == "3.0");
+  CHECK(j["plan"].get<std::string>().starts_with("chain of 2 deltas 1.0 -> 2.0 -> 3.0"));
+  // Both deltas together are far smaller than the full stream, and that is what was downloaded.
+  CHECK(j["network_bytes"].get<uint64_t>() < std::stoull(json_field(full.out, "network_bytes")) / 4);
+  auto diffs = compare_trees(src + "/3.0", dst + "/3/3.0", TreeCompareOptions{.compare_atime = false, .compare_holes = false});
+  INFO((diffs.empty() ? std::string() : diffs.front()));
+  CHECK(diffs.empty());
+  // The scratch subvolume of 2.0 is gone: beside the fetch's lock file, 3.0 is all that DIR holds.
+  CHECK(*list_dir(dst + "/3") == std::vector<std::string>{".ballast-fetch.lock", "3.0"});
+
+  // With 2.0 revoked no chain passes through it, and the full stream is what reaches 3.0.
+  REQUIRE(run_ballast({"repo", "revoke", repo, "--keys", keys, "--version", "2.0"}).success());
+  REQUIRE(make_dirs(dst + "/again"));
+  auto fallback = fetch({"--version", "3.0", "--from-subvolume", dst + "/1/1.0", dst + "/again"});
+  INFO(fallback.err);
+  REQUIRE(fallback.success());
+  CHECK(json_field(fallback.out, "artifact") == "full");
+  CHECK(nlohmann::json::parse(fallback.out)["chain"].empty());
+}

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include "agent/update_flow.hpp"
+#include "agent/report/journal_events.hpp"
 #include "tests/unit/agent/flow_fakes.hpp"
+#include "tests/unit/agent/report/journal_capture.hpp"
 #include "common/file.hpp"
 #include "tests/version_literal.hpp"
 
@@ -189,6 +191,36 @@ TEST_CASE("a reboot by someone else while the update waits for the strategy is v
   CHECK(rig.boot.entries()->front().state == boot::EntryState::good);
   CHECK(rig.rebooter.reboots == 0);
   CHECK(after.record().history.back()["result"] == "committed");
+}
+
+TEST_CASE("every state the flow enters, by a step or by resuming at a start, is in the journal as it is saved") {
+  Rig rig;
+  rig.source.offered = {"2.0"};
+  rig.gate.open = false;
+  ballast::testing::JournalCapture journal;
+  REQUIRE(journal.bound());
+  auto states = [&] {
+    std::vector<std::string> seen;
+    for (const auto& rec : journal.take()) {
+      if (ballast::testing::field(rec, "MESSAGE_ID") != report::kMessageStateChanged) continue;
+      // At rest the flow names no target.
+      bool resting = ballast::testing::field(rec, "BALLAST_STATE") == "idle";
+      CHECK(ballast::testing::field(rec, "BALLAST_VERSION") == (resting ? "<absent>" : "2.0"));
+      CHECK(ballast::testing::field(rec, "PRIORITY") == "6");
+      seen.push_back(ballast::testing::field(rec, "BALLAST_PREVIOUS_STATE") + ">" + ballast::testing::field(rec, "BALLAST_STATE"));
+    }
+    return seen;
+  };
+  auto flow = rig.start();
+  run(flow);
+  // idle>checking is the rest between checks, at debug.
+  CHECK(states() == std::vector<std::string>{"checking>staging", "staging>staged", "staged>waiting-to-reboot"});
+  rig.reboot_machine();
+  // The start itself moves the written state on: no step runs before the record is there.
+  auto after = rig.start();
+  CHECK(states() == std::vector<std::string>{"waiting-to-reboot>verifying"});
+  run(after);
+  CHECK(states() == std::vector<std::string>{"verifying>committed", "committed>idle"});
 }
 
 TEST_CASE("a written state whose target the loader gave up on resumes as rolled back, with a booted event") {
