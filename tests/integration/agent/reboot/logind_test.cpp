@@ -1,13 +1,17 @@
 // The Rebooter against a private dbus-daemon carrying a fake org.freedesktop.login1.
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-bus.h>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
 #include "agent/reboot/rebooter.hpp"
+#include "common/fd.hpp"
 #include "common/file.hpp"
 #include "tests/integration/support/http_servers.hpp"
 
@@ -16,6 +20,15 @@ using namespace ballast::agent::reboot;
 using namespace std::chrono_literals;
 
 namespace {
+
+bool accepts_connections(const std::string& socket_path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  ballast::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  return fd.get() >= 0 && ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+}
 
 // dbus-daemon on a socket in a private directory, stopped by the ChildProcess member.
 struct PrivateBus {
@@ -40,8 +53,11 @@ struct PrivateBus {
     auto p = ballast::testing::ChildProcess::spawn({"dbus-daemon", "--nofork", "--config-file=" + dir + "/bus.conf"});
     REQUIRE(p);
     proc = std::move(*p);
-    for (int i = 0; i < 1000 && !path_exists(dir + "/bus"); ++i) std::this_thread::sleep_for(10ms);
-    REQUIRE(path_exists(dir + "/bus"));
+    // The socket file appears at bind(), before listen(): a client that comes in between is
+    // refused (ECONNREFUSED), so wait until a connection is accepted.
+    bool listening = false;
+    for (int i = 0; i < 1000 && !(listening = accepts_connections(dir + "/bus")); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(listening);
   }
   ~PrivateBus() {
     proc.stop();
