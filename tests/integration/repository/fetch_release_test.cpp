@@ -27,16 +27,30 @@ std::string json_field(const std::string& out, const char* key) {
   return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
 }
 
+// A loop-backed Btrfs with the publisher's source subvolumes (src), the fetched ones (dst), the
+// repository, its keys and the host's state directory.
+struct PublisherFiles {
+  std::unique_ptr<LoopBtrfs> fs;
+  std::string src, dst, repo, keys, state;
+  PublisherFiles() {
+    auto created = LoopBtrfs::create();
+    REQUIRE(created);
+    fs = std::move(*created);
+    src = fs->mount_point() + "/src";
+    dst = fs->mount_point() + "/dst";
+    repo = fs->base_dir() + "/repo";
+    keys = fs->base_dir() + "/keys";
+    state = fs->base_dir() + "/state";
+    REQUIRE(make_dirs(src));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a full and a delta release published by repo add arrive over HTTPS identical to their sources",
           "[repository][fetch-release]") {
-  auto fs = LoopBtrfs::create();
-  REQUIRE(fs);
-  const std::string top = (*fs)->mount_point();
-  const std::string src = top + "/src", dst = top + "/dst", repo = (*fs)->base_dir() + "/repo",
-                    keys = (*fs)->base_dir() + "/keys", state = (*fs)->base_dir() + "/state";
-  REQUIRE(make_dirs(src));
+  PublisherFiles files;
+  const std::string &src = files.src, &dst = files.dst, &repo = files.repo, &keys = files.keys, &state = files.state;
   REQUIRE(make_dirs(dst));
   sh({"btrfs", "-q", "subvolume", "create", src + "/work"});
   build_tree_v1(src + "/work");
@@ -142,12 +156,8 @@ TEST_CASE("repo add refuses what a host would refuse: a version with '+' and an 
 TEST_CASE("fetch from a subvolume two releases behind takes the chain of deltas, leaves no scratch subvolume, and "
           "falls back to the full stream when a link is revoked",
           "[repository][fetch-release]") {
-  auto fs = LoopBtrfs::create();
-  REQUIRE(fs);
-  const std::string top = (*fs)->mount_point();
-  const std::string src = top + "/src", dst = top + "/dst", repo = (*fs)->base_dir() + "/repo",
-                    keys = (*fs)->base_dir() + "/keys", state = (*fs)->base_dir() + "/state";
-  REQUIRE(make_dirs(src));
+  PublisherFiles files;
+  const std::string &src = files.src, &dst = files.dst, &repo = files.repo, &keys = files.keys, &state = files.state;
   REQUIRE(make_dirs(dst + "/1"));
   REQUIRE(make_dirs(dst + "/3"));
   REQUIRE(make_dirs(dst + "/full"));
