@@ -10,6 +10,7 @@
 
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "repository/curl_library.hpp"
 #include "repository/curl_options.hpp"
 #include "repository/layout.hpp"
 #include "repository/retry_policy.hpp"
@@ -145,7 +146,7 @@ class CurlBlobStore final : public BlobStore {
     if (settings_.credentials) auth = BALLAST_TRY(settings_.credentials->authorize());
     const std::string target = with_query(url, auth.query);
     CURL* h = acquire();
-    if (!h) return fail("http.init", "cannot initialise libcurl");
+    if (!h) return fail("http.init", curl_init_error());
     struct Release {
       CurlBlobStore* self;
       CURL* h;

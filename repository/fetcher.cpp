@@ -20,6 +20,7 @@
 #include "common/log.hpp"
 #include "common/mirrored_ring.hpp"
 #include "repository/chunk_codec.hpp"
+#include "repository/curl_library.hpp"
 #include "repository/curl_options.hpp"
 
 namespace ballast::repository {
@@ -107,7 +108,7 @@ class Stream final : public ArtifactStream {
     stats_.ring_bytes = ring_->capacity();
     curl_init_once();
     multi_ = curl_multi_init();
-    if (!multi_) return fail("fetch.init", "cannot initialise libcurl");
+    if (!multi_) return fail("fetch.init", curl_init_error());
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, o_.http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(o_.parallel));
     started_ = SteadyClock::now();
@@ -431,7 +432,7 @@ class Stream final : public ArtifactStream {
       for (const auto& h : *list) t->headers.list = curl_slist_append(t->headers.list, h.c_str());
     CURL* e = curl_easy_init();
     if (!e) {
-      set_error(Error{"fetch.init", "cannot create a libcurl handle", 0, {}});
+      set_error(Error{"fetch.init", curl_init_error(), 0, {}});
       return false;
     }
     t->easy = e;

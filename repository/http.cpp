@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/log.hpp"
+#include "repository/curl_library.hpp"
 #include "repository/curl_options.hpp"
 #include "repository/retry_policy.hpp"
 
@@ -115,7 +116,7 @@ class CurlHttpClient final : public HttpClient {
     all_headers.insert(all_headers.end(), headers.begin(), headers.end());
     std::lock_guard lock(mu_);
     if (!curl_) curl_ = curl_easy_init();
-    if (!curl_) return fail("http.init", "cannot initialise libcurl");
+    if (!curl_) return fail("http.init", curl_init_error());
     CURL* curl = curl_;
     curl_easy_reset(curl);
     HttpResponse resp;

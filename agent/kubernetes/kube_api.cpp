@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/file.hpp"
+#include "repository/curl_library.hpp"
 #include "repository/curl_options.hpp"
 
 namespace ballast::agent::kubernetes {
@@ -136,7 +137,7 @@ class CurlKubeApi final : public KubeApi {
 
   Result<std::string> request(const char* method, const std::string& path, const std::string* body, Transfer* watch) {
     CURL* curl = curl_easy_init();
-    if (!curl) return fail("http.init", "cannot initialise libcurl");
+    if (!curl) return fail("http.init", repository::curl_init_error());
     std::unique_ptr<CURL, void (*)(CURL*)> free_curl(curl, curl_easy_cleanup);
     repository::HttpSettings s;
     s.ca_bundle = k_.ca.path;
