@@ -50,6 +50,9 @@ bool path_exists(const std::string& path);
 
 // Directory entries (names only, no "." or ".."), sorted.
 Result<std::vector<std::string>> list_dir(const std::string& path);
+// The names in the directory open as `dir_fd`, read without moving its access time (O_NOATIME:
+// the caller must own it or have CAP_FOWNER).
+Result<std::vector<std::string>> list_dir_keeping_atime(int dir_fd);
 
 // Joins two path parts with exactly one '/'.
 std::string path_join(std::string_view a, std::string_view b);

@@ -609,7 +609,8 @@ bool Receiver::root_lacks(const std::string& name) {
     // An append-only or immutable root (from a parent) refuses the rename away from it that
     // a creation there precedes.
     if (flags & (FS_APPEND_FL | FS_IMMUTABLE_FL)) return false;
-    auto names = list_dir(fd_entry_path(subvol_fd_.get(), ""));
+    // Reading it must not move the root's atime, which the stream sets or leaves as the parent's.
+    auto names = list_dir_keeping_atime(subvol_fd_.get());
     if (!names || names->size() > kMaxRootNames) return false;
     root_names_.insert(names->begin(), names->end());
     root_state_ = RootNames::tracked;
@@ -805,9 +806,24 @@ Status Receiver::apply_command(const Command& c, uint64_t offset) {
       if (c.has(Attr::ctime)) BALLAST_CHECK(c.timespec(Attr::ctime));
       struct timespec ts[2] = {{static_cast<time_t>(at.sec), static_cast<long>(at.nsec)},
                                {static_cast<time_t>(mt.sec), static_cast<long>(mt.nsec)}};
-      if (path.empty()) return sys(::futimens(subvol_fd_.get(), ts), "cannot set times of", "the subvolume root");
       if (int fd = open_write_fd(path); fd >= 0) return sys(::futimens(fd, ts), "cannot set times of", path);
-      auto d = BALLAST_TRY(parent_of(path));
+      Dir d;
+      if (!path.empty()) d = BALLAST_TRY(parent_of(path));
+      // Only an inode of the parent can already carry the stream's mtime (one this receive made
+      // or changed has a new one), and then all this command would record is when the build
+      // machine last read it: an access time a read-only image never updates and nothing reads.
+      // Leaving it unwritten spares the inode's metadata; most of an ordinary delta's utimes
+      // are such directories.
+      if (!opts_.exact_atime && !result_.parent_path.empty()) {
+        struct stat st;
+        int rc = path.empty() ? ::fstat(subvol_fd_.get(), &st)
+                              : ::fstatat(d.fd, d.name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+        if (rc == 0 && st.st_mtim.tv_sec == ts[1].tv_sec && st.st_mtim.tv_nsec == ts[1].tv_nsec) {
+          ++result_.atime_only_skipped;
+          return ok();
+        }
+      }
+      if (path.empty()) return sys(::futimens(subvol_fd_.get(), ts), "cannot set times of", "the subvolume root");
       return sys(::utimensat(d.fd, d.name.c_str(), ts, AT_SYMLINK_NOFOLLOW), "cannot set times of", path);
     }
     case Cmd::update_extent: {

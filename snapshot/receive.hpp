@@ -27,6 +27,9 @@ struct ReceiveOptions {
   uint32_t max_command = stream::kDefaultMaxCommand;      // larger commands are rejected
   bool decompress_encoded = false;  // write ENCODED_WRITE data decompressed instead of as-is
                                     // (what happens anyway when the kernel refuses the encoding)
+  bool exact_atime = false;  // also apply an incremental stream's utimes on an inode whose mtime
+                             // it leaves as it is (only its access time would change), as
+                             // btrfs receive does; by default such an inode keeps the parent's atime
 };
 
 struct ReceivedSubvolume {
@@ -38,6 +41,7 @@ struct ReceivedSubvolume {
   uint32_t version = 0;       // send-stream protocol version
   uint64_t bytes = 0;         // stream bytes consumed
   uint64_t commands = 0;
+  uint64_t atime_only_skipped = 0;  // utimes left unapplied: they changed only an access time
 };
 
 Result<ReceivedSubvolume> receive(ByteSource& in, const ReceiveOptions& opts);

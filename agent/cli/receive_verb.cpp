@@ -20,6 +20,7 @@ struct ReceiveArgs {
   std::string partial_dir;
   std::vector<std::string> clone_sources;
   bool dump = false;
+  bool exact_atime = false;
 };
 
 std::atomic<bool> g_stop{false};
@@ -52,6 +53,7 @@ int run_receive(const GlobalOptions& g, const ReceiveArgs& a) {
   opts.dest_dir = a.dir;
   opts.partial_dir = a.partial_dir;
   opts.clone_sources = a.clone_sources;
+  opts.exact_atime = a.exact_atime;
   // Interrupted, the receiver stops at the next command and deletes its partial subvolume
   // rather than dying with it half-built. (In `btrfs send | ballast receive`, ^C also ends the
   // sender, so a blocked read returns end-of-stream.)
@@ -70,7 +72,8 @@ int run_receive(const GlobalOptions& g, const ReceiveArgs& a) {
                 {"parent", r->parent_path},
                 {"version", r->version},
                 {"bytes", r->bytes},
-                {"commands", r->commands}});
+                {"commands", r->commands},
+                {"atime_only_skipped", r->atime_only_skipped}});
   } else {
     std::printf("At subvol %s\n", r->path.c_str());
   }
@@ -86,6 +89,9 @@ void setup(VerbContext& ctx) {
                   "Build the subvolume here and move it into DIR only once complete (same filesystem)");
   cmd->add_option("-C,--clone-src", args.clone_sources, "Also allow CLONE from this subvolume; repeatable")
       ->allow_extra_args(false);
+  cmd->add_flag("--exact-atime", args.exact_atime,
+               "Also apply a delta's time changes that leave an inode's mtime as it is (only its access "
+               "time would move), as btrfs receive does; by default such an inode keeps its parent's atime");
   cmd->add_option("DIR", args.dir, "Directory in which the stream's subvolume is created");
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_receive(g, args); }; });
 }

@@ -1,7 +1,10 @@
 #!/bin/bash
 # Times `btrfs receive` against `ballast receive` on the same full and incremental streams of a
 # ~200 MB tree of real files (copied from /usr) and a change to 5 % of its files, on a fresh
-# loop-backed Btrfs. Each timing includes `sync -f`; the two tools alternate which goes first.
+# loop-backed Btrfs. Each timing includes `sync -f`; the tools alternate which goes first.
+# The incremental is also received by `ballast receive --exact-atime`, which applies every utimes
+# as btrfs receive does (by default ballast leaves an inode whose mtime a delta keeps with the
+# parent's atime; most of this stream's utimes are directories the build machine only read).
 #
 #   bench/receive/run.sh [--ballast PATH] [--rounds N] [--size-mb N] [--drop-caches]
 #
@@ -114,6 +117,8 @@ time_one() {
   settle
   t0=$(now)
   if [ "$1" = btrfs ]; then cpu=$(/usr/bin/time -f '%U %S' btrfs receive -q -f "$2" "$m/recv" 2>&1 >/dev/null | tail -1)
+  elif [ "$1" = exact ]; then
+    cpu=$(/usr/bin/time -f '%U %S' "$ballast" receive --exact-atime -f "$2" "$m/recv" 2>&1 >/dev/null | tail -1)
   else cpu=$(/usr/bin/time -f '%U %S' "$ballast" receive -f "$2" "$m/recv" 2>&1 >/dev/null | tail -1); fi
   sync -f "$m"
   t1=$(now)
@@ -128,11 +133,18 @@ startup_one() {
   echo "$t1 - $t0" | bc -l
 }
 
-declare -a bf bi of oi bfc bic ofc oic rf ri bs os
+declare -a bf bi of oi bfc bic ofc oic rf ri bs os ei eic re
 for ((r = 0; r < rounds; r++)); do
-  if ((r % 2 == 0)); then order="btrfs ballast"; else order="ballast btrfs"; fi
+  if ((r % 2 == 0)); then order="btrfs ballast exact"; else order="exact ballast btrfs"; fi
   for tool in $order; do
     clean
+    if [ "$tool" = exact ]; then  # the full stream is received as by `ballast` (no utimes is skipped in it)
+      time_one ballast "$work/full.stream" >/dev/null
+      read -r i ic < <(time_one exact "$work/incr.stream")
+      ei+=("$i"); eic+=("$ic")
+      printf 'round %d  %-8s incremental --exact-atime %6.3f s (cpu %5.2f)\n' "$r" ballast "$i" "$ic"
+      continue
+    fi
     read -r f fc < <(time_one "$tool" "$work/full.stream")
     read -r i ic < <(time_one "$tool" "$work/incr.stream")
     s=$(startup_one "$tool")
@@ -143,6 +155,7 @@ for ((r = 0; r < rounds; r++)); do
   done
   rf+=("$(echo "${of[r]} / ${bf[r]}" | bc -l)")
   ri+=("$(echo "${oi[r]} / ${bi[r]}" | bc -l)")
+  re+=("$(echo "${ei[r]} / ${bi[r]}" | bc -l)")
 done
 clean
 
@@ -162,4 +175,5 @@ echo
 echo "medians of $rounds rounds (spread min-max), wall time including sync -f$( ((drop_caches)) && echo ', caches dropped before each receive'):"
 report full bf of rf bfc ofc
 report incremental bi oi ri bic oic
+report "incremental, --exact-atime" bi ei re bic eic
 printf 'start-up alone (--version): btrfs %5.3f s   ballast %5.3f s (median)\n' "$(median "${bs[@]}")" "$(median "${os[@]}")"

@@ -45,12 +45,16 @@ void btrfs(const std::vector<std::string>& args) {
   REQUIRE(r);
 }
 
-snapshot::ReceivedSubvolume ours(const std::string& stream, const std::string& dest, bool decompress = false) {
+// Exactly as btrfs receive, access times included, unless `exact_atime` is false (the default of
+// ballast receive).
+snapshot::ReceivedSubvolume ours(const std::string& stream, const std::string& dest, bool decompress = false,
+                                 bool exact_atime = true) {
   auto src = open_file_source(stream);
   REQUIRE(src);
   snapshot::ReceiveOptions o;
   o.dest_dir = dest;
   o.decompress_encoded = decompress;
+  o.exact_atime = exact_atime;
   auto r = snapshot::receive(**src, o);
   INFO((r ? std::string() : r.error().describe()));
   REQUIRE(r);
@@ -168,6 +172,70 @@ TEST_CASE("btrfs send streams, full and incremental, are received exactly like b
       CHECK(*list_dir(dir + "/ours") == std::vector<std::string>{"snap1", "snap2", "snap3"});
     }
   }
+}
+
+TEST_CASE("a delta that moves only an inode's access time leaves it the parent's atime, and applies every other "
+          "time change") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point();
+  btrfs({"subvolume", "create", top + "/src"});
+  build_tree_v1(top + "/src");
+  for (const char* d : {"/src/read", "/src/grown"}) REQUIRE(make_dirs(top + d));
+  REQUIRE(write_file_atomic(top + "/src/read/file", "unchanged"));
+  REQUIRE(write_file_atomic(top + "/src/grown/old", "old"));
+  REQUIRE(write_file_atomic(top + "/src/touched", "same content"));
+  auto set_times = [&](const std::string& path, long atime, long mtime) {
+    struct timespec ts[2] = {{atime, 0}, {mtime, 0}};
+    if (atime < 0) ts[0] = {0, UTIME_OMIT};
+    if (mtime < 0) ts[1] = {0, UTIME_OMIT};
+    REQUIRE(::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) == 0);
+  };
+  for (const char* p : {"/src/read", "/src/read/file", "/src/grown", "/src/touched"})
+    set_times(top + p, 1'000'000, 1'000'000);
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap1"});
+  // What the build machine did between the releases: it read a directory and a file (their atime
+  // moved alone), added an entry to a directory, and touched a file's mtime only.
+  set_times(top + "/src/read", 2'000'000, -1);
+  set_times(top + "/src/read/file", 2'000'000, -1);
+  REQUIRE(write_file_atomic(top + "/src/grown/new", "new"));
+  set_times(top + "/src/grown", 3'000'000, 3'000'000);
+  set_times(top + "/src/touched", 4'000'000, 4'000'000);
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap2"});
+  for (const char* d : {"/streams", "/default", "/exact"}) REQUIRE(make_dirs(top + d));
+  btrfs({"send", "-q", "-f", top + "/streams/full", top + "/snap1"});
+  btrfs({"send", "-q", "-p", top + "/snap1", "-f", top + "/streams/incr", top + "/snap2"});
+  auto atime_of = [](const std::string& path) {
+    struct stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    return st.st_atim.tv_sec;
+  };
+
+  ours(top + "/streams/full", top + "/default", false, false);
+  auto r = ours(top + "/streams/incr", top + "/default", false, false);
+  // Everything but those access times is as sent: contents, entries, owners, modes, mtimes.
+  auto d = compare_trees(top + "/snap2", top + "/default/snap2", TreeCompareOptions{.compare_atime = false});
+  INFO(join_diffs(d));
+  CHECK(d.empty());
+  CHECK(atime_of(top + "/default/snap2/read") == 1'000'000);
+  CHECK(atime_of(top + "/default/snap2/read/file") == 1'000'000);
+  CHECK(r.atime_only_skipped >= 2);
+  // A time change that moves the mtime is applied whole, its atime with it.
+  CHECK(atime_of(top + "/default/snap2/grown") == 3'000'000);
+  CHECK(atime_of(top + "/default/snap2/touched") == 4'000'000);
+  // A full stream's inodes are all new: each gets its times as sent.
+  d = compare_trees(top + "/snap1", top + "/default/snap1");
+  INFO(join_diffs(d));
+  CHECK(d.empty());
+
+  // With exact_atime the same stream gives btrfs receive's result, access times included.
+  ours(top + "/streams/full", top + "/exact");
+  auto exact = ours(top + "/streams/incr", top + "/exact");
+  CHECK(exact.atime_only_skipped == 0);
+  d = compare_trees(top + "/snap2", top + "/exact/snap2");
+  INFO(join_diffs(d));
+  CHECK(d.empty());
+  CHECK(atime_of(top + "/exact/snap2/read") == 2'000'000);
 }
 
 TEST_CASE("ballast send streams are received by btrfs receive, and the other way round, identically") {
