@@ -7,7 +7,7 @@
 # and once, OSTree's full `static-delta generate --empty` of v2 (what a fresh install fetches).
 # Prints medians of the wall times, their ratios, and the bytes a host fetches: the full stream
 # (ballast: v2's full artifact and manifest; OSTree: the --empty delta plus its fallback objects)
-# and the delta from v1.
+# and the delta from v1; and ballast's v2 time against OSTree's plus its --empty delta's.
 # Usage: bench/publish/run.sh [BUILD_DIR] [ROUNDS] (defaults: build, 3). Needs root.
 # Extra `repo add` options (e.g. --full-level 19) come from REPO_ADD_OPTS.
 set -euo pipefail
@@ -116,7 +116,10 @@ print("%-52s %12.2f %12.2f %7.2f" % ("publish v1, s (repo add | commit)", m(b, 0
 print("%-52s %12.2f %12.2f %7.2f" % ("publish v2 + delta, s (repo add | commit + delta)", m(b, 1), m(o, 1), m(b, 1) / m(o, 1)))
 print("%-52s %12d %12d %7.3f" % ("bytes, full (v2 full + manifest | --empty delta)", b_full, o_full, b_full / o_full))
 print("%-52s %12d %12d %7.3f" % ("bytes, delta from v1 (+ manifest | delta)", b_delta, o_delta, b_delta / o_delta))
-print("OSTree's --empty delta of v2 took %.2f s (not in the ratios); ballast reused %d chunks in v2"
-      % (o_empty_t, add.get('reused_chunks', 0)))
+print("%-52s %12.2f %12.2f %7.2f" % ("publish v2 + delta, s (repo add | + --empty delta)", m(b, 1), m(o, 1) + o_empty_t,
+                                     m(b, 1) / (m(o, 1) + o_empty_t)))
+print("OSTree's --empty delta of v2 (once) took %.2f s: the line above adds it to the median, as the full"
+      % o_empty_t)
+print("  bytes line compares against it; ballast reused %d chunks in v2" % add.get('reused_chunks', 0))
 print("targets: publish v2 + delta ratio <= 1.0, bytes ratios <= 0.9")
 PY
