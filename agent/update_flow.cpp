@@ -96,15 +96,21 @@ Result<Version> version_in_record(const nlohmann::json& j, const std::string& wh
 // "target" and "from": "" (or absent) when the record has none.
 Result<std::optional<Version>> optional_version_in_record(const nlohmann::json& j, const char* key) {
   auto value = j.value(key, nlohmann::json(""));
-  if (value == "") return std::optional<Version>();
+  if (value == "" || value.is_null()) return std::optional<Version>();
   return std::optional<Version>(BALLAST_TRY(version_in_record(value, key)));
 }
 
 }  // namespace
 
+nlohmann::json link_to_json(const PlanLink& link) {
+  return {{"from", link.from ? nlohmann::json(link.from->str()) : nlohmann::json(nullptr)},
+          {"to", link.to.str()},
+          {"bytes", link.bytes}};
+}
+
 nlohmann::json plan_to_json(const ReleasePlan& plan) {
   nlohmann::json chain = nlohmann::json::array();
-  for (const auto& link : plan.chain) chain.push_back({{"from", link.from.str()}, {"to", link.to.str()}, {"bytes", link.bytes}});
+  for (const auto& link : plan.chain) chain.push_back(link_to_json(link));
   return {{"version", plan.version.str()},
           {"backward", plan.backward},
           {"deltaFrom", plan.delta_from ? nlohmann::json(plan.delta_from->str()) : nlohmann::json(nullptr)},
@@ -130,12 +136,15 @@ Result<ReleasePlan> plan_from_json(const nlohmann::json& j) {
   if (!chain.is_array()) return invalid();
   for (const auto& link : chain) {
     if (!link.is_object() || !link.value("bytes", nlohmann::json()).is_number_unsigned()) return invalid();
-    plan.chain.push_back(PlanLink{BALLAST_TRY(version_in_record(link.value("from", nlohmann::json()), "plan's chain")),
+    plan.chain.push_back(PlanLink{BALLAST_TRY(optional_version_in_record(link, "from")),
                                   BALLAST_TRY(version_in_record(link.value("to", nlohmann::json()), "plan's chain")),
                                   link["bytes"].get<uint64_t>()});
   }
   if (!plan.chain.empty() && (plan.chain.front().from != plan.delta_from || plan.chain.back().to != plan.version))
     return invalid();
+  // Only a chain's first link may be a full stream.
+  for (size_t i = 1; i < plan.chain.size(); ++i)
+    if (!plan.chain[i].from) return invalid();
   return plan;
 }
 
@@ -143,8 +152,15 @@ std::string describe_plan(const ReleasePlan& plan) {
   if (plan.backward) return "back to the retained " + plan.version.str();
   std::string what;
   if (!plan.chain.empty()) {
-    what = "chain of " + std::to_string(plan.chain.size()) + " deltas " + plan.chain.front().from.str();
-    for (const auto& link : plan.chain) what += " -> " + link.to.str();
+    const PlanLink& first = plan.chain.front();
+    if (first.from) {
+      what = "chain of " + std::to_string(plan.chain.size()) + " deltas " + first.from->str();
+    } else {
+      const size_t deltas = plan.chain.size() - 1;
+      what = "full stream of " + first.to.str() + " and " + std::to_string(deltas) + (deltas == 1 ? " delta " : " deltas ") +
+             first.to.str();
+    }
+    for (size_t i = first.from ? 0 : 1; i < plan.chain.size(); ++i) what += " -> " + plan.chain[i].to.str();
   } else if (plan.delta_from) {
     what = "delta " + plan.delta_from->str() + " -> " + plan.version.str();
   } else {

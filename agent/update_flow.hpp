@@ -41,7 +41,10 @@ std::optional<FlowState> flow_state_from_string(const std::string& s);
 
 // One delta of a chain: the stream in release `to`'s manifest that applies to `from`.
 struct PlanLink {
-  Version from;
+  // nullopt: the full stream of `to`, which only a chain's first link may be (a host with no
+  // slot the deltas start from, or one for which an earlier release's full stream and the
+  // deltas after it are cheaper than the target's own full stream, or the target has none).
+  std::optional<Version> from;
   Version to;
   uint64_t bytes = 0;  // the delta's compressed size
   bool operator==(const PlanLink&) const = default;
@@ -60,9 +63,9 @@ struct ReleasePlan {
   uint64_t download_bytes = 0;  // the artifacts' compressed size: the progress total
   std::string reason;           // the planner's line for humans
   // Empty for one artifact (the full stream or the delta from `delta_from`). Else a chain of
-  // deltas, in order: the first from `delta_from` (a slot of this host), each next from the one
-  // before, the last to `version`; download_bytes is their sum. Records written before chains
-  // existed have none.
+  // deltas, in order: the first from `delta_from` (a slot of this host), or, when delta_from is
+  // nullopt, the full stream of an earlier release; each next from the one before, the last to
+  // `version`; download_bytes is their sum. Records written before chains existed have none.
   std::vector<PlanLink> chain = {};
   bool operator==(const ReleasePlan&) const = default;
 };
@@ -71,6 +74,8 @@ struct ReleasePlan {
 // or "back to the retained 1.0", with the bytes to download.
 std::string describe_plan(const ReleasePlan& plan);
 
+// {"from": V or null for a full stream, "to": V, "bytes": N}: a plan record's and `fetch --json`'s.
+nlohmann::json link_to_json(const PlanLink& link);
 nlohmann::json plan_to_json(const ReleasePlan& plan);
 Result<ReleasePlan> plan_from_json(const nlohmann::json& j);
 

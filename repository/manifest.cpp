@@ -1,5 +1,6 @@
 #include "repository/manifest.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <set>
 #include <vector>
@@ -287,6 +288,30 @@ json release_info_json(const ReleaseInfo& info) {
   if (!info.cmdline.empty()) j["cmdline"] = info.cmdline;
   if (info.rollout) j["rollout"] = {{"start", format_rfc3339(info.rollout->start)}, {"duration", static_cast<uint64_t>(info.rollout->duration)}};
   return j;
+}
+
+std::vector<Manifest> chain_window(const std::vector<ReleaseInfo>& releases, const Version& target, bool target_has_full,
+                                   const std::optional<Version>& oldest_slot,
+                                   const std::function<Result<Manifest>(const ReleaseInfo&)>& load,
+                                   const std::function<void(const ReleaseInfo&, const Error&)>& skipped) {
+  std::vector<const ReleaseInfo*> older;
+  for (const auto& r : releases)
+    if (!r.revoked && r.version < target) older.push_back(&r);
+  std::sort(older.begin(), older.end(), [](const auto* a, const auto* b) { return a->version > b->version; });
+  std::vector<Manifest> out;
+  bool have_full = oldest_slot && target_has_full;
+  for (const auto* r : older) {
+    const bool above_slots = oldest_slot && r->version > *oldest_slot;
+    if (!above_slots && have_full) break;
+    auto m = load(*r);
+    if (!m) {
+      skipped(*r, m.error());
+      continue;
+    }
+    if (m->full()) have_full = true;
+    out.push_back(std::move(*m));
+  }
+  return out;
 }
 
 std::string manifest_target_name(const Version& version) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -97,6 +98,18 @@ nlohmann::json measured_boot_json(const MeasuredBoot& mb);
 
 Result<ReleaseInfo> parse_release_info(const nlohmann::json& custom);
 nlohmann::json release_info_json(const ReleaseInfo& info);
+
+// The manifests a chain of deltas to release `target` may pass through or start from, as a
+// host's planner reads them, newest first: those of the releases in `releases` older than the
+// target, not revoked and newer than `oldest_slot`; and, when neither the target
+// (`target_has_full`) nor one of those has a full stream, or there is no slot, older ones down to
+// the newest that has one. A release whose manifest `load` cannot give is left out (`skipped` is
+// told why) and no chain passes through it. The planner and the publisher's check of a release
+// without a full stream both read this window.
+std::vector<Manifest> chain_window(const std::vector<ReleaseInfo>& releases, const Version& target, bool target_has_full,
+                                   const std::optional<Version>& oldest_slot,
+                                   const std::function<Result<Manifest>(const ReleaseInfo&)>& load,
+                                   const std::function<void(const ReleaseInfo&, const Error&)>& skipped);
 
 // The TUF target name of a release's manifest and the repository path of a chunk.
 std::string manifest_target_name(const Version& version);

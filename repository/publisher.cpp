@@ -11,6 +11,43 @@ namespace ballast::repository {
 std::string chunk_store_dir(const std::string& repo_dir) { return layout::chunks_dir(repo_dir); }
 std::string reuse_index_path(const std::string& repo_dir) { return path_join(layout::build_dir(repo_dir), "reuse-index"); }
 
+namespace {
+
+// Whether a host with nothing installed reaches a release that has no full stream and deltas
+// from `froms`: through the planner's window (chain_window), from the full stream that ends it.
+Result<bool> installable_without_full(const tuf::RepoWriter& writer, const Version& version, const std::vector<Version>& froms) {
+  std::vector<ReleaseInfo> published;
+  for (const auto& [name, target] : writer.targets()) {
+    if (!name.starts_with("releases/") || !name.ends_with("/manifest.json")) continue;
+    ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(target.custom), name));
+    if (manifest_target_name(info.version) == name) published.push_back(info);
+  }
+  std::optional<Error> unreadable;
+  auto window = chain_window(
+      published, version, false, std::nullopt,
+      [&](const ReleaseInfo& info) -> Result<Manifest> {
+        auto text = BALLAST_TRY(writer.read_target(manifest_target_name(info.version)));
+        return with_context(parse_manifest(text), "release " + info.version.str());
+      },
+      [&](const ReleaseInfo&, const Error& e) {
+        if (!unreadable) unreadable = e;
+      });
+  if (unreadable) return tl::unexpected(*unreadable);
+  if (window.empty() || !window.back().full()) return false;
+  std::vector<Version> reached{window.back().version};
+  // Oldest to newest: a delta in the window only comes from a release in it.
+  for (size_t i = window.size() - 1; i-- > 0;)
+    for (const auto& a : window[i].artifacts)
+      if (a.from && std::find(reached.begin(), reached.end(), *a.from) != reached.end()) {
+        reached.push_back(window[i].version);
+        break;
+      }
+  return std::any_of(froms.begin(), froms.end(),
+                     [&](const Version& f) { return std::find(reached.begin(), reached.end(), f) != reached.end(); });
+}
+
+}  // namespace
+
 Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo& info,
                                       const std::vector<ArtifactInput>& inputs, const PackOptions& pack,
                                       const std::optional<MeasuredBoot>& measured_boot) {
@@ -31,7 +68,16 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
       return fail("repo.unknown-release", "cannot add a delta from " + in.from + ": no such release in the repository");
     froms.push_back(from);
   }
-  if (fulls != 1) return fail("repo.no-full", "a release needs exactly one full stream");
+  if (fulls > 1) return fail("repo.two-fulls", "a release has at most one full stream");
+  if (fulls == 0) {
+    std::vector<Version> from_versions;
+    for (const auto& f : froms) from_versions.push_back(*f);
+    if (!BALLAST_TRY(installable_without_full(writer, info.version, from_versions)))
+      return fail("repo.no-full",
+                  "release " + info.version.str() +
+                      " has no full stream, and no delta of it starts from a release a new host can install (the newest "
+                      "older release with a full stream that is not revoked, or one its deltas reach): publish its full stream");
+  }
   BALLAST_CHECK(with_context(validate_zstd_level(pack.full_zstd_level), "the full stream's level"));
   BALLAST_CHECK(with_context(validate_zstd_level(pack.zstd_level), "the deltas' level"));
 

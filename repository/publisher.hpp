@@ -40,8 +40,11 @@ std::string chunk_store_dir(const std::string& repo_dir);
 // state beside the published files, never uploaded.
 std::string reuse_index_path(const std::string& repo_dir);
 
-// Adds release `info.version` with its artifacts (exactly one full stream is required; each
-// delta's `from` must be a published release). "repo.release-exists" for a version already
+// Adds release `info.version` with its artifacts: at most one full stream, and each delta's
+// `from` a published release. A release without a full stream ("repo.no-full" otherwise) needs a
+// delta from a release a new host's planner reaches: the newest older, unrevoked release with a
+// full stream, or one that the deltas of the releases between reach from it; installs then take
+// that full stream and the chain of deltas (a release revoked later can cut that chain). "repo.release-exists" for a version already
 // published; nothing is committed unless every artifact was packed. The full stream is packed at
 // `pack.full_zstd_level`, deltas at `pack.zstd_level`, both through the repository's reuse index
 // (`pack.reuse_index` is ignored). `measured_boot` (the PCR 11

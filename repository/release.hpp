@@ -55,7 +55,8 @@ std::string chunk_base_url(const std::string& repo_url);
 namespace ballast::repository {
 
 // Everything a host needs to pull one release: the fetch verb, `ballast install --repo` and the
-// agent all go through open_release().
+// agent plan with it (agent::plan_request, plan_release_fetch) and open each planned artifact's
+// stream with fetch_options(); open_release() opens one artifact without a chain.
 struct ReleaseRequest {
   std::string repo_url;
   std::string root_json;                    // first trust anchor; an already trusted root is kept

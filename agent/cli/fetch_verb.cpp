@@ -50,42 +50,6 @@ Result<HostLock> lock_fetch_dir(const GlobalOptions& g, const std::string& dir) 
   return Result<HostLock>(std::move(lock));
 }
 
-struct PlannedFetch {
-  agent::ReleasePlan plan;
-  std::vector<std::pair<Version, repo::Artifact>> links;  // what is received, in order
-};
-
-// The daemon's planning for a host whose one slot is the local subvolume: the cheapest of the full
-// stream, a delta from it, or a chain of deltas from it. The subvolume is the release its
-// os-release names (IMAGE_VERSION, as a host's stage checks). A tree without one may be any older
-// release: each is offered, and only its true version can start a delta, since a delta applies only
-// to the subvolume whose uuid it names as its parent; a chain needs the version known.
-Result<PlannedFetch> plan_fetch_for(const repo::ReleaseRequest& req, const std::string& local_path, const Clock& clock) {
-  auto trusted = BALLAST_TRY(repo::refresh_repository(req, clock));
-  auto& client = *trusted.client;
-  auto releases = BALLAST_TRY(repo::list_releases(client));
-  auto release = BALLAST_TRY(repo::choose_release(releases, req.version, req.channel));
-  auto manifest = BALLAST_TRY(repo::load_manifest(client, release));
-  std::vector<agent::LocalSlot> slots;
-  if (req.local) {
-    auto named = snapshot::image_version_of(local_path);
-    auto version = named ? Version::parse(*named) : Result<Version>(tl::unexpected(named.error()));
-    if (version) {
-      slots.push_back(agent::LocalSlot{*version, *req.local});
-    } else {
-      for (const auto& r : releases)
-        if (r.info.version < release.info.version) slots.push_back(agent::LocalSlot{r.info.version, *req.local});
-    }
-  }
-  agent::PlanDecision decision;
-  decision.target = release.info.version;
-  decision.reason = "fetch " + release.info.version.str();
-  PlannedFetch out;
-  out.plan = BALLAST_TRY(agent::plan_release_fetch(client, releases, decision, manifest, slots));
-  out.links = BALLAST_TRY(agent::planned_artifacts(client, releases, out.plan, manifest, req.channel));
-  return out;
-}
-
 int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   auto cfg = g.load_config();
   if (!cfg) return report_error(cfg.error());
@@ -113,7 +77,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
                    static_cast<unsigned long long>(p.bytes_total), p.bytes_per_second / 1e6);
     };
   SystemClock clock;
-  auto planned = plan_fetch_for(req, a.from_subvolume, clock);
+  auto planned = agent::plan_request(req, a.from_subvolume, clock);
   if (!planned) return report_error(planned.error());
   const agent::ReleasePlan& plan = planned->plan;
   const auto& links = planned->links;
@@ -163,7 +127,7 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   const std::string kind = plan.chain.empty() ? (art.is_full() ? "full" : "delta") : "chain";
   if (g.json) {
     nlohmann::json chain = nlohmann::json::array();
-    for (const auto& link : plan.chain) chain.push_back({{"from", link.from.str()}, {"to", link.to.str()}, {"bytes", link.bytes}});
+    for (const auto& link : plan.chain) chain.push_back(agent::link_to_json(link));
     print_json({{"version", plan.version.str()},
                 {"artifact", kind},
                 {"from", str_or_empty(plan.delta_from)},

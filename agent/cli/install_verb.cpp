@@ -5,6 +5,7 @@
 
 #include "agent/cli/host_options.hpp"
 #include "agent/cli/verb.hpp"
+#include "agent/daemon/ports.hpp"
 #include "agent/host/install.hpp"
 #include "common/file.hpp"
 
@@ -58,7 +59,6 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
     version = *parsed;
   }
   host::ReleaseSource release;
-  std::optional<repository::OpenedRelease> opened;
   std::string scratch;
   struct Scratch {
     std::string* dir;
@@ -78,16 +78,26 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
     auto req = release_request(scratch_global, *cfg, a.repo, a.root);
     req.version = version;
     SystemClock clock;
-    auto r = repository::open_release(req, clock);
-    if (!r) return report_error(r.error());
-    opened = std::move(*r);
-    release.version = opened->manifest.version;
-    release.needed_bytes = opened->artifact.usize;
-    release.cmdline = opened->info.cmdline;
-    release.open_stream = [&opened]() -> Result<std::unique_ptr<ByteSource>> {
-      if (!opened->stream) return fail("install.stream-used", "the release stream can be read once");
-      return std::unique_ptr<ByteSource>(std::move(opened->stream));
-    };
+    // A host with nothing yet: the release's full stream, or an earlier release's full stream and
+    // the deltas after it when that is cheaper or the release has no full stream.
+    auto planned = agent::plan_request(req, "", clock);
+    if (!planned) return report_error(planned.error());
+    release.version = planned->plan.version;
+    release.cmdline = planned->info.cmdline;
+    auto fetch = repository::fetch_options(req);
+    for (size_t i = 0; i < planned->links.size(); ++i) {
+      const auto& [link_version, artifact] = planned->links[i];
+      release.needed_bytes += artifact.usize;
+      auto open = [artifact = artifact, fetch]() -> Result<std::unique_ptr<ByteSource>> {
+        return std::unique_ptr<ByteSource>(BALLAST_TRY(repository::open_artifact_stream(artifact, fetch)));
+      };
+      if (i + 1 < planned->links.size()) {
+        release.chain_before.push_back(host::ChainStep{link_version, open});
+      } else {
+        release.open_stream = open;
+      }
+    }
+    if (!g.json) std::cerr << "install: " << agent::describe_plan(planned->plan) << "\n";
   } else {
     release.version = *version;
     std::string stream = a.stream;

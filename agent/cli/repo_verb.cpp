@@ -49,6 +49,7 @@ struct RepoOptions {
   bool barrier = false;
   std::string expected_pcr11;
   bool no_measured_boot = false;
+  bool no_full = false;
   repository::PackOptions pack;   // --full-level, --delta-level, --threads
   int zstd_level = 0;              // --zstd-level: both levels, unless given on their own
   CLI::Option* full_level = nullptr;
@@ -301,9 +302,11 @@ int run_add(const GlobalOptions& g) {
     return report_error(check.error());
 
   std::vector<repository::ArtifactInput> inputs;
-  auto full = send_input(o.subvolume, "", "");
-  if (!full) return report_error(full.error());
-  inputs.push_back(std::move(*full));
+  if (!o.no_full) {
+    auto full = send_input(o.subvolume, "", "");
+    if (!full) return report_error(full.error());
+    inputs.push_back(std::move(*full));
+  }
   auto w = tuf::RepoWriter::open(o.dir, o.keys);
   if (!w) return report_error(w.error());
   // Without an explicit path, earlier versions are looked up beside the new subvolume.
@@ -401,6 +404,10 @@ void setup_add(CLI::App& repo, VerbContext& ctx) {
   cmd->add_option("--zstd-level", o.zstd_level, "zstd level of all chunks, unless --full-level/--delta-level say otherwise")
       ->check(CLI::Range(1, 22));
   cmd->add_option("--threads", o.pack.threads, "Compression threads (0: one per CPU)")->capture_default_str();
+  cmd->add_flag("--no-full", o.no_full,
+                "Publish only the deltas, no full stream: hosts with nothing to start from (installs, hosts beyond\n"
+                "the deltas) take the newest earlier full stream and the chain of deltas after it. Refused when\n"
+                "no delta starts from a release such a host reaches");
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_add(g); }; });
 }
 

@@ -155,6 +155,13 @@ Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::M
     const ReleaseInfo* info = find(releases, m.version);
     if (m.version != target && info && !info->revoked) graph.push_back(&m);
   }
+  // An earlier release's full stream may start a chain: a host with no slot the deltas start
+  // from, or a target published without a full stream of its own.
+  for (size_t i = 1; i < graph.size(); ++i) {
+    const repository::Artifact* full = graph[i]->full();
+    if (!full || best.count(graph[i]->version)) continue;
+    best[graph[i]->version] = Route{full->size, slots.size(), {PlanLink{std::nullopt, graph[i]->version, full->size}}};
+  }
   // Bellman-Ford over the few versions involved: at most one link per version in a cheapest route.
   for (size_t round = 0; round <= graph.size(); ++round) {
     bool changed = false;
@@ -184,7 +191,8 @@ Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::M
     if (!route || cheaper(whole, *route)) route = whole;
   }
   if (!route)
-    return fail("plan.no-artifact", "release " + target.str() + " has no full stream and no delta from a slot of this host");
+    return fail("plan.no-artifact", "release " + target.str() +
+                                           " has no full stream, and no chain of deltas reaches it from a slot of this host or from an earlier release's full stream");
   ReleasePlan plan{target, false, std::nullopt, route->bytes, decision.reason};
   if (!route->links.empty()) plan.delta_from = route->links.front().from;
   if (route->links.size() > 1) plan.chain = route->links;

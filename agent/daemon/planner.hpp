@@ -55,11 +55,14 @@ std::optional<ReleasePlan> plan_going_back(const PlanDecision& decision, const s
 
 // The plan that fetches the decision's target, whose verified manifest is `manifest`: the
 // cheapest by compressed bytes among the full stream, a delta from one of `slots`, and a chain of
-// deltas from a slot through the releases of `intermediates` (their verified manifests; a
-// release that is absent there, or not listed in `releases`, or revoked, is no link of a chain).
-// The first delta must name the slot's subvolume as its parent (repository::delta_applies_to).
-// Ties: fewer links, then the slot that comes first in `slots` (the caller puts the booted one
-// first), then a delta before the full stream. "plan.no-artifact" when nothing reaches the target.
+// deltas through the releases of `intermediates` (their verified manifests; a release that is
+// absent there, or not listed in `releases`, or revoked, is no link of a chain) that starts from
+// a slot or from the full stream of one of those releases (a host with nothing to start from,
+// a release published without a full stream, or an earlier full stream compressed harder).
+// The first delta from a slot must name the slot's subvolume as its parent
+// (repository::delta_applies_to). Ties: fewer streams, then the slot that comes first in `slots`
+// (the caller puts the booted one first), then a delta before a full stream. "plan.no-artifact"
+// when nothing reaches the target.
 Result<ReleasePlan> plan_fetch(const PlanDecision& decision, const repository::Manifest& manifest,
                                const std::vector<LocalSlot>& slots,
                                const std::vector<repository::Manifest>& intermediates = {},

@@ -35,27 +35,6 @@ std::vector<LocalSlot> local_slots(const snapshot::HostLayout& host, const std::
   return out;
 }
 
-// The verified manifests of the releases a chain of deltas may pass through: newer than the
-// oldest slot, older than the target, not revoked. One that cannot be read is left out, and no
-// chain passes through it.
-std::vector<repository::Manifest> chain_manifests(repository::tuf::Client& client,
-                                                  const std::vector<repository::Release>& releases,
-                                                  const std::vector<LocalSlot>& slots, const Version& target) {
-  std::vector<repository::Manifest> out;
-  if (slots.empty()) return out;
-  auto oldest = std::min_element(slots.begin(), slots.end(), [](const auto& a, const auto& b) { return a.version < b.version; });
-  for (const auto& r : releases) {
-    if (r.info.revoked || r.info.version <= oldest->version || r.info.version >= target) continue;
-    auto m = repository::load_manifest(client, r);
-    if (!m) {
-      log::warning("no chain of deltas through " + r.info.version.str() + ": " + m.error().describe());
-      continue;
-    }
-    out.push_back(std::move(*m));
-  }
-  return out;
-}
-
 }  // namespace
 
 Result<ReleasePlan> plan_release_fetch(repository::tuf::Client& client, const std::vector<repository::Release>& releases,
@@ -64,7 +43,18 @@ Result<ReleasePlan> plan_release_fetch(repository::tuf::Client& client, const st
   if (!decision.target) return fail("plan.no-target", "no release to fetch");
   std::vector<repository::ReleaseInfo> infos;
   for (const auto& r : releases) infos.push_back(r.info);
-  auto through = chain_manifests(client, releases, slots, *decision.target);
+  std::optional<Version> oldest;
+  for (const auto& s : slots)
+    if (!oldest || s.version < *oldest) oldest = s.version;
+  auto load = [&](const repository::ReleaseInfo& info) -> Result<repository::Manifest> {
+    for (const auto& r : releases)
+      if (r.info.version == info.version) return repository::load_manifest(client, r);
+    return fail("fetch.no-release", "no release " + info.version.str());
+  };
+  auto through = repository::chain_window(infos, *decision.target, manifest.full() != nullptr, oldest, load,
+                                          [](const repository::ReleaseInfo& info, const Error& e) {
+                                            log::warning("no chain of deltas through " + info.version.str() + ": " + e.describe());
+                                          });
   return plan_fetch(decision, manifest, slots, through, infos);
 }
 
@@ -80,6 +70,33 @@ Result<std::vector<std::pair<Version, repository::Artifact>>> planned_artifacts(
   }
   links.emplace_back(plan.version, BALLAST_TRY(planned_artifact(plan, manifest)));
   return links;
+}
+
+Result<PlannedFetch> plan_request(const repository::ReleaseRequest& req, const std::string& local_path, const Clock& clock) {
+  auto trusted = BALLAST_TRY(repository::refresh_repository(req, clock));
+  auto& client = *trusted.client;
+  auto releases = BALLAST_TRY(repository::list_releases(client));
+  auto release = BALLAST_TRY(repository::choose_release(releases, req.version, req.channel));
+  auto manifest = BALLAST_TRY(repository::load_manifest(client, release));
+  std::vector<LocalSlot> slots;
+  if (req.local) {
+    auto named = snapshot::image_version_of(local_path);
+    auto version = named ? Version::parse(*named) : Result<Version>(tl::unexpected(named.error()));
+    if (version) {
+      slots.push_back(LocalSlot{*version, *req.local});
+    } else {
+      for (const auto& r : releases)
+        if (r.info.version < release.info.version) slots.push_back(LocalSlot{r.info.version, *req.local});
+    }
+  }
+  PlanDecision decision;
+  decision.target = release.info.version;
+  decision.reason = "fetch " + release.info.version.str();
+  PlannedFetch out;
+  out.info = release.info;
+  out.plan = BALLAST_TRY(plan_release_fetch(client, releases, decision, manifest, slots));
+  out.links = BALLAST_TRY(planned_artifacts(client, releases, out.plan, manifest, req.channel));
+  return out;
 }
 
 Result<std::optional<ReleasePlan>> HostReleaseSource::check(const std::vector<Version>& denylist) {

@@ -11,6 +11,7 @@
 #include "agent/daemon/planner.hpp"
 #include "agent/host/stage.hpp"
 #include "agent/update_flow.hpp"
+#include "common/clock.hpp"
 #include "boot/tpm.hpp"
 #include "repository/release.hpp"
 #include "snapshot/host_layout.hpp"
@@ -58,8 +59,10 @@ class HostReleaseSource final : public ReleaseSource {
 
 // The cheapest plan that fetches decision.target (whose verified manifest is `manifest`) onto
 // something holding `slots`: plan_fetch() over the verified manifests of the releases a chain of
-// deltas may pass through (newer than the oldest slot, older than the target, not revoked; one
-// that cannot be read is no link). The daemon's check and `ballast fetch` both plan with it.
+// deltas may pass through or start from (newer than the oldest slot, older than the target, not
+// revoked, and older ones down to the newest with a full stream when nothing nearer has one; one
+// that cannot be read is no link). The daemon's check, `ballast fetch` and `ballast install` plan
+// with it.
 Result<ReleasePlan> plan_release_fetch(repository::tuf::Client& client, const std::vector<repository::Release>& releases,
                                        const PlanDecision& decision, const repository::Manifest& manifest,
                                        const std::vector<LocalSlot>& slots);
@@ -69,6 +72,20 @@ Result<ReleasePlan> plan_release_fetch(repository::tuf::Client& client, const st
 Result<std::vector<std::pair<Version, repository::Artifact>>> planned_artifacts(
     repository::tuf::Client& client, const std::vector<repository::Release>& releases, const ReleasePlan& plan,
     const repository::Manifest& manifest, const std::string& channel);
+
+struct PlannedFetch {
+  repository::ReleaseInfo info;  // the target's signed custom data (kernel command line, …)
+  ReleasePlan plan;
+  std::vector<std::pair<Version, repository::Artifact>> links;  // what is received, in order
+};
+
+// Refreshes TUF and plans `req.version` (else the channel's newest) as the daemon does, for a
+// host whose one slot is `req.local` (the subvolume at `local_path`; none: a host with nothing
+// yet, which takes a full stream, or an earlier release's full stream and the deltas after it).
+// The subvolume is the release its os-release names (IMAGE_VERSION, as staging checks). A tree
+// without one may be any older release: each is offered, and only its true version can start a
+// delta, since a delta applies only to the subvolume whose uuid it names as its parent.
+Result<PlannedFetch> plan_request(const repository::ReleaseRequest& req, const std::string& local_path, const Clock& clock);
 
 // Turns the fetcher's progress into the API's Progress; the total is the plan's download size.
 // `earlier_bytes`: what the links of a chain before the one being fetched downloaded.

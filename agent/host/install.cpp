@@ -100,6 +100,7 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
   StageContext ctx{host, *boot, state_dir, std::nullopt};
   StageRequest req;
   req.version = release.version;
+  req.chain_before = release.chain_before;
   req.open_stream = release.open_stream;
   req.needed_bytes = release.needed_bytes;
   req.cmdline = release.cmdline;

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "agent/host/stage.hpp"
 #include "common/byte_source.hpp"
 #include "common/result.hpp"
 #include "common/version.hpp"
@@ -20,9 +21,12 @@ namespace ballast::host {
 
 struct ReleaseSource {
   Version version;
-  std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;  // the full stream
+  std::function<Result<std::unique_ptr<ByteSource>>()> open_stream;  // the full stream, or the chain's last delta
   uint64_t needed_bytes = 0;
   std::string cmdline;  // the release's signed kernel command line; empty: the image's own
+  // An earlier release's full stream and the deltas after it, received into scratch subvolumes
+  // first when the plan says so (StageRequest::chain_before); empty for the release's own full stream.
+  std::vector<ChainStep> chain_before = {};
 };
 
 // A disk image file is raw, or a fixed VHD (raw, a whole number of MiB, then the VHD footer),

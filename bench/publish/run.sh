@@ -9,7 +9,9 @@
 # (ballast: v2's full artifact and manifest; OSTree: the --empty delta plus its fallback objects)
 # and the delta from v1; and ballast's v2 time against OSTree's plus its --empty delta's.
 # Usage: bench/publish/run.sh [BUILD_DIR] [ROUNDS] (defaults: build, 3). Needs root.
-# Extra `repo add` options (e.g. --full-level 19) come from REPO_ADD_OPTS.
+# Extra `repo add` options (e.g. --full-level 19) come from REPO_ADD_OPTS, for v1 alone from V1_OPTS
+# and for v2 alone from V2_OPTS. With V2_OPTS=--no-full, v2 has no full stream and its full bytes
+# are what a new host fetches instead: v1's full stream, the delta and both manifests.
 set -euo pipefail
 shopt -s inherit_errexit  # a failed step inside $(…) ends the run
 set -E
@@ -20,6 +22,8 @@ ROUNDS=${2:-3}
 BALLAST=$BUILD/agent/ballast
 SIZE_MB=${TREE_MB:-200}
 read -r -a EXTRA <<< "${REPO_ADD_OPTS:-}"
+read -r -a EXTRA_V1 <<< "${V1_OPTS:-}"
+read -r -a EXTRA_V2 <<< "${V2_OPTS:-}"
 HERE=$(dirname "$(realpath "$0")")
 source "$HERE/../lib/usr_tree.sh"
 [ -x "$BALLAST" ] || { echo "no $BALLAST; build first" >&2; exit 2; }
@@ -54,9 +58,10 @@ run_ballast() {  # prints "t_v1,t_v2"; leaves the repository in $W/b
   "$BALLAST" repo init "$W/b" --keys "$W/keys" >/dev/null
   local t0 t1 t2
   t0=$(now)
-  "$BALLAST" repo add "$W/b" --keys "$W/keys" --version 1 --subvolume "$M/src/1" "${EXTRA[@]}" >/dev/null
+  "$BALLAST" --json repo add "$W/b" --keys "$W/keys" --version 1 --subvolume "$M/src/1" "${EXTRA[@]}" "${EXTRA_V1[@]}" > "$W/b1.json"
   t1=$(now)
-  "$BALLAST" --json repo add "$W/b" --keys "$W/keys" --version 2 --subvolume "$M/src/2" --delta-from 1 "${EXTRA[@]}" > "$W/b.json"
+  "$BALLAST" --json repo add "$W/b" --keys "$W/keys" --version 2 --subvolume "$M/src/2" --delta-from 1 "${EXTRA[@]}" \
+    "${EXTRA_V2[@]}" > "$W/b.json"
   t2=$(now)
   echo "$(echo "$t1 - $t0" | bc),$(echo "$t2 - $t1" | bc)"
 }
@@ -101,20 +106,27 @@ EMPTY=$(ostree --repo="$W/o" static-delta list | grep -v -- - | grep -v '^$')
 O_FULL=$(($(deltas_bytes) - DELTA_PARTS + $(fallback_bytes "$EMPTY")))
 MANIFEST=$(find "$W/b/targets/releases" -path '*/2/*manifest.json' | head -1)
 B_MANIFEST=$(stat -c %s "$MANIFEST")
+B_MANIFEST_V1=$(stat -c %s "$(find "$W/b/targets/releases" -path '*/1/*manifest.json' | head -1)")
 
-python3 - "$W/b.json" "$B_MANIFEST" "$O_FULL" "$O_DELTA" "$O_EMPTY_T" "${B[*]}" "${O[*]}" <<'PY'
+python3 - "$W/b.json" "$B_MANIFEST" "$O_FULL" "$O_DELTA" "$O_EMPTY_T" "${B[*]}" "${O[*]}" "$W/b1.json" "$B_MANIFEST_V1" <<'PY'
 import json, statistics, sys
 add = json.load(open(sys.argv[1]))
 manifest, o_full, o_delta, o_empty_t = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 b = [list(map(float, r.split(','))) for r in sys.argv[6].split()]
 o = [list(map(float, r.split(','))) for r in sys.argv[7].split()]
+add_v1, manifest_v1 = json.load(open(sys.argv[8])), int(sys.argv[9])
 arts = {a['from']: a for a in add['artifacts']}
-b_full, b_delta = arts['']['size'] + manifest, arts['1']['size'] + manifest
+b_delta = arts['1']['size'] + manifest
+if '' in arts:
+    b_full, full_what = arts['']['size'] + manifest, "bytes, full (v2 full + manifest | --empty delta)"
+else:  # published with --no-full: a new host takes v1's full stream and the delta (its plan)
+    v1_full = next(a for a in add_v1['artifacts'] if a['from'] == '')['size']
+    b_full, full_what = v1_full + manifest_v1 + b_delta, "bytes, install (v1 full, delta, manifests | --empty)"
 m = lambda rs, i: statistics.median(r[i] for r in rs)
 print("\n%-52s %12s %12s %7s" % ("", "ballast", "OSTree", "ratio"))
 print("%-52s %12.2f %12.2f %7.2f" % ("publish v1, s (repo add | commit)", m(b, 0), m(o, 0), m(b, 0) / m(o, 0)))
 print("%-52s %12.2f %12.2f %7.2f" % ("publish v2 + delta, s (repo add | commit + delta)", m(b, 1), m(o, 1), m(b, 1) / m(o, 1)))
-print("%-52s %12d %12d %7.3f" % ("bytes, full (v2 full + manifest | --empty delta)", b_full, o_full, b_full / o_full))
+print("%-52s %12d %12d %7.3f" % (full_what, b_full, o_full, b_full / o_full))
 print("%-52s %12d %12d %7.3f" % ("bytes, delta from v1 (+ manifest | delta)", b_delta, o_delta, b_delta / o_delta))
 print("%-52s %12.2f %12.2f %7.2f" % ("publish v2 + delta, s (repo add | + --empty delta)", m(b, 1), m(o, 1) + o_empty_t,
                                      m(b, 1) / (m(o, 1) + o_empty_t)))

@@ -183,6 +183,18 @@ Status RepoWriter::set_custom(const std::string& name, const nlohmann::json& cus
   return ok();
 }
 
+Result<std::string> RepoWriter::read_target(const std::string& name) const {
+  auto it = targets_.find(name);
+  if (it == targets_.end()) return fail("repo.unknown-target", "no target '" + name + "'");
+  const auto hash = it->second.hashes.find("sha256");
+  if (hash == it->second.hashes.end()) return fail("repo.corrupt-target", "target '" + name + "' lists no sha256");
+  auto path = path_join(layout::targets_dir(repo_dir_), target_rel_path(name, hash->second));
+  auto bytes = BALLAST_TRY(read_file(path, size_t(1) << 32));
+  if (bytes.size() != it->second.length || sha256_hex(bytes) != hash->second)
+    return fail("repo.corrupt-target", path + " does not match the length and sha256 that targets metadata lists for it");
+  return bytes;
+}
+
 Status RepoWriter::remove_target(const std::string& name) {
   if (!targets_.erase(name)) return fail("repo.unknown-target", "no target '" + name + "'");
   dirty_ = true;

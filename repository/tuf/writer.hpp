@@ -64,6 +64,9 @@ class RepoWriter {
   // Replaces a listed target's custom data ("repo.unknown-target" when not listed).
   Status set_custom(const std::string& name, const nlohmann::json& custom);
   Status remove_target(const std::string& name);
+  // The stored bytes of a listed target, checked against its listed length and sha256
+  // ("repo.unknown-target", "repo.corrupt-target").
+  Result<std::string> read_target(const std::string& name) const;
   const std::map<std::string, TargetInfo>& targets() const { return targets_; }
 
   // Publishes: targets vN+1 (when changed), snapshot vN+1, timestamp vN+1, each signed and

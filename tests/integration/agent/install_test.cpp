@@ -169,6 +169,32 @@ TEST_CASE("ballast install takes the release from a TUF repository") {
   uint64_t esp_off = table["partitiontable"]["partitions"][0]["start"].get<uint64_t>() * 512;
   CHECK_THAT(esp_file(image, esp_off, "/loader/entries/ballast-1.0.conf"), Catch::Contains("ballast.version=1.0"));
 
+  // A release published without a full stream installs as 1.0's full stream and the delta after it.
+  auto def = images::load_definition(std::string(BALLAST_SOURCE_ROOT) + "/images/minimal.toml");
+  REQUIRE(def);
+  images::BuildOptions next;
+  next.version = make_version("1.1");
+  next.output = published.fs->mount_point() + "/minimal-1.1";
+  REQUIRE(images::build_image(*def, next));
+  auto deltas_only = run_process({ballast, "repo", "add", repo, "--keys", keys, "--version", "1.1", "--subvolume", next.output,
+                                  "--no-full", "--delta-from", "1.0", "--delta-from-subvolume",
+                                  published.fs->mount_point() + "/minimal-1.0", "--zstd-level", "3"});
+  REQUIRE(deltas_only);
+  INFO(deltas_only->err);
+  REQUIRE(deltas_only->success());
+  CHECK_THAT(deltas_only->out, !Catch::Contains(" full:"));
+  std::string chained = dir + "/chained.img";
+  auto from_chain = run_process({ballast, "--config-dir", dir + "/no-config", "install", "--disk", chained, "--size", "1G",
+                                 "--repo", "file://" + repo, "--root", repo + "/metadata/1.root.json"});
+  REQUIRE(from_chain);
+  INFO(from_chain->err);
+  REQUIRE(from_chain->success());
+  CHECK_THAT(from_chain->err, Catch::Contains("full stream of 1.0 and 1 delta 1.0 -> 1.1"));
+  CHECK_THAT(from_chain->out, Catch::Contains("installed 1.1"));
+  auto chained_table = nlohmann::json::parse(run_checked({"sfdisk", "--json", chained})->out);
+  uint64_t chained_esp = chained_table["partitiontable"]["partitions"][0]["start"].get<uint64_t>() * 512;
+  CHECK_THAT(esp_file(chained, chained_esp, "/loader/entries/ballast-1.1.conf"), Catch::Contains("ballast.version=1.1"));
+
   // A repository that does not hold the requested version is refused before anything is made.
   std::string missing = dir + "/missing.img";
   auto refused = run_process({ballast, "--config-dir", dir + "/no-config", "install", "--disk", missing, "--size", "1G",

@@ -45,6 +45,35 @@ struct PublisherFiles {
   }
 };
 
+// Publishes 1.0, 2.0 and 3.0 from the v1, v2 and v3 trees, each a read-only snapshot in src; the
+// later two with `later` added to their `repo add`.
+void publish_three_releases(PublisherFiles& files, const std::vector<std::string>& later) {
+  sh({"btrfs", "-q", "subvolume", "create", files.src + "/work"});
+  build_tree_v1(files.src + "/work");
+  REQUIRE(run_ballast({"repo", "init", files.repo, "--keys", files.keys}).success());
+  const std::vector<std::pair<std::string, void (*)(const std::string&)>> releases = {
+      {"1.0", nullptr}, {"2.0", change_tree_v2}, {"3.0", change_tree_v3}};
+  for (const auto& [version, change] : releases) {
+    if (change) change(files.src + "/work");
+    write_image_version(files.src + "/work", version);
+    sh({"btrfs", "-q", "subvolume", "snapshot", "-r", files.src + "/work", files.src + "/" + version});
+    std::vector<std::string> add = {"repo", "add", files.repo, "--keys", files.keys, "--version", version, "--subvolume",
+                                    files.src + "/" + version, "--zstd-level", "3"};
+    if (version != "1.0") add.insert(add.end(), later.begin(), later.end());
+    auto added = run_ballast(add);
+    INFO(added.err);
+    REQUIRE(added.success());
+  }
+}
+
+// `ballast --json fetch` from the repository served by `nginx`, with `args` added.
+ProcessResult fetch_json(const PublisherFiles& files, NginxHttps& nginx, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"--json", "--state-dir", files.state, "fetch", "--repo", nginx.url(), "--root",
+                                   files.repo + "/metadata/1.root.json", "--ca-bundle", nginx.ca_cert()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_ballast(argv);
+}
+
 }  // namespace
 
 TEST_CASE("a full and a delta release published by repo add arrive over HTTPS identical to their sources",
@@ -157,36 +186,15 @@ TEST_CASE("fetch from a subvolume two releases behind takes the chain of deltas,
           "falls back to the full stream when a link is revoked",
           "[repository][fetch-release]") {
   PublisherFiles files;
-  const std::string &src = files.src, &dst = files.dst, &repo = files.repo, &keys = files.keys, &state = files.state;
+  const std::string &src = files.src, &dst = files.dst, &repo = files.repo, &keys = files.keys;
   REQUIRE(make_dirs(dst + "/1"));
   REQUIRE(make_dirs(dst + "/3"));
   REQUIRE(make_dirs(dst + "/full"));
-  sh({"btrfs", "-q", "subvolume", "create", src + "/work"});
-  build_tree_v1(src + "/work");
-  const std::vector<std::pair<std::string, void (*)(const std::string&)>> releases = {
-      {"1.0", nullptr}, {"2.0", change_tree_v2}, {"3.0", change_tree_v3}};
-  REQUIRE(run_ballast({"repo", "init", repo, "--keys", keys}).success());
-  for (const auto& [version, change] : releases) {
-    if (change) change(src + "/work");
-    write_image_version(src + "/work", version);
-    sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/" + version});
-    std::vector<std::string> add = {"repo", "add", repo, "--keys", keys, "--version", version, "--subvolume",
-                                    src + "/" + version, "--zstd-level", "3"};
-    // Each release has a delta from the one before only: 1.0 reaches 3.0 by a chain or not at all.
-    if (version != "1.0") add.insert(add.end(), {"--deltas-from-last", "1"});
-    auto added = run_ballast(add);
-    INFO(added.err);
-    REQUIRE(added.success());
-  }
+  // Each release has a delta from the one before only: 1.0 reaches 3.0 by a chain or not at all.
+  publish_three_releases(files, {"--deltas-from-last", "1"});
   auto nginx = NginxHttps::start(repo);
   REQUIRE(nginx);
-  std::vector<std::string> common = {"--json", "--state-dir", state, "fetch", "--repo", (*nginx)->url(), "--root",
-                                     repo + "/metadata/1.root.json", "--ca-bundle", (*nginx)->ca_cert()};
-  auto fetch = [&](std::vector<std::string> args) {
-    auto argv = common;
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_ballast(argv);
-  };
+  auto fetch = [&](const std::vector<std::string>& args) { return fetch_json(files, **nginx, args); };
   auto base = fetch({"--version", "1.0", dst + "/1"});
   REQUIRE(base.success());
   auto full = fetch({"--version", "3.0", dst + "/full"});
@@ -219,4 +227,56 @@ TEST_CASE("fetch from a subvolume two releases behind takes the chain of deltas,
   REQUIRE(fallback.success());
   CHECK(json_field(fallback.out, "artifact") == "full");
   CHECK(nlohmann::json::parse(fallback.out)["chain"].empty());
+}
+
+TEST_CASE("a release published without a full stream reaches an empty directory as the earlier full stream and the "
+          "deltas after it, and repo add refuses one no new host could reach",
+          "[repository][fetch-release]") {
+  PublisherFiles files;
+  const std::string &src = files.src, &dst = files.dst, &repo = files.repo, &keys = files.keys;
+  REQUIRE(make_dirs(dst + "/new"));
+  REQUIRE(make_dirs(dst + "/1"));
+  REQUIRE(make_dirs(dst + "/from-1"));
+  publish_three_releases(files, {"--no-full", "--deltas-from-last", "1"});
+  // Without a delta there is nothing a new host could start from: refused, nothing published.
+  write_image_version(src + "/work", "4.0");
+  sh({"btrfs", "-q", "subvolume", "snapshot", "-r", src + "/work", src + "/4.0"});
+  auto metadata_before = *list_dir(repo + "/metadata");
+  auto alone = run_ballast({"repo", "add", repo, "--keys", keys, "--version", "4.0", "--subvolume", src + "/4.0", "--no-full"});
+  CHECK(alone.exit_code == 1);
+  CHECK(alone.err.find("repo.no-full") != std::string::npos);
+  CHECK(*list_dir(repo + "/metadata") == metadata_before);
+  auto nginx = NginxHttps::start(repo);
+  REQUIRE(nginx);
+  auto fetch = [&](const std::vector<std::string>& args) { return fetch_json(files, **nginx, args); };
+  auto fresh = fetch({dst + "/new"});
+  INFO(fresh.err);
+  REQUIRE(fresh.success());
+  auto j = nlohmann::json::parse(fresh.out);
+  CHECK(j["version"] == "3.0");
+  CHECK(j["artifact"] == "chain");
+  CHECK(j["from"] == "");
+  REQUIRE(j["chain"].size() == 3);
+  CHECK(j["chain"][0]["from"].is_null());
+  CHECK(j["chain"][0]["to"] == "1.0");
+  CHECK(j["chain"][2]["from"] == "2.0");
+  CHECK(j["plan"].get<std::string>().starts_with("full stream of 1.0 and 2 deltas 1.0 -> 2.0 -> 3.0"));
+  uint64_t links = 0;
+  for (const auto& link : j["chain"]) links += link["bytes"].get<uint64_t>();
+  CHECK(j["artifact_bytes"].get<uint64_t>() == links);
+  auto diffs = compare_trees(src + "/3.0", dst + "/new/3.0", TreeCompareOptions{.compare_atime = false, .compare_holes = false});
+  INFO((diffs.empty() ? std::string() : diffs.front()));
+  CHECK(diffs.empty());
+  // The scratch subvolumes of 1.0 and 2.0 are gone.
+  CHECK(*list_dir(dst + "/new") == std::vector<std::string>{".ballast-fetch.lock", "3.0"});
+
+  // A host on 1.0 takes only the two deltas.
+  REQUIRE(fetch({"--version", "1.0", dst + "/1"}).success());
+  auto updating = fetch({"--from-subvolume", dst + "/1/1.0", dst + "/from-1"});
+  INFO(updating.err);
+  REQUIRE(updating.success());
+  auto u = nlohmann::json::parse(updating.out);
+  CHECK(u["from"] == "1.0");
+  CHECK(u["plan"].get<std::string>().starts_with("chain of 2 deltas 1.0 -> 2.0 -> 3.0"));
+  CHECK(u["network_bytes"].get<uint64_t>() < j["network_bytes"].get<uint64_t>());
 }

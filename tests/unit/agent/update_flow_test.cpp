@@ -403,6 +403,24 @@ TEST_CASE("a plan read back from flow.json is the plan that was written, delta p
   CHECK(bad.error().code == "flow.corrupt");
 }
 
+TEST_CASE("a chain that starts from an earlier release's full stream reads back as written, and only its first link may be one") {
+  ReleasePlan from_full{"3.0"_v, false, std::nullopt, 5200, "r", {{std::nullopt, "1.0"_v, 5000}, {"1.0"_v, "2.0"_v, 100}, {"2.0"_v, "3.0"_v, 100}}};
+  auto written = plan_to_json(from_full);
+  CHECK(written["chain"][0]["from"].is_null());
+  CHECK(written["deltaFrom"].is_null());
+  auto back = plan_from_json(written);
+  REQUIRE(back);
+  CHECK(*back == from_full);
+  CHECK(describe_plan(from_full) == "full stream of 1.0 and 2 deltas 1.0 -> 2.0 -> 3.0, 5200 bytes");
+  auto full_inside = written;
+  full_inside["chain"][1]["from"] = nullptr;
+  CHECK(plan_from_json(full_inside).error().code == "flow.corrupt");
+  // A full stream first, but deltaFrom names a slot: the record contradicts itself.
+  auto contradicting = written;
+  contradicting["deltaFrom"] = "1.0";
+  CHECK(plan_from_json(contradicting).error().code == "flow.corrupt");
+}
+
 TEST_CASE("a flow record written before plans existed still loads: a stopped check or stage resumes in checking") {
   for (const char* written : {"checking", "staging"}) {
     DYNAMIC_SECTION("written " << written) {

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <tuple>
 
 #include "repository/manifest.hpp"
@@ -174,4 +175,62 @@ TEST_CASE("a manifest's expected PCR 11 values round-trip, are optional, and mus
   bad("{\"pcr11_sha256\":{}}");
   bad("{\"pcr11_sha256\":{\"Ready!\":\"" + kSha1 + "\"}}");
   bad("{\"pcr11_sha256\":{\"ready\":\"" + kSha1 + "\"},\"pcr7\":1}");
+}
+
+namespace {
+
+// Releases 1 … 5; 1 and 3 have a full stream. The loader counts what it was asked for.
+struct Window {
+  std::vector<ReleaseInfo> releases;
+  std::vector<Version> loaded, skipped;
+  std::vector<Version> unreadable;
+  Window() {
+    for (const char* v : {"1", "2", "3", "4", "5"}) {
+      ReleaseInfo info;
+      info.version = *Version::parse(v);
+      releases.push_back(info);
+    }
+  }
+  std::vector<Version> operator()(const Version& target, bool target_has_full, std::optional<Version> oldest_slot) {
+    loaded.clear();
+    skipped.clear();
+    auto window = chain_window(
+        releases, target, target_has_full, oldest_slot,
+        [&](const ReleaseInfo& info) -> ballast::Result<Manifest> {
+          loaded.push_back(info.version);
+          if (std::find(unreadable.begin(), unreadable.end(), info.version) != unreadable.end())
+            return ballast::fail("tuf.bad-hash", "unreadable");
+          Manifest m;
+          m.version = info.version;
+          if (info.version == "1"_v || info.version == "3"_v) m.artifacts.push_back(Artifact{});
+          return m;
+        },
+        [&](const ReleaseInfo& info, const ballast::Error&) { skipped.push_back(info.version); });
+    std::vector<Version> out;
+    for (const auto& m : window) out.push_back(m.version);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the chain window is the releases above the oldest slot, and below it down to the newest full stream only when needed",
+          "[repository][manifest]") {
+  Window w;
+  // A host on 2 and a target with a full stream: the releases between, nothing older.
+  CHECK(w("5"_v, true, "2"_v) == std::vector<Version>{"4"_v, "3"_v});
+  // No slot: down to the newest full stream, and no further.
+  CHECK(w("5"_v, true, std::nullopt) == std::vector<Version>{"4"_v, "3"_v});
+  CHECK(w.loaded == std::vector<Version>{"4"_v, "3"_v});
+  // A host on 4, target without a full stream and none above the slot: down to 3.
+  CHECK(w("5"_v, false, "4"_v) == std::vector<Version>{"4"_v, "3"_v});
+  // With the target's full stream, a host on 4 reads nothing.
+  CHECK(w("5"_v, true, "4"_v).empty());
+  CHECK(w.loaded.empty());
+  // Revoked or unreadable, a release is no part of it: the window goes on to the next full stream.
+  w.releases[2].revoked = true;  // 3
+  CHECK(w("5"_v, false, std::nullopt) == std::vector<Version>{"4"_v, "2"_v, "1"_v});
+  w.unreadable = {"2"_v};
+  CHECK(w("5"_v, false, std::nullopt) == std::vector<Version>{"4"_v, "1"_v});
+  CHECK(w.skipped == std::vector<Version>{"2"_v});
 }

@@ -109,14 +109,15 @@ TEST_CASE("a published release is listed, its manifest verified, and its artifac
   CHECK(out == d);
 }
 
-TEST_CASE("publishing refuses a duplicate version, an unknown delta parent and a missing full stream",
+TEST_CASE("publishing refuses a duplicate version, an unknown delta parent, no artifact and two full streams",
           "[repository][publisher]") {
   Fixture f;
   REQUIRE(f.publish("1", {Fixture::input("", "one")}));
   CHECK(f.publish("1", {Fixture::input("", "again")}).error().code == "repo.release-exists");
   CHECK(f.publish("2", {Fixture::input("", "two"), Fixture::input("0.9", "d")}).error().code ==
         "repo.unknown-release");
-  CHECK(f.publish("2", {Fixture::input("1", "d")}).error().code == "repo.no-full");
+  CHECK(f.publish("2", {}).error().code == "repo.no-full");
+  CHECK(f.publish("2", {Fixture::input("", "two"), Fixture::input("", "too")}).error().code == "repo.two-fulls");
   CHECK(f.publish("2", {Fixture::input("", "two"), Fixture::input("../x", "d")}).error().code == "version.invalid");
   // A stream that fails half-way publishes nothing.
   ArtifactInput broken;
@@ -125,6 +126,40 @@ TEST_CASE("publishing refuses a duplicate version, an unknown delta parent and a
   auto w = tuf::RepoWriter::open(f.repo, f.keys, &f.clock);
   REQUIRE(w);
   CHECK(w->targets().size() == 1);
+}
+
+TEST_CASE("a release without a full stream is published only when a new host reaches it from the newest earlier full stream",
+          "[repository][publisher]") {
+  Fixture f;
+  REQUIRE(f.publish("1", {Fixture::input("", "one")}));
+  auto two = f.publish("2", {Fixture::input("1", "d12", kUuid)});
+  REQUIRE(two);
+  CHECK_FALSE(two->manifest.full());
+  REQUIRE(f.publish("3", {Fixture::input("2", "d23", kUuid)}));
+  REQUIRE(f.publish("4", {Fixture::input("", "four")}));
+  // A new host's chain starts at 4, the newest full stream; 3 is behind it.
+  auto behind = f.publish("5", {Fixture::input("3", "d35", kUuid)});
+  REQUIRE_FALSE(behind);
+  CHECK(behind.error().code == "repo.no-full");
+  REQUIRE(f.publish("5", {Fixture::input("4", "d45", kUuid), Fixture::input("3", "d35", kUuid)}));
+  {
+    auto w = tuf::RepoWriter::open(f.repo, f.keys, &f.clock);
+    REQUIRE(w);
+    REQUIRE(revoke_release(*w, "4"_v));
+  }
+  // With 4 revoked the chain starts at 1 again and goes through 2 and 3 (and 5, from 3).
+  REQUIRE(f.publish("6", {Fixture::input("5", "d56", kUuid)}));
+  // Published deltas-only manifests load through the client's strict parser.
+  auto c = f.client();
+  REQUIRE(c);
+  auto releases = list_releases(*c);
+  REQUIRE(releases);
+  auto six = choose_release(*releases, "6"_v, "stable");
+  REQUIRE(six);
+  auto m = load_manifest(*c, *six);
+  REQUIRE(m);
+  CHECK_FALSE(m->full());
+  CHECK(m->delta_from("5"_v));
 }
 
 TEST_CASE("a revoked release is skipped as newest and refused by name", "[repository][publisher]") {

@@ -772,7 +772,8 @@ namespace {
 // Publishes 2.0, 3.0 and 4.0 after the fleet's 1.0, each made from the one before (a snapshot
 // with its version and release note changed: a small delta), with `repo add --deltas-from-last
 // <n>`, the publisher's earlier subvolumes found beside the new one by version (links to them).
-ProcessResult publish_next(Fleet& f, const std::string& prev, const std::string& v, const std::string& n) {
+ProcessResult publish_next(Fleet& f, const std::string& prev, const std::string& v, const std::string& n,
+                           const std::vector<std::string>& more = {}) {
     const std::string image = f.h.build + "/minimal-" + v, work = image + "-work";
     REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", f.h.build + "/minimal-" + prev, work}));
     std::string os_release = *read_file(work + "/usr/lib/os-release");
@@ -783,8 +784,10 @@ ProcessResult publish_next(Fleet& f, const std::string& prev, const std::string&
     REQUIRE(write_file_atomic(work + "/etc/release-note", "this is " + v + "\n", 0644));
     REQUIRE(run_checked({"btrfs", "-q", "subvolume", "snapshot", "-r", work, image}));
     REQUIRE(::symlink(image.c_str(), (f.h.build + "/" + v).c_str()) == 0);
-    auto added = run_checked({kBallast, "repo", "add", f.repo, "--keys", f.keys, "--version", v, "--subvolume", image,
-                              "--deltas-from-last", n, "--zstd-level", "3"});
+    std::vector<std::string> add = {kBallast, "repo", "add", f.repo, "--keys", f.keys, "--version", v, "--subvolume", image,
+                                    "--deltas-from-last", n, "--zstd-level", "3"};
+    add.insert(add.end(), more.begin(), more.end());
+    auto added = run_checked(add);
     REQUIRE(added);
     return *added;
 }
@@ -821,6 +824,33 @@ nlohmann::json update_to_4_0(Fleet& f) {
     CHECK(a.run() == kToReboot);
   }
   CHECK(f.booted() == "4.0");
+  check_staged_4_0(f);
+  return f.flow_record()["plan"];
+}
+
+// Runs the agent once with a fault before the chain's second link (the agent dies with the first
+// link's release received into partial/chain-2.0), then once more, which resumes the update to
+// 4.0 and cleans up; returns the plan the update carried out.
+nlohmann::json kill_between_links_and_resume(Fleet& f) {
+  std::string config = f.manual_config();
+  auto daemon_once = [&](const std::string& fault) {
+    SpawnOptions o;
+    if (!fault.empty()) o.extra_env.push_back("BALLAST_FAULT_AT=" + fault);
+    auto r = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
+                          "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "--json", "daemon",
+                          "--once", "--run-dir", f.h.fs->base_dir()},
+                         o);
+    REQUIRE(r);
+    return *r;
+  };
+  auto killed = daemon_once("chain-link-2");
+  CHECK(killed.exit_code != 0);
+  CHECK(*list_dir(f.h.layout().partial_dir()) == std::vector<std::string>{"chain-2.0"});
+  CHECK(f.flow_record()["state"] == "staging");
+  auto resumed = daemon_once("");
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(nlohmann::json::parse(resumed.out)["staged"] == "4.0");
   check_staged_4_0(f);
   return f.flow_record()["plan"];
 }
@@ -864,27 +894,25 @@ TEST_CASE("repo add --deltas-from-last skips, with a message, an earlier release
 TEST_CASE("an agent killed between two links of a chain resumes, finishes the update and leaves no scratch subvolume") {
   Fleet f;
   publish_with_deltas_from_last(f, "1");
-  std::string config = f.manual_config();
-  auto daemon_once = [&](const std::string& fault) {
-    SpawnOptions o;
-    if (!fault.empty()) o.extra_env.push_back("BALLAST_FAULT_AT=" + fault);
-    auto r = run_process({kBallast, "--sysroot", f.h.top(), "--esp-path", f.h.esp, "--efivars-path", f.h.efivars,
-                          "--cmdline-path", f.h.cmdline, "--state-dir", f.h.state, "--config-dir", config, "--json", "daemon",
-                          "--once", "--run-dir", f.h.fs->base_dir()},
-                         o);
-    REQUIRE(r);
-    return *r;
-  };
-  auto killed = daemon_once("chain-link-2");
-  CHECK(killed.exit_code != 0);
-  // 2.0 was received on the way when the agent died.
-  CHECK(*list_dir(f.h.layout().partial_dir()) == std::vector<std::string>{"chain-2.0"});
-  CHECK(f.flow_record()["state"] == "staging");
-  auto resumed = daemon_once("");
-  INFO(resumed.err);
-  REQUIRE(resumed.exit_code == 0);
-  auto status = nlohmann::json::parse(resumed.out);
-  CHECK(status["staged"] == "4.0");
-  CHECK(f.flow_record()["plan"]["chain"].size() == 3);
-  check_staged_4_0(f);
+  CHECK(kill_between_links_and_resume(f)["chain"].size() == 3);
+}
+
+TEST_CASE("a host beyond the published deltas takes the newest earlier full stream and the deltas after it, and a kill "
+          "between its links resumes") {
+  Fleet f;
+  REQUIRE(::symlink((f.h.build + "/minimal-1.0").c_str(), (f.h.build + "/1.0").c_str()) == 0);
+  // 2.0 has a full stream and no delta; 3.0 and 4.0 only a delta from the release before.
+  CHECK_THAT(publish_next(f, "1.0", "2.0", "0").out, Catch::Contains("2.0 full"));
+  for (auto [prev, v] : {std::pair{"2.0", "3.0"}, std::pair{"3.0", "4.0"}}) {
+    auto added = publish_next(f, prev, v, "1", {"--no-full"});
+    CHECK_THAT(added.out, Catch::Contains(std::string(v) + " delta from " + prev) && !Catch::Contains(std::string(v) + " full"));
+  }
+  const auto plan = kill_between_links_and_resume(f);
+  INFO(plan.dump());
+  CHECK(plan["deltaFrom"].is_null());
+  REQUIRE(plan["chain"].size() == 3);
+  CHECK(plan["chain"][0]["from"].is_null());
+  CHECK(plan["chain"][0]["to"] == "2.0");
+  CHECK(plan["chain"][2]["from"] == "3.0");
+  CHECK(plan["downloadBytes"].get<uint64_t>() == sum_of_links(plan));
 }

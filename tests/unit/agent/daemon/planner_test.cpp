@@ -449,3 +449,56 @@ TEST_CASE("a chain starts from the slot whose subvolume the first delta names, a
   CHECK(nearer->download_bytes == 200);
   CHECK(nearer->chain == std::vector<PlanLink>{{"2.0"_v, "3.0"_v, 100}, {"3.0"_v, "4.0"_v, 100}});
 }
+
+TEST_CASE("a host with nothing to start from takes an earlier release's full stream and the deltas after it when the target has none") {
+  auto m = line_of_releases(0);
+  m[1].artifacts.erase(m[1].artifacts.begin());  // 3.0 and 4.0 were published with --no-full
+  m[2].artifacts.erase(m[2].artifacts.begin());
+  auto infos = std::vector<ReleaseInfo>{rel("1.0"), rel("2.0"), rel("3.0"), rel("4.0")};
+  auto plan = plan_fetch(forward_to_4_0(), m[2], {}, {m[0], m[1]}, infos);
+  REQUIRE(plan);
+  CHECK_FALSE(plan->delta_from);
+  CHECK(plan->download_bytes == 5200);
+  CHECK(plan->chain == std::vector<PlanLink>{{std::nullopt, "2.0"_v, 5000}, {"2.0"_v, "3.0"_v, 100}, {"3.0"_v, "4.0"_v, 100}});
+  CHECK(planned_link(plan->chain[0], m[0])->is_full());
+  CHECK(planned_artifact(*plan, m[2])->from == "3.0"_v);
+  // A host on 1.0 still takes its deltas: the chain from its slot is cheaper.
+  auto updating = plan_fetch(forward_to_4_0(), m[2], {slot("1.0", "uuid-of-1.0")}, {m[0], m[1]}, infos);
+  REQUIRE(updating);
+  CHECK(updating->delta_from == "1.0"_v);
+  CHECK(updating->download_bytes == 300);
+}
+
+TEST_CASE("an earlier full stream and its deltas win over the target's own full stream only when fewer bytes") {
+  auto m = line_of_releases(0);
+  auto infos = std::vector<ReleaseInfo>{rel("2.0"), rel("3.0"), rel("4.0")};
+  m[0].artifacts[0].size = 4000;  // 2.0's full stream compressed harder
+  auto harder = plan_fetch(forward_to_4_0(), m[2], {}, {m[0], m[1]}, infos);
+  REQUIRE(harder);
+  CHECK(harder->download_bytes == 4200);
+  CHECK(harder->chain.front() == PlanLink{std::nullopt, "2.0"_v, 4000});
+  m[0].artifacts[0].size = 4900;  // 5100 with the deltas: the target's own 5000 wins
+  auto own = plan_fetch(forward_to_4_0(), m[2], {}, {m[0], m[1]}, infos);
+  REQUIRE(own);
+  CHECK(own->chain.empty());
+  CHECK_FALSE(own->delta_from);
+  CHECK(own->download_bytes == 5000);
+}
+
+TEST_CASE("a release without a full stream that no chain reaches from a full stream or a slot has no plan") {
+  auto m = line_of_releases(0);
+  for (auto& r : m) r.artifacts.erase(r.artifacts.begin());  // no release has a full stream
+  auto infos = std::vector<ReleaseInfo>{rel("2.0"), rel("3.0"), rel("4.0")};
+  auto none = plan_fetch(forward_to_4_0(), m[2], {}, {m[0], m[1]}, infos);
+  REQUIRE_FALSE(none);
+  CHECK(none.error().code == "plan.no-artifact");
+  // The only full stream is in a revoked release: no chain starts there.
+  auto only = line_of_releases(0);
+  only[1].artifacts.erase(only[1].artifacts.begin());
+  only[2].artifacts.erase(only[2].artifacts.begin());
+  auto revoked = rel("2.0");
+  revoked.revoked = true;
+  auto cut = plan_fetch(forward_to_4_0(), only[2], {}, {only[0], only[1]}, {revoked, rel("3.0"), rel("4.0")});
+  REQUIRE_FALSE(cut);
+  CHECK(cut.error().code == "plan.no-artifact");
+}
