@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <unordered_set>
 
@@ -54,6 +55,16 @@ std::string command_context(Cmd cmd, uint64_t offset) {
 }
 
 bool is_top_level(std::string_view path) { return !path.empty() && path.find('/') == std::string_view::npos; }
+
+// The directory holding `path` ("" for a top-level entry: the subvolume root).
+std::string_view dir_of(std::string_view path) {
+  auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? std::string_view{} : path.substr(0, slash);
+}
+
+bool earlier(const stream::Timespec& a, const stream::Timespec& b) {
+  return a.sec < b.sec || (a.sec == b.sec && a.nsec < b.nsec);
+}
 
 std::string btrfs_util_message(enum btrfs_util_error e) {
   const char* s = btrfs_util_strerror(e);
@@ -221,6 +232,9 @@ class Receiver {
     write_path_.clear();
   }
   void forget_paths_under(std::string_view from, std::string_view to);
+  void note_mtime_changed(std::string_view path);
+  void note_entries_changed(std::string_view path) { note_mtime_changed(dir_of(path)); }
+  void rebase_changed(std::string_view from, std::string_view to);
   // The write file's descriptor when `path` names it (a regular file: no lookup, no stat), or -1.
   int open_write_fd(std::string_view path) const { return write_fd_ && path == write_path_ ? write_fd_.get() : -1; }
 
@@ -258,6 +272,15 @@ class Receiver {
   RootNames root_state_ = RootNames::unread;
   std::unordered_set<std::string> root_names_;
   std::vector<char> scratch_;
+  // The sender's clock as far as the parent vouches for it: the newest ctime of its tree (the
+  // stime it was received with; zero when unknown). An inode whose ctime in this stream is older
+  // changed nothing but its atime since the parent was sent.
+  stream::Timespec parent_newest_ctime_{};
+  stream::Timespec newest_ctime_{};  // of this stream's utimes; recorded as the new stime
+  // Paths (as of now) of inodes whose mtime this receive changed: written, created, or
+  // directories whose entries changed. Their utimes are checked against the inode.
+  bool track_changed_ = false;
+  std::set<std::string, std::less<>> mtime_changed_;
 };
 
 void Receiver::abort() {
@@ -328,7 +351,28 @@ Result<int> Receiver::write_fd(std::string_view path) {
   if (fd < 0) return fail_errno("receive.io", errno, "cannot open " + std::string(path));
   write_fd_.reset(fd);
   write_path_ = std::string(path);
+  note_mtime_changed(path);
   return write_fd_.get();
+}
+
+void Receiver::note_mtime_changed(std::string_view path) {
+  if (track_changed_) mtime_changed_.emplace(path);
+}
+
+void Receiver::rebase_changed(std::string_view from, std::string_view to) {
+  if (!track_changed_) return;
+  // Every path under `from` starts with it, and those sort together.
+  std::vector<std::string> moved;
+  auto it = mtime_changed_.lower_bound(from);
+  while (it != mtime_changed_.end() && it->compare(0, from.size(), from) == 0) {
+    if (it->size() == from.size() || (*it)[from.size()] == '/') {
+      moved.push_back(std::string(to) + it->substr(from.size()));
+      it = mtime_changed_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& p : moved) mtime_changed_.insert(std::move(p));
 }
 
 void Receiver::forget_paths_under(std::string_view from, std::string_view to) {
@@ -406,6 +450,11 @@ Status Receiver::begin_subvol(const Command& c, bool snapshot) {
     if (!(found->info.flags & kRootSubvolReadOnly))
       return fail("receive.parent-writable", "parent " + found->path + " is not read-only, so it may have changed");
     result_.parent_path = found->path;
+    // Zero for a parent this receiver did not make: nothing is then known of the sender's clock.
+    parent_newest_ctime_ = {static_cast<uint64_t>(found->info.stime.tv_sec),
+                            static_cast<uint32_t>(found->info.stime.tv_nsec)};
+    track_changed_ = !opts_.exact_atime && parent_newest_ctime_.sec != 0;
+    newest_ctime_ = parent_newest_ctime_;
     parent_fd_ = BALLAST_TRY(open_dir(found->path));
     auto e = btrfs_util_create_snapshot_fd2(parent_fd_.get(), partial_fd_.get(), tmp.c_str(), 0, nullptr, nullptr);
     BALLAST_CHECK(util_status(e, "receive.create", "cannot snapshot " + found->path));
@@ -669,6 +718,8 @@ Status Receiver::create_at(const PendingCreate& p, int dirfd, const std::string&
     default: BALLAST_CHECK(sys(::mknodat(dirfd, name.c_str(), p.type | 0600, p.dev), "cannot create node", path));
   }
   note_root_entry(path, true);
+  note_mtime_changed(path);
+  note_entries_changed(path);
   return ok();
 }
 
@@ -734,6 +785,9 @@ Status Receiver::apply_command(const Command& c, uint64_t offset) {
       auto dt = BALLAST_TRY(parent_of_named(to));
       BALLAST_CHECK(sys(::renameat(df.fd, df.name.c_str(), dt.fd, dt.name.c_str()), "cannot rename", from));
       forget_paths_under(from, to);
+      rebase_changed(from, to);
+      note_entries_changed(from);
+      note_entries_changed(to);
       note_root_entry(from, false);
       note_root_entry(to, true);
       return ok();
@@ -744,6 +798,7 @@ Status Receiver::apply_command(const Command& c, uint64_t offset) {
       auto dt = BALLAST_TRY(parent_of_named(target, false));
       auto dn = BALLAST_TRY(parent_of_named(path));
       BALLAST_CHECK(sys(::linkat(dt.fd, dt.name.c_str(), dn.fd, dn.name.c_str(), 0), "cannot link", path));
+      note_entries_changed(path);
       note_root_entry(path, true);
       return ok();
     }
@@ -754,6 +809,7 @@ Status Receiver::apply_command(const Command& c, uint64_t offset) {
       BALLAST_CHECK(sys(::unlinkat(d.fd, d.name.c_str(), c.cmd == Cmd::rmdir ? AT_REMOVEDIR : 0), "cannot remove", path));
       if (write_path_ == path) close_write();
       std::erase_if(dirs_, [&](const CachedDir& d) { return d.path == path; });
+      note_entries_changed(path);
       note_root_entry(path, false);
       return ok();
     }
@@ -803,10 +859,22 @@ Status Receiver::apply_command(const Command& c, uint64_t offset) {
       auto path = BALLAST_TRY(c.path(Attr::path));
       auto at = BALLAST_TRY(c.timespec(Attr::atime));
       auto mt = BALLAST_TRY(c.timespec(Attr::mtime));
-      if (c.has(Attr::ctime)) BALLAST_CHECK(c.timespec(Attr::ctime));
+      std::optional<stream::Timespec> ct;
+      if (c.has(Attr::ctime)) ct = BALLAST_TRY(c.timespec(Attr::ctime));
+      if (ct && earlier(newest_ctime_, *ct)) newest_ctime_ = *ct;
       struct timespec ts[2] = {{static_cast<time_t>(at.sec), static_cast<long>(at.nsec)},
                                {static_cast<time_t>(mt.sec), static_cast<long>(mt.nsec)}};
       if (int fd = open_write_fd(path); fd >= 0) return sys(::futimens(fd, ts), "cannot set times of", path);
+      // Changed before the parent was sent, and not since by this receive: its mtime is the
+      // parent's, which the stream repeats, so only the access time differs (below), known
+      // without looking the inode up. A ctime that was set within the parent's newest tick is
+      // not "before"; and a changed inode with an older ctime (a sender whose clock went back)
+      // was written or renamed into by this stream, which keeps it out of here.
+      if (track_changed_ && ct && earlier(*ct, parent_newest_ctime_) && !mtime_changed_.count(path)) {
+        ++result_.atime_only_skipped;
+        ++result_.atime_only_by_ctime;
+        return ok();
+      }
       Dir d;
       if (!path.empty()) d = BALLAST_TRY(parent_of(path));
       // Only an inode of the parent can already carry the stream's mtime (one this receive made
@@ -863,6 +931,10 @@ Status Receiver::finish() {
   btrfs_ioctl_received_subvol_args rs{};
   std::memcpy(rs.uuid, uuid_.data(), 16);
   rs.stransid = result_.ctransid;
+  // The stime a send records is the sender's; the newest ctime of the tree is a lower bound of it
+  // that the next incremental receive compares its ctimes with.
+  rs.stime.sec = newest_ctime_.sec;
+  rs.stime.nsec = newest_ctime_.nsec;
   if (::ioctl(subvol_fd_.get(), BTRFS_IOC_SET_RECEIVED_SUBVOL, &rs) != 0)
     return fail_errno("receive.set-received", errno, "cannot set the received uuid");
   // The VFS refuses to move a read-only directory to another parent (it would rewrite its

@@ -42,6 +42,8 @@ struct ReceivedSubvolume {
   uint64_t bytes = 0;         // stream bytes consumed
   uint64_t commands = 0;
   uint64_t atime_only_skipped = 0;  // utimes left unapplied: they changed only an access time
+  uint64_t atime_only_by_ctime = 0;  // of those, known by their ctime alone (no lookup): older
+                                     // than the parent's newest, recorded as its stime
 };
 
 Result<ReceivedSubvolume> receive(ByteSource& in, const ReceiveOptions& opts);

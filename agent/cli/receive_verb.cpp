@@ -73,7 +73,8 @@ int run_receive(const GlobalOptions& g, const ReceiveArgs& a) {
                 {"version", r->version},
                 {"bytes", r->bytes},
                 {"commands", r->commands},
-                {"atime_only_skipped", r->atime_only_skipped}});
+                {"atime_only_skipped", r->atime_only_skipped},
+                {"atime_only_by_ctime", r->atime_only_by_ctime}});
   } else {
     std::printf("At subvol %s\n", r->path.c_str());
   }

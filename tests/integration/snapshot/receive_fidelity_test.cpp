@@ -2,6 +2,7 @@
 // trees, full and incremental, for every kind of inode and change a stream can carry.
 #include <btrfsutil.h>
 #include <fcntl.h>
+#include <linux/btrfs.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -193,11 +194,16 @@ TEST_CASE("a delta that moves only an inode's access time leaves it the parent's
   };
   for (const char* p : {"/src/read", "/src/read/file", "/src/grown", "/src/touched"})
     set_times(top + p, 1'000'000, 1'000'000);
+  // The parent's newest ctime, which a later ctime must be older than to be told apart from it
+  // without a lookup, comes a clock tick after those.
+  ::usleep(20'000);
+  REQUIRE(write_file_atomic(top + "/src/last", "last"));
   btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap1"});
   // What the build machine did between the releases: it read a directory and a file (their atime
-  // moved alone), added an entry to a directory, and touched a file's mtime only.
-  set_times(top + "/src/read", 2'000'000, -1);
-  set_times(top + "/src/read/file", 2'000'000, -1);
+  // moved alone: relatime, as the atimes are old), added an entry to a directory, and touched a
+  // file's mtime only.
+  REQUIRE(list_dir(top + "/src/read"));
+  REQUIRE(read_file(top + "/src/read/file"));
   REQUIRE(write_file_atomic(top + "/src/grown/new", "new"));
   set_times(top + "/src/grown", 3'000'000, 3'000'000);
   set_times(top + "/src/touched", 4'000'000, 4'000'000);
@@ -217,9 +223,13 @@ TEST_CASE("a delta that moves only an inode's access time leaves it the parent's
   auto d = compare_trees(top + "/snap2", top + "/default/snap2", TreeCompareOptions{.compare_atime = false});
   INFO(join_diffs(d));
   CHECK(d.empty());
+  REQUIRE(atime_of(top + "/snap2/read") > 1'000'000);
+  REQUIRE(atime_of(top + "/snap2/read/file") > 1'000'000);
   CHECK(atime_of(top + "/default/snap2/read") == 1'000'000);
   CHECK(atime_of(top + "/default/snap2/read/file") == 1'000'000);
   CHECK(r.atime_only_skipped >= 2);
+  // Their ctimes, older than anything in the parent, said so without a lookup.
+  CHECK(r.atime_only_by_ctime >= 2);
   // A time change that moves the mtime is applied whole, its atime with it.
   CHECK(atime_of(top + "/default/snap2/grown") == 3'000'000);
   CHECK(atime_of(top + "/default/snap2/touched") == 4'000'000);
@@ -235,7 +245,104 @@ TEST_CASE("a delta that moves only an inode's access time leaves it the parent's
   d = compare_trees(top + "/snap2", top + "/exact/snap2");
   INFO(join_diffs(d));
   CHECK(d.empty());
-  CHECK(atime_of(top + "/exact/snap2/read") == 2'000'000);
+  CHECK(atime_of(top + "/exact/snap2/read") == atime_of(top + "/snap2/read"));
+}
+
+// The newest ctime of every inode under `root` (the subvolume included).
+struct timespec newest_ctime(const std::string& root) {
+  struct timespec newest {};
+  auto visit = [&](const std::string& path) {
+    struct stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    if (st.st_ctim.tv_sec > newest.tv_sec ||
+        (st.st_ctim.tv_sec == newest.tv_sec && st.st_ctim.tv_nsec > newest.tv_nsec))
+      newest = st.st_ctim;
+  };
+  visit(root);
+  auto r = run_checked({"find", root, "-mindepth", "1", "-print0"});
+  REQUIRE(r);
+  std::string all = r->out;
+  for (size_t b = 0, e; (e = all.find('\0', b)) != std::string::npos; b = e + 1) visit(all.substr(b, e - b));
+  return newest;
+}
+
+TEST_CASE("a received subvolume records the newest ctime of its tree as its stime, and a delta applied on it "
+          "applies every mtime it changes even when the sender's clock went back") {
+  auto fs = LoopBtrfs::create();
+  REQUIRE(fs);
+  const std::string top = (*fs)->mount_point();
+  btrfs({"subvolume", "create", top + "/src"});
+  build_tree_v1(top + "/src");
+  // An inode older than c, so that the delta removes it (at its inode number) before it moves c.
+  REQUIRE(write_file_atomic(top + "/src/early", "v1"));
+  for (const char* d : {"/src/a", "/src/b", "/src/c/inner", "/src/d"}) REQUIRE(make_dirs(top + d));
+  for (const char* f : {"/src/a/f", "/src/c/inner/x", "/src/d/y"}) REQUIRE(write_file_atomic(top + f, "v1"));
+  REQUIRE(::rename((top + "/src/early").c_str(), (top + "/src/c/inner/early").c_str()) == 0);
+  struct timespec old[2] = {{1'000'000, 0}, {1'000'000, 0}};
+  REQUIRE(::utimensat(AT_FDCWD, (top + "/src/d").c_str(), old, 0) == 0);
+  // d's ctime must be older than the parent's newest, not within its clock tick.
+  ::usleep(20'000);
+  REQUIRE(write_file_atomic(top + "/src/last", "last"));
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap1"});
+  // Written in place, a new entry, an entry removed from a directory that then moves (the stream
+  // removes it under the old path), a directory read.
+  {
+    UniqueFd fd(::open((top + "/src/a/f").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+    REQUIRE(fd);
+    REQUIRE(::write(fd.get(), "+v2", 3) == 3);
+  }
+  REQUIRE(write_file_atomic(top + "/src/b/new", "new"));
+  REQUIRE(::unlink((top + "/src/c/inner/early").c_str()) == 0);
+  REQUIRE(::rename((top + "/src/c").c_str(), (top + "/src/c2").c_str()) == 0);
+  REQUIRE(list_dir(top + "/src/d"));
+  btrfs({"subvolume", "snapshot", "-r", top + "/src", top + "/snap2"});
+  for (const char* d : {"/streams", "/recv"}) REQUIRE(make_dirs(top + d));
+  btrfs({"send", "-q", "-f", top + "/streams/full", top + "/snap1"});
+  btrfs({"send", "-q", "-p", top + "/snap1", "-f", top + "/streams/incr", top + "/snap2"});
+
+  ours(top + "/streams/full", top + "/recv", false, false);
+  auto stime = info_of(top + "/recv/snap1").stime;
+  auto want = newest_ctime(top + "/snap1");
+  CHECK(stime.tv_sec == want.tv_sec);
+  CHECK(stime.tv_nsec == want.tv_nsec);
+
+  SECTION("the delta's stime is the newest ctime of the whole new tree") {
+    auto r = ours(top + "/streams/incr", top + "/recv", false, false);
+    CHECK(r.atime_only_by_ctime >= 1);  // d
+    auto stime2 = info_of(top + "/recv/snap2").stime;
+    auto want2 = newest_ctime(top + "/snap2");
+    CHECK(stime2.tv_sec == want2.tv_sec);
+    CHECK(stime2.tv_nsec == want2.tv_nsec);
+    auto d = compare_trees(top + "/snap2", top + "/recv/snap2", TreeCompareOptions{.compare_atime = false});
+    INFO(join_diffs(d));
+    CHECK(d.empty());
+  }
+  SECTION("a parent whose sender clock was years ahead") {
+    // As if release 1 was built on a machine whose clock ran years ahead of release 2's: every
+    // ctime of the delta is then older than the parent's newest.
+    auto info = info_of(top + "/recv/snap1");
+    REQUIRE(btrfs_util_set_subvolume_read_only((top + "/recv/snap1").c_str(), false) == BTRFS_UTIL_OK);
+    {
+      UniqueFd fd(::open((top + "/recv/snap1").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      REQUIRE(fd);
+      btrfs_ioctl_received_subvol_args rs{};
+      std::memcpy(rs.uuid, info.received_uuid, 16);
+      rs.stransid = info.stransid;
+      rs.stime.sec = static_cast<uint64_t>(::time(nullptr)) + 10ull * 365 * 86400;
+      REQUIRE(::ioctl(fd.get(), BTRFS_IOC_SET_RECEIVED_SUBVOL, &rs) == 0);
+    }
+    REQUIRE(btrfs_util_set_subvolume_read_only((top + "/recv/snap1").c_str(), true) == BTRFS_UTIL_OK);
+    auto r = ours(top + "/streams/incr", top + "/recv", false, false);
+    // The unchanged inodes and the read directory are told by their ctime; what this receive
+    // wrote, created or renamed into is looked up, and gets the stream's mtime.
+    CHECK(r.atime_only_by_ctime >= 1);
+    auto d = compare_trees(top + "/snap2", top + "/recv/snap2", TreeCompareOptions{.compare_atime = false});
+    INFO(join_diffs(d));
+    CHECK(d.empty());
+    struct stat st {};
+    REQUIRE(::lstat((top + "/recv/snap2/d").c_str(), &st) == 0);
+    CHECK(st.st_atim.tv_sec == 1'000'000);
+  }
 }
 
 TEST_CASE("ballast send streams are received by btrfs receive, and the other way round, identically") {
