@@ -129,15 +129,34 @@ Result<std::vector<Version>> last_releases(const tuf::RepoWriter& writer, const 
   return out;
 }
 
-Status revoke_release(tuf::RepoWriter& writer, const Version& version) {
+Result<std::vector<Version>> revoke_release(tuf::RepoWriter& writer, const Version& version) {
   std::string name = manifest_target_name(version);
   auto it = writer.targets().find(name);
   if (it == writer.targets().end()) return fail("repo.unknown-release", "no release " + version.str() + " in the repository");
   ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(it->second.custom), "release " + version.str()));
-  if (info.revoked) return ok();
+  if (info.revoked) return std::vector<Version>{};
   info.revoked = true;
   BALLAST_CHECK(writer.set_custom(name, release_info_json(info)));
-  return writer.commit();
+  // A revocation is never refused (it may be urgent), but a chain it cuts is named. Only newer
+  // releases can lose their route; one whose manifest cannot be read is not judged here.
+  std::vector<Version> unreachable;
+  for (const auto& [target_name, target] : writer.targets()) {
+    if (!target_name.starts_with("releases/") || !target_name.ends_with("/manifest.json")) continue;
+    auto later = parse_release_info(target.custom);
+    if (!later || manifest_target_name(later->version) != target_name || later->revoked || later->version <= version)
+      continue;
+    auto text = writer.read_target(target_name);
+    auto manifest = text ? parse_manifest(*text) : Result<Manifest>(tl::unexpected(text.error()));
+    if (!manifest || manifest->full()) continue;
+    std::vector<Version> froms;
+    for (const auto& a : manifest->artifacts)
+      if (a.from) froms.push_back(*a.from);
+    auto reached = installable_without_full(writer, later->version, froms);
+    if (reached && !*reached) unreachable.push_back(later->version);
+  }
+  std::sort(unreachable.begin(), unreachable.end());
+  BALLAST_CHECK(writer.commit());
+  return unreachable;
 }
 
 }  // namespace ballast::repository

@@ -59,6 +59,9 @@ Result<std::vector<Version>> last_releases(const tuf::RepoWriter& writer, const 
                                            size_t count);
 
 // Marks a published release revoked (its custom data), re-signing targets → snapshot → timestamp.
-Status revoke_release(tuf::RepoWriter& writer, const Version& version);
+// Returns the newer, unrevoked releases without a full stream that a host with nothing installed
+// can then not reach (their chain ran through a release now revoked), oldest first; revoking an
+// already revoked release changes nothing and returns none.
+Result<std::vector<Version>> revoke_release(tuf::RepoWriter& writer, const Version& version);
 
 }  // namespace ballast::repository

@@ -74,13 +74,15 @@ Result<std::chrono::seconds> expiry(const std::string& text, const char* what) {
   return std::chrono::duration_cast<std::chrono::seconds>(*d);
 }
 
-int print_versions(const GlobalOptions& g, const tuf::RepoWriter& w) {
+int print_versions(const GlobalOptions& g, const tuf::RepoWriter& w, const nlohmann::json& extra = nlohmann::json::object()) {
   if (g.json) {
-    print_json({{"repository", w.repo_dir()},
-                {"root_version", w.root_version()},
-                {"targets_version", w.targets_version()},
-                {"snapshot_version", w.snapshot_version()},
-                {"timestamp_version", w.timestamp_version()}});
+    nlohmann::json j = {{"repository", w.repo_dir()},
+                        {"root_version", w.root_version()},
+                        {"targets_version", w.targets_version()},
+                        {"snapshot_version", w.snapshot_version()},
+                        {"timestamp_version", w.timestamp_version()}};
+    j.update(extra);
+    print_json(j);
   } else {
     std::cout << w.repo_dir() << ": root v" << w.root_version() << ", targets v" << w.targets_version()
               << ", snapshot v" << w.snapshot_version() << ", timestamp v" << w.timestamp_version() << "\n";
@@ -416,12 +418,24 @@ int run_revoke(const GlobalOptions& g) {
   if (!w) return report_error(w.error());
   auto version = Version::parse(opts().version);
   if (!version) return report_error(version.error());
-  if (auto st = repository::revoke_release(*w, *version); !st) return report_error(st.error());
-  return print_versions(g, *w);
+  auto unreachable = repository::revoke_release(*w, *version);
+  if (!unreachable) return report_error(unreachable.error());
+  nlohmann::json names = nlohmann::json::array();
+  std::string list;
+  for (const auto& v : *unreachable) {
+    names.push_back(v.str());
+    list += (list.empty() ? "" : ", ") + v.str();
+  }
+  if (!unreachable->empty())
+    std::cerr << "ballast: warning: with " << version->str() << " revoked, a host with nothing installed reaches no route to "
+              << list << " (no full stream, and no chain of deltas from an unrevoked one)"
+              << ": publish a release with a full stream, or deltas from a release such a host reaches\n";
+  return print_versions(g, *w, {{"unreachable_without_full", names}});
 }
 
 void setup_revoke(CLI::App& repo, VerbContext& ctx) {
-  auto* cmd = repo.add_subcommand("revoke", "Mark a release revoked: hosts neither install it nor keep it staged");
+  auto* cmd = repo.add_subcommand("revoke", "Mark a release revoked: hosts neither install it nor keep it staged. Never refused;\n"
+                                               "warns of newer releases without a full stream that a new host can then not reach");
   add_dir_and_keys(cmd);
   cmd->add_option("--version", opts().version, "Version to revoke")->required();
   cmd->callback([&ctx] { ctx.action = [&g = ctx.global] { return run_revoke(g); }; });

@@ -279,4 +279,17 @@ TEST_CASE("a release published without a full stream reaches an empty directory 
   CHECK(u["from"] == "1.0");
   CHECK(u["plan"].get<std::string>().starts_with("chain of 2 deltas 1.0 -> 2.0 -> 3.0"));
   CHECK(u["network_bytes"].get<uint64_t>() < j["network_bytes"].get<uint64_t>());
+
+  // Revoking 2.0 cuts the only chain to 3.0: done, and said, and a new host is refused clearly.
+  auto revoked = run_ballast({"--json", "repo", "revoke", repo, "--keys", keys, "--version", "2.0"});
+  INFO(revoked.err);
+  REQUIRE(revoked.success());
+  CHECK(nlohmann::json::parse(revoked.out)["unreachable_without_full"] == nlohmann::json::array({"3.0"}));
+  CHECK(revoked.err.find("warning: with 2.0 revoked, a host with nothing installed reaches no route to 3.0") !=
+        std::string::npos);
+  REQUIRE(make_dirs(dst + "/after-revoke"));
+  auto stranded = fetch({dst + "/after-revoke"});
+  CHECK(stranded.exit_code != 0);
+  CHECK(stranded.err.find("plan.no-artifact") != std::string::npos);
+  CHECK(*list_dir(dst + "/after-revoke") == std::vector<std::string>{".ballast-fetch.lock"});
 }

@@ -162,6 +162,35 @@ TEST_CASE("a release without a full stream is published only when a new host rea
   CHECK(m->delta_from("5"_v));
 }
 
+TEST_CASE("revoking a release names the newer releases without a full stream that a new host can then not reach",
+          "[repository][publisher]") {
+  Fixture f;
+  REQUIRE(f.publish("1", {Fixture::input("", "one")}));
+  REQUIRE(f.publish("2", {Fixture::input("1", "d12", kUuid)}));
+  REQUIRE(f.publish("3", {Fixture::input("2", "d23", kUuid)}));
+  REQUIRE(f.publish("4", {Fixture::input("", "four"), Fixture::input("3", "d34", kUuid)}));
+  REQUIRE(f.publish("5", {Fixture::input("4", "d45", kUuid)}));
+  auto w = tuf::RepoWriter::open(f.repo, f.keys, &f.clock);
+  REQUIRE(w);
+  // 3 ran through 2; 4 has its own full stream, and 5 starts from it.
+  auto cut = revoke_release(*w, "2"_v);
+  REQUIRE(cut);
+  CHECK(*cut == std::vector<Version>{"3"_v});
+  // The revocation is committed all the same.
+  auto c = f.client();
+  REQUIRE(c);
+  auto releases = list_releases(*c);
+  REQUIRE(releases);
+  CHECK(choose_release(*releases, "2"_v, "stable").error().code == "fetch.revoked");
+  // Revoking 4 leaves 5 nothing to start from (3, older, is not 4's to name).
+  cut = revoke_release(*w, "4"_v);
+  REQUIRE(cut);
+  CHECK(*cut == std::vector<Version>{"5"_v});
+  // A release already revoked changes nothing; one no chain runs through cuts nothing.
+  CHECK(revoke_release(*w, "4"_v)->empty());
+  CHECK(revoke_release(*w, "5"_v)->empty());
+}
+
 TEST_CASE("a revoked release is skipped as newest and refused by name", "[repository][publisher]") {
   Fixture f;
   REQUIRE(f.publish("1", {Fixture::input("", "one")}));
