@@ -759,7 +759,9 @@ Status Receiver::apply(const Command& c, uint64_t offset) {
     if (create_renamed(c)) return ok();
     BALLAST_CHECK(flush_pending());
   }
-  return with_context(apply_command(c, offset), command_context(c.cmd, offset));
+  auto applied = apply_command(c, offset);
+  if (!applied) return with_context(std::move(applied), command_context(c.cmd, offset));
+  return applied;
 }
 
 Status Receiver::apply_command(const Command& c, uint64_t offset) {
@@ -861,6 +863,9 @@ Status Receiver::apply_command(const Command& c, uint64_t offset) {
       auto mt = BALLAST_TRY(c.timespec(Attr::mtime));
       std::optional<stream::Timespec> ct;
       if (c.has(Attr::ctime)) ct = BALLAST_TRY(c.timespec(Attr::ctime));
+      // The kernel's send always gives the inode's ctime; a zero one says nothing about when it
+      // changed, so it neither skips the lookup below nor lowers the recorded stime.
+      if (ct && ct->sec == 0 && ct->nsec == 0) ct.reset();
       if (ct && earlier(newest_ctime_, *ct)) newest_ctime_ = *ct;
       struct timespec ts[2] = {{static_cast<time_t>(at.sec), static_cast<long>(at.nsec)},
                                {static_cast<time_t>(mt.sec), static_cast<long>(mt.nsec)}};

@@ -292,3 +292,36 @@ TEST_CASE("directories renamed, removed or replaced after their entries were wri
   CHECK(*list_dir(root + "x") == std::vector<std::string>{"h"});
   CHECK(*list_dir(root + "e") == std::vector<std::string>{"r"});
 }
+
+TEST_CASE("a delta's utimes with a zero ctime still sets the mtime on a parent that records its newest ctime") {
+  auto fs = fresh_btrfs();
+  const std::string top = fs->mount_point();
+  const std::string dest = made_dir(top + "/recv");
+  StreamBuilder full;
+  full.subvol("base", 0x71, 5);
+  full.begin(Cmd::mkfile).str(Attr::path, "f").u64(Attr::ino, 257);
+  full.write("f", 0, "contents");
+  utimes_cmd(full, "f", 1000);  // atime 1000, mtime 1001, ctime 1002
+  auto base = receive_string(full.end().str(), dest);
+  INFO((base ? std::string() : base.error().describe()));
+  REQUIRE(base);
+  struct btrfs_util_subvolume_info bi {};
+  REQUIRE(btrfs_util_subvolume_info((dest + "/base").c_str(), 0, &bi) == BTRFS_UTIL_OK);
+  REQUIRE(bi.stime.tv_sec == 1002);  // so a ctime before it would count as "unchanged since"
+
+  StreamBuilder delta;
+  delta.begin(Cmd::snapshot).str(Attr::path, "next").uuid(Attr::uuid, 0x72).u64(Attr::ctransid, 6)
+      .uuid(Attr::clone_uuid, 0x71).u64(Attr::clone_ctransid, 5);
+  delta.begin(Cmd::utimes).str(Attr::path, "f").time(Attr::atime, 3000, 0).time(Attr::mtime, 3001, 7)
+      .time(Attr::ctime, 0, 0);
+  auto next = receive_string(delta.end().str(), dest);
+  INFO((next ? std::string() : next.error().describe()));
+  REQUIRE(next);
+  CHECK(next->atime_only_by_ctime == 0);
+  auto st = lstat_of(dest + "/next/f");
+  CHECK(st.st_mtim.tv_sec == 3001);
+  CHECK(st.st_mtim.tv_nsec == 7);
+  struct btrfs_util_subvolume_info ni {};
+  REQUIRE(btrfs_util_subvolume_info((dest + "/next").c_str(), 0, &ni) == BTRFS_UTIL_OK);
+  CHECK(ni.stime.tv_sec == 1002);  // the parent's newest ctime carries over to the delta
+}
