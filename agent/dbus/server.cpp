@@ -252,13 +252,21 @@ int Server::get_property(sd_bus*, const char*, const char*, const char* property
   return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "no property %s", property);
 }
 
+bool Server::can_emit(const std::string& what) const {
+  if (sd_bus_is_open(bus_) > 0) return true;
+  log::debug("dbus: the bus connection is closed; not sent: " + what);
+  return false;
+}
+
 void Server::on_transition(const std::string& from, const std::string& to) {
+  if (!can_emit("StateChanged " + from + " -> " + to)) return;
   int r = sd_bus_emit_signal(bus_, kObjectPath, kInterface, "StateChanged", "ss", from.c_str(), to.c_str());
   if (r < 0) log::warning("dbus: cannot emit StateChanged: " + std::string(std::strerror(-r)));
   on_status_changed();
 }
 
 void Server::on_status_changed() {
+  if (!can_emit("PropertiesChanged")) return;
   auto s = api_.status();
   if (!s) return;
   emitting_status = &*s;
@@ -269,10 +277,10 @@ void Server::on_status_changed() {
   if (r < 0) log::warning("dbus: cannot emit PropertiesChanged: " + std::string(std::strerror(-r)));
 }
 
-void Server::on_progress(const Progress& progress) {
+void Server::on_progress(const Progress&) {
+  if (!can_emit("PropertiesChanged Progress")) return;
   auto s = api_.status();
   if (!s) return;
-  s->progress = progress;
   emitting_status = &*s;
   int r = sd_bus_emit_properties_changed(bus_, kObjectPath, kInterface, "Progress", nullptr);
   emitting_status = nullptr;

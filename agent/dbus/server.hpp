@@ -52,6 +52,10 @@ class Server : public AgentObserver {
   // Handles the queued messages without an event loop; returns whether any was handled.
   Result<bool> process();
 
+  // Each emits the agent's status as it is now, never an older value the event carried: events
+  // reach the server from a queue, after the status may have moved on, and a property's change
+  // signal must agree with what Get returns. Once the bus is closed (the event loop closes it as
+  // it exits, and a simulated reboot's last steps are dispatched after that) nothing is sent.
   void on_transition(const std::string& from, const std::string& to) override;
   void on_progress(const Progress& progress) override;
   // Emits PropertiesChanged for a change that is no transition (a reboot hold that comes or goes).
@@ -65,6 +69,8 @@ class Server : public AgentObserver {
   Server(AgentApi& api, ServerOptions options);
   // uid 0 or a member of options_.admin_group, from the bus daemon's credentials of the sender.
   Result<bool> caller_is_admin(sd_bus_message* m);
+  // False once the connection is closed; says so in the debug log with what was not sent.
+  bool can_emit(const std::string& what) const;
   static const sd_bus_vtable* vtable();
 
   static int method_check(sd_bus_message* m, void* userdata, sd_bus_error* error);

@@ -144,6 +144,14 @@ Status FakeAgent::update(const agent::UpdateOptions& o) {
     }
     if (observer) observer->on_progress(p);
   }
+  if (late_progress_event && observer) {
+    agent::Progress older;
+    older.bytes = uint64_t{1} << 20;
+    older.total_bytes = uint64_t{4} << 20;
+    older.percent = 25;
+    older.message = "fetching 2.0";
+    observer->on_progress(older);
+  }
   {
     std::lock_guard lock(mutex_);
     status_.staged = "2.0";
@@ -204,10 +212,15 @@ std::unique_ptr<ServerThread> ServerThread::start(agent::AgentApi& api, agent::d
   return t;
 }
 
-ServerThread::~ServerThread() {
+void ServerThread::stop_loop() {
+  if (!thread_.joinable()) return;
   uint64_t one = 1;
   if (::write(stop_fd_, &one, sizeof one) < 0) std::abort();
   thread_.join();
+}
+
+ServerThread::~ServerThread() {
+  stop_loop();
   server_.reset();
   ::close(stop_fd_);
 }

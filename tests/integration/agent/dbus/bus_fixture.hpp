@@ -35,6 +35,8 @@ class PrivateBus {
 class FakeAgent : public agent::AgentApi {
  public:
   agent::AgentObserver* observer = nullptr;
+  // update() also delivers an older progress event after the newest, as a queue can.
+  bool late_progress_event = false;
 
   Result<agent::AgentStatus> status() override;
   Result<nlohmann::json> check() override;
@@ -63,6 +65,9 @@ class ServerThread {
   static std::unique_ptr<ServerThread> start(agent::AgentApi& api, agent::dbus::ServerOptions options);
   ~ServerThread();
   agent::dbus::Server& server() { return *server_; }
+  // Ends the event loop (which closes the bus, as the daemon's does when it exits) and joins its
+  // thread; the server stays, so what is dispatched after can be called on it from here.
+  void stop_loop();
 
  private:
   ServerThread() = default;

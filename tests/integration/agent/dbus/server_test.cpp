@@ -1,5 +1,6 @@
 // The D-Bus API on a private dbus-daemon that applies the real policy from units/: the real Server
 // in front of a fake AgentApi, reached with the real busctl and with the Client proxy.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include <systemd/sd-bus.h>
@@ -8,6 +9,7 @@
 #include "agent/dbus/names.hpp"
 #include "common/process.hpp"
 #include "tests/integration/agent/dbus/bus_fixture.hpp"
+#include "tests/unit/agent/report/journal_capture.hpp"
 
 using namespace ballast;
 using ballast::test::FakeAgent;
@@ -188,6 +190,40 @@ TEST_CASE("StateChanged and Progress changes arrive on every transition of an up
   REQUIRE(st);
   CHECK(st->staged == "2.0");
   CHECK(st->progress.bytes == (3u << 20));
+}
+
+TEST_CASE("a progress event that arrives after a newer one never sends Progress backwards", "[dbus]") {
+  Served s;
+  s.agent.late_progress_event = true;
+  auto c = s.client();
+  std::vector<std::string> transitions;
+  std::vector<uint64_t> progress_bytes;
+  REQUIRE(c->subscribe([&](const agent::dbus::AgentEvent& e) {
+    if (e.kind == agent::dbus::AgentEvent::Kind::transition) transitions.push_back(e.to);
+    else if (!transitions.empty() && transitions.back() == "staging") progress_bytes.push_back(e.progress.bytes);
+  }));
+  agent::UpdateOptions o;
+  o.download_only = true;
+  REQUIRE(c->update(o));
+  REQUIRE(c->wait_until([&] { return transitions.size() == 4; }));
+  // The late event (1 MiB, after 3 MiB was reported) re-announces the status as it is: 3 MiB.
+  REQUIRE(!progress_bytes.empty());
+  CHECK(progress_bytes.back() == (3u << 20));
+  CHECK(std::is_sorted(progress_bytes.begin(), progress_bytes.end()));
+}
+
+TEST_CASE("transitions dispatched after the event loop closed the bus are dropped without a warning", "[dbus]") {
+  Served s;
+  s.server->stop_loop();
+  testing::JournalCapture journal;
+  REQUIRE(journal.bound());
+  s.server->server().on_transition("rebooting", "verifying");
+  s.server->server().on_progress(agent::Progress{});
+  s.server->server().on_status_changed();
+  for (const auto& r : journal.take()) {
+    INFO(testing::field(r, "MESSAGE"));
+    CHECK(testing::field(r, "PRIORITY") != "4");
+  }
 }
 
 TEST_CASE("a mutating call from a non-root user is refused while a read works", "[dbus]") {
