@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -39,6 +40,15 @@ inline tl::unexpected<Error> fail_errno(std::string code, int err, std::string m
 template <class T>
 Result<T> with_context(Result<T> r, const std::string& context) {
   if (!r) r.error().context.push_back(context);
+  return r;
+}
+
+// The same with a context that costs something to build (a path and an offset, on a path taken
+// once a command): `make_context()` runs only when `r` failed.
+template <class T, class MakeContext>
+  requires std::is_invocable_r_v<std::string, MakeContext&>
+Result<T> with_context(Result<T> r, MakeContext&& make_context) {
+  if (!r) r.error().context.push_back(make_context());
   return r;
 }
 

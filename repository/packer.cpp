@@ -191,7 +191,7 @@ class Pool {
     // damaged store) is replaced.
     auto present = read_file(path, ref.size + 1);
     if (!present || *present != z) {
-      BALLAST_CHECK(with_context(write_file_atomic(path, z), "storing chunk " + ref.sha256));
+      BALLAST_CHECK(with_context(write_file_atomic(path, z), [&] { return "storing chunk " + ref.sha256; }));
       fresh = true;
     }
     std::lock_guard lk(mu_);

@@ -731,7 +731,7 @@ Status Receiver::flush_pending() {
     auto d = BALLAST_TRY(parent_of_named(p.path));
     return create_at(p, d.fd, d.name, p.path);
   }();
-  return with_context(std::move(made), command_context(p.cmd, p.offset));
+  return with_context(std::move(made), [&] { return command_context(p.cmd, p.offset); });
 }
 
 // True when `c` renames the pending creation and it was made at the new name instead, which
@@ -759,9 +759,7 @@ Status Receiver::apply(const Command& c, uint64_t offset) {
     if (create_renamed(c)) return ok();
     BALLAST_CHECK(flush_pending());
   }
-  auto applied = apply_command(c, offset);
-  if (!applied) return with_context(std::move(applied), command_context(c.cmd, offset));
-  return applied;
+  return with_context(apply_command(c, offset), [&] { return command_context(c.cmd, offset); });
 }
 
 Status Receiver::apply_command(const Command& c, uint64_t offset) {

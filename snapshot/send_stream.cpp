@@ -126,7 +126,7 @@ Result<std::string_view> Command::string(Attr a) const {
 
 Result<std::string_view> Command::path(Attr a) const {
   auto v = BALLAST_TRY(bytes(a));
-  BALLAST_CHECK(with_context(validate_path(v), std::string(cmd_name(cmd)) + " " + attr_label(a)));
+  BALLAST_CHECK(with_context(validate_path(v), [&] { return std::string(cmd_name(cmd)) + " " + attr_label(a); }));
   return v;
 }
 

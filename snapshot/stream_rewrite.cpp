@@ -88,7 +88,8 @@ Result<size_t> TransidRewriteSource::read_exact(std::string& out, size_t n) {
 Result<bool> TransidRewriteSource::advance() {
   pending_.clear();
   pending_pos_ = 0;
-  const auto at = " at byte " + std::to_string(offset_);
+  // Only an error names where it is: the text is built on failure, not for every command.
+  auto at = [this] { return " at byte " + std::to_string(offset_); };
   if (version_ == 0) {
     auto got = BALLAST_TRY(read_exact(pending_, stream::kStreamHeaderLen));
     if (got == 0) return fail("send.bad-stream", "the send stream is empty");
@@ -103,7 +104,7 @@ Result<bool> TransidRewriteSource::advance() {
   }
   auto got = BALLAST_TRY(read_exact(pending_, stream::kCommandHeaderLen));
   if (got == 0) return false;
-  if (got < stream::kCommandHeaderLen) return fail("send.bad-stream", "the send stream ends inside a command header" + at);
+  if (got < stream::kCommandHeaderLen) return fail("send.bad-stream", "the send stream ends inside a command header" + at());
   uint32_t len = le32(pending_.data());
   auto cmd = static_cast<Cmd>(le16(pending_.data() + 4));
   if (cmd != Cmd::subvol && cmd != Cmd::snapshot && cmd != Cmd::clone) {
@@ -112,10 +113,11 @@ Result<bool> TransidRewriteSource::advance() {
   }
   if (len > stream::kDefaultMaxCommand)
     return fail("send.bad-stream", std::string(stream::cmd_name(cmd)) + " command of " + std::to_string(len) +
-                                       " bytes exceeds the limit" + at);
+                                       " bytes exceeds the limit" + at());
   got = BALLAST_TRY(read_exact(pending_, len));
-  if (got < len) return fail("send.bad-stream", "the send stream ends inside a command" + at);
-  BALLAST_CHECK(with_context(rewrite_command(pending_, cmd), std::string(stream::cmd_name(cmd)) + " command" + at));
+  if (got < len) return fail("send.bad-stream", "the send stream ends inside a command" + at());
+  BALLAST_CHECK(
+      with_context(rewrite_command(pending_, cmd), [&] { return std::string(stream::cmd_name(cmd)) + " command" + at(); }));
   return true;
 }
 

@@ -252,39 +252,42 @@ int Server::get_property(sd_bus*, const char*, const char*, const char* property
   return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "no property %s", property);
 }
 
-bool Server::can_emit(const std::string& what) const {
+bool Server::can_emit(std::string_view signal, std::string_view from, std::string_view to) const {
   if (sd_bus_is_open(bus_) > 0) return true;
+  std::string what(signal);
+  if (!from.empty() || !to.empty()) what += " " + std::string(from) + " -> " + std::string(to);
   log::debug("dbus: the bus connection is closed; not sent: " + what);
   return false;
 }
 
 void Server::on_transition(const std::string& from, const std::string& to) {
-  if (!can_emit("StateChanged " + from + " -> " + to)) return;
+  if (!can_emit("StateChanged", from, to)) return;
   int r = sd_bus_emit_signal(bus_, kObjectPath, kInterface, "StateChanged", "ss", from.c_str(), to.c_str());
   if (r < 0) log::warning("dbus: cannot emit StateChanged: " + std::string(std::strerror(-r)));
   on_status_changed();
 }
 
-void Server::on_status_changed() {
-  if (!can_emit("PropertiesChanged")) return;
+void Server::emit_properties_changed(std::string_view what, const char* const* names) {
+  if (!can_emit(what)) return;
   auto s = api_.status();
   if (!s) return;
   emitting_status = &*s;
-  int r = sd_bus_emit_properties_changed(bus_, kObjectPath, kInterface, "State", "BootedVersion", "StagedVersion",
-                                         "TargetVersion", "Pinned", "LastError", "RebootHold", "LastCheck",
-                                         "Progress", "DroppedEvents", nullptr);
+  // sd-bus takes the list as char** but does not write to it.
+  int r = sd_bus_emit_properties_changed_strv(bus_, kObjectPath, kInterface, const_cast<char**>(names));
   emitting_status = nullptr;
   if (r < 0) log::warning("dbus: cannot emit PropertiesChanged: " + std::string(std::strerror(-r)));
 }
 
+void Server::on_status_changed() {
+  static const char* const kEveryProperty[] = {"State",    "BootedVersion", "StagedVersion", "TargetVersion",
+                                               "Pinned",   "LastError",     "RebootHold",    "LastCheck",
+                                               "Progress", "DroppedEvents", nullptr};
+  emit_properties_changed("PropertiesChanged", kEveryProperty);
+}
+
 void Server::on_progress(const Progress&) {
-  if (!can_emit("PropertiesChanged Progress")) return;
-  auto s = api_.status();
-  if (!s) return;
-  emitting_status = &*s;
-  int r = sd_bus_emit_properties_changed(bus_, kObjectPath, kInterface, "Progress", nullptr);
-  emitting_status = nullptr;
-  if (r < 0) log::warning("dbus: cannot emit PropertiesChanged: " + std::string(std::strerror(-r)));
+  static const char* const kProgress[] = {"Progress", nullptr};
+  emit_properties_changed("PropertiesChanged Progress", kProgress);
 }
 
 const sd_bus_vtable* Server::vtable() {

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -69,8 +70,11 @@ class Server : public AgentObserver {
   Server(AgentApi& api, ServerOptions options);
   // uid 0 or a member of options_.admin_group, from the bus daemon's credentials of the sender.
   Result<bool> caller_is_admin(sd_bus_message* m);
-  // False once the connection is closed; says so in the debug log with what was not sent.
-  bool can_emit(const std::string& what) const;
+  // False once the connection is closed; says so in the debug log with what was not sent
+  // (a transition's states when given). Builds no text while the bus is open.
+  bool can_emit(std::string_view signal, std::string_view from = {}, std::string_view to = {}) const;
+  // PropertiesChanged for `names` (ending in nullptr) with the status as it is now.
+  void emit_properties_changed(std::string_view what, const char* const* names);
   static const sd_bus_vtable* vtable();
 
   static int method_check(sd_bus_message* m, void* userdata, sd_bus_error* error);

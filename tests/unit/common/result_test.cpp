@@ -33,3 +33,22 @@ TEST_CASE("an error's description has its context outermost first and its code l
   auto errno_error = Error{"io.open", "cannot open x", ENOENT, {}};
   CHECK(errno_error.describe() == "cannot open x (No such file or directory) [io.open]");
 }
+
+TEST_CASE("a context given as a callable is built only when the result failed, and then reads as a string one") {
+  int built = 0;
+  auto make = [&] {
+    ++built;
+    return std::string("command at byte 17");
+  };
+  auto fine = with_context(parse_positive(3), make);
+  REQUIRE(fine);
+  CHECK(*fine == 3);
+  CHECK(built == 0);
+  auto failed = with_context(parse_positive(-2), make);
+  REQUIRE_FALSE(failed);
+  CHECK(built == 1);
+  CHECK(failed.error().describe() == "command at byte 17: value -2 is not positive [test.not-positive]");
+  Status st = with_context(check(0), [] { return std::string("loading"); });
+  REQUIRE_FALSE(st);
+  CHECK(st.error().describe() == "loading: checking input: value 0 is not positive [test.not-positive]");
+}
