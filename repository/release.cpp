@@ -58,13 +58,6 @@ bool delta_applies_to(const Artifact& delta, const LocalSubvolume& local) {
   return local.received_uuid.empty() ? delta.parent_uuid == local.uuid : delta.parent_uuid == local.received_uuid;
 }
 
-const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvolume>& local) {
-  if (local)
-    for (const auto& a : m.artifacts)
-      if (delta_applies_to(a, *local)) return &a;
-  return m.full();
-}
-
 std::string chunk_cache_dir(const std::string& state_dir) { return path_join(state_dir, "cache/chunks"); }
 
 std::string chunk_base_url(const std::string& repo_url) {
@@ -112,23 +105,6 @@ FetchOptions fetch_options(const ReleaseRequest& req) {
   fo.parallel = req.parallel;
   fo.progress = req.progress;
   return fo;
-}
-
-Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock) {
-  auto refreshed = BALLAST_TRY(refresh_repository(req, clock));
-  tuf::Client& client = *refreshed.client;
-  auto releases = BALLAST_TRY(list_releases(client));
-  auto release = BALLAST_TRY(choose_release(releases, req.version, req.channel));
-  OpenedRelease out;
-  out.info = release.info;
-  out.manifest = BALLAST_TRY(load_manifest(client, release));
-  const Artifact* art = plan_artifact(out.manifest, req.local);
-  if (!art) return fail("fetch.no-artifact", "release " + out.manifest.version.str() + " has no full stream");
-  out.artifact = *art;
-  FetchOptions fo = fetch_options(req);
-  out.cached_bytes = BALLAST_TRY(retain_cached_chunks(fo.cache_dir, out.artifact));
-  out.stream = BALLAST_TRY(open_artifact_stream(out.artifact, fo));
-  return out;
 }
 
 }  // namespace ballast::repository

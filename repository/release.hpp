@@ -44,9 +44,6 @@ struct LocalSubvolume {
 // Whether `delta` names `local` as its parent (matched on received_uuid, else uuid).
 bool delta_applies_to(const Artifact& delta, const LocalSubvolume& local);
 
-// The delta whose parent is `local` (delta_applies_to), else the full stream.
-const Artifact* plan_artifact(const Manifest& m, const std::optional<LocalSubvolume>& local);
-
 // Where a repository at `repo_url` (as `ballast repo` lays it out) keeps its chunks.
 std::string chunk_base_url(const std::string& repo_url);
 
@@ -55,8 +52,9 @@ std::string chunk_base_url(const std::string& repo_url);
 namespace ballast::repository {
 
 // Everything a host needs to pull one release: the fetch verb, `ballast install --repo` and the
-// agent plan with it (agent::plan_request, plan_release_fetch) and open each planned artifact's
-// stream with fetch_options(); open_release() opens one artifact without a chain.
+// agent plan with it (agent::plan_request, plan_release_fetch: the one planner, which weighs a
+// direct delta, a chain of deltas and the full stream) and open each planned artifact's stream
+// with fetch_options().
 struct ReleaseRequest {
   std::string repo_url;
   std::string root_json;                    // first trust anchor; an already trusted root is kept
@@ -76,16 +74,6 @@ inline uint64_t bytes_to_download(const Artifact& artifact, uint64_t cached) {
   return artifact.size > cached ? artifact.size - cached : 0;
 }
 
-struct OpenedRelease {
-  ReleaseInfo info;                         // the signed custom data (kernel command line, …)
-  Manifest manifest;
-  Artifact artifact;                        // the one planned: a delta from `local`, else the full stream
-  std::unique_ptr<ArtifactStream> stream;   // verified, decompressed send-stream bytes
-  uint64_t cached_bytes = 0;                // compressed bytes of `artifact` already in the cache
-  // Compressed bytes the stream still downloads into the cache (what a free-space check counts).
-  uint64_t download_bytes() const { return bytes_to_download(artifact, cached_bytes); }
-};
-
 // Where the chunks of a host with `state_dir` are cached (emptied once a stream is applied).
 std::string chunk_cache_dir(const std::string& state_dir);
 
@@ -103,10 +91,5 @@ Result<TrustedRepository> open_trusted_repository(const ReleaseRequest& req, con
 
 // How the request fetches chunks (base URL, cache, HTTP, parallelism, progress).
 FetchOptions fetch_options(const ReleaseRequest& req);
-
-// Refresh TUF, choose the release, load its manifest, plan the artifact and open its stream.
-// The cache keeps only that artifact's chunks: what an earlier failed attempt at the same target
-// verified is reused, everything else is removed.
-Result<OpenedRelease> open_release(const ReleaseRequest& req, const Clock& clock);
 
 }  // namespace ballast::repository

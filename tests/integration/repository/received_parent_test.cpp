@@ -116,15 +116,27 @@ TEST_CASE("a delta from a received build subvolume is chosen by hosts and receiv
   req.version = "2"_v;
   req.local = *local;
   SystemClock clock;
-  auto opened = repository::open_release(req, clock);
+  auto trusted = repository::refresh_repository(req, clock);
+  REQUIRE(trusted);
+  auto releases = repository::list_releases(*trusted->client);
+  REQUIRE(releases);
+  auto release = repository::choose_release(*releases, req.version, req.channel);
+  REQUIRE(release);
+  auto manifest = repository::load_manifest(*trusted->client, *release);
+  REQUIRE(manifest);
+  const repository::Artifact* planned = nullptr;
+  for (const auto& a : manifest->artifacts)
+    if (repository::delta_applies_to(a, *local)) planned = &a;
+  REQUIRE(planned);
+  CHECK(planned->from == "1"_v);
+  CHECK(planned->parent_uuid == stream::format_uuid(uuid_of(original.uuid)));
+  auto opened = repository::open_artifact_stream(*planned, repository::fetch_options(req));
   REQUIRE(opened);
-  CHECK(opened->artifact.from == "1"_v);
-  CHECK(opened->artifact.parent_uuid == stream::format_uuid(uuid_of(original.uuid)));
 
   std::string bytes;
   char buf[1 << 16];
   for (;;) {
-    auto n = opened->stream->read(buf, sizeof(buf));
+    auto n = (*opened)->read(buf, sizeof(buf));
     REQUIRE(n);
     if (*n == 0) break;
     bytes.append(buf, *n);

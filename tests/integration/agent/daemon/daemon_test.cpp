@@ -609,7 +609,7 @@ TEST_CASE("an applied update leaves the download cache empty, and a failed stagi
   uint64_t served_bytes = 0;
   for (const auto& c : art.chunks)
     if (served.count(c.sha256)) served_bytes += c.size;
-  // What open_release counts as cached, which the free-space check no longer asks for.
+  // What staging counts as cached, which the free-space check no longer asks for.
   CHECK(*repository::retain_cached_chunks(cache, art) == served_bytes);
   host::StageRequest need;
   need.needed_bytes = art.usize;
