@@ -82,13 +82,9 @@ int run_fetch(const GlobalOptions& g, const FetchArgs& a) {
   const agent::ReleasePlan& plan = planned->plan;
   const auto& links = planned->links;
   repo::FetchOptions fo = repo::fetch_options(req);
-  {
-    repo::Artifact all = links.back().second;
-    all.chunks.clear();
-    for (const auto& [version, art] : links) all.chunks.insert(all.chunks.end(), art.chunks.begin(), art.chunks.end());
-    // What an earlier fetch of the same artifacts verified is reused; any other chunk goes.
-    if (auto cached = repo::retain_cached_chunks(fo.cache_dir, all); !cached) return report_error(cached.error());
-  }
+  // What an earlier fetch of the same artifacts verified is reused; any other chunk goes.
+  if (auto cached = repo::retain_cached_chunks(fo.cache_dir, agent::chunks_of_plan(links)); !cached)
+    return report_error(cached.error());
   std::vector<std::string> clone_sources;
   if (!a.from_subvolume.empty()) clone_sources.push_back(a.from_subvolume);
   // A chain's earlier releases go into hidden scratch subvolumes beside DIR's new one, each the

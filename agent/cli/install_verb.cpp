@@ -84,10 +84,10 @@ int install(const GlobalOptions& g, const InstallArgs& a) {
     if (!planned) return report_error(planned.error());
     release.version = planned->plan.version;
     release.cmdline = planned->info.cmdline;
+    release.needed_bytes = agent::chunks_of_plan(planned->links).usize;
     auto fetch = repository::fetch_options(req);
     for (size_t i = 0; i < planned->links.size(); ++i) {
       const auto& [link_version, artifact] = planned->links[i];
-      release.needed_bytes += artifact.usize;
       auto open = [artifact = artifact, fetch]() -> Result<std::unique_ptr<ByteSource>> {
         return std::unique_ptr<ByteSource>(BALLAST_TRY(repository::open_artifact_stream(artifact, fetch)));
       };

@@ -72,6 +72,18 @@ Result<std::vector<std::pair<Version, repository::Artifact>>> planned_artifacts(
   return links;
 }
 
+repository::Artifact chunks_of_plan(const std::vector<std::pair<Version, repository::Artifact>>& links) {
+  repository::Artifact all = links.empty() ? repository::Artifact{} : links.back().second;
+  all.chunks.clear();
+  all.size = all.usize = 0;
+  for (const auto& [version, a] : links) {
+    all.chunks.insert(all.chunks.end(), a.chunks.begin(), a.chunks.end());
+    all.size += a.size;
+    all.usize += a.usize;
+  }
+  return all;
+}
+
 Result<PlannedFetch> plan_request(const repository::ReleaseRequest& req, const std::string& local_path, const Clock& clock) {
   auto trusted = BALLAST_TRY(repository::refresh_repository(req, clock));
   auto& client = *trusted.client;
@@ -144,18 +156,10 @@ Status HostReleaseSource::stage(const ReleasePlan& plan) {
   auto release = BALLAST_TRY(repository::choose_release(releases, plan.version, opts_.request.channel));
   auto manifest = BALLAST_TRY(repository::load_manifest(*repo.client, release));
   auto links = BALLAST_TRY(planned_artifacts(*repo.client, releases, plan, manifest, opts_.request.channel));
-  const repository::Artifact& artifact = links.back().second;
   repository::ReleaseRequest req = opts_.request;
   auto fetch = repository::fetch_options(req);
   // What an earlier failed attempt at this target verified is reused; other targets' chunks go.
-  repository::Artifact all_chunks = artifact;
-  all_chunks.chunks.clear();
-  all_chunks.size = all_chunks.usize = 0;
-  for (const auto& [version, a] : links) {
-    all_chunks.chunks.insert(all_chunks.chunks.end(), a.chunks.begin(), a.chunks.end());
-    all_chunks.size += a.size;
-    all_chunks.usize += a.usize;
-  }
+  const repository::Artifact all_chunks = chunks_of_plan(links);
   const uint64_t cached_bytes = BALLAST_TRY(repository::retain_cached_chunks(fetch.cache_dir, all_chunks));
   // Each link's stream opens when staging reaches it; progress counts the links before it.
   std::vector<std::function<Result<std::unique_ptr<ByteSource>>()>> opens;

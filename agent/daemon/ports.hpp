@@ -73,6 +73,10 @@ Result<std::vector<std::pair<Version, repository::Artifact>>> planned_artifacts(
     repository::tuf::Client& client, const std::vector<repository::Release>& releases, const ReleasePlan& plan,
     const repository::Manifest& manifest, const std::string& channel);
 
+// Every chunk of a plan's links as one artifact, sizes summed: what the chunk cache keeps for the
+// plan (retain_cached_chunks) and what its free-space check counts.
+repository::Artifact chunks_of_plan(const std::vector<std::pair<Version, repository::Artifact>>& links);
+
 struct PlannedFetch {
   repository::ReleaseInfo info;  // the target's signed custom data (kernel command line, …)
   ReleasePlan plan;

@@ -122,3 +122,23 @@ TEST_CASE("the progress total is the plan's download size from the first fetch e
   half.bytes_total = 4000;
   CHECK(progress_of(half, plan).percent == 50);
 }
+
+TEST_CASE("a plan's chunks are every link's, in order, with their sizes summed for the cache and the space check") {
+  repository::Artifact full;
+  full.chunks = {{"aa", 10, 40}, {"bb", 5, 20}};
+  full.size = 15;
+  full.usize = 60;
+  repository::Artifact delta;
+  delta.from = "1.0"_v;
+  delta.chunks = {{"cc", 3, 9}};
+  delta.size = 3;
+  delta.usize = 9;
+  auto all = chunks_of_plan({{"1.0"_v, full}, {"2.0"_v, delta}});
+  REQUIRE(all.chunks.size() == 3);
+  CHECK(all.chunks[0].sha256 == "aa");
+  CHECK(all.chunks[2].sha256 == "cc");
+  CHECK(all.size == 18);
+  CHECK(all.usize == 69);
+  CHECK(repository::bytes_to_download(all, 10) == 8);
+  CHECK(chunks_of_plan({}).chunks.empty());
+}
