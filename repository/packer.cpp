@@ -23,11 +23,18 @@ struct Job {
   std::string key;  // in the reuse index; empty without one
 };
 
-// The reuse index: one line per chunk compressed, "<key> <sha256> <size> <usize>", where the key
-// is the sha256 of the raw chunk and its history (ReuseKeys). Only a hint: an entry is used only
-// if its chunk is in the store and decompresses to the raw bytes, so a stale or torn line costs a
-// compression, never a wrong chunk.
-using ReuseIndex = std::unordered_map<std::string, ChunkRef>;
+// The reuse index: one line per chunk compressed, "<key> <sha256> <size> <usize> <level>", where
+// the key is the sha256 of the raw chunk and its history (ReuseKeys) and the level is the zstd
+// level it was compressed at. Only a hint: an entry is used only if its chunk is in the store and
+// decompresses to the raw bytes, so a stale or torn line costs a compression, never a wrong chunk.
+// A stored chunk stands in for a new one only at the level asked for or a higher one: a release
+// packed at --full-level 19 never ships a chunk an earlier release packed at 9. (A line without a
+// level, from before levels were recorded, counts as level 0: compressed again once.)
+struct IndexedChunk {
+  ChunkRef ref;
+  int level = 0;
+};
+using ReuseIndex = std::unordered_map<std::string, IndexedChunk>;
 
 bool parse_u64(std::string_view s, uint64_t& v) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -44,32 +51,38 @@ Result<ReuseIndex> load_reuse_index(const std::string& path) {
     if (nl == std::string::npos) break;  // a torn last line
     std::string_view line(text.data() + pos, nl - pos);
     pos = nl + 1;
-    std::string_view f[4];
+    std::string_view f[5];
     size_t n = 0;
-    while (n < 4 && !line.empty()) {
+    while (n < 5 && !line.empty()) {
       size_t sp = line.find(' ');
       f[n++] = line.substr(0, sp);
       line = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
     }
-    ChunkRef ref;
-    if (n != 4 || !line.empty() || !valid_sha256_hex(f[0]) || !valid_sha256_hex(f[1]) || !parse_u64(f[2], ref.size) ||
-        !parse_u64(f[3], ref.usize))
+    IndexedChunk entry;
+    uint64_t level = 0;
+    if ((n != 4 && n != 5) || !line.empty() || !valid_sha256_hex(f[0]) || !valid_sha256_hex(f[1]) ||
+        !parse_u64(f[2], entry.ref.size) || !parse_u64(f[3], entry.ref.usize) || (n == 5 && !parse_u64(f[4], level)) ||
+        level > 64)
       continue;
-    ref.sha256 = std::string(f[1]);
-    index[std::string(f[0])] = std::move(ref);
+    entry.ref.sha256 = std::string(f[1]);
+    entry.level = static_cast<int>(level);
+    // The same raw chunk packed at several levels: the highest serves every request it can.
+    auto [it, inserted] = index.try_emplace(std::string(f[0]), entry);
+    if (!inserted && entry.level >= it->second.level) it->second = std::move(entry);
   }
   return index;
 }
 
-Status append_reuse_index(const std::string& path, const std::vector<std::pair<std::string, ChunkRef>>& added) {
+Status append_reuse_index(const std::string& path, const std::vector<std::pair<std::string, IndexedChunk>>& added) {
   if (added.empty()) return ok();
   auto slash = path.find_last_of('/');
   if (slash != std::string::npos) BALLAST_CHECK(make_dirs(path.substr(0, slash)));
   std::string text;
   if (path_exists(path)) text = BALLAST_TRY(read_file(path, size_t{1} << 30));
   if (!text.empty() && text.back() != '\n') text.erase(text.find_last_of('\n') + 1);  // drop a torn line
-  for (const auto& [key, ref] : added)
-    text += key + " " + ref.sha256 + " " + std::to_string(ref.size) + " " + std::to_string(ref.usize) + "\n";
+  for (const auto& [key, entry] : added)
+    text += key + " " + entry.ref.sha256 + " " + std::to_string(entry.ref.size) + " " + std::to_string(entry.ref.usize) +
+            " " + std::to_string(entry.level) + "\n";
   return write_file_atomic(path, text);
 }
 
@@ -137,7 +150,7 @@ class Pool {
 
   std::vector<ChunkRef> results_;
   PackStats stats_;
-  std::vector<std::pair<std::string, ChunkRef>> added_;  // for the reuse index
+  std::vector<std::pair<std::string, IndexedChunk>> added_;  // for the reuse index
 
  private:
   void work() {
@@ -163,16 +176,19 @@ class Pool {
     }
   }
 
-  // The stored chunk the index names for this job, if it is there and holds exactly these bytes.
+  // The stored chunk the index names for this job, if it is there, holds exactly these bytes and
+  // was compressed at this pack's level or a higher one.
   std::optional<ChunkRef> stored(const Job& job) {
     if (job.key.empty()) return std::nullopt;
     auto it = index_.find(job.key);
-    if (it == index_.end() || it->second.usize != job.data.size()) return std::nullopt;
-    auto z = read_file(path_join(dir_, it->second.sha256), it->second.size + 1);
-    if (!z || z->size() != it->second.size || sha256_hex(*z) != it->second.sha256) return std::nullopt;
-    auto raw = decompress_chunk(*z, it->second.usize, job.history);
+    if (it == index_.end() || it->second.level < opts_.zstd_level) return std::nullopt;
+    const ChunkRef& ref = it->second.ref;
+    if (ref.usize != job.data.size()) return std::nullopt;
+    auto z = read_file(path_join(dir_, ref.sha256), ref.size + 1);
+    if (!z || z->size() != ref.size || sha256_hex(*z) != ref.sha256) return std::nullopt;
+    auto raw = decompress_chunk(*z, ref.usize, job.history);
     if (!raw || *raw != job.data) return std::nullopt;
-    return it->second;
+    return ref;
   }
 
   Status process(const Job& job) {
@@ -200,7 +216,7 @@ class Pool {
       stats_.new_chunks++;
       stats_.new_bytes += ref.size;
     }
-    if (!job.key.empty()) added_.emplace_back(job.key, ref);
+    if (!job.key.empty()) added_.emplace_back(job.key, IndexedChunk{ref, opts_.zstd_level});
     results_[job.index] = std::move(ref);
     return ok();
   }

@@ -27,8 +27,9 @@ struct PackOptions {
   // to the same bytes, so releases keep sharing chunks. 0: independent chunks.
   uint64_t history = 8u << 20;
   // Build-side state, never published: a file naming, for each raw chunk and history compressed
-  // before, the stored chunk it became, so a chunk the store already holds is taken from it
-  // (after checking that it decompresses to the same bytes) instead of being compressed again.
+  // before, the stored chunk it became and its level, so a chunk the store already holds at this
+  // level or a higher one is taken from it (after checking that it decompresses to the same
+  // bytes) instead of being compressed again.
   // Empty: no index.
   std::string reuse_index;
 };

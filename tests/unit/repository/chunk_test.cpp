@@ -177,8 +177,7 @@ TEST_CASE("a chunk the reuse index names is taken from the store without compres
   REQUIRE(a);
   CHECK(first.reused == 0);
   CHECK(path_exists(opts.reuse_index));
-  // Another level must not matter: a stored chunk decodes to the same bytes whatever its level.
-  opts.zstd_level = 19;
+  // The same level again: every chunk comes from the store.
   auto b = pack(data, second);
   REQUIRE(b);
   CHECK(second.reused == a->chunks.size());
@@ -196,6 +195,70 @@ TEST_CASE("a chunk the reuse index names is taken from the store without compres
   CHECK(third.reused < c->chunks.size());
   CHECK(third.reused + third.new_chunks == c->chunks.size());
   REQUIRE(remove_tree(*dir));
+}
+
+TEST_CASE("a stored chunk stands in for a new one only when it was compressed at the level asked for or a higher one",
+          "[repository][packer][reuse]") {
+  auto dir = make_temp_dir("ballast-pack");
+  REQUIRE(dir);
+  std::mt19937 rng(7);
+  std::string data;
+  while (data.size() < (1u << 20)) data += "word" + std::to_string(rng() % 5000) + (rng() % 9 ? " " : "\n");
+  PackOptions opts;
+  opts.chunker = kSmall;
+  opts.history = 128u << 10;
+  opts.reuse_index = *dir + "/reuse-index";
+  auto pack = [&](int level, PackStats& st) {
+    opts.zstd_level = level;
+    MemoryByteSource src(data);
+    return pack_stream(src, *dir + "/chunks", opts, &st);
+  };
+  PackStats fast, strong, strong_again, fast_again;
+  auto at3 = pack(3, fast);
+  REQUIRE(at3);
+  // Asked for 19, the level-3 chunks are compressed again: the artifact is what 19 makes.
+  auto at19 = pack(19, strong);
+  REQUIRE(at19);
+  CHECK(strong.reused == 0);
+  CHECK(strong.new_chunks == at19->chunks.size());
+  CHECK(at19->size < at3->size);
+  PackStats fresh19;
+  auto dir19 = make_temp_dir("ballast-pack");
+  REQUIRE(dir19);
+  {
+    PackOptions plain = opts;
+    plain.reuse_index.clear();
+    plain.zstd_level = 19;
+    MemoryByteSource src(data);
+    auto direct = pack_stream(src, *dir19 + "/chunks", plain, &fresh19);
+    REQUIRE(direct);
+    CHECK(at19->chunks == direct->chunks);
+  }
+  // 19 again, and then 3: the level-19 chunks serve both.
+  auto again19 = pack(19, strong_again);
+  REQUIRE(again19);
+  CHECK(strong_again.reused == at19->chunks.size());
+  auto again3 = pack(3, fast_again);
+  REQUIRE(again3);
+  CHECK(fast_again.reused == at19->chunks.size());
+  CHECK(again3->chunks == at19->chunks);
+
+  // An index line from before levels were recorded (four fields) counts as level 0: never reused.
+  auto text = read_file(opts.reuse_index);
+  REQUIRE(text);
+  std::string old_format;
+  for (size_t pos = 0; pos < text->size();) {
+    size_t nl = text->find('\n', pos);
+    std::string line = text->substr(pos, nl - pos);
+    old_format += line.substr(0, line.rfind(' ')) + "\n";
+    pos = nl + 1;
+  }
+  REQUIRE(write_file_atomic(opts.reuse_index, old_format));
+  PackStats legacy;
+  REQUIRE(pack(3, legacy));
+  CHECK(legacy.reused == 0);
+  REQUIRE(remove_tree(*dir));
+  REQUIRE(remove_tree(*dir19));
 }
 
 TEST_CASE("a reuse index entry whose chunk is gone or altered, or a garbled line, only costs a compression",
