@@ -1,6 +1,7 @@
 #include "repository/publisher.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include "common/file.hpp"
 #include "repository/chunk_codec.hpp"
@@ -13,22 +14,45 @@ std::string reuse_index_path(const std::string& repo_dir) { return path_join(lay
 
 namespace {
 
-// Whether a host with nothing installed reaches a release that has no full stream and deltas
-// from `froms`: through the planner's window (chain_window), from the full stream that ends it.
-Result<bool> installable_without_full(const tuf::RepoWriter& writer, const Version& version, const std::vector<Version>& froms) {
-  std::vector<ReleaseInfo> published;
+// The releases the repository publishes: the signed custom data of each release manifest target
+// (a target under releases/ that is not its version's manifest is no release). The publisher's
+// checks all read the repository through this one list.
+Result<std::vector<ReleaseInfo>> published_releases(const tuf::RepoWriter& writer) {
+  std::vector<ReleaseInfo> out;
   for (const auto& [name, target] : writer.targets()) {
     if (!name.starts_with("releases/") || !name.ends_with("/manifest.json")) continue;
     ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(target.custom), name));
-    if (manifest_target_name(info.version) == name) published.push_back(info);
+    if (manifest_target_name(info.version) == name) out.push_back(std::move(info));
   }
+  return out;
+}
+
+// Published manifests, each read and parsed once however many checks ask for it (a revocation
+// checks every later release, each through its own window of earlier ones).
+class ManifestReader {
+ public:
+  explicit ManifestReader(const tuf::RepoWriter& writer) : writer_(writer) {}
+  Result<Manifest> read(const Version& version) {
+    auto key = version.str();
+    if (auto it = read_.find(key); it != read_.end()) return it->second;
+    auto text = BALLAST_TRY(writer_.read_target(manifest_target_name(version)));
+    auto manifest = with_context(parse_manifest(text), [&] { return "release " + key; });
+    return read_.emplace(std::move(key), std::move(manifest)).first->second;
+  }
+
+ private:
+  const tuf::RepoWriter& writer_;
+  std::map<std::string, Result<Manifest>> read_;
+};
+
+// Whether a host with nothing installed reaches a release that has no full stream and deltas
+// from `froms`: through the planner's window (chain_window), from the full stream that ends it.
+Result<bool> installable_without_full(const std::vector<ReleaseInfo>& published, ManifestReader& manifests,
+                                      const Version& version, const std::vector<Version>& froms) {
   std::optional<Error> unreadable;
   auto window = chain_window(
       published, version, false, std::nullopt,
-      [&](const ReleaseInfo& info) -> Result<Manifest> {
-        auto text = BALLAST_TRY(writer.read_target(manifest_target_name(info.version)));
-        return with_context(parse_manifest(text), "release " + info.version.str());
-      },
+      [&](const ReleaseInfo& info) { return manifests.read(info.version); },
       [&](const ReleaseInfo&, const Error& e) {
         if (!unreadable) unreadable = e;
       });
@@ -72,7 +96,8 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
   if (fulls == 0) {
     std::vector<Version> from_versions;
     for (const auto& f : froms) from_versions.push_back(*f);
-    if (!BALLAST_TRY(installable_without_full(writer, info.version, from_versions)))
+    ManifestReader manifests(writer);
+    if (!BALLAST_TRY(installable_without_full(BALLAST_TRY(published_releases(writer)), manifests, info.version, from_versions)))
       return fail("repo.no-full",
                   "release " + info.version.str() +
                       " has no full stream, and no delta of it starts from a release a new host can install (the newest "
@@ -118,12 +143,8 @@ Result<PublishReport> publish_release(tuf::RepoWriter& writer, const ReleaseInfo
 Result<std::vector<Version>> last_releases(const tuf::RepoWriter& writer, const std::string& channel, const Version& version,
                                            size_t count) {
   std::vector<Version> out;
-  for (const auto& [name, target] : writer.targets()) {
-    if (!name.starts_with("releases/") || !name.ends_with("/manifest.json")) continue;
-    ReleaseInfo info = BALLAST_TRY(with_context(parse_release_info(target.custom), name));
-    if (manifest_target_name(info.version) != name || info.revoked || info.channel != channel || info.version >= version) continue;
-    out.push_back(info.version);
-  }
+  for (const auto& info : BALLAST_TRY(published_releases(writer)))
+    if (!info.revoked && info.channel == channel && info.version < version) out.push_back(info.version);
   std::sort(out.begin(), out.end(), [](const Version& a, const Version& b) { return a > b; });
   if (out.size() > count) out.resize(count);
   return out;
@@ -140,19 +161,19 @@ Result<std::vector<Version>> revoke_release(tuf::RepoWriter& writer, const Versi
   // A revocation is never refused (it may be urgent), but a chain it cuts is named. Only newer
   // releases can lose their route; one whose manifest cannot be read is not judged here.
   std::vector<Version> unreachable;
-  for (const auto& [target_name, target] : writer.targets()) {
-    if (!target_name.starts_with("releases/") || !target_name.ends_with("/manifest.json")) continue;
-    auto later = parse_release_info(target.custom);
-    if (!later || manifest_target_name(later->version) != target_name || later->revoked || later->version <= version)
-      continue;
-    auto text = writer.read_target(target_name);
-    auto manifest = text ? parse_manifest(*text) : Result<Manifest>(tl::unexpected(text.error()));
-    if (!manifest || manifest->full()) continue;
-    std::vector<Version> froms;
-    for (const auto& a : manifest->artifacts)
-      if (a.from) froms.push_back(*a.from);
-    auto reached = installable_without_full(writer, later->version, froms);
-    if (reached && !*reached) unreachable.push_back(later->version);
+  // A repository whose release data cannot be read (a later check will say so) names none.
+  if (auto published = published_releases(writer)) {
+    ManifestReader manifests(writer);
+    for (const auto& later : *published) {
+      if (later.revoked || later.version <= version) continue;
+      auto manifest = manifests.read(later.version);
+      if (!manifest || manifest->full()) continue;
+      std::vector<Version> froms;
+      for (const auto& a : manifest->artifacts)
+        if (a.from) froms.push_back(*a.from);
+      auto reached = installable_without_full(*published, manifests, later.version, froms);
+      if (reached && !*reached) unreachable.push_back(later.version);
+    }
   }
   std::sort(unreachable.begin(), unreachable.end());
   BALLAST_CHECK(writer.commit());

@@ -13,6 +13,14 @@ using namespace ballast;
 using namespace ballast::repository;
 
 namespace {
+// A MiB of words: compressible, so a chunk compressed at another level or against another
+// history comes out as other bytes.
+std::string compressible_words(unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string data;
+  while (data.size() < (1u << 20)) data += "word" + std::to_string(rng() % 5000) + (rng() % 9 ? " " : "\n");
+  return data;
+}
 
 std::string random_bytes(size_t n, uint32_t seed) {
   std::mt19937_64 rng(seed);
@@ -155,19 +163,25 @@ TEST_CASE("packing an empty stream is an error", "[repository][packer]") {
   REQUIRE(remove_tree(*dir));
 }
 
+namespace {
+// Small chunks and history, so that a MiB makes many chunks, with the reuse index at `index`.
+PackOptions reuse_options(const std::string& index) {
+  PackOptions opts;
+  opts.chunker = kSmall;
+  opts.history = 128u << 10;
+  opts.reuse_index = index;
+  return opts;
+}
+}  // namespace
+
 TEST_CASE("a chunk the reuse index names is taken from the store without compressing, and the artifact is the same",
           "[repository][packer][reuse]") {
   auto dir = make_temp_dir("ballast-pack");
   REQUIRE(dir);
   // Compressible, so that a chunk compressed against another history would differ.
-  std::mt19937 rng(5);
-  std::string data;
-  while (data.size() < (1u << 20)) data += "word" + std::to_string(rng() % 5000) + (rng() % 9 ? " " : "\n");
-  PackOptions opts;
-  opts.chunker = kSmall;
+  const std::string data = compressible_words(5);
+  PackOptions opts = reuse_options(*dir + "/build/reuse-index");
   opts.zstd_level = 3;
-  opts.history = 128u << 10;
-  opts.reuse_index = *dir + "/build/reuse-index";
   auto pack = [&](const std::string& s, PackStats& st) {
     MemoryByteSource src(s);
     return pack_stream(src, *dir + "/chunks", opts, &st);
@@ -201,13 +215,8 @@ TEST_CASE("a stored chunk stands in for a new one only when it was compressed at
           "[repository][packer][reuse]") {
   auto dir = make_temp_dir("ballast-pack");
   REQUIRE(dir);
-  std::mt19937 rng(7);
-  std::string data;
-  while (data.size() < (1u << 20)) data += "word" + std::to_string(rng() % 5000) + (rng() % 9 ? " " : "\n");
-  PackOptions opts;
-  opts.chunker = kSmall;
-  opts.history = 128u << 10;
-  opts.reuse_index = *dir + "/reuse-index";
+  const std::string data = compressible_words(7);
+  PackOptions opts = reuse_options(*dir + "/reuse-index");
   auto pack = [&](int level, PackStats& st) {
     opts.zstd_level = level;
     MemoryByteSource src(data);
