@@ -179,9 +179,10 @@ bool path_exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-namespace {
-// Takes ownership of `d`.
-std::vector<std::string> sorted_names(DIR* d) {
+Result<std::vector<std::string>> list_open_dir(UniqueFd dir) {
+  DIR* d = ::fdopendir(dir.get());
+  if (!d) return fail_errno("io.open", errno, "cannot list a directory");
+  dir.release();  // closedir closes it
   std::vector<std::string> names;
   while (auto* e = ::readdir(d)) {
     std::string n = e->d_name;
@@ -191,24 +192,17 @@ std::vector<std::string> sorted_names(DIR* d) {
   std::sort(names.begin(), names.end());
   return names;
 }
-}  // namespace
 
 Result<std::vector<std::string>> list_dir(const std::string& path) {
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return fail_errno(errno == ENOENT ? "io.not-found" : "io.open", errno, "cannot list " + path);
-  return sorted_names(d);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return fail_errno(errno == ENOENT ? "io.not-found" : "io.open", errno, "cannot list " + path);
+  return list_open_dir(std::move(fd));
 }
 
 Result<std::vector<std::string>> list_dir_keeping_atime(int dir_fd) {
-  int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC);
-  if (fd < 0) return fail_errno("io.open", errno, "cannot list a directory");
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    ::close(fd);
-    return fail_errno("io.open", e, "cannot list a directory");
-  }
-  return sorted_names(d);
+  UniqueFd fd(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC));
+  if (!fd) return fail_errno("io.open", errno, "cannot list a directory");
+  return list_open_dir(std::move(fd));
 }
 
 std::string path_join(std::string_view a, std::string_view b) {

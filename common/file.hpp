@@ -53,6 +53,8 @@ Result<std::vector<std::string>> list_dir(const std::string& path);
 // The names in the directory open as `dir_fd`, read without moving its access time (O_NOATIME:
 // the caller must own it or have CAP_FOWNER).
 Result<std::vector<std::string>> list_dir_keeping_atime(int dir_fd);
+// The names in the directory open for reading as `dir` (its descriptor is taken), sorted.
+Result<std::vector<std::string>> list_open_dir(UniqueFd dir);
 
 // Joins two path parts with exactly one '/'.
 std::string path_join(std::string_view a, std::string_view b);

@@ -27,17 +27,7 @@ Result<UniqueFd> open_entry(int dirfd, const std::string& name, int flags) {
 }
 
 Result<std::vector<std::string>> entries_of(int dirfd) {
-  auto dup = BALLAST_TRY(open_beneath(dirfd, ".", O_RDONLY | O_DIRECTORY));
-  DIR* d = ::fdopendir(dup.release());
-  if (!d) return fail_errno("tree.read-dir", errno, "cannot list directory");
-  std::vector<std::string> names;
-  while (auto* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
+  return list_open_dir(BALLAST_TRY(open_beneath(dirfd, ".", O_RDONLY | O_DIRECTORY)));
 }
 
 // Extended attributes of a non-symlink entry, read through its O_PATH fd's /proc path so that no

@@ -2,6 +2,8 @@
 // repository and for conformance tests against other TUF tooling. Trusted metadata lives in
 // STATE_DIR/tuf; a refused refresh exits 1 naming the attack or fault by its error code.
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include "agent/cli/verb.hpp"
 #include "agent/credentials.hpp"
@@ -24,17 +26,22 @@ struct TufOptions {
   uint64_t max_target_size = uint64_t(1) << 30;
 };
 
-Result<tuf::Client> open_client(const GlobalOptions& g, const TufOptions& o, repository::HttpClient& http,
-                                const Clock& clock) {
+// A client of o.repo whose trusted metadata was just refreshed, with the HTTP client and clock it uses.
+struct RefreshedClient {
+  std::unique_ptr<repository::HttpClient> http;
+  SystemClock clock;
+  std::optional<tuf::Client> tuf;
+};
+
+Result<std::unique_ptr<RefreshedClient>> refreshed_client(const GlobalOptions& g, const TufOptions& o) {
   auto cfg = BALLAST_TRY(g.load_config());
+  auto c = std::make_unique<RefreshedClient>();
+  c->http = repository::make_curl_http_client(agent::repository_http_settings(cfg));
   tuf::ClientOptions options;
   options.max_metadata_size = static_cast<uint64_t>(cfg.get_int("repository.max_metadata_size"));
-  return tuf::open_repository(g.state_dir, http, clock, o.repo, options, o.target_base_url);
-}
-
-Result<std::unique_ptr<repository::HttpClient>> make_http(const GlobalOptions& g) {
-  auto cfg = BALLAST_TRY(g.load_config());
-  return repository::make_curl_http_client(agent::repository_http_settings(cfg));
+  c->tuf.emplace(BALLAST_TRY(tuf::open_repository(g.state_dir, *c->http, c->clock, o.repo, options, o.target_base_url)));
+  BALLAST_CHECK(c->tuf->refresh());
+  return c;
 }
 
 nlohmann::json target_json(const tuf::TargetInfo& t) {
@@ -52,12 +59,9 @@ int init(const GlobalOptions& g, const TufOptions& o) {
 }
 
 int refresh(const GlobalOptions& g, const TufOptions& o) {
-  auto http = make_http(g);
-  if (!http) return report_error(http.error());
-  SystemClock clock;
-  auto client = open_client(g, o, **http, clock);
-  if (!client) return report_error(client.error());
-  if (auto st = client->refresh(); !st) return report_error(st.error());
+  auto refreshed = refreshed_client(g, o);
+  if (!refreshed) return report_error(refreshed.error());
+  auto& client = (*refreshed)->tuf;
   auto targets = client->targets();
   if (!targets) return report_error(targets.error());
   if (g.json) {
@@ -80,12 +84,9 @@ int refresh(const GlobalOptions& g, const TufOptions& o) {
 }
 
 int download(const GlobalOptions& g, const TufOptions& o) {
-  auto http = make_http(g);
-  if (!http) return report_error(http.error());
-  SystemClock clock;
-  auto client = open_client(g, o, **http, clock);
-  if (!client) return report_error(client.error());
-  if (auto st = client->refresh(); !st) return report_error(st.error());
+  auto refreshed = refreshed_client(g, o);
+  if (!refreshed) return report_error(refreshed.error());
+  auto& client = (*refreshed)->tuf;
   // --out doubles as the local copy: one that already matches the trusted metadata is kept.
   auto bytes = client->download_target(o.target, o.max_target_size, o.out);
   if (!bytes) return report_error(bytes.error());

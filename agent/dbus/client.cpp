@@ -28,20 +28,7 @@ Error error_from_bus(const sd_bus_error* e, int r, const char* method) {
 bool is_not_running(const Error& e) { return e.code == "dbus.connect" || e.code == "dbus.no-daemon"; }
 
 Result<std::unique_ptr<Client>> Client::connect(const std::string& address) {
-  sd_bus* bus = nullptr;
-  int r;
-  if (address.empty()) {
-    r = sd_bus_open_system(&bus);
-    if (r < 0) return fail_errno("dbus.connect", -r, "cannot connect to the system bus");
-  } else {
-    r = sd_bus_new(&bus);
-    if (r < 0) return fail_errno("dbus.connect", -r, "sd_bus_new");
-    if ((r = sd_bus_set_address(bus, address.c_str())) < 0 || (r = sd_bus_set_bus_client(bus, 1)) < 0 ||
-        (r = sd_bus_start(bus)) < 0) {
-      sd_bus_unref(bus);
-      return fail_errno("dbus.connect", -r, "cannot connect to the bus at " + address);
-    }
-  }
+  sd_bus* bus = BALLAST_TRY(connect_bus(address));
   return std::unique_ptr<Client>(new Client(bus));
 }
 

@@ -31,4 +31,22 @@ std::string default_bus_address() {
   return env ? env : "";
 }
 
+Result<sd_bus*> connect_bus(const std::string& address) {
+  sd_bus* bus = nullptr;
+  int r;
+  if (address.empty()) {
+    r = sd_bus_open_system(&bus);
+    if (r < 0) return fail_errno("dbus.connect", -r, "cannot connect to the system bus");
+    return bus;
+  }
+  r = sd_bus_new(&bus);
+  if (r < 0) return fail_errno("dbus.connect", -r, "sd_bus_new");
+  if ((r = sd_bus_set_address(bus, address.c_str())) < 0 || (r = sd_bus_set_bus_client(bus, 1)) < 0 ||
+      (r = sd_bus_start(bus)) < 0) {
+    sd_bus_unref(bus);
+    return fail_errno("dbus.connect", -r, "cannot connect to the bus at " + address);
+  }
+  return bus;
+}
+
 }  // namespace ballast::agent::dbus

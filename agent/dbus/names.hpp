@@ -1,8 +1,10 @@
-// The names of the agent's D-Bus API, shared by the server, the client, units/ and tests, and the
-// mapping between ballast Error codes and D-Bus error names.
+// The names of the agent's D-Bus API, shared by the server, the client, units/ and tests, the
+// mapping between ballast Error codes and D-Bus error names, and how both ends reach the bus.
 #pragma once
 
 #include <string>
+
+#include <systemd/sd-bus.h>
 
 #include "common/result.hpp"
 
@@ -25,5 +27,9 @@ std::string code_for_error_name(const std::string& name);
 
 // The address the CLI and tests reach the agent on: $BALLAST_BUS_ADDRESS, else empty (the system bus).
 std::string default_bus_address();
+
+// A connection to the bus at `address` (empty: the system bus), owned by the caller
+// (sd_bus_unref); "dbus.connect" when none can be made.
+Result<sd_bus*> connect_bus(const std::string& address);
 
 }  // namespace ballast::agent::dbus
