@@ -51,7 +51,7 @@ Status sys(int r, std::string_view what, std::string_view path) {
 }
 
 std::string command_context(Cmd cmd, uint64_t offset) {
-  return std::string(cmd_name(cmd)) + " at byte " + std::to_string(offset);
+  return cmd_name(cmd) + stream::at_byte(offset);
 }
 
 bool is_top_level(std::string_view path) { return !path.empty() && path.find('/') == std::string_view::npos; }

@@ -15,6 +15,8 @@ std::string attr_label(Attr a) { return attr_name(a); }
 
 }  // namespace
 
+std::string at_byte(uint64_t offset) { return " at byte " + std::to_string(offset); }
+
 const char* cmd_name(Cmd c) {
   switch (c) {
     case Cmd::unspec: return "unspec";
@@ -181,29 +183,29 @@ Result<bool> StreamReader::next(Command& out) {
   if (version_ == 0) return fail("receive.internal", "read_header() must come first");
   auto got = BALLAST_TRY(fill(kCommandHeaderLen));
   if (got == 0) return false;
-  // Only an error names where it is: building the text for every command costs the receive.
-  auto at = [this] { return " at byte " + std::to_string(consumed_); };
-  if (got < kCommandHeaderLen) return fail("receive.truncated", "the stream ends inside a command header" + at());
+  if (got < kCommandHeaderLen)
+    return fail("receive.truncated", "the stream ends inside a command header" + at_byte(consumed_));
   const char* h = buf_.data() + pos_;
   uint32_t len = le32(h);
   uint16_t cmd = le16(h + 4);
   uint32_t crc = le32(h + 6);
   if (len > max_command_)
     return fail("receive.command-too-large", "command of " + std::to_string(len) + " bytes exceeds the limit of " +
-                                                 std::to_string(max_command_) + at());
+                                                 std::to_string(max_command_) + at_byte(consumed_));
   got = BALLAST_TRY(fill(kCommandHeaderLen + len));
-  if (got < kCommandHeaderLen + len) return fail("receive.truncated", "the stream ends inside a command" + at());
+  if (got < kCommandHeaderLen + len)
+    return fail("receive.truncated", "the stream ends inside a command" + at_byte(consumed_));
   h = buf_.data() + pos_;
   static const char zero_crc[4] = {0, 0, 0, 0};
   uint32_t c = crc32c_update(0, h, 6);
   c = crc32c_update(c, zero_crc, 4);
   c = crc32c_update(c, h + kCommandHeaderLen, len);
-  if (c != crc) return fail("receive.bad-crc", "command checksum mismatch" + at());
+  if (c != crc) return fail("receive.bad-crc", "command checksum mismatch" + at_byte(consumed_));
 
   uint16_t max_cmd = version_ >= 2 ? kMaxCmdV2 : kMaxCmdV1;
   if (cmd == 0 || cmd > max_cmd)
     return fail("receive.unknown-command", "unknown command " + std::to_string(cmd) + " in a version " +
-                                               std::to_string(version_) + " stream" + at());
+                                               std::to_string(version_) + " stream" + at_byte(consumed_));
   out.cmd = static_cast<Cmd>(cmd);
   out.length = len;
   out.present_ = 0;
@@ -211,25 +213,26 @@ Result<bool> StreamReader::next(Command& out) {
   const char* p = h + kCommandHeaderLen;
   const char* e = p + len;
   while (p < e) {
-    if (e - p < 2) return fail("receive.bad-attribute", "attribute header cut short" + at());
+    if (e - p < 2) return fail("receive.bad-attribute", "attribute header cut short" + at_byte(consumed_));
     uint16_t type = le16(p);
     if (type == 0 || type > max_attr)
-      return fail("receive.bad-attribute", "unknown attribute " + std::to_string(type) + at());
+      return fail("receive.bad-attribute", "unknown attribute " + std::to_string(type) + at_byte(consumed_));
     size_t alen;
     // From version 2 DATA carries no length: it is the last attribute and runs to the command's end.
     if (version_ >= 2 && type == static_cast<uint16_t>(Attr::data)) {
       p += 2;
       alen = static_cast<size_t>(e - p);
     } else {
-      if (e - p < 4) return fail("receive.bad-attribute", "attribute header cut short" + at());
+      if (e - p < 4) return fail("receive.bad-attribute", "attribute header cut short" + at_byte(consumed_));
       alen = le16(p + 2);
       p += 4;
       if (alen > static_cast<size_t>(e - p))
         return fail("receive.bad-attribute", std::string(attr_name(static_cast<Attr>(type))) +
-                                                 " runs past the end of its command" + at());
+                                                 " runs past the end of its command" + at_byte(consumed_));
     }
     if (out.present_ & (1ull << type))
-      return fail("receive.bad-attribute", "duplicate " + std::string(attr_name(static_cast<Attr>(type))) + at());
+      return fail("receive.bad-attribute",
+                  "duplicate " + std::string(attr_name(static_cast<Attr>(type))) + at_byte(consumed_));
     out.present_ |= 1ull << type;
     out.values_[type] = std::string_view(p, alen);
     p += alen;

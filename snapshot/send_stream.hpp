@@ -97,6 +97,8 @@ inline constexpr uint32_t kFallocateKeepSize = 1;
 inline constexpr uint32_t kFallocatePunchHole = 2;
 
 const char* cmd_name(Cmd c);
+// " at byte N": where in a stream an error is, appended to its message.
+std::string at_byte(uint64_t offset);
 const char* attr_name(Attr a);
 
 // The stream's integers are little-endian, at any alignment.

@@ -88,8 +88,6 @@ Result<size_t> TransidRewriteSource::read_exact(std::string& out, size_t n) {
 Result<bool> TransidRewriteSource::advance() {
   pending_.clear();
   pending_pos_ = 0;
-  // Only an error names where it is: the text is built on failure, not for every command.
-  auto at = [this] { return " at byte " + std::to_string(offset_); };
   if (version_ == 0) {
     auto got = BALLAST_TRY(read_exact(pending_, stream::kStreamHeaderLen));
     if (got == 0) return fail("send.bad-stream", "the send stream is empty");
@@ -104,7 +102,8 @@ Result<bool> TransidRewriteSource::advance() {
   }
   auto got = BALLAST_TRY(read_exact(pending_, stream::kCommandHeaderLen));
   if (got == 0) return false;
-  if (got < stream::kCommandHeaderLen) return fail("send.bad-stream", "the send stream ends inside a command header" + at());
+  if (got < stream::kCommandHeaderLen)
+    return fail("send.bad-stream", "the send stream ends inside a command header" + stream::at_byte(offset_));
   uint32_t len = le32(pending_.data());
   auto cmd = static_cast<Cmd>(le16(pending_.data() + 4));
   if (cmd != Cmd::subvol && cmd != Cmd::snapshot && cmd != Cmd::clone) {
@@ -113,11 +112,13 @@ Result<bool> TransidRewriteSource::advance() {
   }
   if (len > stream::kDefaultMaxCommand)
     return fail("send.bad-stream", std::string(stream::cmd_name(cmd)) + " command of " + std::to_string(len) +
-                                       " bytes exceeds the limit" + at());
+                                       " bytes exceeds the limit" + stream::at_byte(offset_));
   got = BALLAST_TRY(read_exact(pending_, len));
-  if (got < len) return fail("send.bad-stream", "the send stream ends inside a command" + at());
+  if (got < len) return fail("send.bad-stream", "the send stream ends inside a command" + stream::at_byte(offset_));
   BALLAST_CHECK(
-      with_context(rewrite_command(pending_, cmd), [&] { return std::string(stream::cmd_name(cmd)) + " command" + at(); }));
+      with_context(rewrite_command(pending_, cmd), [&] {
+        return std::string(stream::cmd_name(cmd)) + " command" + stream::at_byte(offset_);
+      }));
   return true;
 }
 
@@ -200,7 +201,7 @@ Result<size_t> TransidRewriteSource::read(void* buf, size_t len) {
     }
     if (passthrough_ > 0) {
       auto r = in_.read(buf, static_cast<size_t>(std::min<uint64_t>(len, passthrough_)));
-      if (r && *r == 0) r = fail("send.bad-stream", "the send stream ends inside a command at byte " + std::to_string(offset_));
+      if (r && *r == 0) r = fail("send.bad-stream", "the send stream ends inside a command" + stream::at_byte(offset_));
       if (!r) {
         failed_ = true;
         error_ = r.error();
