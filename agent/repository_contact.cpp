@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file.hpp"
+#include "common/json_member.hpp"
 #include "repository/tuf/metadata.hpp"
 
 namespace ballast::agent {
@@ -44,7 +45,9 @@ Result<RepositoryContact> load_repository_contact(const std::string& state_dir) 
   RepositoryContact c;
   c.last_success = BALLAST_TRY(time_from(j, "lastSuccess"));
   c.failing_since = BALLAST_TRY(time_from(j, "failingSince"));
-  c.last_error = j.value("lastError", "");
+  if (j.contains("lastError") && !j["lastError"].is_string() && !j["lastError"].is_null())
+    return fail("state.corrupt", std::string(kFile) + ": lastError is not a string");
+  c.last_error = string_member(j, "lastError");
   return c;
 }
 

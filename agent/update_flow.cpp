@@ -5,6 +5,7 @@
 #include "agent/report/journal_events.hpp"
 #include "common/file.hpp"
 #include "common/host_lock.hpp"
+#include "common/json_member.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent {
@@ -148,6 +149,53 @@ Result<ReleasePlan> plan_from_json(const nlohmann::json& j) {
   return plan;
 }
 
+nlohmann::json flow_record_to_json(const FlowRecord& r) {
+  nlohmann::json denylist = nlohmann::json::array();
+  for (const auto& v : r.denylist) denylist.push_back(v.str());
+  return {{"state", to_string(r.state)}, {"target", str_or_empty(r.target)},
+          {"plan", r.plan ? plan_to_json(*r.plan) : nlohmann::json(nullptr)},
+          {"from", str_or_empty(r.from)}, {"lastError", r.last_error}, {"resumes", r.resumes},
+          {"denylist", std::move(denylist)}, {"history", r.history}};
+}
+
+// Every field is checked for its type before it is read: a record that is not what save() writes
+// (a hand edit, a damaged disk) is refused as a value, never thrown at the daemon's start.
+Result<FlowRecord> flow_record_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return fail("flow.corrupt", "the flow record is not a JSON object");
+  const auto field = [&](const char* key) -> const nlohmann::json& {
+    static const nlohmann::json absent;
+    auto it = j.find(key);
+    return it == j.end() ? absent : *it;
+  };
+  FlowRecord r;
+  const auto& state = field("state");
+  auto parsed = state.is_string() ? flow_state_from_string(state.get<std::string>()) : std::nullopt;
+  if (!parsed) return tl::unexpected(corrupt("state"));
+  r.state = *parsed;
+  r.target = BALLAST_TRY(optional_version_in_record(j, "target"));
+  if (const auto& plan = field("plan"); !plan.is_null()) r.plan = BALLAST_TRY(plan_from_json(plan));
+  r.from = BALLAST_TRY(optional_version_in_record(j, "from"));
+  if (const auto& error = field("lastError"); !error.is_null()) {
+    if (!error.is_string()) return tl::unexpected(corrupt("lastError"));
+    r.last_error = error.get<std::string>();
+  }
+  if (const auto& resumes = field("resumes"); !resumes.is_null()) {
+    // save() never writes more than the loop guard allows.
+    const int64_t count = integer_member(j, "resumes", -1);
+    if (count < 0 || count > UpdateFlow::kMaxResumes) return tl::unexpected(corrupt("resumes"));
+    r.resumes = static_cast<int>(count);
+  }
+  if (const auto& denylist = field("denylist"); !denylist.is_null()) {
+    if (!denylist.is_array()) return tl::unexpected(corrupt("denylist"));
+    for (const auto& v : denylist) r.denylist.push_back(BALLAST_TRY(version_in_record(v, "denylist")));
+  }
+  if (const auto& history = field("history"); !history.is_null()) {
+    if (!history.is_array()) return tl::unexpected(corrupt("history"));
+    r.history = history.get<std::vector<nlohmann::json>>();
+  }
+  return r;
+}
+
 std::string describe_plan(const ReleasePlan& plan) {
   if (plan.backward) return "back to the retained " + plan.version.str();
   std::string what;
@@ -179,45 +227,35 @@ std::optional<FlowState> flow_state_from_string(const std::string& s) {
 
 Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports, RollbackBy rollback_by) {
   UpdateFlow flow(std::move(state_dir), ports, rollback_by);
-  auto text = read_file(path_join(flow.state_dir_, kFile), 1 << 20);
+  const std::string where = path_join(flow.state_dir_, kFile);
+  auto text = read_file(where, 1 << 20);
   if (!text) {
     if (text.error().code != "io.not-found") return tl::unexpected(text.error());
     return flow;
   }
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  auto state = j.is_object() && j["state"].is_string() ? flow_state_from_string(j["state"]) : std::nullopt;
-  if (!state) return fail("flow.corrupt", path_join(flow.state_dir_, kFile) + " is not a valid flow record");
   FlowRecord& r = flow.record_;
-  const std::string where = path_join(flow.state_dir_, kFile);
-  r.target = BALLAST_TRY(with_context(optional_version_in_record(j, "target"), where));
-  if (j.contains("plan") && !j["plan"].is_null()) r.plan = BALLAST_TRY(with_context(plan_from_json(j["plan"]), where));
-  r.from = BALLAST_TRY(with_context(optional_version_in_record(j, "from"), where));
-  r.last_error = j.value("lastError", "");
-  r.resumes = j.value("resumes", 0);
-  const auto denylist = j.value("denylist", nlohmann::json::array());
-  if (!denylist.is_array()) return tl::unexpected(corrupt("denylist"));
-  for (const auto& v : denylist) r.denylist.push_back(BALLAST_TRY(with_context(version_in_record(v, "denylist"), where)));
-  if (j["history"].is_array()) r.history = j["history"].get<std::vector<nlohmann::json>>();
-  FlowState resumed = *state;
+  r = BALLAST_TRY(with_context(flow_record_from_json(nlohmann::json::parse(*text, nullptr, false)), where));
+  const FlowState written = r.state;
+  FlowState resumed = written;
   if (auto facts = r.target ? flow.boot_facts() : std::nullopt) {
     const std::string& target = r.target->str();
-    resumed = resume_state(*state, *facts);
-    if (resumed == S::failed && *state != S::failed)
+    resumed = resume_state(written, *facts);
+    if (resumed == S::failed && written != S::failed)
       r.last_error = "the boot entry of " + target + " is gone; the update is abandoned";
-    if (resumed == S::rolled_back && *state != S::rolled_back) {
+    if (resumed == S::rolled_back && written != S::rolled_back) {
       if (r.last_error.empty()) r.last_error = target + " did not stay booted: the loader fell back past its entry";
       // The verifying step, which says what booted, is skipped: say it here.
       auto booted = flow.ports_.boot.booted_version();
       flow.ports_.reporter.report("booted", {{"version", booted ? booted->str() : ""}, {"target", target}});
     }
-    if (resumed != *state)
-      log::info(std::string("flow: resuming ") + to_string(*state) + " as " + to_string(resumed) + " (" +
+    if (resumed != written)
+      log::info(std::string("flow: resuming ") + to_string(written) + " as " + to_string(resumed) + " (" +
                 (facts->target_booted ? target + " booted" : target + " not booted") + ")");
   }
-  if (resumed == *state && *state != S::idle && *state != S::waiting_to_reboot) {
+  if (resumed == written && written != S::idle && written != S::waiting_to_reboot) {
     // Restarted without leaving the state: a step that kills the agent must not loop forever.
     if (++r.resumes > kMaxResumes) {
-      r.last_error = std::string("gave up after ") + std::to_string(kMaxResumes) + " restarts in state " + to_string(*state);
+      r.last_error = std::string("gave up after ") + std::to_string(kMaxResumes) + " restarts in state " + to_string(written);
       log::error(r.last_error);
       resumed = S::failed;
       r.resumes = 0;
@@ -229,7 +267,7 @@ Result<UpdateFlow> UpdateFlow::open(std::string state_dir, FlowPorts ports, Roll
   if (!r.plan && (resumed == S::checking || resumed == S::staging)) resumed = S::checking;
   r.state = resumed;
   BALLAST_CHECK(flow.save());
-  if (resumed != *state) report::journal_state_changed(to_string(*state), to_string(resumed), str_or_empty(r.target));
+  if (resumed != written) report::journal_state_changed(to_string(written), to_string(resumed), str_or_empty(r.target));
   return flow;
 }
 
@@ -252,13 +290,7 @@ std::optional<BootFacts> UpdateFlow::boot_facts() {
 
 Status UpdateFlow::save() {
   BALLAST_CHECK(make_dirs(state_dir_));
-  nlohmann::json denylist = nlohmann::json::array();
-  for (const auto& v : record_.denylist) denylist.push_back(v.str());
-  nlohmann::json j{{"state", to_string(record_.state)}, {"target", str_or_empty(record_.target)},
-                   {"plan", record_.plan ? plan_to_json(*record_.plan) : nlohmann::json(nullptr)},
-                   {"from", str_or_empty(record_.from)}, {"lastError", record_.last_error}, {"resumes", record_.resumes},
-                   {"denylist", std::move(denylist)}, {"history", record_.history}};
-  return write_file_atomic(path_join(state_dir_, kFile), j.dump(2) + "\n", 0644);
+  return write_file_atomic(path_join(state_dir_, kFile), flow_record_to_json(record_).dump(2) + "\n", 0644);
 }
 
 Status UpdateFlow::enter(FlowState next) {

@@ -134,7 +134,14 @@ struct FlowRecord {
   int resumes = 0;                     // restarts in the current state (the loop guard)
   std::vector<Version> denylist;       // versions rolled back from, or failed for good: never retried automatically
   std::vector<nlohmann::json> history; // one line per finished update
+  bool operator==(const FlowRecord&) const = default;
 };
+
+// The record as <state>/flow.json holds it, and back. A record that is not what flow_record_to_json
+// writes (a field of the wrong type or out of range, an invalid version) is "flow.corrupt" naming
+// the field.
+nlohmann::json flow_record_to_json(const FlowRecord& record);
+Result<FlowRecord> flow_record_from_json(const nlohmann::json& j);
 
 // What the loader did, as a start of the agent finds it, about the flow's target.
 enum class TargetEntry {

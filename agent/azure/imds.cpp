@@ -3,6 +3,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/json_member.hpp"
 #include "common/log.hpp"
 #include "repository/http.hpp"
 
@@ -17,11 +18,6 @@ constexpr const char* kInstancePath = "/metadata/instance?api-version=2021-02-01
 constexpr uint64_t kMaxDocument = 1 << 20;
 
 tl::unexpected<Error> bad(const std::string& what) { return fail("imds.bad-document", what); }
-
-std::string string_field(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
 
 // NotBefore is an RFC 1123 date ("Mon, 19 Sep 2016 18:29:47 GMT"), empty once an event started.
 Result<std::optional<TimePoint>> parse_not_before(const std::string& text) {
@@ -91,21 +87,21 @@ Result<ScheduledEvents> parse_scheduled_events(const std::string& text) {
   for (const auto& e : *events) {
     if (!e.is_object()) return bad("an event is not an object");
     ScheduledEvent ev;
-    ev.id = string_field(e, "EventId");
-    ev.type = string_field(e, "EventType");
-    ev.status = string_field(e, "EventStatus");
+    ev.id = string_member(e, "EventId");
+    ev.type = string_member(e, "EventType");
+    ev.status = string_member(e, "EventStatus");
     if (ev.id.empty() || ev.type.empty() || ev.status.empty())
       return bad("an event lacks EventId, EventType or EventStatus");
-    ev.resource_type = string_field(e, "ResourceType");
+    ev.resource_type = string_member(e, "ResourceType");
     auto res = e.find("Resources");
     if (res == e.end() || !res->is_array()) return bad("event " + ev.id + " has no Resources array");
     for (const auto& r : *res) {
       if (!r.is_string()) return bad("event " + ev.id + " names a resource that is not a string");
       ev.resources.push_back(r.get<std::string>());
     }
-    ev.not_before = BALLAST_TRY(with_context(parse_not_before(string_field(e, "NotBefore")), "event " + ev.id));
-    ev.description = string_field(e, "Description");
-    ev.source = string_field(e, "EventSource");
+    ev.not_before = BALLAST_TRY(with_context(parse_not_before(string_member(e, "NotBefore")), "event " + ev.id));
+    ev.description = string_member(e, "Description");
+    ev.source = string_member(e, "EventSource");
     if (auto d = e.find("DurationInSeconds"); d != e.end() && d->is_number_integer()) ev.duration_seconds = d->get<int64_t>();
     out.events.push_back(std::move(ev));
   }
@@ -118,13 +114,13 @@ Result<InstanceIdentity> parse_instance(const std::string& text) {
   auto compute = j.find("compute");
   if (compute == j.end() || !compute->is_object()) return bad("the instance document has no compute object");
   InstanceIdentity id;
-  id.name = string_field(*compute, "name");
-  id.vm_id = string_field(*compute, "vmId");
+  id.name = string_member(*compute, "name");
+  id.vm_id = string_member(*compute, "vmId");
   if (id.vm_id.empty()) return bad("compute.vmId is missing");
-  id.resource_id = string_field(*compute, "resourceId");
-  id.location = string_field(*compute, "location");
-  id.zone = string_field(*compute, "zone");
-  id.vm_size = string_field(*compute, "vmSize");
+  id.resource_id = string_member(*compute, "resourceId");
+  id.location = string_member(*compute, "location");
+  id.zone = string_member(*compute, "zone");
+  id.vm_size = string_member(*compute, "vmSize");
   if (auto sp = compute->find("securityProfile"); sp != compute->end() && sp->is_object()) {
     id.secure_boot = flag(*sp, "secureBootEnabled");
     id.virtual_tpm = flag(*sp, "virtualTpmEnabled");

@@ -12,13 +12,22 @@ std::string trim_slash(std::string s) {
   return s;
 }
 
-// expires_on is a string of Unix seconds from IMDS (a number from some emulators).
+// expires_on is a string of Unix seconds from IMDS (a number from some emulators). A time before
+// 1970 or after the year 9999 is no expiry: far enough past it would overflow the clock's time_point.
 std::optional<int64_t> unix_seconds(const nlohmann::json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (!v.is_string()) return std::nullopt;
-  const auto& s = v.get_ref<const std::string&>();
-  if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  return std::stoll(s);
+  constexpr int64_t kLatest = 253402300799;  // 9999-12-31T23:59:59Z
+  int64_t seconds = -1;
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() <= static_cast<uint64_t>(kLatest)) seconds = v.get<int64_t>();
+  } else if (v.is_number_integer()) {
+    seconds = v.get<int64_t>();
+  } else if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (s.empty() || s.size() > 12 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    seconds = std::stoll(s);
+  }
+  if (seconds < 0 || seconds > kLatest) return std::nullopt;
+  return seconds;
 }
 
 }  // namespace

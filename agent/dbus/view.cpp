@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "common/file.hpp"
+#include "common/json_member.hpp"
 
 namespace ballast::agent::dbus {
 
@@ -83,9 +84,9 @@ std::string history_to_text(const nlohmann::json& history) {
       char buf[64];
       if (gmtime_r(&t, &tm) && std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm)) when = buf;
     }
-    out += when + "  " + line.value("from", "?") + " -> " + line.value("target", "?") + "  " +
-           line.value("result", "?");
-    std::string error = line.value("error", "");
+    out += when + "  " + string_member(line, "from", "?") + " -> " + string_member(line, "target", "?") + "  " +
+           string_member(line, "result", "?");
+    std::string error = string_member(line, "error");
     if (!error.empty()) out += ": " + error;
     out += "\n";
   }

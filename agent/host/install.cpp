@@ -11,6 +11,7 @@
 #include "agent/host/stage.hpp"
 #include "boot/boot_control.hpp"
 #include "common/file.hpp"
+#include "common/json_member.hpp"
 #include "common/log.hpp"
 #include "common/process.hpp"
 #include "images/uki.hpp"
@@ -68,11 +69,18 @@ Status install_systemd_boot(const std::string& esp, const std::string& efi_binar
 Result<std::vector<Partition>> read_partitions(const std::string& disk) {
   auto r = BALLAST_TRY(run_checked({"sfdisk", "--json", disk}));
   auto j = nlohmann::json::parse(r.out, nullptr, false);
-  if (j.is_discarded()) return fail("install.partitions", "cannot read the partition table of " + disk);
-  uint64_t sector = j["partitiontable"].value("sectorsize", 512);
+  const auto unreadable = [&] { return fail("install.partitions", "cannot read the partition table of " + disk); };
+  if (!j.is_object() || !j.contains("partitiontable")) return unreadable();
+  const auto& table = j["partitiontable"];
+  const int64_t sector = integer_member(table, "sectorsize", 512);
+  if (sector <= 0 || !table.contains("partitions") || !table["partitions"].is_array()) return unreadable();
   std::vector<Partition> parts;
-  for (const auto& p : j["partitiontable"]["partitions"])
-    parts.push_back({p["start"].get<uint64_t>() * sector, p["size"].get<uint64_t>() * sector});
+  for (const auto& p : table["partitions"]) {
+    const int64_t start = integer_member(p, "start", -1), size = integer_member(p, "size", -1);
+    if (start < 0 || size < 0) return unreadable();
+    const auto bytes = [&](int64_t sectors) { return static_cast<uint64_t>(sectors) * static_cast<uint64_t>(sector); };
+    parts.push_back({bytes(start), bytes(size)});
+  }
   return parts;
 }
 

@@ -2,9 +2,12 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <thread>
 
 #include "common/file.hpp"
+#include "common/json_member.hpp"
 #include "repository/curl_library.hpp"
 #include "repository/curl_options.hpp"
 
@@ -17,8 +20,8 @@ Result<NodeObject> node_from_json(const json& j) {
     return fail("kubernetes.bad-object", "a Node without metadata");
   const json& m = j["metadata"];
   NodeObject n;
-  n.name = m.value("name", "");
-  n.resource_version = m.value("resourceVersion", "");
+  n.name = string_member(m, "name");
+  n.resource_version = string_member(m, "resourceVersion");
   if (m.contains("annotations") && m["annotations"].is_object())
     for (const auto& [k, v] : m["annotations"].items())
       if (v.is_string()) n.annotations[k] = v.get<std::string>();
@@ -86,7 +89,7 @@ class CurlKubeApi final : public KubeApi {
     if (!j.is_object() || !j.contains("items") || !j["items"].is_array())
       return fail("kubernetes.bad-object", "the Node list is not a NodeList");
     NodeList out;
-    if (j.contains("metadata") && j["metadata"].is_object()) out.resource_version = j["metadata"].value("resourceVersion", "");
+    if (j.contains("metadata")) out.resource_version = string_member(j["metadata"], "resourceVersion");
     for (const auto& item : j["items"]) {
       auto node = BALLAST_TRY(node_from_json(item));
       if (node.name == name) out.node = std::move(node);
@@ -105,7 +108,7 @@ class CurlKubeApi final : public KubeApi {
       WatchEvent e;
       e.type = j["type"];
       if (e.type == "ERROR") {
-        e.status_code = j["object"].value("code", 0);
+        e.status_code = static_cast<int>(std::clamp<int64_t>(integer_member(j["object"], "code", 0), 0, 999));
         if (e.status_code == 410) gone = Error{"kubernetes.gone", "watch from resourceVersion " + rv + ": 410 Gone", 0, {}};
       } else if (auto node = node_from_json(j["object"])) {
         e.node = std::move(*node);

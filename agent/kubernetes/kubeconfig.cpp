@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file.hpp"
+#include "common/json_member.hpp"
 
 namespace ballast::agent::kubernetes {
 namespace {
@@ -60,10 +61,6 @@ Result<json> named(const json& root, const char* list, const char* inner, const 
   return fail("kubeconfig.invalid", std::string("no ") + inner + " named \"" + name + "\" in " + list);
 }
 
-std::string string_at(const json& o, const char* key) {
-  return o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : std::string();
-}
-
 std::string resolve(const std::string& path, const std::string& dir) {
   if (path.empty() || path[0] == '/' || dir.empty()) return path;
   return path_join(dir, path);
@@ -71,10 +68,10 @@ std::string resolve(const std::string& path, const std::string& dir) {
 
 Result<PemSource> pem(const json& o, const std::string& key, const std::string& dir) {
   PemSource out;
-  if (auto data = string_at(o, (key + "-data").c_str()); !data.empty())
+  if (auto data = string_member(o, (key + "-data").c_str()); !data.empty())
     out.data = BALLAST_TRY(with_context(base64_decode(data), key + "-data"));
   else
-    out.path = resolve(string_at(o, key.c_str()), dir);
+    out.path = resolve(string_member(o, key.c_str()), dir);
   return out;
 }
 
@@ -108,25 +105,25 @@ Result<std::string> base64_decode(const std::string& text) {
 Result<Kubeconfig> parse_kubeconfig(const std::string& text, const std::string& dir) {
   json root = BALLAST_TRY(parse_yaml(text));
   if (!root.is_object()) return fail("kubeconfig.invalid", "not a kubeconfig (no mapping at the top)");
-  std::string context_name = string_at(root, "current-context");
+  std::string context_name = string_member(root, "current-context");
   if (context_name.empty() && root.contains("contexts") && root["contexts"].is_array() && root["contexts"].size() == 1)
-    context_name = string_at(root["contexts"][0], "name");
+    context_name = string_member(root["contexts"][0], "name");
   if (context_name.empty()) return fail("kubeconfig.invalid", "no current-context");
   json context = BALLAST_TRY(named(root, "contexts", "context", context_name));
   Kubeconfig k;
-  k.user = string_at(context, "user");
-  json cluster = BALLAST_TRY(named(root, "clusters", "cluster", string_at(context, "cluster")));
-  k.server = string_at(cluster, "server");
+  k.user = string_member(context, "user");
+  json cluster = BALLAST_TRY(named(root, "clusters", "cluster", string_member(context, "cluster")));
+  k.server = string_member(cluster, "server");
   if (k.server.rfind("https://", 0) != 0 && k.server.rfind("http://", 0) != 0)
-    return fail("kubeconfig.invalid", "cluster \"" + string_at(context, "cluster") + "\" has no http(s) server URL");
+    return fail("kubeconfig.invalid", "cluster \"" + string_member(context, "cluster") + "\" has no http(s) server URL");
   while (!k.server.empty() && k.server.back() == '/') k.server.pop_back();
   k.ca = BALLAST_TRY(pem(cluster, "certificate-authority", dir));
-  k.insecure_skip_tls_verify = string_at(cluster, "insecure-skip-tls-verify") == "true";
+  k.insecure_skip_tls_verify = string_member(cluster, "insecure-skip-tls-verify") == "true";
   json user = BALLAST_TRY(named(root, "users", "user", k.user));
   k.client_cert = BALLAST_TRY(pem(user, "client-certificate", dir));
   k.client_key = BALLAST_TRY(pem(user, "client-key", dir));
-  k.token = string_at(user, "token");
-  k.token_file = resolve(string_at(user, "tokenFile"), dir);
+  k.token = string_member(user, "token");
+  k.token_file = resolve(string_member(user, "tokenFile"), dir);
   if (k.client_cert.empty() != k.client_key.empty())
     return fail("kubeconfig.invalid", "user \"" + k.user + "\" has a client certificate without its key, or a key without its certificate");
   if (k.client_cert.empty() && k.token.empty() && k.token_file.empty())

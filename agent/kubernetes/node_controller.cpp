@@ -5,6 +5,7 @@
 
 #include "agent/report/outbox.hpp"
 #include "common/file.hpp"
+#include "common/json_member.hpp"
 #include "common/log.hpp"
 
 namespace ballast::agent::kubernetes {
@@ -53,16 +54,16 @@ Status NodeController::load() {
   if (!text) return text.error().code == "io.not-found" ? ok() : Status(tl::unexpected(text.error()));
   auto j = json::parse(*text, nullptr, false);
   if (!j.is_object()) return fail("kubernetes.corrupt", path + " is not a JSON object");
-  handled_request_ = j.value("handledRequest", "");
-  const json c = j.value("current", json::object());
-  current_.operation_id = c.value("operationId", "");
-  std::string op = c.value("operation", "");
+  handled_request_ = string_member(j, "handledRequest");
+  const json c = j.contains("current") && j["current"].is_object() ? j["current"] : json::object();
+  current_.operation_id = string_member(c, "operationId");
+  std::string op = string_member(c, "operation");
   for (auto o : {Operation::stage, Operation::reboot, Operation::rollback, Operation::pin, Operation::unpin})
     if (op == to_string(o)) current_.operation = o;
-  current_.from = c.value("from", "");
-  current_.phase = phase_from_string(c.value("phase", "Idle")).value_or(Phase::Idle);
+  current_.from = string_member(c, "from");
+  current_.phase = phase_from_string(string_member(c, "phase", "Idle")).value_or(Phase::Idle);
   current_.error = c.contains("error") ? c["error"] : json(nullptr);
-  current_.rolled_back_from = c.value("rolledBackFrom", "");
+  current_.rolled_back_from = string_member(c, "rolledBackFrom");
   if (j.contains("answers") && j["answers"].is_array())
     for (const auto& a : j["answers"])
       if (a.is_object() && a.contains("operationId") && a["operationId"].is_string())
@@ -187,8 +188,8 @@ json NodeController::status_json() {
   std::string rolled_back_from = current_.rolled_back_from;
   if (current_.phase == Phase::RolledBack && rolled_back_from.empty()) {
     // The flow rolled back on its own: the version it left is in its last history line.
-    if (auto h = agent_.history(); h && h->is_array() && !h->empty() && h->back().value("result", "") == "rolled-back")
-      rolled_back_from = h->back().value("target", "");
+    if (auto h = agent_.history(); h && h->is_array() && !h->empty() && string_member(h->back(), "result") == "rolled-back")
+      rolled_back_from = string_member(h->back(), "target");
   }
   return {{"schemaVersion", 1},
           {"operationId", current_.operation_id},

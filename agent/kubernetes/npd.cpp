@@ -1,4 +1,5 @@
 #include "agent/kubernetes/npd.hpp"
+#include "common/json_member.hpp"
 
 namespace ballast::agent::kubernetes {
 
@@ -14,22 +15,22 @@ NpdVerdict npd_verdict(const std::optional<nlohmann::json>& flow, const std::opt
                        const RepositoryReach& repository) {
   if (!flow || !flow->is_object()) return {2, "ballast: the update state cannot be read"};
   const nlohmann::json& f = *flow;
-  if (f.value("state", "") == "failed")
-    return {1, one_line("BallastUpdateFailed: " + f.value("lastError", std::string("the update failed")))};
+  if (string_member(f, "state") == "failed")
+    return {1, one_line("BallastUpdateFailed: " + string_member(f, "lastError", "the update failed"))};
   // The last update's line: a check that failed before choosing a target (no "target") is no
   // failed update; a repository that stays away is its own condition below.
   const nlohmann::json* update = nullptr;
   if (f.contains("history") && f["history"].is_array())
     for (auto it = f["history"].rbegin(); it != f["history"].rend() && !update; ++it)
-      if (it->is_object() && !it->value("target", std::string()).empty()) update = &*it;
+      if (it->is_object() && !string_member(*it, "target").empty()) update = &*it;
   if (update) {
     const auto& last = *update;
-    const std::string result = last.value("result", "");
+    const std::string result = string_member(last, "result");
     if (result == "failed")
-      return {1, one_line("BallastUpdateFailed: " + last.value("target", std::string()) + ": " + last.value("error", std::string()))};
+      return {1, one_line("BallastUpdateFailed: " + string_member(last, "target") + ": " + string_member(last, "error"))};
     if (result == "rolled-back")
-      return {1, one_line("BallastRolledBack: " + last.value("target", std::string()) + " was rolled back to " +
-                          last.value("from", std::string()) + ": " + last.value("error", std::string()))};
+      return {1, one_line("BallastRolledBack: " + string_member(last, "target") + " was rolled back to " +
+                          string_member(last, "from") + ": " + string_member(last, "error"))};
   }
   if (!repository.contact) return {2, "ballast: the repository's record cannot be read"};
   if (auto unreachable = repository_unreachable(*repository.contact, repository.now, repository.threshold))

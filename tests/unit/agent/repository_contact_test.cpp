@@ -59,5 +59,10 @@ TEST_CASE("the repository record survives in the state dir and a missing one is 
   auto corrupt = load_repository_contact(dir);
   REQUIRE_FALSE(corrupt);
   CHECK(corrupt.error().code == "state.corrupt");
+  REQUIRE(write_file_atomic(dir + "/repository.json", "{\"lastError\": 7}"));
+  auto wrong_error = load_repository_contact(dir);  // refused as a value, not thrown
+  REQUIRE_FALSE(wrong_error);
+  CHECK(wrong_error.error().code == "state.corrupt");
+  CHECK_THAT(wrong_error.error().describe(), Catch::Contains("lastError"));
   (void)remove_tree(dir);
 }

@@ -448,6 +448,21 @@ TEST_CASE("a flow record written before plans existed still loads: a stopped che
   }
 }
 
+namespace {
+// A start on the record `text` is refused as corrupt, naming `field`, and leaves the record as it was.
+void check_refused_as_corrupt(const std::string& text, const std::string& field) {
+  INFO(text);
+  Rig rig;
+  REQUIRE(write_file_atomic(path_join(rig.state, "flow.json"), text));
+  auto flow = UpdateFlow::open(rig.state,
+                               FlowPorts{rig.boot, rig.source, rig.gate, rig.rebooter, rig.health, rig.reporter, rig.clock});
+  REQUIRE_FALSE(flow);
+  CHECK(flow.error().code == "flow.corrupt");
+  CHECK_THAT(flow.error().describe(), Catch::Contains(field));
+  CHECK(*read_file(path_join(rig.state, "flow.json"), 1 << 20) == text);  // left as it was, for the operator
+}
+}  // namespace
+
 TEST_CASE("a flow record naming an invalid version as target, from, denylisted or planned version is refused as corrupt") {
   const std::string valid = R"({"state":"staged","target":"2.0","from":"1.0","denylist":["1.5"],"plan":{"version":"2.0",)"
                             R"("backward":false,"deltaFrom":"1.0","downloadBytes":1000,"reason":"offered"}})";
@@ -463,15 +478,25 @@ TEST_CASE("a flow record naming an invalid version as target, from, denylisted o
                     Case{"plan's deltaFrom", R"("deltaFrom":"1.0")", R"("deltaFrom":"1 0")"});
   std::string text = valid;
   text.replace(text.find(c.from), c.from.size(), c.to);
-  INFO(text);
-  Rig rig;
-  REQUIRE(write_file_atomic(path_join(rig.state, "flow.json"), text));
-  auto flow = UpdateFlow::open(rig.state,
-                               FlowPorts{rig.boot, rig.source, rig.gate, rig.rebooter, rig.health, rig.reporter, rig.clock});
-  REQUIRE_FALSE(flow);
-  CHECK(flow.error().code == "flow.corrupt");
-  CHECK_THAT(flow.error().describe(), Catch::Contains(c.field));
-  CHECK(*read_file(path_join(rig.state, "flow.json"), 1 << 20) == text);  // left as it was, for the operator
+  check_refused_as_corrupt(text, c.field);
+}
+
+TEST_CASE("a flow record whose error, restart count, history or plan has the wrong type is refused as corrupt") {
+  const std::string valid = R"({"state":"staging","target":"2.0","from":"1.0","lastError":"","resumes":1,"denylist":[],)"
+                            R"("history":[],"plan":{"version":"2.0","backward":false,"deltaFrom":null,"downloadBytes":1,"reason":""}})";
+  struct Case {
+    std::string field, from, to;
+  };
+  auto c = GENERATE(Case{"lastError", R"("lastError":"")", R"("lastError":5)"},
+                    Case{"resumes", R"("resumes":1)", R"("resumes":"1")"},
+                    Case{"resumes", R"("resumes":1)", R"("resumes":-1)"},
+                    Case{"resumes", R"("resumes":1)", R"("resumes":1e300)"},
+                    Case{"history", R"("history":[])", R"("history":{})"},
+                    Case{"plan", R"("plan":{)", R"("plan":[{)"});
+  std::string text = valid;
+  text.replace(text.find(c.from), c.from.size(), c.to);
+  if (c.field == "plan") text.insert(text.size() - 1, "]");
+  check_refused_as_corrupt(text, c.field);
 }
 
 TEST_CASE("a flow record's versions are read back as written: target, from and denylist") {
@@ -482,4 +507,22 @@ TEST_CASE("a flow record's versions are read back as written: target, from and d
   CHECK_FALSE(flow.record().target);
   CHECK_FALSE(flow.record().from);
   CHECK(flow.record().denylist == std::vector<Version>{"1.5"_v, "2.0"_v});
+}
+
+TEST_CASE("a flow record reads back equal from what flow_record_to_json makes of it, before and after its text") {
+  FlowRecord r;
+  r.state = S::staged;
+  r.target = "2.0"_v;
+  r.from = "1.0"_v;
+  r.last_error = "health.failed: required/50-web";
+  r.resumes = UpdateFlow::kMaxResumes;
+  r.denylist = {"1.5"_v};
+  r.history = {nlohmann::json{{"target", "1.5"}, {"result", "rolled-back"}}};
+  r.plan = ReleasePlan{"2.0"_v, false, "1.0"_v, 42, "offered", {}};
+  auto direct = flow_record_from_json(flow_record_to_json(r));
+  REQUIRE(direct);
+  CHECK(*direct == r);
+  auto through_text = flow_record_from_json(nlohmann::json::parse(flow_record_to_json(r).dump()));
+  REQUIRE(through_text);
+  CHECK(*through_text == r);
 }

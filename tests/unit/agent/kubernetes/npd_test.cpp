@@ -74,3 +74,14 @@ TEST_CASE("the NPD plugin does not count a check that failed before choosing a t
   json only_checks{{"state", "idle"}, {"history", json::array({{{"result", "failed"}, {"target", ""}, {"error", "refused"}}})}};
   CHECK(npd_verdict(only_checks, healthy()).exit_code == 0);
 }
+
+TEST_CASE("a flow record whose members have other types than the agent writes gives a verdict, never an exception") {
+  const json odd = json::parse(R"({"state":5,"lastError":7,"history":[5,{"target":3,"result":"failed"},{"result":["x"]}]})");
+  NpdVerdict v{};
+  REQUIRE_NOTHROW(v = npd_verdict(odd, healthy()));
+  CHECK(v.exit_code == 0);  // no failed state, and no history line names a target
+  const json failed = json::parse(R"({"state":"failed","lastError":7})");
+  REQUIRE_NOTHROW(v = npd_verdict(failed, healthy()));
+  CHECK(v.exit_code == 1);
+  CHECK(v.message == "BallastUpdateFailed: the update failed");
+}
