@@ -137,9 +137,9 @@ Result<ReleasePlan> plan_from_json(const nlohmann::json& j) {
   if (!chain.is_array()) return invalid();
   for (const auto& link : chain) {
     if (!link.is_object() || !link.value("bytes", nlohmann::json()).is_number_unsigned()) return invalid();
-    plan.chain.push_back(PlanLink{BALLAST_TRY(optional_version_in_record(link, "from")),
-                                  BALLAST_TRY(version_in_record(link.value("to", nlohmann::json()), "plan's chain")),
-                                  link["bytes"].get<uint64_t>()});
+    auto from = BALLAST_TRY(optional_version_in_record(link, "from"));
+    auto to = BALLAST_TRY(version_in_record(link.value("to", nlohmann::json()), "plan's chain"));
+    plan.chain.push_back(PlanLink{std::move(from), std::move(to), link["bytes"].get<uint64_t>()});
   }
   if (!plan.chain.empty() && (plan.chain.front().from != plan.delta_from || plan.chain.back().to != plan.version))
     return invalid();

@@ -2,8 +2,25 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 namespace ballast {
+
+// The Unix seconds the wall clock's time_point can hold: it counts nanoseconds, from 1677 to 2262.
+// A date from a peer must be checked against these before it becomes a time_point (which would
+// overflow, undefined, past them).
+inline constexpr int64_t kEarliestUnixSeconds =
+    std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::time_point::min().time_since_epoch()).count();
+inline constexpr int64_t kLatestUnixSeconds =
+    std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::time_point::max().time_since_epoch()).count();
+
+// Unix seconds as a wall-clock time_point; beyond its range, the range's end (so that a far expiry
+// means "never" rather than overflowing).
+inline std::chrono::system_clock::time_point time_point_of_unix_seconds(int64_t seconds) {
+  if (seconds >= kLatestUnixSeconds) return std::chrono::system_clock::time_point::max();
+  if (seconds <= kEarliestUnixSeconds) return std::chrono::system_clock::time_point::min();
+  return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+}
 
 class Clock {
  public:

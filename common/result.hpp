@@ -64,7 +64,9 @@ inline Status ok() { return {}; }
 }  // namespace ballast
 
 // Unwraps a Result or returns its error from the enclosing function (GNU statement expression,
-// supported by both g++ and clang).
+// supported by both g++ and clang). Not inside braces that build an aggregate: a return from
+// there leaves the members built before it undestroyed with clang (a leak LeakSanitizer reports);
+// read into a local first.
 #define BALLAST_TRY(expr)                                                      \
   ({                                                                           \
     auto&& ballast_try_result_ = (expr);                                       \

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file.hpp"
+#include "common/json_member.hpp"
 #include "common/pe_file.hpp"
 #include "common/process.hpp"
 #include "snapshot/host_layout.hpp"
@@ -103,8 +104,8 @@ Result<std::map<std::string, std::string>> predict_pcr11(const std::string& uki,
   std::map<std::string, std::string> out;
   if (j.is_object() && j.contains("sha256") && j["sha256"].is_array()) {
     for (const auto& e : j["sha256"]) {
-      if (!e.is_object() || e.value("pcr", 0) != 11 || !e.contains("hash") || !e["hash"].is_string()) continue;
-      out[e.value("phase", std::string())] = e["hash"].get<std::string>();
+      if (integer_member(e, "pcr", -1) != 11 || string_member(e, "hash").empty()) continue;
+      out[string_member(e, "phase")] = string_member(e, "hash");
     }
   }
   for (const char* phase : kPcr11Phases)

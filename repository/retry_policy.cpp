@@ -44,15 +44,18 @@ std::optional<std::chrono::seconds> parse_retry_after(const std::string& raw, in
   while (!v.empty() && (v.back() == ' ' || v.back() == '\r' || v.back() == '\n' || v.back() == '\t')) v.pop_back();
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
   if (v.empty()) return std::nullopt;
+  // A longer wait than this (31 years) is no different to the caller, which caps it anyway, and
+  // must not overflow on the way there.
+  constexpr int64_t kLongest = 999999999;
   if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (v.size() > 9) return std::chrono::seconds(999999999);
+    if (v.size() > 9) return std::chrono::seconds(kLongest);
     return std::chrono::seconds(std::stoll(v));
   }
   struct tm tm {};
   const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (!end || *end != '\0') return std::nullopt;
   int64_t at = static_cast<int64_t>(timegm(&tm));
-  return std::chrono::seconds(std::max<int64_t>(0, at - now));
+  return std::chrono::seconds(std::clamp<int64_t>(at - now, 0, kLongest));
 }
 
 std::optional<std::chrono::seconds> retry_after_of_header(const std::string& line) {

@@ -3,6 +3,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/clock.hpp"
 #include "common/json_member.hpp"
 #include "common/log.hpp"
 #include "repository/http.hpp"
@@ -25,7 +26,9 @@ Result<std::optional<TimePoint>> parse_not_before(const std::string& text) {
   std::tm tm{};
   const char* end = ::strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (!end || *end != '\0') return bad("NotBefore is not an RFC 1123 date: \"" + text + "\"");
-  return std::optional<TimePoint>(std::chrono::system_clock::from_time_t(::timegm(&tm)));
+  const int64_t at = ::timegm(&tm);
+  if (at < 0 || at >= kLatestUnixSeconds) return bad("NotBefore is out of range: \"" + text + "\"");
+  return std::optional<TimePoint>(time_point_of_unix_seconds(at));
 }
 
 // securityProfile's flags are the strings "true"/"false" in the documented responses.

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/clock.hpp"
 #include "repository/url.hpp"
 
 namespace ballast::agent::azure {
@@ -13,12 +14,11 @@ std::string trim_slash(std::string s) {
 }
 
 // expires_on is a string of Unix seconds from IMDS (a number from some emulators). A time before
-// 1970 or after the year 9999 is no expiry: far enough past it would overflow the clock's time_point.
+// 1970 or beyond what the clock can hold is no expiry.
 std::optional<int64_t> unix_seconds(const nlohmann::json& v) {
-  constexpr int64_t kLatest = 253402300799;  // 9999-12-31T23:59:59Z
   int64_t seconds = -1;
   if (v.is_number_unsigned()) {
-    if (v.get<uint64_t>() <= static_cast<uint64_t>(kLatest)) seconds = v.get<int64_t>();
+    if (v.get<uint64_t>() < static_cast<uint64_t>(kLatestUnixSeconds)) seconds = v.get<int64_t>();
   } else if (v.is_number_integer()) {
     seconds = v.get<int64_t>();
   } else if (v.is_string()) {
@@ -26,7 +26,7 @@ std::optional<int64_t> unix_seconds(const nlohmann::json& v) {
     if (s.empty() || s.size() > 12 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
     seconds = std::stoll(s);
   }
-  if (seconds < 0 || seconds > kLatest) return std::nullopt;
+  if (seconds < 0 || seconds >= kLatestUnixSeconds) return std::nullopt;
   return seconds;
 }
 
@@ -63,7 +63,7 @@ Result<repository::Authorization> ManagedIdentityCredentials::authorize() {
     if (!expires_on)
       return fail("auth.managed-identity", "IMDS's token response for " + options_.resource + " has no valid expires_on");
     token_ = doc["access_token"].get<std::string>();
-    expires_ = std::chrono::system_clock::time_point{std::chrono::seconds{*expires_on}};
+    expires_ = time_point_of_unix_seconds(*expires_on);
   }
   return repository::Authorization{{"Authorization: Bearer " + token_}, ""};
 }

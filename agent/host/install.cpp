@@ -122,7 +122,8 @@ Result<InstallResult> install_to_targets(const std::string& sysroot, const std::
   BALLAST_CHECK(install_systemd_boot(esp, path_exists(signed_loader) ? signed_loader : systemd_boot_efi));
   // A fresh host has nothing to fall back to: its first entry is good from the start.
   BALLAST_CHECK(boot->bless(release.version));
-  return InstallResult{release.version, BALLAST_TRY(snapshot::filesystem_uuid(sysroot)), esp_uuid};
+  auto root_uuid = BALLAST_TRY(snapshot::filesystem_uuid(sysroot));
+  return InstallResult{release.version, std::move(root_uuid), esp_uuid};
 }
 
 Result<InstallResult> install_to_disk(const InstallOptions& opts, const ReleaseSource& release) {

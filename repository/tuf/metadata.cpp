@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "common/clock.hpp"
 #include "repository/tuf/canonical_json.hpp"
 
 namespace ballast::repository::tuf {
@@ -177,14 +178,8 @@ Result<TimePoint> parse_time(const std::string& s) {
   tm.tm_sec = std::stoi(s.substr(17, 2));
   if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
     return fail("tuf.bad-metadata", "time '" + s + "' out of range");
-  // TimePoint counts nanoseconds and ends in 2262; the format reaches 9999. A time beyond the
-  // clock's range is the range's end, so "expires 9999" means never rather than overflowing.
-  const int64_t at = timegm(&tm);
-  using std::chrono::duration_cast;
-  using std::chrono::seconds;
-  if (at >= duration_cast<seconds>(TimePoint::max().time_since_epoch()).count()) return TimePoint::max();
-  if (at <= duration_cast<seconds>(TimePoint::min().time_since_epoch()).count()) return TimePoint::min();
-  return TimePoint(seconds(at));
+  // The format reaches 9999, the clock 2262: "expires 9999" means never.
+  return time_point_of_unix_seconds(timegm(&tm));
 }
 
 std::string format_time(TimePoint t) {

@@ -237,6 +237,9 @@ TEST_CASE("Retry-After is read as seconds or as an HTTP date", "[repository][fet
   CHECK(parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 40) == 0s);
   CHECK_FALSE(parse_retry_after("soon", 0));
   CHECK_FALSE(parse_retry_after("", 0));
+  // A date a server puts millennia away is the longest wait, which the caller caps anyway.
+  CHECK(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0) == 999999999s);
+  CHECK(parse_retry_after("99999999999999999999", 0) == 999999999s);
 }
 
 TEST_CASE("backoff doubles per attempt up to its cap", "[repository][fetcher]") {

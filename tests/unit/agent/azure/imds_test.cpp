@@ -54,6 +54,12 @@ TEST_CASE("scheduled events documents that are not the documented shape are refu
     REQUIRE_FALSE(doc);
     CHECK(doc.error().code == "imds.bad-document");
   }
+  // Past 2262 the clock's nanoseconds overflow: such a date is refused before it becomes a time.
+  auto far = parse_scheduled_events(R"({"DocumentIncarnation": 1, "Events": [{"EventId": "x", "EventType": "Reboot",)"
+                                    R"( "EventStatus": "Scheduled", "Resources": [], "NotBefore": "Fri, 31 Dec 9999 23:59:59 GMT"}]})");
+  REQUIRE_FALSE(far);
+  CHECK(far.error().code == "imds.bad-document");
+  CHECK_THAT(far.error().describe(), Catch::Contains("out of range"));
 }
 
 TEST_CASE("the instance document gives the VM's name, ids, place, size and security profile") {

@@ -98,9 +98,9 @@ TEST_CASE("without a token from IMDS the request fails with a clear error that h
     CHECK(a.error().code == "auth.managed-identity");
     CHECK(a.error().describe().find("secret-value") == std::string::npos);
   }
-  SECTION("IMDS answers an expiry before 1970 or past the year 9999, which no clock can hold") {
-    auto expires_on = GENERATE(as<nlohmann::json>{}, "999999999999999999", "253402300800", 18446744073709551615ull,
-                               9223372036854775807ll, -1);
+  SECTION("IMDS answers an expiry before 1970 or beyond what the clock can hold (2262)") {
+    auto expires_on = GENERATE(as<nlohmann::json>{}, "999999999999999999", "253402300800", "32503680000",
+                               18446744073709551615ull, 9223372036854775807ll, 9223372037ll, -1);
     s.http->on_get = [expires_on](const std::string&, const std::vector<std::string>&) -> Result<repository::HttpResponse> {
       return repository::HttpResponse{200, nlohmann::json{{"access_token", "secret-value"}, {"expires_on", expires_on}}.dump()};
     };
